@@ -1,0 +1,68 @@
+//! Command line: argument parsing and one module per subcommand. Printing happens here and
+//! nowhere below.
+
+mod pending;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps DigitalOcean, AWS and GitHub equal to a declarative TOML description.
+#[derive(Debug, Parser)]
+#[command(name = "provisioner", version, about, long_about = None)]
+pub struct Args {
+    /// Folder holding the desired state (`*.toml`, read recursively).
+    #[arg(short = 'd', long = "desired", global = true, default_value = "desired-state", value_name = "DIR")]
+    pub desired: PathBuf,
+
+    /// Where the ledger lives: `s3://bucket/prefix` or `file://path`.
+    #[arg(long, global = true, env = "PROVISIONER_LEDGER", default_value = "file://state", value_name = "URL")]
+    pub ledger: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the desired state and report every problem at once.
+    Validate,
+    /// Show what apply would change, without changing anything.
+    Diff(pending::DiffArgs),
+    /// Plan, confirm, and change the clouds to match the desired state.
+    Apply(pending::ApplyArgs),
+    /// Run as a daemon: reconcile on an interval, serve metrics.
+    Run(pending::RunArgs),
+    /// Inspect and repair the ledger.
+    State {
+        /// What to do with the ledger.
+        #[command(subcommand)]
+        command: pending::StateCommand,
+    },
+    /// Ledger schema maintenance.
+    Ledger {
+        /// What to do.
+        #[command(subcommand)]
+        command: pending::LedgerCommand,
+    },
+    /// Run the whole loop against local simulators, with no cloud account.
+    Sandbox,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command {
+        Command::Validate => validate::exec(&args.desired),
+        Command::Diff(_) => pending::exec("diff", "the planner (issue #3)"),
+        Command::Apply(_) => pending::exec("apply", "the executor (issue #9)"),
+        Command::Run(_) => pending::exec("run", "the daemon (issue #9)"),
+        Command::State { command } => pending::exec(command.name(), "the ledger store (issue #4)"),
+        Command::Ledger { .. } => pending::exec("ledger migrate", "the ledger store (issue #4)"),
+        Command::Sandbox => pending::exec("sandbox", "the simulators and the sandbox (issues #5 and #10)"),
+    }
+}

@@ -1,0 +1,157 @@
+//! Every kind provisioner manages, declared once: its fields (through `block!`), the
+//! attributes it exports for references, and what makes two resources the same cloud object.
+
+pub mod aws;
+pub mod common;
+pub mod digitalocean;
+pub mod github;
+
+use super::load::Raw;
+use super::schema::{Cx, Decode, FieldInfo};
+
+/// An attribute a kind exports, usable as `${provider.kind.name.attribute}`.
+#[derive(Clone, Copy, Debug)]
+pub struct Export {
+    /// Attribute name.
+    pub name: &'static str,
+    /// What it holds.
+    pub doc: &'static str,
+    /// Secret outputs may only flow into secret fields.
+    pub secret: bool,
+    /// A list: references must index it (`dkim_tokens[0]`).
+    pub list: bool,
+}
+
+/// A plain exported attribute.
+pub const fn plain(name: &'static str, doc: &'static str) -> Export {
+    Export { name, doc, secret: false, list: false }
+}
+
+/// A secret exported attribute.
+pub const fn secret(name: &'static str, doc: &'static str) -> Export {
+    Export { name, doc, secret: true, list: false }
+}
+
+/// A list-valued exported attribute.
+pub const fn list(name: &'static str, doc: &'static str) -> Export {
+    Export { name, doc, secret: false, list: true }
+}
+
+/// What every kind declares besides its fields.
+pub trait KindInfo {
+    /// One paragraph for the docs.
+    const DOC: &'static str;
+    /// The attributes others may reference.
+    const EXPORTS: &'static [Export];
+    /// The cloud-side identity: two resources with the same one would fight over one object.
+    fn identity(&self) -> Option<String> {
+        None
+    }
+}
+
+macro_rules! kinds {
+    ($( $variant:ident => $provider:literal . $kind:literal : $ty:ty ),* $(,)?) => {
+        /// A kind of resource: the middle part of an address.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Kind {
+            $(
+                #[doc = concat!("`", $provider, ".", $kind, "`")]
+                $variant,
+            )*
+        }
+
+        impl Kind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant),*];
+
+            /// `digitalocean`, `aws` or `github`.
+            pub fn provider(self) -> &'static str {
+                match self { $(Kind::$variant => $provider),* }
+            }
+
+            /// The kind name within its provider.
+            pub fn name(self) -> &'static str {
+                match self { $(Kind::$variant => $kind),* }
+            }
+
+            /// Finds a kind by provider and name.
+            pub fn lookup(provider: &str, kind: &str) -> Option<Kind> {
+                Kind::ALL.iter().copied().find(|k| k.provider() == provider && k.name() == kind)
+            }
+
+            /// The kind's fields.
+            pub fn fields(self) -> Vec<FieldInfo> {
+                match self { $(Kind::$variant => <$ty>::fields()),* }
+            }
+
+            /// The kind's exported attributes.
+            pub fn exports(self) -> &'static [Export] {
+                match self { $(Kind::$variant => <$ty as KindInfo>::EXPORTS),* }
+            }
+
+            /// The kind's documentation paragraph.
+            pub fn doc(self) -> &'static str {
+                match self { $(Kind::$variant => <$ty as KindInfo>::DOC),* }
+            }
+        }
+
+        impl std::fmt::Display for Kind {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}.{}", self.provider(), self.name())
+            }
+        }
+
+        /// The validated fields of one resource, typed by kind.
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        #[serde(untagged)]
+        pub enum Spec {
+            $(
+                #[doc = concat!("`", $provider, ".", $kind, "`")]
+                $variant($ty),
+            )*
+        }
+
+        impl Spec {
+            /// The kind of this spec.
+            pub fn kind(&self) -> Kind {
+                match self { $(Spec::$variant(_) => Kind::$variant),* }
+            }
+
+            /// Decodes the fields of a resource of `kind`.
+            pub fn decode(kind: Kind, raw: &Raw, cx: &mut Cx<'_>) -> Option<Spec> {
+                match kind { $(Kind::$variant => <$ty>::decode(raw, cx).map(Spec::$variant)),* }
+            }
+
+            /// The cloud-side identity, if the kind has one.
+            pub fn identity(&self) -> Option<String> {
+                match self { $(Spec::$variant(s) => s.identity()),* }
+            }
+        }
+    };
+}
+
+kinds! {
+    DoVpc => "digitalocean"."vpc": digitalocean::Vpc,
+    DoKubernetesCluster => "digitalocean"."kubernetes_cluster": digitalocean::KubernetesCluster,
+    DoLoadBalancer => "digitalocean"."load_balancer": digitalocean::LoadBalancer,
+    DoFirewall => "digitalocean"."firewall": digitalocean::Firewall,
+    DoDomain => "digitalocean"."domain": digitalocean::Domain,
+    DoDomainRecord => "digitalocean"."domain_record": digitalocean::DomainRecord,
+    DoCdnEndpoint => "digitalocean"."cdn_endpoint": digitalocean::CdnEndpoint,
+    DoSpacesBucket => "digitalocean"."spaces_bucket": digitalocean::SpacesBucket,
+    DoSpacesKey => "digitalocean"."spaces_key": digitalocean::SpacesKey,
+    DoProject => "digitalocean"."project": digitalocean::Project,
+    AwsS3Bucket => "aws"."s3_bucket": aws::S3Bucket,
+    AwsSnsTopic => "aws"."sns_topic": aws::SnsTopic,
+    AwsSesDomainIdentity => "aws"."ses_domain_identity": aws::SesDomainIdentity,
+    AwsSesConfigurationSet => "aws"."ses_configuration_set": aws::SesConfigurationSet,
+    AwsIamSmtpUser => "aws"."iam_smtp_user": aws::IamSmtpUser,
+    AwsSecretsmanagerSecret => "aws"."secretsmanager_secret": aws::SecretsmanagerSecret,
+    GhActionsSecret => "github"."actions_secret": github::ActionsSecret,
+    GhEnvironmentSecret => "github"."environment_secret": github::EnvironmentSecret,
+    GhActionsVariable => "github"."actions_variable": github::ActionsVariable,
+    GhDeployKey => "github"."deploy_key": github::DeployKey,
+}
+
+/// The providers, in the order plans list them.
+pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github"];

@@ -1,0 +1,17 @@
+//! The desired state: what should exist, read from TOML, validated with every problem
+//! reported at once, typed by kind, and linked into a dependency graph by references.
+//! Nothing here does network I/O; the loader only reads the folder it is given.
+
+pub mod kinds;
+pub mod load;
+pub mod model;
+pub mod refs;
+pub mod schema;
+pub mod source;
+pub mod validate;
+pub mod values;
+
+pub use kinds::{Kind, Spec};
+pub use model::{DesiredState, Lifecycle, Mode, Resource, Settings};
+pub use refs::{Address, Reference};
+pub use validate::{ValidationErrors, load};

@@ -1,0 +1,178 @@
+//! The validated desired state: settings and resources keyed by address, with their
+//! dependencies. Everything here has passed validation; nothing here does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::kinds::{Kind, Spec};
+use super::refs::{Address, Reference};
+use super::schema::Cx;
+use super::source::{Location, Span};
+use super::values::{AwsRegion, Duration, LedgerUrl, SecretName};
+use crate::{block, string_enum};
+
+string_enum! {
+    /// Whether drift is corrected or only reported.
+    pub enum Mode {
+        /// Correct drift.
+        Enforce = "enforce",
+        /// Report drift and change nothing.
+        Detect = "detect",
+    }
+}
+
+block! {
+    /// Per-resource lifecycle options.
+    pub struct Lifecycle {
+        /// Refuse any plan that would delete or replace the resource.
+        prevent_destroy: bool = false => local,
+        /// Field paths owned by someone else (`node_pools.workers.count`): reported, never changed.
+        ignore_changes: Vec<String> => local,
+        /// `enforce` or `detect` for this resource; `[settings] mode` when left out.
+        mode: Option<Mode> => local,
+    }
+}
+
+block! {
+    /// How many changes run at once per provider.
+    pub struct Concurrency {
+        /// DigitalOcean changes in flight.
+        digitalocean: u32 = 4 => local [1, 32],
+        /// AWS changes in flight.
+        aws: u32 = 8 => local [1, 64],
+        /// GitHub changes in flight (GitHub asks for serial writes per repository).
+        github: u32 = 2 => local [1, 16],
+    }
+}
+
+block! {
+    /// Client-side request budgets, kept below the APIs' own limits.
+    pub struct RateLimits {
+        /// DigitalOcean requests per minute (the API allows 250).
+        digitalocean_per_minute: u32 = 200 => local [1, 250],
+        /// DigitalOcean requests per hour (the API allows 5,000).
+        digitalocean_per_hour: u32 = 4500 => local [1, 5000],
+        /// GitHub requests per hour (5,000 for a token, more for an app).
+        github_per_hour: u32 = 4000 => local [1, 15000],
+    }
+}
+
+block! {
+    /// AWS defaults.
+    pub struct AwsSettings {
+        /// Region for AWS resources that name none; `AWS_REGION` when left out.
+        region: Option<AwsRegion> => local,
+    }
+}
+
+block! {
+    /// The `[settings]` table.
+    pub struct Settings {
+        /// Time between reconcile passes of the daemon.
+        interval: Duration = "5m" => local,
+        /// `enforce` corrects drift, `detect` only reports it.
+        mode: Mode = "enforce" => local,
+        /// Delete objects the ledger owns once they leave the desired state.
+        prune: bool = false => local,
+        /// Where the ledger lives; `--ledger` and `PROVISIONER_LEDGER` take precedence.
+        ledger: Option<LedgerUrl> => local,
+        /// Secrets Manager secret holding the fingerprint key, when `PROVISIONER_FINGERPRINT_KEY` is unset.
+        fingerprint_key_secret: Option<SecretName> => local,
+        /// Changes in flight per provider.
+        concurrency: Concurrency => local,
+        /// Request budgets.
+        rate_limits: RateLimits => local,
+        /// AWS defaults.
+        aws: AwsSettings => local,
+    }
+    check = check_settings;
+}
+
+fn check_settings(s: &Settings, span: Span, cx: &mut Cx<'_>) {
+    if s.interval.seconds() < 30 {
+        cx.nested("interval", |cx| {
+            cx.error(span, format!("\"{}\" is too short: reconcile at most every 30 seconds", s.interval.0))
+                .set_help("observing every kind costs API requests; the DigitalOcean budget is 5,000 an hour");
+        });
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        <Settings as super::schema::Decode>::missing().expect("every setting has a default")
+    }
+}
+
+/// One resource of the desired state.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Resource {
+    /// `provider.kind.name`.
+    pub address: Address,
+    /// The fields, typed by kind.
+    pub spec: Spec,
+    /// Lifecycle options.
+    pub lifecycle: Lifecycle,
+    /// Resources this one needs first: referenced ones and `depends_on`.
+    pub depends_on: BTreeSet<Address>,
+    /// Every reference its fields hold, with the field path that holds it.
+    pub references: Vec<(String, Reference)>,
+    /// Where the resource's table is written.
+    #[serde(skip)]
+    pub location: Location,
+}
+
+impl Resource {
+    /// The kind.
+    pub fn kind(&self) -> Kind {
+        self.spec.kind()
+    }
+}
+
+/// The whole desired state, validated.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DesiredState {
+    /// The `[settings]` table (defaults when absent).
+    pub settings: Settings,
+    /// Resources by address.
+    pub resources: BTreeMap<Address, Resource>,
+    /// Number of files read.
+    pub files: usize,
+}
+
+impl DesiredState {
+    /// Number of resources per provider, in plan order.
+    pub fn counts_by_provider(&self) -> Vec<(&'static str, usize)> {
+        super::kinds::PROVIDERS
+            .iter()
+            .map(|p| (*p, self.resources.values().filter(|r| r.kind().provider() == *p).count()))
+            .collect()
+    }
+
+    /// Addresses in dependency order: every resource after what it depends on; ties by address.
+    pub fn topological_order(&self) -> Vec<&Address> {
+        let mut remaining: BTreeMap<&Address, usize> = self
+            .resources
+            .iter()
+            .map(|(a, r)| (a, r.depends_on.iter().filter(|d| self.resources.contains_key(*d)).count()))
+            .collect();
+        let mut dependants: BTreeMap<&Address, Vec<&Address>> = BTreeMap::new();
+        for (a, r) in &self.resources {
+            for d in r.depends_on.iter().filter(|d| self.resources.contains_key(*d)) {
+                dependants.entry(d).or_default().push(a);
+            }
+        }
+        let mut ready: BTreeSet<&Address> = remaining.iter().filter(|(_, n)| **n == 0).map(|(a, _)| *a).collect();
+        let mut out = Vec::with_capacity(self.resources.len());
+        while let Some(a) = ready.pop_first() {
+            out.push(a);
+            for d in dependants.get(a).map(Vec::as_slice).unwrap_or_default() {
+                let n = remaining.get_mut(d).expect("every dependant is a resource");
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(d);
+                }
+            }
+        }
+        // Validation rejects cycles, so every resource was emitted.
+        out
+    }
+}

@@ -1,0 +1,473 @@
+//! Raw tree → validated model. Every problem is collected, never just the first: a user
+//! fixing a folder of TOML wants the whole list at once, each with `file:line:col`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use super::kinds::{Kind, PROVIDERS, Spec};
+use super::load::{Loaded, Raw, RawEntry, RawTable, RawValue, load_dir};
+use super::model::{DesiredState, Lifecycle, Resource, Settings};
+use super::refs::{Address, is_name};
+use super::schema::{Cx, Decode, RefUse, Shape, suggest};
+use super::source::{Diagnostic, Sources, Span};
+
+/// Keys of a resource table that belong to provisioner, not to the kind.
+const META_KEYS: &[&str] = &["lifecycle", "depends_on"];
+
+/// Everything wrong with a desired state.
+#[derive(Debug)]
+pub struct ValidationErrors {
+    /// The files, to render locations and lines.
+    pub sources: Sources,
+    /// The problems, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.diagnostics {
+            writeln!(f, "{}", d.render(&self.sources))?;
+        }
+        let n = self.diagnostics.len();
+        write!(f, "error: the desired state has {n} problem{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Loads and validates the desired-state folder.
+pub fn load(dir: &Path) -> Result<DesiredState, ValidationErrors> {
+    validate(load_dir(dir))
+}
+
+struct Found<'a> {
+    raw: &'a Raw,
+    key_span: Span,
+    base_dir: std::path::PathBuf,
+}
+
+/// Validates what the loader read.
+pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
+    let Loaded { sources, documents, mut diagnostics } = loaded;
+    let mut settings_raw: Option<(Span, &Raw)> = None;
+    let mut found: BTreeMap<Address, (Kind, Found<'_>)> = BTreeMap::new();
+
+    for (file, doc) in &documents {
+        let RawValue::Table(top) = &doc.value else { continue };
+        let base_dir = sources.file(*file).path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for (key, entry) in top {
+            if key == "settings" {
+                if let Some((first, _)) = settings_raw {
+                    diagnostics.push(
+                        Diagnostic::at(entry.key_span, "`[settings]` is defined more than once")
+                            .note(first, "first defined")
+                            .help("keep all settings in one table"),
+                    );
+                } else {
+                    settings_raw = Some((entry.key_span, &entry.value));
+                }
+                continue;
+            }
+            if !PROVIDERS.contains(&key.as_str()) {
+                diagnostics.push(unknown_top_level(key, entry));
+                continue;
+            }
+            let Some(kinds) = table_or_report(entry, key, &mut diagnostics) else { continue };
+            for (kind_name, kind_entry) in kinds {
+                let Some(kind) = Kind::lookup(key, kind_name) else {
+                    diagnostics.push(unknown_kind(key, kind_name, kind_entry.key_span));
+                    continue;
+                };
+                let Some(names) = table_or_report(kind_entry, &format!("{key}.{kind_name}"), &mut diagnostics) else {
+                    continue;
+                };
+                for (name, res) in names {
+                    let address = Address::new(key, kind_name, name);
+                    if !is_name(name) {
+                        diagnostics.push(
+                            Diagnostic::at(res.key_span, format!("`{name}` is not a valid resource name"))
+                                .field(address.to_string())
+                                .help("start with a letter or `_`, then letters, digits, `_` or `-`"),
+                        );
+                        continue;
+                    }
+                    if !matches!(res.value.value, RawValue::Table(_)) {
+                        diagnostics.push(
+                            Diagnostic::at(res.value.span, format!("expected a table, found {}", res.value.value.type_name()))
+                                .field(address.to_string())
+                                .help(format!("describe the resource as a table: `[{address}]` followed by its fields")),
+                        );
+                        continue;
+                    }
+                    if let Some((_, first)) = found.get(&address) {
+                        diagnostics.push(
+                            Diagnostic::at(res.key_span, format!("`{address}` is defined more than once"))
+                                .note(first.key_span, "first defined")
+                                .help("each address names one resource; rename one of them"),
+                        );
+                        continue;
+                    }
+                    found.insert(address, (kind, Found { raw: &res.value, key_span: res.key_span, base_dir: base_dir.clone() }));
+                }
+            }
+        }
+    }
+
+    let settings = match settings_raw {
+        Some((_, raw)) => {
+            let mut cx = Cx::new(&mut diagnostics, "settings", Default::default());
+            let s = Settings::decode(raw, &mut cx);
+            let refs = std::mem::take(&mut cx.refs);
+            for r in refs {
+                diagnostics.push(
+                    Diagnostic::at(r.span, "settings cannot hold references").field(r.field),
+                );
+            }
+            s
+        }
+        None => Some(Settings::default()),
+    };
+
+    let mut resources: BTreeMap<Address, Resource> = BTreeMap::new();
+    let mut ref_uses: BTreeMap<Address, Vec<RefUse>> = BTreeMap::new();
+    let mut explicit: BTreeMap<Address, Vec<(Address, Span)>> = BTreeMap::new();
+    for (address, (kind, f)) in &found {
+        let RawValue::Table(table) = &f.raw.value else { continue };
+        let (meta, fields): (RawTable, RawTable) =
+            table.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| META_KEYS.contains(&k.as_str()));
+        let fields_raw = Raw { span: f.key_span, value: RawValue::Table(fields) };
+        let mut cx = Cx::new(&mut diagnostics, &address.to_string(), f.base_dir.clone());
+        let spec = Spec::decode(*kind, &fields_raw, &mut cx);
+        let lifecycle = match meta.get("lifecycle") {
+            Some(e) => cx.nested("lifecycle", |cx| Lifecycle::decode(&e.value, cx)),
+            None => Some(Lifecycle::default_value()),
+        };
+        let deps = match meta.get("depends_on") {
+            Some(e) => cx.nested("depends_on", |cx| decode_depends_on(&e.value, cx)),
+            None => Some(Vec::new()),
+        };
+        let uses = std::mem::take(&mut cx.refs);
+        if let Some(lc) = &lifecycle {
+            if let Some(e) = meta.get("lifecycle") {
+                check_ignore_changes(*kind, lc, &e.value, address, &mut diagnostics);
+            }
+        }
+        let (Some(spec), Some(lifecycle), Some(deps)) = (spec, lifecycle, deps) else { continue };
+        let location = sources.location(f.key_span);
+        let references = uses.iter().map(|u| (u.field.clone(), u.target.clone())).collect();
+        ref_uses.insert(address.clone(), uses);
+        explicit.insert(address.clone(), deps);
+        resources.insert(
+            address.clone(),
+            Resource { address: address.clone(), spec, lifecycle, depends_on: BTreeSet::new(), references, location },
+        );
+    }
+
+    // References and depends_on must name resources that exist (even ones with errors of
+    // their own, so a typo in one resource does not cascade into "unknown" everywhere else).
+    let known: Vec<String> = found.keys().map(Address::to_string).collect();
+    for (address, uses) in &ref_uses {
+        let mut deps = BTreeSet::new();
+        for u in uses {
+            if check_reference(u, &found, &known, &mut diagnostics) {
+                deps.insert(u.target.address.clone());
+            }
+        }
+        for (d, span) in explicit.get(address).map(Vec::as_slice).unwrap_or_default() {
+            if found.contains_key(d) {
+                deps.insert(d.clone());
+            } else {
+                let mut diag = Diagnostic::at(*span, format!("`depends_on` names unknown resource `{d}`"))
+                    .field(format!("{address}.depends_on"));
+                if let Some(s) = suggest(&d.to_string(), known.iter().map(String::as_str)) {
+                    diag = diag.help(format!("did you mean `{s}`?"));
+                }
+                diagnostics.push(diag);
+            }
+        }
+        if let Some(r) = resources.get_mut(address) {
+            r.depends_on = deps;
+        }
+    }
+
+    report_cycles(&resources, &found, &mut diagnostics);
+    report_duplicate_identities(&resources, &found, &mut diagnostics);
+
+    let files = sources.len();
+    match settings {
+        Some(settings) if diagnostics.is_empty() => Ok(DesiredState { settings, resources, files }),
+        _ => {
+            diagnostics.sort_by_key(|d| d.sort_key(&sources));
+            diagnostics.dedup();
+            Err(ValidationErrors { sources, diagnostics })
+        }
+    }
+}
+
+impl Lifecycle {
+    fn default_value() -> Lifecycle {
+        Lifecycle::missing().expect("every lifecycle option has a default")
+    }
+}
+
+fn table_or_report<'a>(entry: &'a RawEntry, path: &str, diags: &mut Vec<Diagnostic>) -> Option<&'a RawTable> {
+    match &entry.value.value {
+        RawValue::Table(t) => Some(t),
+        other => {
+            diags.push(
+                Diagnostic::at(entry.value.span, format!("expected a table, found {}", other.type_name()))
+                    .field(path)
+                    .help("resources are written as tables: `[provider.kind.name]`, e.g. `[digitalocean.vpc.main]`"),
+            );
+            None
+        }
+    }
+}
+
+fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
+    let mut known: Vec<&str> = PROVIDERS.to_vec();
+    known.push("settings");
+    let d = Diagnostic::at(entry.key_span, format!("unknown provider `{key}`"));
+    if let Some(s) = suggest(key, known.iter().copied()) {
+        return d.help(format!("did you mean `{s}`?"));
+    }
+    if let Some(k) = Kind::ALL.iter().find(|k| k.name() == key) {
+        return d.help(format!("resources are written `[provider.kind.name]`: did you mean `[{}.{key}.…]`?", k.provider()));
+    }
+    d.help("the top-level tables are `settings`, `digitalocean`, `aws` and `github`")
+}
+
+fn unknown_kind(provider: &str, kind: &str, span: Span) -> Diagnostic {
+    let names: Vec<&str> = Kind::ALL.iter().filter(|k| k.provider() == provider).map(|k| k.name()).collect();
+    let d = Diagnostic::at(span, format!("unknown kind `{provider}.{kind}`"));
+    if let Some(s) = suggest(kind, names.iter().copied()) {
+        return d.help(format!("did you mean `{provider}.{s}`?"));
+    }
+    if let Some(k) = Kind::ALL.iter().find(|k| k.name() == kind) {
+        return d.help(format!("`{kind}` belongs to another provider: did you mean `{k}`?"));
+    }
+    d.help(format!("{provider} kinds: {}", names.join(", ")))
+}
+
+fn decode_depends_on(raw: &Raw, cx: &mut Cx<'_>) -> Option<Vec<(Address, Span)>> {
+    let RawValue::Array(items) = &raw.value else {
+        cx.expected(raw, "an array of addresses");
+        return None;
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match &item.value {
+            RawValue::String(s) => match Address::parse(s) {
+                Ok(a) => out.push((a, item.span)),
+                Err(e) => {
+                    cx.error(item.span, e);
+                }
+            },
+            _ => {
+                cx.expected(item, "an address string");
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Returns true when the reference is sound (so it is a dependency).
+fn check_reference(
+    u: &RefUse,
+    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    known: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let target = &u.target;
+    let base = || {
+        let d = Diagnostic::at(u.span, "").field(u.field.clone());
+        if u.in_secret { d.redacted() } else { d }
+    };
+    let Some((kind, _)) = found.get(&target.address) else {
+        let mut d = base();
+        d.message = format!("reference to unknown resource `{}`", target.address);
+        if Kind::lookup(&target.address.provider, &target.address.kind).is_none() {
+            d.message = format!("reference to unknown kind `{}.{}`", target.address.provider, target.address.kind);
+        }
+        if let Some(s) = suggest(&target.address.to_string(), known.iter().map(String::as_str)) {
+            d.help = Some(format!("did you mean `{s}`?"));
+        }
+        diags.push(d);
+        return false;
+    };
+    let exports = kind.exports();
+    let Some(export) = exports.iter().find(|e| e.name == target.attribute) else {
+        let mut d = base();
+        d.message = format!("`{kind}` has no attribute `{}`", target.attribute);
+        let names: Vec<&str> = exports.iter().map(|e| e.name).collect();
+        d.help = Some(match suggest(&target.attribute, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("`{kind}` exports: {}", names.join(", ")),
+        });
+        diags.push(d);
+        return false;
+    };
+    if export.secret && !u.in_secret {
+        let mut d = base();
+        d.message = format!("`{target}` is a secret output and cannot flow into a field that is not secret");
+        d.help = Some(
+            "secret outputs may only be used where a secret source is expected, such as \
+             github.actions_secret.value or aws.secretsmanager_secret.value"
+                .into(),
+        );
+        diags.push(d);
+        return false;
+    }
+    match (export.list, target.index) {
+        (true, None) => {
+            let mut d = base();
+            d.message = format!("`{}` of `{}` is a list", target.attribute, target.address);
+            d.help = Some(format!("pick one element, like `${{{}.{}[0]}}`", target.address, target.attribute));
+            diags.push(d);
+            false
+        }
+        (false, Some(_)) => {
+            let mut d = base();
+            d.message = format!("`{}` of `{}` is not a list and cannot be indexed", target.attribute, target.address);
+            diags.push(d);
+            false
+        }
+        _ => true,
+    }
+}
+
+fn check_ignore_changes(kind: Kind, lc: &Lifecycle, raw: &Raw, address: &Address, diags: &mut Vec<Diagnostic>) {
+    let span = match &raw.value {
+        RawValue::Table(t) => t.get("ignore_changes").map_or(raw.span, |e| e.value.span),
+        _ => raw.span,
+    };
+    let fields = kind.fields();
+    for path in &lc.ignore_changes {
+        if let Err(e) = resolve_field_path(&fields, path) {
+            let mut d = Diagnostic::at(span, format!("`ignore_changes` names `{path}`, {e}"))
+                .field(format!("{address}.lifecycle.ignore_changes"));
+            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+            if let Some(s) = suggest(path.split('.').next().unwrap_or(""), names.iter().copied()) {
+                d = d.help(format!("did you mean `{s}`?"));
+            }
+            diags.push(d);
+        }
+    }
+}
+
+/// Checks that a dotted field path (`node_pools.workers.count`) exists in a kind's fields.
+pub fn resolve_field_path(fields: &[super::schema::FieldInfo], path: &str) -> Result<(), String> {
+    let mut segs = path.split('.').peekable();
+    let mut current: Vec<super::schema::FieldInfo> = fields.to_vec();
+    while let Some(seg) = segs.next() {
+        let Some(field) = current.iter().find(|f| f.name == seg) else {
+            return Err(format!("but there is no field `{seg}` there"));
+        };
+        let mut shape = field.shape.clone();
+        if let Shape::Optional(inner) = shape {
+            shape = *inner;
+        }
+        if segs.peek().is_none() {
+            return Ok(());
+        }
+        if let Shape::Map(inner) = shape {
+            segs.next(); // any key of the table
+            if segs.peek().is_none() {
+                return Ok(());
+            }
+            shape = *inner;
+        }
+        match shape {
+            Shape::Block(_, f) => current = f,
+            _ => return Err(format!("but `{seg}` has no fields below it")),
+        }
+    }
+    Ok(())
+}
+
+fn report_cycles(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Address, (Kind, Found<'_>)>, diags: &mut Vec<Diagnostic>) {
+    // Colour-marking DFS; each back edge closes a cycle, reported once per set of members.
+    let mut state: BTreeMap<&Address, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
+    let mut reported: BTreeSet<BTreeSet<Address>> = BTreeSet::new();
+    for start in resources.keys() {
+        if state.contains_key(start) {
+            continue;
+        }
+        let mut stack: Vec<(&Address, Vec<&Address>)> = Vec::new();
+        let mut path: Vec<&Address> = Vec::new();
+        let deps = |a: &Address| -> Vec<&Address> {
+            resources.get(a).map(|r| r.depends_on.iter().filter(|d| resources.contains_key(*d)).collect()).unwrap_or_default()
+        };
+        state.insert(start, 1);
+        path.push(start);
+        stack.push((start, deps(start)));
+        while let Some((node, pending)) = stack.last_mut() {
+            let node = *node;
+            match pending.pop() {
+                Some(next) => match state.get(next) {
+                    None => {
+                        state.insert(next, 1);
+                        path.push(next);
+                        let d = deps(next);
+                        stack.push((next, d));
+                    }
+                    Some(1) => {
+                        let from = path.iter().position(|a| *a == next).expect("on the stack");
+                        let members: Vec<&Address> = path[from..].to_vec();
+                        let set: BTreeSet<Address> = members.iter().map(|a| (*a).clone()).collect();
+                        if reported.insert(set) {
+                            let mut chain: Vec<String> = members.iter().map(|a| a.to_string()).collect();
+                            chain.push(next.to_string());
+                            let span = found.get(next).map(|(_, f)| f.key_span);
+                            if let Some(span) = span {
+                                let msg = if members.len() == 1 {
+                                    format!("`{next}` refers to itself")
+                                } else {
+                                    format!("dependency cycle: {}", chain.join(" -> "))
+                                };
+                                diags.push(
+                                    Diagnostic::at(span, msg)
+                                        .help("break the cycle: one of these resources must not reference the next"),
+                                );
+                            }
+                        }
+                        let _ = node;
+                    }
+                    Some(_) => {}
+                },
+                None => {
+                    state.insert(node, 2);
+                    path.pop();
+                    stack.pop();
+                }
+            }
+        }
+    }
+}
+
+fn report_duplicate_identities(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Address, (Kind, Found<'_>)>, diags: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<String, &Address> = BTreeMap::new();
+    for (address, r) in resources {
+        let Some(id) = r.spec.identity() else { continue };
+        if id.contains("${") {
+            continue;
+        }
+        match seen.get(&id) {
+            Some(first) => {
+                let span = found.get(address).map(|(_, f)| f.key_span);
+                let first_span = found.get(*first).map(|(_, f)| f.key_span);
+                if let (Some(span), Some(first_span)) = (span, first_span) {
+                    diags.push(
+                        Diagnostic::at(span, format!("`{address}` and `{first}` both describe {id}"))
+                            .note(first_span, format!("`{first}` is defined"))
+                            .help("two resources would fight over one cloud object; remove or rename one"),
+                    );
+                }
+            }
+            None => {
+                seen.insert(id, address);
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! provisioner keeps DigitalOcean, AWS and GitHub infrastructure equal to a declarative TOML
+//! description. One reconcile is a loop of four steps: *load* the desired state from a folder
+//! of TOML and validate it into a typed graph ([`desired`]); *observe* the clouds by listing
+//! each kind; *plan*, a pure function of the desired state, the ledger (provisioner's memory
+//! of what it created) and the observed state; *apply* the plan in dependency order,
+//! recording every step in the ledger. `provisioner diff` stops after the plan;
+//! `provisioner run` repeats the loop as a daemon.
+
+pub mod cli;
+pub mod desired;
