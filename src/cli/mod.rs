@@ -14,11 +14,23 @@ use clap::{Parser, Subcommand};
 #[command(name = "provisioner", version, about, long_about = None)]
 pub struct Args {
     /// Folder holding the desired state (`*.toml`, read recursively).
-    #[arg(short = 'd', long = "desired", global = true, default_value = "desired-state", value_name = "DIR")]
+    #[arg(
+        short = 'd',
+        long = "desired",
+        global = true,
+        default_value = "desired-state",
+        value_name = "DIR"
+    )]
     pub desired: PathBuf,
 
     /// Where the ledger lives: `s3://bucket/prefix` or `file://path`.
-    #[arg(long, global = true, env = "PROVISIONER_LEDGER", default_value = "file://state", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROVISIONER_LEDGER",
+        default_value = "file://state",
+        value_name = "URL"
+    )]
     pub ledger: String,
 
     /// What to do.
@@ -63,6 +75,9 @@ pub fn main() -> ExitCode {
         Command::Run(_) => pending::exec("run", "the daemon (issue #9)"),
         Command::State { command } => pending::exec(command.name(), "the ledger store (issue #4)"),
         Command::Ledger { .. } => pending::exec("ledger migrate", "the ledger store (issue #4)"),
-        Command::Sandbox => pending::exec("sandbox", "the simulators and the sandbox (issues #5 and #10)"),
+        Command::Sandbox => pending::exec(
+            "sandbox",
+            "the simulators and the sandbox (issues #5 and #10)",
+        ),
     }
 }

@@ -19,7 +19,11 @@ pub fn exec(dir: &Path) -> ExitCode {
             println!(
                 "valid: {n} resource{} ({}) in {} file{}",
                 if n == 1 { "" } else { "s" },
-                if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
+                if counts.is_empty() {
+                    "none".to_string()
+                } else {
+                    counts.join(", ")
+                },
                 state.files,
                 if state.files == 1 { "" } else { "s" },
             );

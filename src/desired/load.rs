@@ -96,9 +96,10 @@ pub fn load_dir(dir: &Path) -> Loaded {
             return loaded;
         }
         Err(e) => {
-            loaded
-                .diagnostics
-                .push(Diagnostic::path(dir, format!("cannot read the desired-state folder: {e}")));
+            loaded.diagnostics.push(Diagnostic::path(
+                dir,
+                format!("cannot read the desired-state folder: {e}"),
+            ));
             return loaded;
         }
     };
@@ -114,8 +115,9 @@ pub fn load_dir(dir: &Path) -> Loaded {
     files.sort();
     if files.is_empty() && loaded.diagnostics.is_empty() {
         loaded.diagnostics.push(
-            Diagnostic::path(dir, "no `*.toml` files found in the desired-state folder")
-                .help("describe resources in files such as `network.toml` (see docs/desired-state.md)"),
+            Diagnostic::path(dir, "no `*.toml` files found in the desired-state folder").help(
+                "describe resources in files such as `network.toml` (see docs/desired-state.md)",
+            ),
         );
     }
     for path in files {
@@ -133,8 +135,11 @@ pub fn load_text(path: PathBuf, text: String, loaded: &mut Loaded) {
         for e in errors.iter().take(10) {
             let range = e.span().unwrap_or(0..0);
             loaded.diagnostics.push(
-                Diagnostic::at(Span::new(id, range), format!("invalid TOML: {}", e.message().trim()))
-                    .help("see https://toml.io for the syntax"),
+                Diagnostic::at(
+                    Span::new(id, range),
+                    format!("invalid TOML: {}", e.message().trim()),
+                )
+                .help("see https://toml.io for the syntax"),
             );
         }
         return;
@@ -148,7 +153,10 @@ pub fn load_text(path: PathBuf, text: String, loaded: &mut Loaded) {
 
 fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     if depth > MAX_DEPTH {
-        diags.push(Diagnostic::path(dir, format!("folders nested deeper than {MAX_DEPTH} levels")));
+        diags.push(Diagnostic::path(
+            dir,
+            format!("folders nested deeper than {MAX_DEPTH} levels"),
+        ));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -185,7 +193,9 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
     let size = match std::fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) => {
-            loaded.diagnostics.push(Diagnostic::path(path, format!("cannot read file: {e}")));
+            loaded
+                .diagnostics
+                .push(Diagnostic::path(path, format!("cannot read file: {e}")));
             return;
         }
     };
@@ -199,14 +209,18 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
                     MAX_FILE_BYTES / (1024 * 1024)
                 ),
             )
-            .help("split it into several files, or move what is not desired state out of the folder"),
+            .help(
+                "split it into several files, or move what is not desired state out of the folder",
+            ),
         );
         return;
     }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            loaded.diagnostics.push(Diagnostic::path(path, format!("cannot read file: {e}")));
+            loaded
+                .diagnostics
+                .push(Diagnostic::path(path, format!("cannot read file: {e}")));
             return;
         }
     };
@@ -233,7 +247,13 @@ fn convert_table(file: FileId, table: &DeTable<'_>, diags: &mut Vec<Diagnostic>)
         .iter()
         .map(|(k, v)| {
             let key_span = Span::new(file, k.span());
-            (k.get_ref().to_string(), RawEntry { key_span, value: convert(file, v, diags) })
+            (
+                k.get_ref().to_string(),
+                RawEntry {
+                    key_span,
+                    value: convert(file, v, diags),
+                },
+            )
         })
         .collect()
 }

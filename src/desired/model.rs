@@ -90,8 +90,16 @@ block! {
 fn check_settings(s: &Settings, span: Span, cx: &mut Cx<'_>) {
     if s.interval.seconds() < 30 {
         cx.nested("interval", |cx| {
-            cx.error(span, format!("\"{}\" is too short: reconcile at most every 30 seconds", s.interval.0))
-                .set_help("observing every kind costs API requests; the DigitalOcean budget is 5,000 an hour");
+            cx.error(
+                span,
+                format!(
+                    "\"{}\" is too short: reconcile at most every 30 seconds",
+                    s.interval.0
+                ),
+            )
+            .set_help(
+                "observing every kind costs API requests; the DigitalOcean budget is 5,000 an hour",
+            );
         });
     }
 }
@@ -143,7 +151,15 @@ impl DesiredState {
     pub fn counts_by_provider(&self) -> Vec<(&'static str, usize)> {
         super::kinds::PROVIDERS
             .iter()
-            .map(|p| (*p, self.resources.values().filter(|r| r.kind().provider() == *p).count()))
+            .map(|p| {
+                (
+                    *p,
+                    self.resources
+                        .values()
+                        .filter(|r| r.kind().provider() == *p)
+                        .count(),
+                )
+            })
             .collect()
     }
 
@@ -152,15 +168,31 @@ impl DesiredState {
         let mut remaining: BTreeMap<&Address, usize> = self
             .resources
             .iter()
-            .map(|(a, r)| (a, r.depends_on.iter().filter(|d| self.resources.contains_key(*d)).count()))
+            .map(|(a, r)| {
+                (
+                    a,
+                    r.depends_on
+                        .iter()
+                        .filter(|d| self.resources.contains_key(*d))
+                        .count(),
+                )
+            })
             .collect();
         let mut dependants: BTreeMap<&Address, Vec<&Address>> = BTreeMap::new();
         for (a, r) in &self.resources {
-            for d in r.depends_on.iter().filter(|d| self.resources.contains_key(*d)) {
+            for d in r
+                .depends_on
+                .iter()
+                .filter(|d| self.resources.contains_key(*d))
+            {
                 dependants.entry(d).or_default().push(a);
             }
         }
-        let mut ready: BTreeSet<&Address> = remaining.iter().filter(|(_, n)| **n == 0).map(|(a, _)| *a).collect();
+        let mut ready: BTreeSet<&Address> = remaining
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(a, _)| *a)
+            .collect();
         let mut out = Vec::with_capacity(self.resources.len());
         while let Some(a) = ready.pop_first() {
             out.push(a);

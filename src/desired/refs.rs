@@ -4,7 +4,9 @@
 use std::fmt;
 
 /// The identity of a resource in the desired state: `provider.kind.name`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(into = "String", try_from = "String")]
 pub struct Address {
     /// `digitalocean`, `aws` or `github`.
@@ -18,7 +20,11 @@ pub struct Address {
 impl Address {
     /// Builds an address from its three parts.
     pub fn new(provider: &str, kind: &str, name: &str) -> Self {
-        Address { provider: provider.into(), kind: kind.into(), name: name.into() }
+        Address {
+            provider: provider.into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
     }
 
     /// Parses `provider.kind.name`.
@@ -138,7 +144,10 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     };
     let (path, index) = match body.find('[') {
         Some(open) => {
-            let idx = body[open..].strip_prefix('[').and_then(|r| r.strip_suffix(']')).ok_or_else(bad)?;
+            let idx = body[open..]
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .ok_or_else(bad)?;
             let n: usize = idx.trim().parse().map_err(|_| bad())?;
             (&body[..open], Some(n))
         }
@@ -146,9 +155,11 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     };
     let parts: Vec<&str> = path.split('.').collect();
     match parts.as_slice() {
-        [p, k, n, a] if [p, k, n, a].iter().all(|x| is_name(x)) => {
-            Ok(Reference { address: Address::new(p, k, n), attribute: (*a).to_string(), index })
-        }
+        [p, k, n, a] if [p, k, n, a].iter().all(|x| is_name(x)) => Ok(Reference {
+            address: Address::new(p, k, n),
+            attribute: (*a).to_string(),
+            index,
+        }),
         _ => Err(bad()),
     }
 }
@@ -175,9 +186,12 @@ mod tests {
 
     #[test]
     fn templates_split_into_literals_and_references() {
-        let segs = parse_template("${aws.ses_domain_identity.mail.dkim_tokens[1]}._domainkey").unwrap();
+        let segs =
+            parse_template("${aws.ses_domain_identity.mail.dkim_tokens[1]}._domainkey").unwrap();
         assert_eq!(segs.len(), 2);
-        let Segment::Ref(r) = &segs[0] else { panic!("expected a reference") };
+        let Segment::Ref(r) = &segs[0] else {
+            panic!("expected a reference")
+        };
         assert_eq!(r.address.to_string(), "aws.ses_domain_identity.mail");
         assert_eq!(r.index, Some(1));
         assert_eq!(segs[1], Segment::Literal("._domainkey".into()));
@@ -185,7 +199,10 @@ mod tests {
 
     #[test]
     fn a_doubled_dollar_escapes_a_reference() {
-        assert_eq!(parse_template("a$${b}").unwrap(), vec![Segment::Literal("a${b}".into())]);
+        assert_eq!(
+            parse_template("a$${b}").unwrap(),
+            vec![Segment::Literal("a${b}".into())]
+        );
         assert!(!contains_ref("cost $5 and $${x}"));
     }
 

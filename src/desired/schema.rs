@@ -89,7 +89,9 @@ impl Shape {
                 let vals: Vec<String> = v.iter().map(|s| format!("`\"{s}\"`")).collect();
                 format!("one of {}", vals.join(", "))
             }
-            Shape::Secret { generate: true } => "secret source (env, file, reference or generate)".into(),
+            Shape::Secret { generate: true } => {
+                "secret source (env, file, reference or generate)".into()
+            }
             Shape::Secret { generate: false } => "secret source (env, file or reference)".into(),
             Shape::List(s) => format!("list of {}", s.describe()),
             Shape::Map(s) => format!("table of string to {}", s.describe()),
@@ -164,7 +166,13 @@ pub struct Cx<'a> {
 impl<'a> Cx<'a> {
     /// A context whose field paths start with `root` (an address, or `settings`).
     pub fn new(diags: &'a mut Vec<Diagnostic>, root: &str, base_dir: PathBuf) -> Self {
-        Cx { diags, path: vec![root.to_string()], refs: Vec::new(), base_dir, in_secret: false }
+        Cx {
+            diags,
+            path: vec![root.to_string()],
+            refs: Vec::new(),
+            base_dir,
+            in_secret: false,
+        }
     }
 
     /// The current field path, dotted.
@@ -191,6 +199,13 @@ impl<'a> Cx<'a> {
 
     /// Records a problem at the current field path.
     pub fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        let message = message.into();
+        // Inside a secret field, any quoted text in a message may be (part of) the secret.
+        let message = if self.in_secret {
+            redact_quoted(&message)
+        } else {
+            message
+        };
         let d = Diagnostic::at(span, message).field(self.path());
         let d = if self.in_secret { d.redacted() } else { d };
         self.diags.push(d);
@@ -255,14 +270,23 @@ impl<'a> Cx<'a> {
             Some(entry) => {
                 if let (Some((lo, hi)), RawValue::Integer(n)) = (range, &entry.value.value) {
                     if *n < lo || *n > hi {
-                        cx.error(entry.value.span, format!("{n} is out of range: must be {lo} to {hi}"));
+                        cx.error(
+                            entry.value.span,
+                            format!("{n} is out of range: must be {lo} to {hi}"),
+                        );
                         return None;
                     }
                 }
                 T::decode(&entry.value, cx)
             }
             None => match default {
-                Some(d) => T::decode(&Raw { span: parent, value: d() }, cx),
+                Some(d) => T::decode(
+                    &Raw {
+                        span: parent,
+                        value: d(),
+                    },
+                    cx,
+                ),
                 None => match T::missing() {
                     Some(v) => Some(v),
                     None => {
@@ -273,6 +297,20 @@ impl<'a> Cx<'a> {
             },
         })
     }
+}
+
+/// Replaces every `"quoted"` part of a message with `"(redacted)"`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "(redacted)" } else { part });
+    }
+    out
 }
 
 /// Decoding from the raw tree into the typed model.
@@ -320,7 +358,12 @@ impl From<&str> for DefaultValue {
 pub fn suggest<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>) -> Option<&'s str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -348,7 +391,12 @@ pub fn record_refs(s: &str, span: Span, cx: &mut Cx<'_>) -> Option<Vec<Segment>>
                 if let Segment::Ref(r) = seg {
                     let field = cx.path();
                     let in_secret = cx.in_secret;
-                    cx.refs.push(RefUse { target: r.clone(), span, field, in_secret });
+                    cx.refs.push(RefUse {
+                        target: r.clone(),
+                        span,
+                        field,
+                        in_secret,
+                    });
                 }
             }
             Some(segments)
@@ -371,7 +419,8 @@ impl Decode for bool {
         match &raw.value {
             RawValue::Bool(b) => Some(*b),
             RawValue::String(s) if s == "true" || s == "false" => {
-                cx.expected(raw, "a boolean").set_help(format!("write {s} without quotes"));
+                cx.expected(raw, "a boolean")
+                    .set_help(format!("write {s} without quotes"));
                 None
             }
             _ => {

@@ -45,7 +45,11 @@ impl SourceFile {
     fn new(path: PathBuf, text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SourceFile { path, text, line_starts }
+        SourceFile {
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -56,15 +60,28 @@ impl SourceFile {
             Err(i) => i - 1,
         };
         let start = self.line_starts[line];
-        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
         (line + 1, col)
     }
 
     /// The text of a 1-based line, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
-        let start = self.line_starts.get(line - 1).copied().unwrap_or(self.text.len());
-        let end = self.line_starts.get(line).map_or(self.text.len(), |e| e.saturating_sub(1));
-        self.text.get(start..end.max(start)).unwrap_or("").trim_end_matches('\r')
+        let start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |e| e.saturating_sub(1));
+        self.text
+            .get(start..end.max(start))
+            .unwrap_or("")
+            .trim_end_matches('\r')
     }
 }
 
@@ -90,7 +107,11 @@ impl Sources {
     pub fn location(&self, span: Span) -> Location {
         let file = self.file(span.file);
         let (line, col) = file.line_col(span.start as usize);
-        Location { path: file.path.clone(), line, col }
+        Location {
+            path: file.path.clone(),
+            line,
+            col,
+        }
     }
 
     /// Number of files.
@@ -241,7 +262,10 @@ impl Diagnostic {
             }
         }
         if let Some((span, note)) = &self.note {
-            out.push_str(&format!("{pad} = note: {note} at {}\n", sources.location(*span)));
+            out.push_str(&format!(
+                "{pad} = note: {note} at {}\n",
+                sources.location(*span)
+            ));
         }
         if let Some(help) = &self.help {
             out.push_str(&format!("{pad} = help: {help}\n"));
@@ -258,7 +282,11 @@ fn snippet(sources: &Sources, span: Span) -> String {
     const MAX: usize = 160;
     let shown: String = text.chars().take(MAX).collect();
     let (end_line, end_col) = file.line_col(span.end as usize);
-    let width = if end_line == line && end_col > col { end_col - col } else { 1 };
+    let width = if end_line == line && end_col > col {
+        end_col - col
+    } else {
+        1
+    };
     let width = width.min(MAX.saturating_sub(col - 1)).max(1);
     let gutter = line.to_string().len();
     let pad = " ".repeat(gutter);
@@ -269,7 +297,11 @@ fn snippet(sources: &Sources, span: Span) -> String {
         .collect();
     format!(
         "{pad} |\n{line} | {shown}{}\n{pad} | {caret_pad}{}\n",
-        if text.chars().count() > MAX { " …" } else { "" },
+        if text.chars().count() > MAX {
+            " …"
+        } else {
+            ""
+        },
         "^".repeat(width)
     )
 }
@@ -283,7 +315,10 @@ mod tests {
         let mut s = Sources::default();
         let id = s.add("a.toml".into(), "a = 1\nné = \"x\"\n".into());
         let at = "a = 1\nné = ".len();
-        assert_eq!(s.location(Span::new(id, at..at + 3)).to_string(), "a.toml:2:6");
+        assert_eq!(
+            s.location(Span::new(id, at..at + 3)).to_string(),
+            "a.toml:2:6"
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ impl fmt::Display for ValidationErrors {
             writeln!(f, "{}", d.render(&self.sources))?;
         }
         let n = self.diagnostics.len();
-        write!(f, "error: the desired state has {n} problem{}", if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "error: the desired state has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -49,13 +53,24 @@ struct Found<'a> {
 
 /// Validates what the loader read.
 pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
-    let Loaded { sources, documents, mut diagnostics } = loaded;
+    let Loaded {
+        sources,
+        documents,
+        mut diagnostics,
+    } = loaded;
     let mut settings_raw: Option<(Span, &Raw)> = None;
     let mut found: BTreeMap<Address, (Kind, Found<'_>)> = BTreeMap::new();
 
     for (file, doc) in &documents {
-        let RawValue::Table(top) = &doc.value else { continue };
-        let base_dir = sources.file(*file).path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let RawValue::Table(top) = &doc.value else {
+            continue;
+        };
+        let base_dir = sources
+            .file(*file)
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         for (key, entry) in top {
             if key == "settings" {
                 if let Some((first, _)) = settings_raw {
@@ -73,22 +88,29 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
                 diagnostics.push(unknown_top_level(key, entry));
                 continue;
             }
-            let Some(kinds) = table_or_report(entry, key, &mut diagnostics) else { continue };
+            let Some(kinds) = table_or_report(entry, key, &mut diagnostics) else {
+                continue;
+            };
             for (kind_name, kind_entry) in kinds {
                 let Some(kind) = Kind::lookup(key, kind_name) else {
                     diagnostics.push(unknown_kind(key, kind_name, kind_entry.key_span));
                     continue;
                 };
-                let Some(names) = table_or_report(kind_entry, &format!("{key}.{kind_name}"), &mut diagnostics) else {
+                let Some(names) =
+                    table_or_report(kind_entry, &format!("{key}.{kind_name}"), &mut diagnostics)
+                else {
                     continue;
                 };
                 for (name, res) in names {
                     let address = Address::new(key, kind_name, name);
                     if !is_name(name) {
                         diagnostics.push(
-                            Diagnostic::at(res.key_span, format!("`{name}` is not a valid resource name"))
-                                .field(address.to_string())
-                                .help("start with a letter or `_`, then letters, digits, `_` or `-`"),
+                            Diagnostic::at(
+                                res.key_span,
+                                format!("`{name}` is not a valid resource name"),
+                            )
+                            .field(address.to_string())
+                            .help("start with a letter or `_`, then letters, digits, `_` or `-`"),
                         );
                         continue;
                     }
@@ -102,13 +124,26 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
                     }
                     if let Some((_, first)) = found.get(&address) {
                         diagnostics.push(
-                            Diagnostic::at(res.key_span, format!("`{address}` is defined more than once"))
-                                .note(first.key_span, "first defined")
-                                .help("each address names one resource; rename one of them"),
+                            Diagnostic::at(
+                                res.key_span,
+                                format!("`{address}` is defined more than once"),
+                            )
+                            .note(first.key_span, "first defined")
+                            .help("each address names one resource; rename one of them"),
                         );
                         continue;
                     }
-                    found.insert(address, (kind, Found { raw: &res.value, key_span: res.key_span, base_dir: base_dir.clone() }));
+                    found.insert(
+                        address,
+                        (
+                            kind,
+                            Found {
+                                raw: &res.value,
+                                key_span: res.key_span,
+                                base_dir: base_dir.clone(),
+                            },
+                        ),
+                    );
                 }
             }
         }
@@ -120,9 +155,8 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             let s = Settings::decode(raw, &mut cx);
             let refs = std::mem::take(&mut cx.refs);
             for r in refs {
-                diagnostics.push(
-                    Diagnostic::at(r.span, "settings cannot hold references").field(r.field),
-                );
+                diagnostics
+                    .push(Diagnostic::at(r.span, "settings cannot hold references").field(r.field));
             }
             s
         }
@@ -133,10 +167,17 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
     let mut ref_uses: BTreeMap<Address, Vec<RefUse>> = BTreeMap::new();
     let mut explicit: BTreeMap<Address, Vec<(Address, Span)>> = BTreeMap::new();
     for (address, (kind, f)) in &found {
-        let RawValue::Table(table) = &f.raw.value else { continue };
-        let (meta, fields): (RawTable, RawTable) =
-            table.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| META_KEYS.contains(&k.as_str()));
-        let fields_raw = Raw { span: f.key_span, value: RawValue::Table(fields) };
+        let RawValue::Table(table) = &f.raw.value else {
+            continue;
+        };
+        let (meta, fields): (RawTable, RawTable) = table
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(k, _)| META_KEYS.contains(&k.as_str()));
+        let fields_raw = Raw {
+            span: f.key_span,
+            value: RawValue::Table(fields),
+        };
         let mut cx = Cx::new(&mut diagnostics, &address.to_string(), f.base_dir.clone());
         let spec = Spec::decode(*kind, &fields_raw, &mut cx);
         let lifecycle = match meta.get("lifecycle") {
@@ -153,14 +194,26 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
                 check_ignore_changes(*kind, lc, &e.value, address, &mut diagnostics);
             }
         }
-        let (Some(spec), Some(lifecycle), Some(deps)) = (spec, lifecycle, deps) else { continue };
+        let (Some(spec), Some(lifecycle), Some(deps)) = (spec, lifecycle, deps) else {
+            continue;
+        };
         let location = sources.location(f.key_span);
-        let references = uses.iter().map(|u| (u.field.clone(), u.target.clone())).collect();
+        let references = uses
+            .iter()
+            .map(|u| (u.field.clone(), u.target.clone()))
+            .collect();
         ref_uses.insert(address.clone(), uses);
         explicit.insert(address.clone(), deps);
         resources.insert(
             address.clone(),
-            Resource { address: address.clone(), spec, lifecycle, depends_on: BTreeSet::new(), references, location },
+            Resource {
+                address: address.clone(),
+                spec,
+                lifecycle,
+                depends_on: BTreeSet::new(),
+                references,
+                location,
+            },
         );
     }
 
@@ -178,8 +231,9 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             if found.contains_key(d) {
                 deps.insert(d.clone());
             } else {
-                let mut diag = Diagnostic::at(*span, format!("`depends_on` names unknown resource `{d}`"))
-                    .field(format!("{address}.depends_on"));
+                let mut diag =
+                    Diagnostic::at(*span, format!("`depends_on` names unknown resource `{d}`"))
+                        .field(format!("{address}.depends_on"));
                 if let Some(s) = suggest(&d.to_string(), known.iter().map(String::as_str)) {
                     diag = diag.help(format!("did you mean `{s}`?"));
                 }
@@ -196,11 +250,18 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
 
     let files = sources.len();
     match settings {
-        Some(settings) if diagnostics.is_empty() => Ok(DesiredState { settings, resources, files }),
+        Some(settings) if diagnostics.is_empty() => Ok(DesiredState {
+            settings,
+            resources,
+            files,
+        }),
         _ => {
             diagnostics.sort_by_key(|d| d.sort_key(&sources));
             diagnostics.dedup();
-            Err(ValidationErrors { sources, diagnostics })
+            Err(ValidationErrors {
+                sources,
+                diagnostics,
+            })
         }
     }
 }
@@ -211,7 +272,11 @@ impl Lifecycle {
     }
 }
 
-fn table_or_report<'a>(entry: &'a RawEntry, path: &str, diags: &mut Vec<Diagnostic>) -> Option<&'a RawTable> {
+fn table_or_report<'a>(
+    entry: &'a RawEntry,
+    path: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'a RawTable> {
     match &entry.value.value {
         RawValue::Table(t) => Some(t),
         other => {
@@ -233,19 +298,28 @@ fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
         return d.help(format!("did you mean `{s}`?"));
     }
     if let Some(k) = Kind::ALL.iter().find(|k| k.name() == key) {
-        return d.help(format!("resources are written `[provider.kind.name]`: did you mean `[{}.{key}.…]`?", k.provider()));
+        return d.help(format!(
+            "resources are written `[provider.kind.name]`: did you mean `[{}.{key}.…]`?",
+            k.provider()
+        ));
     }
     d.help("the top-level tables are `settings`, `digitalocean`, `aws` and `github`")
 }
 
 fn unknown_kind(provider: &str, kind: &str, span: Span) -> Diagnostic {
-    let names: Vec<&str> = Kind::ALL.iter().filter(|k| k.provider() == provider).map(|k| k.name()).collect();
+    let names: Vec<&str> = Kind::ALL
+        .iter()
+        .filter(|k| k.provider() == provider)
+        .map(|k| k.name())
+        .collect();
     let d = Diagnostic::at(span, format!("unknown kind `{provider}.{kind}`"));
     if let Some(s) = suggest(kind, names.iter().copied()) {
         return d.help(format!("did you mean `{provider}.{s}`?"));
     }
     if let Some(k) = Kind::ALL.iter().find(|k| k.name() == kind) {
-        return d.help(format!("`{kind}` belongs to another provider: did you mean `{k}`?"));
+        return d.help(format!(
+            "`{kind}` belongs to another provider: did you mean `{k}`?"
+        ));
     }
     d.help(format!("{provider} kinds: {}", names.join(", ")))
 }
@@ -288,9 +362,15 @@ fn check_reference(
         let mut d = base();
         d.message = format!("reference to unknown resource `{}`", target.address);
         if Kind::lookup(&target.address.provider, &target.address.kind).is_none() {
-            d.message = format!("reference to unknown kind `{}.{}`", target.address.provider, target.address.kind);
+            d.message = format!(
+                "reference to unknown kind `{}.{}`",
+                target.address.provider, target.address.kind
+            );
         }
-        if let Some(s) = suggest(&target.address.to_string(), known.iter().map(String::as_str)) {
+        if let Some(s) = suggest(
+            &target.address.to_string(),
+            known.iter().map(String::as_str),
+        ) {
             d.help = Some(format!("did you mean `{s}`?"));
         }
         diags.push(d);
@@ -310,7 +390,9 @@ fn check_reference(
     };
     if export.secret && !u.in_secret {
         let mut d = base();
-        d.message = format!("`{target}` is a secret output and cannot flow into a field that is not secret");
+        d.message = format!(
+            "`{target}` is a secret output and cannot flow into a field that is not secret"
+        );
         d.help = Some(
             "secret outputs may only be used where a secret source is expected, such as \
              github.actions_secret.value or aws.secretsmanager_secret.value"
@@ -323,13 +405,19 @@ fn check_reference(
         (true, None) => {
             let mut d = base();
             d.message = format!("`{}` of `{}` is a list", target.attribute, target.address);
-            d.help = Some(format!("pick one element, like `${{{}.{}[0]}}`", target.address, target.attribute));
+            d.help = Some(format!(
+                "pick one element, like `${{{}.{}[0]}}`",
+                target.address, target.attribute
+            ));
             diags.push(d);
             false
         }
         (false, Some(_)) => {
             let mut d = base();
-            d.message = format!("`{}` of `{}` is not a list and cannot be indexed", target.attribute, target.address);
+            d.message = format!(
+                "`{}` of `{}` is not a list and cannot be indexed",
+                target.attribute, target.address
+            );
             diags.push(d);
             false
         }
@@ -337,7 +425,13 @@ fn check_reference(
     }
 }
 
-fn check_ignore_changes(kind: Kind, lc: &Lifecycle, raw: &Raw, address: &Address, diags: &mut Vec<Diagnostic>) {
+fn check_ignore_changes(
+    kind: Kind,
+    lc: &Lifecycle,
+    raw: &Raw,
+    address: &Address,
+    diags: &mut Vec<Diagnostic>,
+) {
     let span = match &raw.value {
         RawValue::Table(t) => t.get("ignore_changes").map_or(raw.span, |e| e.value.span),
         _ => raw.span,
@@ -386,7 +480,11 @@ pub fn resolve_field_path(fields: &[super::schema::FieldInfo], path: &str) -> Re
     Ok(())
 }
 
-fn report_cycles(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Address, (Kind, Found<'_>)>, diags: &mut Vec<Diagnostic>) {
+fn report_cycles(
+    resources: &BTreeMap<Address, Resource>,
+    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
     // Colour-marking DFS; each back edge closes a cycle, reported once per set of members.
     let mut state: BTreeMap<&Address, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
     let mut reported: BTreeSet<BTreeSet<Address>> = BTreeSet::new();
@@ -397,7 +495,15 @@ fn report_cycles(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Addre
         let mut stack: Vec<(&Address, Vec<&Address>)> = Vec::new();
         let mut path: Vec<&Address> = Vec::new();
         let deps = |a: &Address| -> Vec<&Address> {
-            resources.get(a).map(|r| r.depends_on.iter().filter(|d| resources.contains_key(*d)).collect()).unwrap_or_default()
+            resources
+                .get(a)
+                .map(|r| {
+                    r.depends_on
+                        .iter()
+                        .filter(|d| resources.contains_key(*d))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         state.insert(start, 1);
         path.push(start);
@@ -417,7 +523,8 @@ fn report_cycles(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Addre
                         let members: Vec<&Address> = path[from..].to_vec();
                         let set: BTreeSet<Address> = members.iter().map(|a| (*a).clone()).collect();
                         if reported.insert(set) {
-                            let mut chain: Vec<String> = members.iter().map(|a| a.to_string()).collect();
+                            let mut chain: Vec<String> =
+                                members.iter().map(|a| a.to_string()).collect();
                             chain.push(next.to_string());
                             let span = found.get(next).map(|(_, f)| f.key_span);
                             if let Some(span) = span {
@@ -446,10 +553,16 @@ fn report_cycles(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Addre
     }
 }
 
-fn report_duplicate_identities(resources: &BTreeMap<Address, Resource>, found: &BTreeMap<Address, (Kind, Found<'_>)>, diags: &mut Vec<Diagnostic>) {
+fn report_duplicate_identities(
+    resources: &BTreeMap<Address, Resource>,
+    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut seen: BTreeMap<String, &Address> = BTreeMap::new();
     for (address, r) in resources {
-        let Some(id) = r.spec.identity() else { continue };
+        let Some(id) = r.spec.identity() else {
+            continue;
+        };
         if id.contains("${") {
             continue;
         }
@@ -459,9 +572,14 @@ fn report_duplicate_identities(resources: &BTreeMap<Address, Resource>, found: &
                 let first_span = found.get(*first).map(|(_, f)| f.key_span);
                 if let (Some(span), Some(first_span)) = (span, first_span) {
                     diags.push(
-                        Diagnostic::at(span, format!("`{address}` and `{first}` both describe {id}"))
-                            .note(first_span, format!("`{first}` is defined"))
-                            .help("two resources would fight over one cloud object; remove or rename one"),
+                        Diagnostic::at(
+                            span,
+                            format!("`{address}` and `{first}` both describe {id}"),
+                        )
+                        .note(first_span, format!("`{first}` is defined"))
+                        .help(
+                            "two resources would fight over one cloud object; remove or rename one",
+                        ),
                     );
                 }
             }

@@ -99,7 +99,12 @@ pub fn parse_k8s_version(s: &str) -> Option<(u32, u32, Option<u32>, Option<u32>)
     let nums: Vec<&str> = base.split('.').collect();
     match (nums.as_slice(), rev) {
         ([a, b], None) => Some((a.parse().ok()?, b.parse().ok()?, None, None)),
-        ([a, b, c], Some(r)) => Some((a.parse().ok()?, b.parse().ok()?, Some(c.parse().ok()?), Some(r))),
+        ([a, b, c], Some(r)) => Some((
+            a.parse().ok()?,
+            b.parse().ok()?,
+            Some(c.parse().ok()?),
+            Some(r),
+        )),
         _ => None,
     }
 }
@@ -107,27 +112,41 @@ pub fn parse_k8s_version(s: &str) -> Option<(u32, u32, Option<u32>, Option<u32>)
 /// Parses a CIDR block, insisting the host bits are zero.
 pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     let Some((ip, len)) = s.split_once('/') else {
-        return Err(format!("\"{s}\" is not a CIDR block: write an address and a prefix length, like \"10.10.0.0/16\""));
+        return Err(format!(
+            "\"{s}\" is not a CIDR block: write an address and a prefix length, like \"10.10.0.0/16\""
+        ));
     };
-    let ip: IpAddr = ip.parse().map_err(|_| format!("\"{s}\" is not a CIDR block: \"{ip}\" is not an IP address"))?;
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a CIDR block: \"{ip}\" is not an IP address"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = match len.parse() {
         Ok(l) if l <= max => l,
-        _ => return Err(format!("\"{s}\" is not a CIDR block: the prefix length must be 0 to {max}")),
+        _ => {
+            return Err(format!(
+                "\"{s}\" is not a CIDR block: the prefix length must be 0 to {max}"
+            ));
+        }
     };
     let (bits, width): (u128, u32) = match ip {
         IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
         IpAddr::V6(v) => (u128::from(v), 128),
     };
     let host_bits = width - u32::from(len);
-    let host_mask: u128 = if host_bits == 0 { 0 } else { u128::MAX >> (128 - host_bits) };
+    let host_mask: u128 = if host_bits == 0 {
+        0
+    } else {
+        u128::MAX >> (128 - host_bits)
+    };
     if bits & host_mask != 0 {
         let net = bits & !host_mask;
         let net: IpAddr = match ip {
             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(net as u32)),
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(net)),
         };
-        return Err(format!("\"{s}\" has host bits set: did you mean \"{net}/{len}\"?"));
+        return Err(format!(
+            "\"{s}\" has host bits set: did you mean \"{net}/{len}\"?"
+        ));
     }
     Ok((ip, len))
 }
@@ -152,29 +171,50 @@ format_type!(
 );
 
 /// Checks a DNS name: labels of letters, digits and `-`, at most 253 characters.
-pub fn check_dns_name(s: &str, allow_underscore_and_star: bool, min_labels: usize) -> Result<(), String> {
+pub fn check_dns_name(
+    s: &str,
+    allow_underscore_and_star: bool,
+    min_labels: usize,
+) -> Result<(), String> {
     if s.ends_with('.') {
-        return Err(format!("\"{s}\" ends with a dot: write the name without the trailing dot"));
+        return Err(format!(
+            "\"{s}\" ends with a dot: write the name without the trailing dot"
+        ));
     }
     if s.len() > 253 {
-        return Err(format!("\"{}…\" is longer than the 253 characters a DNS name may have", &s[..20]));
+        return Err(format!(
+            "\"{}…\" is longer than the 253 characters a DNS name may have",
+            &s[..20]
+        ));
     }
     if s.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!("\"{s}\" has upper-case letters: DNS names are stored in lower case, write \"{}\"", s.to_lowercase()));
+        return Err(format!(
+            "\"{s}\" has upper-case letters: DNS names are stored in lower case, write \"{}\"",
+            s.to_lowercase()
+        ));
     }
     let labels: Vec<&str> = s.split('.').collect();
     if labels.len() < min_labels {
-        return Err(format!("\"{s}\" is not a fully qualified domain name (like \"example.com\")"));
+        return Err(format!(
+            "\"{s}\" is not a fully qualified domain name (like \"example.com\")"
+        ));
     }
     for (i, l) in labels.iter().enumerate() {
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (allow_underscore_and_star && c == '_');
+        let ok_char = |c: char| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == '-'
+                || (allow_underscore_and_star && c == '_')
+        };
         let ok = !l.is_empty()
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
             && (l.chars().all(ok_char) || (allow_underscore_and_star && i == 0 && *l == "*"));
         if !ok {
-            return Err(format!("\"{s}\" is not a valid DNS name: label \"{l}\" must be 1 to 63 letters, digits or hyphens, not starting or ending with a hyphen"));
+            return Err(format!(
+                "\"{s}\" is not a valid DNS name: label \"{l}\" must be 1 to 63 letters, digits or hyphens, not starting or ending with a hyphen"
+            ));
         }
     }
     Ok(())
@@ -200,7 +240,11 @@ pub struct Duration(pub String);
 impl Duration {
     /// Parses the text into seconds.
     pub fn parse(s: &str) -> Result<u64, String> {
-        let bad = || format!("\"{s}\" is not a duration: write a number and a unit (s, m, h, d, w), like \"30s\", \"5m\", \"1h30m\" or \"90d\"");
+        let bad = || {
+            format!(
+                "\"{s}\" is not a duration: write a number and a unit (s, m, h, d, w), like \"30s\", \"5m\", \"1h30m\" or \"90d\""
+            )
+        };
         if s.is_empty() {
             return Err(bad());
         }
@@ -220,14 +264,19 @@ impl Duration {
                 _ => return Err(bad()),
             };
             let n: u64 = num.parse().map_err(|_| bad())?;
-            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
             num.clear();
         }
         if !num.is_empty() {
             return Err(bad());
         }
         if total == 0 {
-            return Err(format!("\"{s}\" is zero: a duration must be longer than that"));
+            return Err(format!(
+                "\"{s}\" is zero: a duration must be longer than that"
+            ));
         }
         Ok(total)
     }
@@ -244,7 +293,8 @@ impl Decode for Duration {
     }
     fn decode(raw: &Raw, cx: &mut Cx<'_>) -> Option<Self> {
         let RawValue::String(s) = &raw.value else {
-            let help = matches!(raw.value, RawValue::Integer(_)).then_some("add a unit, like \"300s\" or \"5m\"");
+            let help = matches!(raw.value, RawValue::Integer(_))
+                .then_some("add a unit, like \"300s\" or \"5m\"");
             cx.expected(raw, "a duration string");
             if let Some(h) = help {
                 cx.diags.last_mut().expect("just reported").help = Some(h.into());

@@ -82,7 +82,9 @@ block! {
 }
 
 fn check_s3_bucket(b: &S3Bucket, span: Span, cx: &mut Cx<'_>) {
-    cx.nested("lifecycle_rules", |cx| check_unique_rule_ids(&b.lifecycle_rules, span, cx));
+    cx.nested("lifecycle_rules", |cx| {
+        check_unique_rule_ids(&b.lifecycle_rules, span, cx)
+    });
     check_tags(&b.tags, span, cx);
 }
 
@@ -93,11 +95,20 @@ pub fn check_tags(tags: &BTreeMap<String, String>, span: Span, cx: &mut Cx<'_>) 
             cx.error(span, format!("{} tags: AWS allows at most 50", tags.len()));
         }
         for (k, v) in tags {
-            if k.is_empty() || k.chars().count() > 128 || k.to_ascii_lowercase().starts_with("aws:") {
-                cx.error(span, format!("tag key \"{k}\" must be 1 to 128 characters and not start with `aws:`"));
+            if k.is_empty() || k.chars().count() > 128 || k.to_ascii_lowercase().starts_with("aws:")
+            {
+                cx.error(
+                    span,
+                    format!(
+                        "tag key \"{k}\" must be 1 to 128 characters and not start with `aws:`"
+                    ),
+                );
             }
             if v.chars().count() > 256 {
-                cx.error(span, format!("the value of tag \"{k}\" is longer than 256 characters"));
+                cx.error(
+                    span,
+                    format!("the value of tag \"{k}\" is longer than 256 characters"),
+                );
             }
         }
     });
@@ -136,7 +147,8 @@ fn check_sns(t: &SnsTopic, span: Span, cx: &mut Cx<'_>) {
 }
 
 impl KindInfo for SnsTopic {
-    const DOC: &'static str = "An SNS topic, for example the destination of SES bounce and complaint events.";
+    const DOC: &'static str =
+        "An SNS topic, for example the destination of SES bounce and complaint events.";
     const EXPORTS: &'static [Export] = &[plain("arn", "the topic ARN"), plain("name", "the name")];
     fn identity(&self) -> Option<String> {
         Some(format!("sns topic {}", self.name.as_str()))
@@ -189,8 +201,15 @@ fn check_ses_identity(i: &SesDomainIdentity, span: Span, cx: &mut Cx<'_>) {
         let literal = !contains_ref(from.as_str()) && !contains_ref(i.domain.as_str());
         if literal && !from.as_str().ends_with(&format!(".{}", i.domain.as_str())) {
             cx.nested("mail_from_domain", |cx| {
-                cx.error(span, format!("\"{}\" must be a subdomain of \"{}\"", from.as_str(), i.domain.as_str()))
-                    .set_help(format!("for example \"bounce.{}\"", i.domain.as_str()));
+                cx.error(
+                    span,
+                    format!(
+                        "\"{}\" must be a subdomain of \"{}\"",
+                        from.as_str(),
+                        i.domain.as_str()
+                    ),
+                )
+                .set_help(format!("for example \"bounce.{}\"", i.domain.as_str()));
             });
         }
     }
@@ -202,11 +221,26 @@ impl KindInfo for SesDomainIdentity {
     const EXPORTS: &'static [Export] = &[
         plain("arn", "the identity ARN"),
         plain("domain", "the domain"),
-        list("dkim_tokens", "the Easy DKIM tokens (normally three): record names are `<token>._domainkey`"),
-        list("dkim_cname_targets", "CNAME targets matching `dkim_tokens`: `<token>.<signing hosted zone>`"),
-        plain("dkim_signing_hosted_zone", "the zone DKIM CNAMEs point into (`dkim.amazonses.com` when SES names none)"),
-        plain("mail_from_mx", "`feedback-smtp.<region>.amazonses.com`, the MX host of the MAIL FROM domain"),
-        plain("verification_status", "PENDING, SUCCESS, FAILED, TEMPORARY_FAILURE or NOT_STARTED"),
+        list(
+            "dkim_tokens",
+            "the Easy DKIM tokens (normally three): record names are `<token>._domainkey`",
+        ),
+        list(
+            "dkim_cname_targets",
+            "CNAME targets matching `dkim_tokens`: `<token>.<signing hosted zone>`",
+        ),
+        plain(
+            "dkim_signing_hosted_zone",
+            "the zone DKIM CNAMEs point into (`dkim.amazonses.com` when SES names none)",
+        ),
+        plain(
+            "mail_from_mx",
+            "`feedback-smtp.<region>.amazonses.com`, the MX host of the MAIL FROM domain",
+        ),
+        plain(
+            "verification_status",
+            "PENDING, SUCCESS, FAILED, TEMPORARY_FAILURE or NOT_STARTED",
+        ),
     ];
     fn identity(&self) -> Option<String> {
         Some(format!("ses identity {}", self.domain.as_str()))
@@ -275,12 +309,14 @@ block! {
 fn check_event_destination(d: &EventDestination, span: Span, cx: &mut Cx<'_>) {
     if d.matching_event_types.is_empty() {
         cx.nested("matching_event_types", |cx| {
-            cx.error(span, "name at least one event type").set_help("for bounces and complaints: [\"BOUNCE\", \"COMPLAINT\"]");
+            cx.error(span, "name at least one event type")
+                .set_help("for bounces and complaints: [\"BOUNCE\", \"COMPLAINT\"]");
         });
     }
     if !contains_ref(&d.sns_topic_arn) && !d.sns_topic_arn.starts_with("arn:") {
         cx.nested("sns_topic_arn", |cx| {
-            cx.error(span, format!("\"{}\" is not an ARN", d.sns_topic_arn)).set_help("reference the topic: \"${aws.sns_topic.NAME.arn}\"");
+            cx.error(span, format!("\"{}\" is not an ARN", d.sns_topic_arn))
+                .set_help("reference the topic: \"${aws.sns_topic.NAME.arn}\"");
         });
     }
 }
@@ -313,7 +349,12 @@ fn check_configuration_set(c: &SesConfigurationSet, span: Span, cx: &mut Cx<'_>)
         });
     }
     for name in c.event_destinations.keys() {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        {
             cx.nested("event_destinations", |cx| {
                 cx.error(span, format!("event destination name \"{name}\" must be 1 to 64 letters, digits, `_` or `-`"));
             });
@@ -324,7 +365,10 @@ fn check_configuration_set(c: &SesConfigurationSet, span: Span, cx: &mut Cx<'_>)
 
 impl KindInfo for SesConfigurationSet {
     const DOC: &'static str = "An SES v2 configuration set with its sending, reputation and suppression options and its event destinations.";
-    const EXPORTS: &'static [Export] = &[plain("name", "the name"), plain("arn", "the configuration set ARN")];
+    const EXPORTS: &'static [Export] = &[
+        plain("name", "the name"),
+        plain("arn", "the configuration set ARN"),
+    ];
     fn identity(&self) -> Option<String> {
         Some(format!("ses configuration set {}", self.name.as_str()))
     }
@@ -370,7 +414,10 @@ impl KindInfo for IamSmtpUser {
         plain("arn", "the user ARN"),
         plain("name", "the user name"),
         plain("smtp_username", "the SMTP user name (the access key id)"),
-        secret("smtp_password", "the SES SMTP password derived for `region`"),
+        secret(
+            "smtp_password",
+            "the SES SMTP password derived for `region`",
+        ),
         plain("smtp_endpoint", "`email-smtp.<region>.amazonaws.com`"),
     ];
     fn identity(&self) -> Option<String> {

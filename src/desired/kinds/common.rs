@@ -40,10 +40,16 @@ block! {
 
 fn check_cors(rule: &CorsRule, span: Span, cx: &mut Cx<'_>) {
     if rule.allowed_origins.is_empty() {
-        cx.error(span, "a CORS rule needs at least one entry in `allowed_origins`");
+        cx.error(
+            span,
+            "a CORS rule needs at least one entry in `allowed_origins`",
+        );
     }
     if rule.allowed_methods.is_empty() {
-        cx.error(span, "a CORS rule needs at least one entry in `allowed_methods`");
+        cx.error(
+            span,
+            "a CORS rule needs at least one entry in `allowed_methods`",
+        );
     }
 }
 
@@ -74,7 +80,11 @@ fn check_lifecycle(rule: &LifecycleRule, span: Span, cx: &mut Cx<'_>) {
         && rule.noncurrent_version_expiration_days.is_none()
         && rule.abort_incomplete_multipart_upload_days.is_none()
     {
-        cx.error(span, format!("lifecycle rule \"{}\" has no action", rule.id)).set_help(
+        cx.error(
+            span,
+            format!("lifecycle rule \"{}\" has no action", rule.id),
+        )
+        .set_help(
             "set at least one of `expiration_days`, `noncurrent_version_expiration_days`, \
              `abort_incomplete_multipart_upload_days`",
         );
@@ -86,7 +96,10 @@ pub fn check_unique_rule_ids(rules: &[LifecycleRule], span: Span, cx: &mut Cx<'_
     let mut seen = std::collections::BTreeSet::new();
     for r in rules {
         if !seen.insert(r.id.as_str()) {
-            cx.error(span, format!("lifecycle rule id \"{}\" is used twice", r.id));
+            cx.error(
+                span,
+                format!("lifecycle rule id \"{}\" is used twice", r.id),
+            );
         }
     }
 }

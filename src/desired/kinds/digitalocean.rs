@@ -32,12 +32,29 @@ block! {
 
 fn check_vpc(v: &Vpc, span: Span, cx: &mut Cx<'_>) {
     if !contains_ref(&v.name)
-        && (v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        && (v.name.is_empty()
+            || !v
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
     {
-        cx.nested("name", |cx| { cx.error(span, format!("VPC name \"{}\" may only hold letters, digits, `-` and `.`", v.name)); });
+        cx.nested("name", |cx| {
+            cx.error(
+                span,
+                format!(
+                    "VPC name \"{}\" may only hold letters, digits, `-` and `.`",
+                    v.name
+                ),
+            );
+        });
     }
-    if v.description.as_ref().is_some_and(|d| d.chars().count() > 255) {
-        cx.nested("description", |cx| { cx.error(span, "is longer than 255 characters"); });
+    if v.description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 255)
+    {
+        cx.nested("description", |cx| {
+            cx.error(span, "is longer than 255 characters");
+        });
     }
     if let Some(range) = v.ip_range.as_ref().filter(|r| !contains_ref(r.as_str())) {
         if let Ok((ip, len)) = parse_cidr(range.as_str()) {
@@ -47,8 +64,14 @@ fn check_vpc(v: &Vpc, span: Span, cx: &mut Cx<'_>) {
             };
             if !private || !(16..=28).contains(&len) {
                 cx.nested("ip_range", |cx| {
-                    cx.error(span, format!("\"{range}\" must be an RFC 1918 IPv4 range between /16 and /28", range = range.as_str()))
-                        .set_help("for example \"10.10.0.0/16\" or \"172.16.0.0/20\"");
+                    cx.error(
+                        span,
+                        format!(
+                            "\"{range}\" must be an RFC 1918 IPv4 range between /16 and /28",
+                            range = range.as_str()
+                        ),
+                    )
+                    .set_help("for example \"10.10.0.0/16\" or \"172.16.0.0/20\"");
                 });
             }
         }
@@ -61,7 +84,10 @@ impl KindInfo for Vpc {
         plain("id", "the VPC's UUID"),
         plain("urn", "`do:vpc:<id>`, for project assignment"),
         plain("name", "the name"),
-        plain("ip_range", "the private range, including one DigitalOcean picked"),
+        plain(
+            "ip_range",
+            "the private range, including one DigitalOcean picked",
+        ),
     ];
     fn identity(&self) -> Option<String> {
         Some(format!("vpc name {}", self.name))
@@ -162,18 +188,33 @@ fn check_pool(p: &NodePool, span: Span, cx: &mut Cx<'_>) {
         match (p.min_nodes, p.max_nodes) {
             (Some(min), Some(max)) => {
                 if min > max {
-                    cx.error(span, format!("min_nodes ({min}) is larger than max_nodes ({max})"));
+                    cx.error(
+                        span,
+                        format!("min_nodes ({min}) is larger than max_nodes ({max})"),
+                    );
                 } else if p.count < min || p.count > max {
-                    cx.error(span, format!("count ({}) must lie between min_nodes ({min}) and max_nodes ({max})", p.count));
+                    cx.error(
+                        span,
+                        format!(
+                            "count ({}) must lie between min_nodes ({min}) and max_nodes ({max})",
+                            p.count
+                        ),
+                    );
                 }
             }
             _ => {
-                cx.error(span, "an auto-scaling pool needs both `min_nodes` and `max_nodes`");
+                cx.error(
+                    span,
+                    "an auto-scaling pool needs both `min_nodes` and `max_nodes`",
+                );
             }
         }
     } else if p.min_nodes.is_some() || p.max_nodes.is_some() {
-        cx.error(span, "`min_nodes` and `max_nodes` only apply when `auto_scale = true`")
-            .set_help("set `auto_scale = true`, or remove them");
+        cx.error(
+            span,
+            "`min_nodes` and `max_nodes` only apply when `auto_scale = true`",
+        )
+        .set_help("set `auto_scale = true`, or remove them");
     }
 }
 
@@ -214,7 +255,9 @@ block! {
 
 fn check_cluster(c: &KubernetesCluster, span: Span, cx: &mut Cx<'_>) {
     if c.name.is_empty() {
-        cx.nested("name", |cx| { cx.error(span, "must not be empty"); });
+        cx.nested("name", |cx| {
+            cx.error(span, "must not be empty");
+        });
     }
     if c.node_pools.is_empty() {
         cx.nested("node_pools", |cx| {
@@ -223,7 +266,11 @@ fn check_cluster(c: &KubernetesCluster, span: Span, cx: &mut Cx<'_>) {
         });
     }
     for name in c.node_pools.keys() {
-        if !name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') || name.len() > 63 {
+        if !name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            || name.len() > 63
+        {
             cx.nested("node_pools", |cx| {
                 cx.error(span, format!("pool name \"{name}\" may only hold lower-case letters, digits and `-` (at most 63)"));
             });
@@ -239,7 +286,10 @@ impl KindInfo for KubernetesCluster {
         plain("name", "the name"),
         plain("endpoint", "the API server URL"),
         plain("ipv4", "the API server's public address"),
-        secret("kubeconfig", "a kubeconfig with a token valid for `kubeconfig_expiry`"),
+        secret(
+            "kubeconfig",
+            "a kubeconfig with a token valid for `kubeconfig_expiry`",
+        ),
     ];
     fn identity(&self) -> Option<String> {
         Some(format!("kubernetes cluster name {}", self.name))
@@ -306,12 +356,24 @@ block! {
 }
 
 fn check_rule(r: &ForwardingRule, span: Span, cx: &mut Cx<'_>) {
-    let tls = matches!(r.entry_protocol, LbProtocol::Https | LbProtocol::Http2 | LbProtocol::Http3);
+    let tls = matches!(
+        r.entry_protocol,
+        LbProtocol::Https | LbProtocol::Http2 | LbProtocol::Http3
+    );
     if tls && r.certificate_id.is_none() && !r.tls_passthrough {
-        cx.error(span, format!("an `{}` forwarding rule needs `certificate_id` or `tls_passthrough = true`", r.entry_protocol));
+        cx.error(
+            span,
+            format!(
+                "an `{}` forwarding rule needs `certificate_id` or `tls_passthrough = true`",
+                r.entry_protocol
+            ),
+        );
     }
     if r.tls_passthrough && r.certificate_id.is_some() {
-        cx.error(span, "`tls_passthrough` and `certificate_id` exclude each other");
+        cx.error(
+            span,
+            "`tls_passthrough` and `certificate_id` exclude each other",
+        );
     }
 }
 
@@ -372,10 +434,15 @@ block! {
 
 fn check_lb(lb: &LoadBalancer, span: Span, cx: &mut Cx<'_>) {
     if lb.forwarding_rules.is_empty() {
-        cx.nested("forwarding_rules", |cx| { cx.error(span, "a load balancer needs at least one forwarding rule"); });
+        cx.nested("forwarding_rules", |cx| {
+            cx.error(span, "a load balancer needs at least one forwarding rule");
+        });
     }
     if lb.tag.is_some() && !lb.droplet_ids.is_empty() {
-        cx.error(span, "`tag` and `droplet_ids` exclude each other: target droplets one way");
+        cx.error(
+            span,
+            "`tag` and `droplet_ids` exclude each other: target droplets one way",
+        );
     }
 }
 
@@ -449,7 +516,10 @@ fn check_ports(protocol: FwProtocol, ports: &Option<PortSpec>, span: Span, cx: &
             cx.error(span, "ICMP rules have no ports: remove `ports`");
         }
         (FwProtocol::Tcp | FwProtocol::Udp, None) => {
-            cx.error(span, format!("a {protocol} rule needs `ports` (\"22\", \"8000-9000\" or \"all\")"));
+            cx.error(
+                span,
+                format!("a {protocol} rule needs `ports` (\"22\", \"8000-9000\" or \"all\")"),
+            );
         }
         _ => {}
     }
@@ -458,7 +528,8 @@ fn check_ports(protocol: FwProtocol, ports: &Option<PortSpec>, span: Span, cx: &
 fn check_inbound(r: &InboundRule, span: Span, cx: &mut Cx<'_>) {
     check_ports(r.protocol, &r.ports, span, cx);
     if r.sources.is_empty() {
-        cx.error(span, "an inbound rule needs at least one source").set_help("for example `sources = { addresses = [\"0.0.0.0/0\", \"::/0\"] }`");
+        cx.error(span, "an inbound rule needs at least one source")
+            .set_help("for example `sources = { addresses = [\"0.0.0.0/0\", \"::/0\"] }`");
     }
 }
 
@@ -501,13 +572,19 @@ block! {
 
 fn check_firewall(f: &Firewall, span: Span, cx: &mut Cx<'_>) {
     if f.inbound_rules.is_empty() && f.outbound_rules.is_empty() {
-        cx.error(span, "a firewall needs at least one inbound or outbound rule");
+        cx.error(
+            span,
+            "a firewall needs at least one inbound or outbound rule",
+        );
     }
 }
 
 impl KindInfo for Firewall {
     const DOC: &'static str = "A cloud firewall. Its update replaces the whole object: rules added by hand are removed on the next pass in `enforce` mode.";
-    const EXPORTS: &'static [Export] = &[plain("id", "the firewall's UUID"), plain("name", "the name")];
+    const EXPORTS: &'static [Export] = &[
+        plain("id", "the firewall's UUID"),
+        plain("name", "the name"),
+    ];
     fn identity(&self) -> Option<String> {
         Some(format!("firewall name {}", self.name))
     }
@@ -524,8 +601,12 @@ block! {
 }
 
 impl KindInfo for Domain {
-    const DOC: &'static str = "A DNS zone. Domains have no update call: a change replaces the zone.";
-    const EXPORTS: &'static [Export] = &[plain("name", "the zone name"), plain("urn", "`do:domain:<name>`")];
+    const DOC: &'static str =
+        "A DNS zone. Domains have no update call: a change replaces the zone.";
+    const EXPORTS: &'static [Export] = &[
+        plain("name", "the zone name"),
+        plain("urn", "`do:domain:<name>`"),
+    ];
     fn identity(&self) -> Option<String> {
         Some(format!("domain {}", self.name.as_str()))
     }
@@ -613,28 +694,56 @@ fn check_record(r: &DomainRecord, span: Span, cx: &mut Cx<'_>) {
         _ => {}
     }
     if r.data.is_empty() {
-        cx.nested("data", |cx| { cx.error(span, "must not be empty"); });
+        cx.nested("data", |cx| {
+            cx.error(span, "must not be empty");
+        });
     } else if literal {
         let bad = match r.r#type {
-            RecordType::A => r.data.parse::<std::net::Ipv4Addr>().is_err().then_some("an IPv4 address"),
-            RecordType::Aaaa => r.data.parse::<std::net::Ipv6Addr>().is_err().then_some("an IPv6 address"),
+            RecordType::A => r
+                .data
+                .parse::<std::net::Ipv4Addr>()
+                .is_err()
+                .then_some("an IPv4 address"),
+            RecordType::Aaaa => r
+                .data
+                .parse::<std::net::Ipv6Addr>()
+                .is_err()
+                .then_some("an IPv6 address"),
             _ => None,
         };
         if let Some(what) = bad {
-            cx.nested("data", |cx| { cx.error(span, format!("\"{}\" is not {what}, as an {} record needs", r.data, r.r#type)); });
+            cx.nested("data", |cx| {
+                cx.error(
+                    span,
+                    format!(
+                        "\"{}\" is not {what}, as an {} record needs",
+                        r.data, r.r#type
+                    ),
+                );
+            });
         }
-        if matches!(r.r#type, RecordType::Cname | RecordType::Mx | RecordType::Ns | RecordType::Srv) && r.data.ends_with('.') {
+        if matches!(
+            r.r#type,
+            RecordType::Cname | RecordType::Mx | RecordType::Ns | RecordType::Srv
+        ) && r.data.ends_with('.')
+        {
             cx.nested("data", |cx| {
                 cx.error(span, format!("\"{}\" ends with a dot", r.data))
-                    .set_help("DigitalOcean stores host names without the trailing dot; write it without");
+                    .set_help(
+                        "DigitalOcean stores host names without the trailing dot; write it without",
+                    );
             });
         }
     }
 }
 
 impl KindInfo for DomainRecord {
-    const DOC: &'static str = "A DNS record. Changing its type or zone replaces it; everything else updates in place.";
-    const EXPORTS: &'static [Export] = &[plain("id", "the record's numeric id"), plain("fqdn", "the full name")];
+    const DOC: &'static str =
+        "A DNS record. Changing its type or zone replaces it; everything else updates in place.";
+    const EXPORTS: &'static [Export] = &[
+        plain("id", "the record's numeric id"),
+        plain("fqdn", "the full name"),
+    ];
 }
 
 block! {
@@ -655,7 +764,15 @@ block! {
 fn check_cdn(c: &CdnEndpoint, span: Span, cx: &mut Cx<'_>) {
     const TTLS: [u32; 5] = [60, 600, 3600, 86_400, 604_800];
     if !TTLS.contains(&c.ttl) {
-        cx.nested("ttl", |cx| { cx.error(span, format!("{} is not an allowed CDN TTL: use 60, 600, 3600, 86400 or 604800", c.ttl)); });
+        cx.nested("ttl", |cx| {
+            cx.error(
+                span,
+                format!(
+                    "{} is not an allowed CDN TTL: use 60, 600, 3600, 86400 or 604800",
+                    c.ttl
+                ),
+            );
+        });
     }
     if c.custom_domain.is_some() && c.certificate_id.is_none() {
         cx.error(span, "a `custom_domain` needs a `certificate_id`");
@@ -664,7 +781,10 @@ fn check_cdn(c: &CdnEndpoint, span: Span, cx: &mut Cx<'_>) {
 
 impl KindInfo for CdnEndpoint {
     const DOC: &'static str = "A Spaces CDN endpoint. The CDN API allows 5 requests per 10 seconds; provisioner paces itself.";
-    const EXPORTS: &'static [Export] = &[plain("id", "the endpoint's UUID"), plain("endpoint", "the CDN host name")];
+    const EXPORTS: &'static [Export] = &[
+        plain("id", "the endpoint's UUID"),
+        plain("endpoint", "the CDN host name"),
+    ];
     fn identity(&self) -> Option<String> {
         Some(format!("cdn origin {}", self.origin))
     }
@@ -702,16 +822,22 @@ block! {
 }
 
 fn check_spaces_bucket(b: &SpacesBucket, span: Span, cx: &mut Cx<'_>) {
-    cx.nested("lifecycle_rules", |cx| check_unique_rule_ids(&b.lifecycle_rules, span, cx));
+    cx.nested("lifecycle_rules", |cx| {
+        check_unique_rule_ids(&b.lifecycle_rules, span, cx)
+    });
 }
 
 impl KindInfo for SpacesBucket {
-    const DOC: &'static str = "A Spaces bucket, managed through the S3 API at the region's Spaces endpoint.";
+    const DOC: &'static str =
+        "A Spaces bucket, managed through the S3 API at the region's Spaces endpoint.";
     const EXPORTS: &'static [Export] = &[
         plain("name", "the bucket name"),
         plain("urn", "`do:space:<name>`"),
         plain("region", "the region slug"),
-        plain("bucket_domain_name", "`<name>.<region>.digitaloceanspaces.com`"),
+        plain(
+            "bucket_domain_name",
+            "`<name>.<region>.digitaloceanspaces.com`",
+        ),
         plain("endpoint", "`https://<region>.digitaloceanspaces.com`"),
     ];
     fn identity(&self) -> Option<String> {
@@ -754,18 +880,36 @@ block! {
 
 fn check_spaces_key(k: &SpacesKey, span: Span, cx: &mut Cx<'_>) {
     if k.grants.is_empty() {
-        cx.nested("grants", |cx| { cx.error(span, "a Spaces key needs at least one grant"); });
+        cx.nested("grants", |cx| {
+            cx.error(span, "a Spaces key needs at least one grant");
+        });
     }
-    let full = k.grants.iter().filter(|g| g.permission == SpacesPermission::FullAccess).count();
+    let full = k
+        .grants
+        .iter()
+        .filter(|g| g.permission == SpacesPermission::FullAccess)
+        .count();
     if full > 0 && full != k.grants.len() {
-        cx.nested("grants", |cx| { cx.error(span, "a full-access grant cannot be mixed with bucket grants"); });
+        cx.nested("grants", |cx| {
+            cx.error(
+                span,
+                "a full-access grant cannot be mixed with bucket grants",
+            );
+        });
     }
     for g in &k.grants {
         if g.permission == SpacesPermission::FullAccess && !g.bucket.is_empty() {
-            cx.nested("grants", |cx| { cx.error(span, "a `fullaccess` grant applies to every bucket: leave `bucket` empty"); });
+            cx.nested("grants", |cx| {
+                cx.error(
+                    span,
+                    "a `fullaccess` grant applies to every bucket: leave `bucket` empty",
+                );
+            });
         }
         if g.permission != SpacesPermission::FullAccess && g.bucket.is_empty() {
-            cx.nested("grants", |cx| { cx.error(span, format!("a `{}` grant needs a `bucket`", g.permission)); });
+            cx.nested("grants", |cx| {
+                cx.error(span, format!("a `{}` grant needs a `bucket`", g.permission));
+            });
         }
     }
 }
@@ -774,7 +918,10 @@ impl KindInfo for SpacesKey {
     const DOC: &'static str = "A Spaces access key. Its secret is returned once, at creation: reference `secret_key` from where it must be kept (a Secrets Manager secret); it is never written to the ledger.";
     const EXPORTS: &'static [Export] = &[
         plain("access_key", "the access key id"),
-        secret("secret_key", "the secret key (available in the apply that creates the key)"),
+        secret(
+            "secret_key",
+            "the secret key (available in the apply that creates the key)",
+        ),
     ];
     fn identity(&self) -> Option<String> {
         Some(format!("spaces key {}", self.name))
@@ -814,12 +961,15 @@ block! {
 
 fn check_project(p: &Project, span: Span, cx: &mut Cx<'_>) {
     if p.purpose.chars().count() > 255 {
-        cx.nested("purpose", |cx| { cx.error(span, "is longer than 255 characters"); });
+        cx.nested("purpose", |cx| {
+            cx.error(span, "is longer than 255 characters");
+        });
     }
     for urn in p.resources.iter().filter(|u| !contains_ref(u)) {
         if !urn.starts_with("do:") {
             cx.nested("resources", |cx| {
-                cx.error(span, format!("\"{urn}\" is not a URN")).set_help("write `do:<type>:<id>`, or reference a resource's `urn`");
+                cx.error(span, format!("\"{urn}\" is not a URN"))
+                    .set_help("write `do:<type>:<id>`, or reference a resource's `urn`");
             });
         }
     }
@@ -827,7 +977,8 @@ fn check_project(p: &Project, span: Span, cx: &mut Cx<'_>) {
 
 impl KindInfo for Project {
     const DOC: &'static str = "A project. Resources are assigned after they are created; a project that still holds resources cannot be deleted.";
-    const EXPORTS: &'static [Export] = &[plain("id", "the project's UUID"), plain("name", "the name")];
+    const EXPORTS: &'static [Export] =
+        &[plain("id", "the project's UUID"), plain("name", "the name")];
     fn identity(&self) -> Option<String> {
         Some(format!("project name {}", self.name))
     }

@@ -18,9 +18,14 @@ block! {
 
 impl KindInfo for ActionsSecret {
     const DOC: &'static str = "A repository Actions secret, sealed with the repository's public key. Values are write-only: drift is a changed fingerprint or an `updated_at` newer than provisioner's last write.";
-    const EXPORTS: &'static [Export] = &[plain("name", "the name as GitHub stores it (upper-case)")];
+    const EXPORTS: &'static [Export] =
+        &[plain("name", "the name as GitHub stores it (upper-case)")];
     fn identity(&self) -> Option<String> {
-        Some(format!("actions secret {} in {}", self.name.as_str().to_ascii_uppercase(), self.repository.as_str().to_ascii_lowercase()))
+        Some(format!(
+            "actions secret {} in {}",
+            self.name.as_str().to_ascii_uppercase(),
+            self.repository.as_str().to_ascii_lowercase()
+        ))
     }
 }
 
@@ -40,7 +45,8 @@ block! {
 
 impl KindInfo for EnvironmentSecret {
     const DOC: &'static str = "An Actions secret of one deployment environment, sealed with the environment's public key.";
-    const EXPORTS: &'static [Export] = &[plain("name", "the name as GitHub stores it (upper-case)")];
+    const EXPORTS: &'static [Export] =
+        &[plain("name", "the name as GitHub stores it (upper-case)")];
     fn identity(&self) -> Option<String> {
         Some(format!(
             "environment secret {} in {}/{}",
@@ -67,13 +73,19 @@ block! {
 
 impl KindInfo for ActionsVariable {
     const DOC: &'static str = "An Actions variable. Values are readable, so they are compared field by field. Never put a secret here: references to secret outputs are rejected.";
-    const EXPORTS: &'static [Export] = &[plain("name", "the name as GitHub stores it (upper-case)"), plain("value", "the value")];
+    const EXPORTS: &'static [Export] = &[
+        plain("name", "the name as GitHub stores it (upper-case)"),
+        plain("value", "the value"),
+    ];
     fn identity(&self) -> Option<String> {
         Some(format!(
             "actions variable {} in {}{}",
             self.name.as_str().to_ascii_uppercase(),
             self.repository.as_str().to_ascii_lowercase(),
-            self.environment.as_ref().map(|e| format!("/{}", e.as_str())).unwrap_or_default()
+            self.environment
+                .as_ref()
+                .map(|e| format!("/{}", e.as_str()))
+                .unwrap_or_default()
         ))
     }
 }
@@ -100,6 +112,10 @@ impl KindInfo for DeployKey {
         secret("private_key", "the OpenSSH private key"),
     ];
     fn identity(&self) -> Option<String> {
-        Some(format!("deploy key \"{}\" in {}", self.title, self.repository.as_str().to_ascii_lowercase()))
+        Some(format!(
+            "deploy key \"{}\" in {}",
+            self.title,
+            self.repository.as_str().to_ascii_lowercase()
+        ))
     }
 }

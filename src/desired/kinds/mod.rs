@@ -24,17 +24,32 @@ pub struct Export {
 
 /// A plain exported attribute.
 pub const fn plain(name: &'static str, doc: &'static str) -> Export {
-    Export { name, doc, secret: false, list: false }
+    Export {
+        name,
+        doc,
+        secret: false,
+        list: false,
+    }
 }
 
 /// A secret exported attribute.
 pub const fn secret(name: &'static str, doc: &'static str) -> Export {
-    Export { name, doc, secret: true, list: false }
+    Export {
+        name,
+        doc,
+        secret: true,
+        list: false,
+    }
 }
 
 /// A list-valued exported attribute.
 pub const fn list(name: &'static str, doc: &'static str) -> Export {
-    Export { name, doc, secret: false, list: true }
+    Export {
+        name,
+        doc,
+        secret: false,
+        list: true,
+    }
 }
 
 /// What every kind declares besides its fields.
