@@ -8,3 +8,6 @@
 
 pub mod cli;
 pub mod desired;
+pub mod ledger;
+pub mod live;
+pub mod plan;

@@ -1,6 +1,7 @@
 //! Command line: argument parsing and one module per subcommand. Printing happens here and
 //! nowhere below.
 
+mod diff;
 mod pending;
 mod validate;
 
@@ -44,7 +45,7 @@ pub enum Command {
     /// Check the desired state and report every problem at once.
     Validate,
     /// Show what apply would change, without changing anything.
-    Diff(pending::DiffArgs),
+    Diff(diff::DiffArgs),
     /// Plan, confirm, and change the clouds to match the desired state.
     Apply(pending::ApplyArgs),
     /// Run as a daemon: reconcile on an interval, serve metrics.
@@ -68,9 +69,9 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    match args.command {
+    match &args.command {
         Command::Validate => validate::exec(&args.desired),
-        Command::Diff(_) => pending::exec("diff", "the planner (issue #3)"),
+        Command::Diff(a) => diff::exec(&args.desired, &args.ledger, a),
         Command::Apply(_) => pending::exec("apply", "the executor (issue #9)"),
         Command::Run(_) => pending::exec("run", "the daemon (issue #9)"),
         Command::State { command } => pending::exec(command.name(), "the ledger store (issue #4)"),

@@ -6,20 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-/// Flags of `diff`.
-#[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// Print the plan as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
-    #[arg(long)]
-    pub detailed_exitcode: bool,
-    /// Plan against a JSON snapshot of live state instead of the clouds.
-    #[arg(long, value_name = "FILE")]
-    pub live_from: Option<std::path::PathBuf>,
-}
-
 /// Flags of `apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {

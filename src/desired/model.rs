@@ -144,6 +144,10 @@ pub struct DesiredState {
     pub resources: BTreeMap<Address, Resource>,
     /// Number of files read.
     pub files: usize,
+    /// Keyed fingerprints of the secret values, by `address.field`, filled in by the CLI or
+    /// daemon once the values have been read (the planner itself reads nothing).
+    #[serde(skip)]
+    pub secret_fingerprints: BTreeMap<String, String>,
 }
 
 impl DesiredState {

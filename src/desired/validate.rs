@@ -254,6 +254,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             settings,
             resources,
             files,
+            secret_fingerprints: BTreeMap::new(),
         }),
         _ => {
             diagnostics.sort_by_key(|d| d.sort_key(&sources));

@@ -168,5 +168,17 @@ kinds! {
     GhDeployKey => "github"."deploy_key": github::DeployKey,
 }
 
+impl Spec {
+    /// The secret source of a secret field, if the kind has that field.
+    pub fn secret(&self, field: &str) -> Option<&crate::desired::values::SecretSource> {
+        match (self, field) {
+            (Spec::AwsSecretsmanagerSecret(s), "value") => Some(&s.value.0),
+            (Spec::GhActionsSecret(s), "value") => Some(&s.value.0),
+            (Spec::GhEnvironmentSecret(s), "value") => Some(&s.value.0),
+            _ => None,
+        }
+    }
+}
+
 /// The providers, in the order plans list them.
 pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github"];

@@ -1,0 +1,141 @@
+//! `provisioner diff`: plan against the ledger and the observed (or snapshot) live state,
+//! render the plan, change nothing.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::desired;
+use crate::ledger::Ledger;
+use crate::live::{LIVE_FORMAT_VERSION, LiveState};
+use crate::plan::display::PlanDisplay;
+use crate::plan::{self, Plan, PlanReport};
+
+/// Flags of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Print the plan as JSON (see docs/plan-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan against a JSON snapshot of the live state instead of observing the clouds.
+    #[arg(long, value_name = "FILE")]
+    pub live_from: Option<PathBuf>,
+    /// Also list resources that are unchanged.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Runs the command.
+pub fn exec(dir: &Path, ledger_url: &str, args: &DiffArgs) -> ExitCode {
+    let state = match desired::load(dir) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&state, ledger_url, args) {
+        Ok((plan, report)) => {
+            if args.json {
+                println!("{}", to_json(&plan, &report));
+            } else {
+                let color =
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                print!(
+                    "{}",
+                    PlanDisplay {
+                        plan: &plan,
+                        report: &report,
+                        color,
+                        verbose: args.verbose
+                    }
+                );
+            }
+            if args.detailed_exitcode && plan.has_changes() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    state: &desired::DesiredState,
+    ledger_url: &str,
+    args: &DiffArgs,
+) -> anyhow::Result<(Plan, PlanReport)> {
+    let ledger = read_ledger(ledger_url)?;
+    let Some(path) = &args.live_from else {
+        bail!(
+            "observing the clouds arrives with the providers (issues #6, #7 and #8); \
+             plan against a snapshot with `--live-from FILE` (tests/fixtures/live/empty.json plans everything)"
+        );
+    };
+    let live = read_live(path)?;
+    Ok(plan::plan(state, &ledger, &live)?)
+}
+
+/// Reads a live-state snapshot.
+pub fn read_live(path: &Path) -> anyhow::Result<LiveState> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading live-state snapshot {}", path.display()))?;
+    let live: LiveState = serde_json::from_str(&text)
+        .with_context(|| format!("parsing live-state snapshot {}", path.display()))?;
+    if live.format_version != LIVE_FORMAT_VERSION {
+        bail!(
+            "{}: snapshot format_version {} is not supported (this build reads {LIVE_FORMAT_VERSION})",
+            path.display(),
+            live.format_version
+        );
+    }
+    Ok(live)
+}
+
+/// Reads the ledger document for planning. The stores (locking, history, S3) arrive with the
+/// ledger issue; until then a local ledger is read from `<path>/ledger.json`, and a missing
+/// one is an empty ledger.
+fn read_ledger(url: &str) -> anyhow::Result<Ledger> {
+    if let Some(path) = url.strip_prefix("file://") {
+        let file = Path::new(path).join("ledger.json");
+        return match std::fs::read_to_string(&file) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("parsing ledger {}", file.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Err(e) => Err(e).with_context(|| format!("reading ledger {}", file.display())),
+        };
+    }
+    if url.starts_with("s3://") {
+        bail!(
+            "the S3 ledger store arrives with the ledger issue (#4); use `--ledger file://PATH` for now"
+        );
+    }
+    bail!("`{url}` is not a ledger location: write `s3://bucket/prefix` or `file://path`")
+}
+
+/// The JSON plan: the same plan, with a summary and the report's notes.
+pub fn to_json(plan: &Plan, report: &PlanReport) -> String {
+    let summary: serde_json::Map<String, serde_json::Value> = plan
+        .counts()
+        .into_iter()
+        .map(|(a, n)| (a.as_str().to_string(), n.into()))
+        .collect();
+    let doc = serde_json::json!({
+        "format_version": plan.format_version,
+        "summary": summary,
+        "has_changes": plan.has_changes(),
+        "changes": plan.changes,
+        "notes": report.notes,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}

@@ -1,0 +1,99 @@
+//! The ledger document: address → cloud ids, what was last applied, keyed fingerprints of
+//! secret values, and write-ahead intents. It never holds a plaintext secret.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::desired::Address;
+
+/// The schema version this build writes.
+pub const LEDGER_SCHEMA_VERSION: u32 = 1;
+
+/// The whole ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Document schema version.
+    pub schema_version: u32,
+    /// Fixed at creation; tags on cloud objects carry it so ownership can be proven.
+    pub lineage: String,
+    /// Bumped on every write.
+    pub serial: u64,
+    /// Managed resources.
+    #[serde(default)]
+    pub resources: BTreeMap<Address, LedgerEntry>,
+    /// Creates started but not yet recorded as done (write-ahead).
+    #[serde(default)]
+    pub pending: BTreeMap<Address, Intent>,
+}
+
+impl Ledger {
+    /// An empty ledger with the given lineage.
+    pub fn new(lineage: impl Into<String>) -> Self {
+        Ledger {
+            schema_version: LEDGER_SCHEMA_VERSION,
+            lineage: lineage.into(),
+            serial: 0,
+            resources: BTreeMap::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger::new("")
+    }
+}
+
+/// What the ledger remembers of one resource.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// `provider.kind`.
+    pub kind: String,
+    /// The cloud's primary id.
+    pub id: String,
+    /// Hash of `applied`, to notice any change cheaply.
+    pub applied_hash: String,
+    /// Non-secret field values last applied (references resolved).
+    #[serde(default)]
+    pub applied: serde_json::Map<String, Value>,
+    /// Keyed fingerprints (HMAC-SHA256) of secret field values, by field.
+    #[serde(default)]
+    pub fingerprints: BTreeMap<String, String>,
+    /// The cloud's `updated_at` of write-only values when provisioner last wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Non-secret exported attributes, so references resolve without a live read.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+    /// What it depended on when applied, so deletes run in reverse order.
+    #[serde(default)]
+    pub depends_on: BTreeSet<Address>,
+    /// Kept after the resource leaves the desired state: removing a protected resource from
+    /// the description does not make it deletable.
+    #[serde(default)]
+    pub prevent_destroy: bool,
+}
+
+/// A create in flight: recorded before the API call, cleared when its id is recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    /// `provider.kind`.
+    pub kind: String,
+    /// The natural key the object will be found by if the process dies mid-create.
+    pub key: String,
+}
+
+/// Stable hash of applied values (FNV-1a over canonical JSON): cheap change detection, not
+/// security. serde_json maps are sorted, so the text is canonical.
+pub fn applied_hash(applied: &serde_json::Map<String, Value>) -> String {
+    let text = serde_json::to_string(applied).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

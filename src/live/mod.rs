@@ -1,0 +1,104 @@
+//! What observing the clouds returned: per kind, whether the observation is complete, and
+//! every object seen with its ids, fields (in the desired state's vocabulary), tags and
+//! exported attributes. Providers fill it; the planner reads it; `--live-from` loads it
+//! from a JSON snapshot so plans can be made with no credentials.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::desired::Kind;
+
+/// The snapshot format understood by `--live-from`.
+pub const LIVE_FORMAT_VERSION: u32 = 1;
+
+/// Everything observed in one pass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    /// Snapshot format version.
+    #[serde(default = "format_version")]
+    pub format_version: u32,
+    /// When the observation finished (RFC 3339), the planner's only notion of "now".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
+    /// Observations by kind (`digitalocean.vpc`). A kind absent from a snapshot counts as
+    /// observed and empty; a kind that could not be observed must say so with `failed`.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, KindObservation>,
+}
+
+fn format_version() -> u32 {
+    LIVE_FORMAT_VERSION
+}
+
+/// What was seen of one kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KindObservation {
+    /// Whether the list was read completely.
+    #[serde(default)]
+    pub status: ObserveStatus,
+    /// The objects.
+    #[serde(default)]
+    pub objects: Vec<LiveObject>,
+}
+
+/// Whether a kind's observation can be trusted to be complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObserveStatus {
+    /// Every page was read.
+    #[default]
+    Complete,
+    /// Listing failed (429, 5xx, timeout): unknown, never absent.
+    Failed(String),
+}
+
+/// One cloud object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveObject {
+    /// The cloud's primary id (UUID, ARN, name: whatever the API addresses it by).
+    pub id: String,
+    /// Fields in the desired state's vocabulary (`name`, `region`, `node_pools`, ...).
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
+    /// Exported attributes (`id`, `urn`, `ip`, `dkim_tokens`, ...), secrets excluded.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+    /// Tags (lineage tags tie objects to a ledger).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Write-only values' last change time (GitHub secrets), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+impl LiveState {
+    /// The observation of a kind: absent means complete and empty.
+    pub fn kind(&self, kind: Kind) -> Option<&KindObservation> {
+        self.kinds.get(&kind.to_string())
+    }
+
+    /// True unless the kind's observation failed.
+    pub fn is_complete(&self, kind: Kind) -> bool {
+        !matches!(
+            self.kind(kind).map(|k| &k.status),
+            Some(ObserveStatus::Failed(_))
+        )
+    }
+
+    /// The failure reason, if observing the kind failed.
+    pub fn failure(&self, kind: Kind) -> Option<&str> {
+        match self.kind(kind).map(|k| &k.status) {
+            Some(ObserveStatus::Failed(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Objects of a kind (none when absent).
+    pub fn objects(&self, kind: Kind) -> &[LiveObject] {
+        self.kind(kind)
+            .map(|k| k.objects.as_slice())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,205 @@
+//! Human rendering of a plan: grouped by provider, then kind, in execution-independent
+//! sorted order; fixed prefixes; `old -> new` per field; secrets as `(sensitive)`; a summary
+//! with replacements and deletions first; the report's notes. `Display` only: printing is
+//! the CLI's job.
+
+use std::fmt;
+
+use super::model::{Action, Change, Plan, PlanReport, ReplaceStrategy};
+use crate::desired::kinds::PROVIDERS;
+
+/// Every label and prefix a rendered plan uses.
+pub mod labels {
+    /// Create.
+    pub const CREATE: &str = "+";
+    /// Update in place.
+    pub const UPDATE: &str = "~";
+    /// Replace.
+    pub const REPLACE: &str = "-/+";
+    /// Delete.
+    pub const DELETE: &str = "-";
+    /// Adopt.
+    pub const ADOPT: &str = "<=";
+    /// Orphan.
+    pub const ORPHAN: &str = "!";
+    /// Drift on a detect-only resource.
+    pub const DRIFT: &str = "?";
+    /// Unchanged (shown with `-v`).
+    pub const NOOP: &str = " ";
+    /// The arrow between old and new values.
+    pub const ARROW: &str = "->";
+}
+
+/// A plan with its report and the rendering options.
+pub struct PlanDisplay<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// The report.
+    pub report: &'a PlanReport,
+    /// ANSI colours (only on a terminal and never with `NO_COLOR`; the CLI decides).
+    pub color: bool,
+    /// Show unchanged resources too.
+    pub verbose: bool,
+}
+
+fn prefix(a: Action) -> &'static str {
+    match a {
+        Action::Create => labels::CREATE,
+        Action::Update => labels::UPDATE,
+        Action::Replace => labels::REPLACE,
+        Action::Delete => labels::DELETE,
+        Action::Adopt => labels::ADOPT,
+        Action::Orphan => labels::ORPHAN,
+        Action::Drift => labels::DRIFT,
+        Action::NoOp => labels::NOOP,
+    }
+}
+
+fn colour(a: Action) -> &'static str {
+    match a {
+        Action::Create => "\x1b[32m",
+        Action::Update | Action::Adopt => "\x1b[33m",
+        Action::Replace | Action::Delete => "\x1b[31m",
+        Action::Orphan | Action::Drift => "\x1b[35m",
+        Action::NoOp => "",
+    }
+}
+
+fn verb(c: &Change) -> String {
+    match c.action {
+        Action::Create => "will be created".into(),
+        Action::Update => "will be updated in place".into(),
+        Action::Replace => match c.strategy {
+            Some(ReplaceStrategy::CreateBeforeDestroy) => {
+                "will be replaced (new one first, then the old one deleted)".into()
+            }
+            _ => "will be replaced (old one deleted first)".into(),
+        },
+        Action::Delete => "will be deleted".into(),
+        Action::Adopt => "will be adopted".into(),
+        Action::Orphan => "is orphaned".into(),
+        Action::Drift => "has drifted (detect mode: not corrected)".into(),
+        Action::NoOp => "is unchanged".into(),
+    }
+}
+
+impl fmt::Display for PlanDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let off = if self.color { "\x1b[0m" } else { "" };
+        let shown: Vec<&Change> = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| self.verbose || c.action != Action::NoOp)
+            .collect();
+        for provider in PROVIDERS {
+            let mut of_provider: Vec<&&Change> = shown
+                .iter()
+                .filter(|c| c.address.provider == *provider)
+                .collect();
+            if of_provider.is_empty() {
+                continue;
+            }
+            of_provider.sort_by(|a, b| {
+                (&a.address.kind, &a.address.name).cmp(&(&b.address.kind, &b.address.name))
+            });
+            writeln!(f, "{provider}")?;
+            let mut kind = "";
+            for c in of_provider {
+                if c.address.kind != kind {
+                    kind = &c.address.kind;
+                    writeln!(f, "  {provider}.{kind}")?;
+                }
+                let col = if self.color { colour(c.action) } else { "" };
+                write!(
+                    f,
+                    "    {col}{} {}{off} {}",
+                    prefix(c.action),
+                    c.address,
+                    verb(c)
+                )?;
+                if let Some(id) = &c.cloud_id {
+                    write!(f, " (id {id})")?;
+                }
+                if c.action.acts() {
+                    write!(f, " [step {}]", c.wave + 1)?;
+                }
+                writeln!(f)?;
+                if let Some(reason) = &c.reason {
+                    writeln!(f, "        # {reason}")?;
+                }
+                let width = c
+                    .fields
+                    .iter()
+                    .chain(&c.ignored)
+                    .map(|x| x.path.len())
+                    .max()
+                    .unwrap_or(0);
+                for x in &c.fields {
+                    if c.action == Action::Create {
+                        writeln!(f, "        {:width$} = {}", x.path, x.new.render())?;
+                    } else {
+                        let forces = if x.forces_replacement {
+                            "   # forces replacement"
+                        } else {
+                            ""
+                        };
+                        writeln!(
+                            f,
+                            "        {:width$} : {} {} {}{forces}",
+                            x.path,
+                            x.old.render(),
+                            labels::ARROW,
+                            x.new.render()
+                        )?;
+                    }
+                }
+                for x in &c.ignored {
+                    writeln!(
+                        f,
+                        "        {:width$} : {} {} {}   # ignored (ignore_changes): expected drift",
+                        x.path,
+                        x.old.render(),
+                        labels::ARROW,
+                        x.new.render()
+                    )?;
+                }
+            }
+            writeln!(f)?;
+        }
+        write!(f, "{}", Summary(self.plan))?;
+        if !self.report.notes.is_empty() {
+            writeln!(f, "\nNotes:")?;
+            for n in &self.report.notes {
+                writeln!(f, "  - {}: {}", n.subject, n.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The one-line summary, replacements and deletions first.
+pub struct Summary<'a>(pub &'a Plan);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |a: Action| self.0.changes.iter().filter(|c| c.action == a).count();
+        if !self.0.has_changes() && n(Action::Orphan) == 0 && n(Action::Drift) == 0 {
+            return writeln!(f, "No changes: the clouds match the desired state.");
+        }
+        write!(
+            f,
+            "Plan: {} to replace, {} to delete, {} to create, {} to update, {} to adopt",
+            n(Action::Replace),
+            n(Action::Delete),
+            n(Action::Create),
+            n(Action::Update),
+            n(Action::Adopt)
+        )?;
+        let (o, d) = (n(Action::Orphan), n(Action::Drift));
+        if o + d > 0 {
+            write!(f, "; {o} orphaned, {d} drifted (reported only)")?;
+        }
+        writeln!(f, ".")
+    }
+}

@@ -1,0 +1,9 @@
+//! Planning: a pure function from (desired state, ledger, live state) to a plan and a report
+//! of what was withheld and why; and the plan's human and JSON renderings.
+
+pub mod display;
+pub mod model;
+pub mod planner;
+
+pub use model::{Action, Change, FieldChange, Plan, PlanError, PlanReport, Shown};
+pub use planner::plan;

@@ -1,0 +1,196 @@
+//! What a plan is: an ordered list of changes, each decided completely (no choice is left to
+//! the executor), grouped into waves that may run in parallel, plus a report of what was
+//! skipped and why.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::desired::Address;
+
+/// Version of the JSON plan format (`provisioner diff --json`).
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What happens to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Replacements first in summaries: they destroy something.
+    Replace,
+    /// Delete a ledger-owned object (only with `prune`).
+    Delete,
+    /// Create a new object.
+    Create,
+    /// Change fields in place.
+    Update,
+    /// Take over an object found by name that the ledger does not know yet.
+    Adopt,
+    /// Left the desired state with `prune` off: reported, left alone.
+    Orphan,
+    /// Drift seen on a `detect` resource: reported, not corrected.
+    Drift,
+    /// Nothing to do.
+    NoOp,
+}
+
+impl Action {
+    /// The word used in the JSON plan and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Adopt => "adopt",
+            Action::Orphan => "orphan",
+            Action::Drift => "drift",
+            Action::NoOp => "no-op",
+        }
+    }
+
+    /// True when the executor must call the cloud.
+    pub fn acts(self) -> bool {
+        matches!(
+            self,
+            Action::Replace | Action::Delete | Action::Create | Action::Update | Action::Adopt
+        )
+    }
+}
+
+/// Order of a replacement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplaceStrategy {
+    /// The new object is created before the old one is deleted (no outage).
+    CreateBeforeDestroy,
+    /// The old object must go first (its name is unique).
+    DestroyFirst,
+}
+
+/// A value as a plan shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Shown {
+    /// A known value.
+    Value(Value),
+    /// Not set.
+    Absent,
+    /// A secret: never shown.
+    Sensitive,
+    /// Decided by a resource created in the same apply.
+    KnownAfterApply,
+}
+
+impl Shown {
+    /// Human form: JSON text, `(sensitive)`, `(known after apply)`.
+    pub fn render(&self) -> String {
+        match self {
+            Shown::Value(Value::String(s)) => format!("{s:?}"),
+            Shown::Value(v) => v.to_string(),
+            Shown::Absent => "(none)".into(),
+            Shown::Sensitive => "(sensitive)".into(),
+            Shown::KnownAfterApply => "(known after apply)".into(),
+        }
+    }
+}
+
+/// One field that differs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// Field path (`node_pools.workers.count`).
+    pub path: String,
+    /// What the cloud (or the ledger) has.
+    pub old: Shown,
+    /// What the desired state says.
+    pub new: Shown,
+    /// True when this field forces the replacement.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replacement: bool,
+}
+
+/// One planned change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    /// The resource.
+    pub address: Address,
+    /// What happens.
+    pub action: Action,
+    /// The cloud id of the existing object (update, replace, delete, adopt, orphan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_id: Option<String>,
+    /// Fields that change (for create: every field set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// For a replacement: which order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<ReplaceStrategy>,
+    /// Drift on `ignore_changes` fields: expected, never corrected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<FieldChange>,
+    /// Why, in a few words (re-created after an outside delete, adopted after a crash, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Changes in this plan that must finish first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Address>,
+    /// Parallel group: every change of wave N may run once waves before N are done.
+    pub wave: usize,
+}
+
+/// The plan: every change, in execution order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    /// JSON format version.
+    pub format_version: u32,
+    /// Changes in order: waves ascending, then address.
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    /// True when applying would call no cloud API.
+    pub fn is_empty(&self) -> bool {
+        !self.has_changes()
+    }
+
+    /// True when at least one change acts on the cloud.
+    pub fn has_changes(&self) -> bool {
+        let Plan {
+            format_version: _,
+            changes,
+        } = self;
+        changes.iter().any(|c| c.action.acts())
+    }
+
+    /// Number of changes with each action, in summary order.
+    pub fn counts(&self) -> Vec<(Action, usize)> {
+        let mut counts: std::collections::BTreeMap<Action, usize> = Default::default();
+        for c in &self.changes {
+            *counts.entry(c.action).or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+}
+
+/// A note of the report: something skipped, withheld or worth knowing.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Note {
+    /// The resource or kind concerned.
+    pub subject: String,
+    /// What happened and why.
+    pub message: String,
+}
+
+/// What the planner skipped or withheld, and why.
+#[must_use]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PlanReport {
+    /// Notes, sorted.
+    pub notes: Vec<Note>,
+}
+
+/// A plan that must not be carried out.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// Resources protected by `prevent_destroy` would be destroyed.
+    #[error("the plan would destroy protected resources: {}", .0.iter().map(|(a, why)| format!("{a} ({why})")).collect::<Vec<_>>().join("; "))]
+    PreventDestroy(Vec<(Address, String)>),
+}
