@@ -11,3 +11,4 @@ pub mod desired;
 pub mod ledger;
 pub mod live;
 pub mod plan;
+pub mod providers;

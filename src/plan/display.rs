@@ -79,6 +79,7 @@ fn verb(c: &Change) -> String {
         Action::Adopt => "will be adopted".into(),
         Action::Orphan => "is orphaned".into(),
         Action::Drift => "has drifted (detect mode: not corrected)".into(),
+        Action::NoOp if !c.ignored.is_empty() => "is unchanged apart from expected drift".into(),
         Action::NoOp => "is unchanged".into(),
     }
 }
@@ -90,7 +91,7 @@ impl fmt::Display for PlanDisplay<'_> {
             .plan
             .changes
             .iter()
-            .filter(|c| self.verbose || c.action != Action::NoOp)
+            .filter(|c| self.verbose || c.action != Action::NoOp || !c.ignored.is_empty())
             .collect();
         for provider in PROVIDERS {
             let mut of_provider: Vec<&&Change> = shown

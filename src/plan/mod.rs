@@ -2,6 +2,7 @@
 //! of what was withheld and why; and the plan's human and JSON renderings.
 
 pub mod display;
+pub mod invariants;
 pub mod model;
 pub mod planner;
 
