@@ -208,6 +208,8 @@ struct Planner<'a> {
     changes: BTreeMap<Address, Change>,
     notes: Vec<Note>,
     protected: Vec<(Address, String)>,
+    /// Objects a desired resource matched: never deleted or orphaned under another address.
+    claimed: BTreeSet<(Kind, String)>,
 }
 
 impl<'a> Planner<'a> {
@@ -232,6 +234,7 @@ impl<'a> Planner<'a> {
             changes: BTreeMap::new(),
             notes: Vec::new(),
             protected: Vec::new(),
+            claimed: BTreeSet::new(),
         }
     }
 
@@ -293,10 +296,27 @@ impl<'a> Planner<'a> {
             }
         }
         match key.and_then(|k| self.by_key.get(&kind).and_then(|m| m.get(k))) {
+            // An object another desired resource owns or already matched is not up for
+            // adoption, whatever its name says (it may be mid-rename).
+            Some(o)
+                if self.claimed.contains(&(kind, o.id.clone()))
+                    || self.owned_by_other(kind, &o.id, entry) =>
+            {
+                (None, false)
+            }
             // Found by name: adopted unless the ledger already owns that very object.
             Some(o) => (Some(*o), entry.is_none_or(|e| e.id != o.id)),
             None => (None, false),
         }
+    }
+
+    fn owned_by_other(&self, kind: Kind, id: &str, mine: Option<&LedgerEntry>) -> bool {
+        self.ledger.resources.iter().any(|(a, e)| {
+            e.id == id
+                && e.kind == kind.to_string()
+                && self.desired.resources.contains_key(a)
+                && !mine.is_some_and(|m| std::ptr::eq(m, e))
+        })
     }
 
     fn plan_resource(&mut self, r: &Resource) {
@@ -345,6 +365,7 @@ impl<'a> Planner<'a> {
             return;
         };
 
+        self.claimed.insert((kind, object.id.clone()));
         let mut diffs = Vec::new();
         for f in compared_fields(kind) {
             let Some(want) = fields.get(f.name) else {
@@ -486,6 +507,10 @@ impl<'a> Planner<'a> {
                 .is_some_and(|m| m.contains_key(entry.id.as_str()));
             if !exists {
                 self.note(address, "removed from the desired state and already gone from the cloud: dropped from the ledger");
+                continue;
+            }
+            if self.claimed.contains(&(kind, entry.id.clone())) {
+                self.note(address, "its object is now managed under another address: dropped from the ledger, not deleted");
                 continue;
             }
             let action = if self.desired.settings.prune {
