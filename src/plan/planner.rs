@@ -174,7 +174,18 @@ pub fn secret_fields(kind: Kind) -> Vec<&'static str> {
 /// The desired values of the compared fields, with references resolved where possible.
 /// Unset optional fields are left out: the cloud's default is accepted.
 pub fn desired_fields(resource: &Resource, attrs: &Attributes) -> BTreeMap<String, Resolved> {
-    let spec = serde_json::to_value(&resource.spec).unwrap_or(Value::Null);
+    desired_fields_of(
+        resource,
+        &serde_json::to_value(&resource.spec).unwrap_or(Value::Null),
+        attrs,
+    )
+}
+
+fn desired_fields_of(
+    resource: &Resource,
+    spec: &Value,
+    attrs: &Attributes,
+) -> BTreeMap<String, Resolved> {
     let mut out = BTreeMap::new();
     for f in compared_fields(resource.kind()) {
         match spec.get(f.name) {
@@ -210,6 +221,8 @@ struct Planner<'a> {
     protected: Vec<(Address, String)>,
     /// Objects a desired resource matched: never deleted or orphaned under another address.
     claimed: BTreeSet<(Kind, String)>,
+    /// Kinds whose observation failed.
+    failed: BTreeSet<Kind>,
 }
 
 impl<'a> Planner<'a> {
@@ -235,6 +248,11 @@ impl<'a> Planner<'a> {
             notes: Vec::new(),
             protected: Vec::new(),
             claimed: BTreeSet::new(),
+            failed: Kind::ALL
+                .iter()
+                .copied()
+                .filter(|k| !live.is_complete(*k))
+                .collect(),
         }
     }
 
@@ -323,10 +341,9 @@ impl<'a> Planner<'a> {
         let kind = r.kind();
         let address = r.address.clone();
         let entry = self.ledger.resources.get(&address);
-        let fields = desired_fields(r, &self.attrs);
-        let known = known_fields(&fields);
-        let key = natural_key(kind, &known);
-        let complete = self.live.is_complete(kind);
+        let spec = serde_json::to_value(&r.spec).unwrap_or(Value::Null);
+        let fields = desired_fields_of(r, &spec, &self.attrs);
+        let complete = !self.failed.contains(&kind);
         let detect = self.mode(r) == Mode::Detect;
 
         if !complete {
@@ -335,6 +352,7 @@ impl<'a> Planner<'a> {
                 .insert(address.clone(), entry.map(|e| e.attributes.clone()));
             return;
         }
+        let key = natural_key(kind, &known_fields(&fields));
         let (object, adopt) = self.find_live(kind, entry, key.as_deref());
         let Some(object) = object else {
             let reason = match (entry, self.ledger.pending.get(&address)) {
@@ -349,7 +367,7 @@ impl<'a> Planner<'a> {
             } else {
                 Action::Create
             };
-            let shown = create_fields(r, &fields);
+            let shown = create_fields(r, &spec, &fields);
             self.changes.insert(
                 address.clone(),
                 change(address.clone(), action, None, shown, reason),
@@ -374,7 +392,7 @@ impl<'a> Planner<'a> {
             let have = object.fields.get(f.name);
             diff_field(f.name, &f.shape, f.change, want, have, &mut diffs);
         }
-        let secret_diffs = self.secret_changes(r, entry, object);
+        let secret_diffs = self.secret_changes(r, &spec, entry, object);
         let (ignored, mut diffs): (Vec<_>, Vec<_>) = diffs
             .into_iter()
             .partition(|d| is_ignored(&d.path, &r.lifecycle.ignore_changes));
@@ -436,11 +454,11 @@ impl<'a> Planner<'a> {
     fn secret_changes(
         &self,
         r: &Resource,
+        spec: &Value,
         entry: Option<&LedgerEntry>,
         object: &LiveObject,
     ) -> Vec<FieldChange> {
         let mut out = Vec::new();
-        let spec = serde_json::to_value(&r.spec).unwrap_or(Value::Null);
         for name in secret_fields(r.kind()) {
             let source = r.spec.secret(name);
             let mut changed = false;
@@ -647,7 +665,11 @@ fn change(
     }
 }
 
-fn create_fields(r: &Resource, fields: &BTreeMap<String, Resolved>) -> Vec<FieldChange> {
+fn create_fields(
+    r: &Resource,
+    spec: &Value,
+    fields: &BTreeMap<String, Resolved>,
+) -> Vec<FieldChange> {
     let mut out: Vec<FieldChange> = fields
         .iter()
         .map(|(k, v)| FieldChange {
@@ -660,7 +682,6 @@ fn create_fields(r: &Resource, fields: &BTreeMap<String, Resolved>) -> Vec<Field
             forces_replacement: false,
         })
         .collect();
-    let spec = serde_json::to_value(&r.spec).unwrap_or(Value::Null);
     for name in secret_fields(r.kind()) {
         if spec.get(name).is_some_and(|v| !v.is_null()) {
             out.push(FieldChange {

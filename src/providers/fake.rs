@@ -70,6 +70,7 @@ impl FakeCloud {
         desired: &DesiredState,
         ledger: &mut Ledger,
     ) -> Result<(), String> {
+        let mut attrs = self.attributes(desired, ledger);
         for change in &plan.changes {
             let address = &change.address;
             match change.action {
@@ -79,7 +80,6 @@ impl FakeCloud {
                         .get(address)
                         .ok_or_else(|| format!("{address} is not desired"))?;
                     let kind = r.kind();
-                    let attrs = self.attributes(desired, ledger);
                     let fields = desired_fields(r, &attrs);
                     if fields.values().any(|v| *v == Resolved::Unknown) {
                         return Err(format!(
@@ -107,6 +107,7 @@ impl FakeCloud {
                         }
                     }
                     let attributes = fake_attributes(kind, &id, &new_fields);
+                    attrs.insert(address.clone(), Some(attributes.clone()));
                     let object = LiveObject {
                         id: id.clone(),
                         fields: {

@@ -1,0 +1,90 @@
+//! Plan computation at 1,000, 10,000 and 50,000 resources: a first plan (everything to
+//! create) and a no-drift plan (everything exists and matches: the daemon's usual pass).
+//! `cargo bench --bench plan`; the figures are reported in docs/performance.md.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_main};
+use provisioner::desired::{self, DesiredState};
+use provisioner::ledger::Ledger;
+use provisioner::live::LiveState;
+use provisioner::plan;
+use provisioner::providers::fake::FakeCloud;
+
+/// A desired state of `n` resources: domains with records (each record references its
+/// domain), GitHub variables, and VPCs, in the proportions of a real platform.
+fn desired_of(n: usize) -> DesiredState {
+    let dir = tempfile::tempdir().expect("tmp");
+    let domains = (n / 100).max(1);
+    let vpcs = (n / 50).max(1);
+    let variables = n / 5;
+    let records = n - domains - vpcs - variables;
+    let mut text = String::with_capacity(n * 150);
+    for d in 0..domains {
+        text.push_str(&format!(
+            "[digitalocean.domain.d{d}]\nname = \"d{d}.example.com\"\n\n"
+        ));
+    }
+    for v in 0..vpcs {
+        text.push_str(&format!(
+            "[digitalocean.vpc.v{v}]\nname = \"vpc-{v}\"\nregion = \"nyc3\"\n\n"
+        ));
+    }
+    for r in 0..records {
+        text.push_str(&format!(
+            "[digitalocean.domain_record.r{r}]\ndomain = \"${{digitalocean.domain.d{}.name}}\"\ntype = \"TXT\"\nname = \"r{r}\"\ndata = \"value {r}\"\n\n",
+            r % domains
+        ));
+    }
+    for v in 0..variables {
+        text.push_str(&format!(
+            "[github.actions_variable.v{v}]\nrepository = \"org/repo-{}\"\nname = \"VAR_{v}\"\nvalue = \"${{digitalocean.vpc.v{}.name}}\"\n\n",
+            v % 20,
+            v % vpcs
+        ));
+    }
+    // Split into files of at most a few MiB, as a real folder would be.
+    for (i, chunk) in text
+        .split_inclusive("\n\n")
+        .collect::<Vec<_>>()
+        .chunks(5_000)
+        .enumerate()
+    {
+        std::fs::write(dir.path().join(format!("part{i:03}.toml")), chunk.concat()).expect("write");
+    }
+    let state = desired::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state.resources.len(), n);
+    state
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plan");
+    group.sample_size(10);
+    for n in [1_000usize, 10_000, 50_000] {
+        let d = desired_of(n);
+        let empty_ledger = Ledger::default();
+        let empty_live = LiveState::default();
+        group.bench_with_input(BenchmarkId::new("create_all", n), &n, |b, _| {
+            b.iter(|| black_box(plan::plan(&d, &empty_ledger, &empty_live).expect("plan")))
+        });
+        let (p, _) = plan::plan(&d, &empty_ledger, &empty_live).expect("plan");
+        let mut ledger = Ledger::new("bench");
+        let mut cloud = FakeCloud::default();
+        cloud.apply(&p, &d, &mut ledger).expect("apply");
+        group.bench_with_input(BenchmarkId::new("no_drift", n), &n, |b, _| {
+            b.iter(|| {
+                let (p, _) = plan::plan(&d, &ledger, &cloud.live).expect("plan");
+                assert!(!p.has_changes());
+                black_box(p)
+            })
+        });
+    }
+    group.finish();
+}
+
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+use group::benches;
+criterion_main!(benches);
