@@ -5,6 +5,15 @@
 //! of what it created) and the observed state; *apply* the plan in dependency order,
 //! recording every step in the ledger. `provisioner diff` stops after the plan;
 //! `provisioner run` repeats the loop as a daemon.
+//!
+//! ```
+//! use provisioner::{desired, ledger::Ledger, live::LiveState, plan};
+//!
+//! // The worked example against an empty cloud and an empty ledger: everything is created.
+//! let state = desired::load(std::path::Path::new("desired-state")).expect("valid");
+//! let (plan, _report) = plan::plan(&state, &Ledger::default(), &LiveState::default()).expect("plan");
+//! assert_eq!(plan.changes.len(), state.resources.len());
+//! ```
 
 pub mod cli;
 pub mod desired;
