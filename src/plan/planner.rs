@@ -223,6 +223,8 @@ struct Planner<'a> {
     claimed: BTreeSet<(Kind, String)>,
     /// Kinds whose observation failed.
     failed: BTreeSet<Kind>,
+    /// Ledger addresses by (kind, cloud id).
+    owners: BTreeMap<(String, String), Vec<&'a Address>>,
 }
 
 impl<'a> Planner<'a> {
@@ -253,6 +255,16 @@ impl<'a> Planner<'a> {
                 .copied()
                 .filter(|k| !live.is_complete(*k))
                 .collect(),
+            owners: {
+                let mut owners: BTreeMap<(String, String), Vec<&Address>> = BTreeMap::new();
+                for (a, e) in &ledger.resources {
+                    owners
+                        .entry((e.kind.clone(), e.id.clone()))
+                        .or_default()
+                        .push(a);
+                }
+                owners
+            },
         }
     }
 
@@ -328,13 +340,22 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// True when a ledger entry of another still-desired address owns the object. Looked up
+    /// in an index built once, so matching stays linear in the number of resources.
     fn owned_by_other(&self, kind: Kind, id: &str, mine: Option<&LedgerEntry>) -> bool {
-        self.ledger.resources.iter().any(|(a, e)| {
-            e.id == id
-                && e.kind == kind.to_string()
-                && self.desired.resources.contains_key(a)
-                && !mine.is_some_and(|m| std::ptr::eq(m, e))
-        })
+        self.owners
+            .get(&(kind.to_string(), id.to_string()))
+            .is_some_and(|owners| {
+                owners.iter().any(|a| {
+                    self.desired.resources.contains_key(*a)
+                        && !mine.is_some_and(|m| {
+                            self.ledger
+                                .resources
+                                .get(*a)
+                                .is_some_and(|e| std::ptr::eq(m, e))
+                        })
+                })
+            })
     }
 
     fn plan_resource(&mut self, r: &Resource) {
