@@ -60,7 +60,12 @@ fn desired_of(n: usize) -> DesiredState {
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan");
     group.sample_size(10);
-    for n in [1_000usize, 10_000, 50_000] {
+    // `PLAN_BENCH_SIZES=10000` measures (or profiles) one size alone.
+    let sizes: Vec<usize> = std::env::var("PLAN_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 50_000]);
+    for n in sizes {
         let d = desired_of(n);
         let empty_ledger = Ledger::default();
         let empty_live = LiveState::default();

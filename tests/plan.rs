@@ -246,7 +246,7 @@ fn a_kind_whose_observe_failed_gets_no_create_adopt_or_delete() {
     let (p, r) = plan_checked(&d, &Ledger::default(), &live);
     assert_eq!(action_of(&p, "digitalocean.vpc.main"), Action::Create);
     assert!(
-        p.changes.iter().all(|c| c.address.kind != "domain"),
+        p.changes.iter().all(|c| c.address.kind() != "domain"),
         "{:?}",
         p.changes
     );

@@ -126,9 +126,34 @@ pub struct Resource {
     /// Where the resource's table is written.
     #[serde(skip)]
     pub location: Location,
+    /// `spec` as JSON, made once when the desired state is loaded: the planner compares
+    /// fields in this form on every pass. Build resources with [`Resource::new`] so the two
+    /// always agree.
+    #[serde(skip)]
+    pub spec_json: serde_json::Value,
 }
 
 impl Resource {
+    /// A resource with no dependencies yet (validation fills `depends_on`).
+    pub fn new(
+        address: Address,
+        spec: Spec,
+        lifecycle: Lifecycle,
+        references: Vec<(String, Reference)>,
+        location: Location,
+    ) -> Self {
+        let spec_json = serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null);
+        Resource {
+            address,
+            spec,
+            lifecycle,
+            depends_on: BTreeSet::new(),
+            references,
+            location,
+            spec_json,
+        }
+    }
+
     /// The kind.
     pub fn kind(&self) -> Kind {
         self.spec.kind()

@@ -2,28 +2,29 @@
 //! written inside strings. References are what make the desired state a graph.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The identity of a resource in the desired state: `provider.kind.name`.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+///
+/// Held as one shared string, so that a clone (plans and ledgers copy addresses a great deal)
+/// costs a reference count, not three allocations. Ordered by (provider, kind, name).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct Address {
-    /// `digitalocean`, `aws` or `github`.
-    pub provider: String,
-    /// The kind within the provider (`vpc`, `s3_bucket`, ...).
-    pub kind: String,
-    /// The user's name for the resource.
-    pub name: String,
+    text: Arc<str>,
+    /// Where the kind starts in `text`.
+    kind_at: usize,
+    /// Where the name starts in `text`.
+    name_at: usize,
 }
 
 impl Address {
     /// Builds an address from its three parts.
     pub fn new(provider: &str, kind: &str, name: &str) -> Self {
         Address {
-            provider: provider.into(),
-            kind: kind.into(),
-            name: name.into(),
+            text: format!("{provider}.{kind}.{name}").into(),
+            kind_at: provider.len() + 1,
+            name_at: provider.len() + kind.len() + 2,
         }
     }
 
@@ -37,17 +38,74 @@ impl Address {
             )),
         }
     }
+
+    /// `digitalocean`, `aws` or `github`.
+    pub fn provider(&self) -> &str {
+        &self.text[..self.kind_at - 1]
+    }
+
+    /// The kind within the provider (`vpc`, `s3_bucket`, ...).
+    pub fn kind(&self) -> &str {
+        &self.text[self.kind_at..self.name_at - 1]
+    }
+
+    /// The user's name for the resource.
+    pub fn name(&self) -> &str {
+        &self.text[self.name_at..]
+    }
+
+    /// The whole address, `provider.kind.name`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn parts(&self) -> (&str, &str, &str) {
+        (self.provider(), self.kind(), self.name())
+    }
+}
+
+impl PartialEq for Address {
+    fn eq(&self, other: &Self) -> bool {
+        // The parts hold no `.`, so equal texts are equal parts.
+        self.text == other.text
+    }
+}
+
+impl Eq for Address {}
+
+impl PartialOrd for Address {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Address {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl std::hash::Hash for Address {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({:?})", &*self.text)
+    }
 }
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.provider, self.kind, self.name)
+        f.write_str(&self.text)
     }
 }
 
 impl From<Address> for String {
     fn from(a: Address) -> String {
-        a.to_string()
+        a.text.to_string()
     }
 }
 
@@ -60,9 +118,16 @@ impl TryFrom<String> for Address {
 
 /// True for a valid resource or attribute name: a letter or `_`, then letters, digits, `_`, `-`.
 pub fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    // Every allowed character is ASCII, so bytes suffice (a non-ASCII byte fails the test).
+    match s.as_bytes().split_first() {
+        Some((first, rest)) => {
+            (first.is_ascii_alphabetic() || *first == b'_')
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+        }
+        None => false,
+    }
 }
 
 /// `${provider.kind.name.attribute}` or `${provider.kind.name.attribute[N]}`.
@@ -101,67 +166,190 @@ pub enum Segment {
     Ref(Reference),
 }
 
-/// Splits a string into literal text and references.
-pub fn parse_template(s: &str) -> Result<Vec<Segment>, String> {
+/// A reference as written, borrowed from its template: what planning reads on every pass
+/// without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefParts<'a> {
+    /// `digitalocean`, `aws` or `github`.
+    pub provider: &'a str,
+    /// The kind within the provider.
+    pub kind: &'a str,
+    /// The resource's name.
+    pub name: &'a str,
+    /// The exported attribute.
+    pub attribute: &'a str,
+    /// An element of a list attribute.
+    pub index: Option<usize>,
+}
+
+impl RefParts<'_> {
+    /// The owned reference.
+    pub fn to_reference(&self) -> Reference {
+        Reference {
+            address: Address::new(self.provider, self.kind, self.name),
+            attribute: self.attribute.to_string(),
+            index: self.index,
+        }
+    }
+}
+
+/// A piece of a template, borrowed from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// Text as written (with `$${` turned into `${`, which needs a copy).
+    Literal(std::borrow::Cow<'a, str>),
+    /// A reference to fill in.
+    Ref(RefParts<'a>),
+}
+
+/// The reference when `s` is exactly one `${...}` and nothing else, borrowed from it: the
+/// common case, read without allocating.
+pub fn sole_reference(s: &str) -> Option<RefParts<'_>> {
+    let body = s.strip_prefix("${")?.strip_suffix('}')?;
+    if body.bytes().any(|b| matches!(b, b'$' | b'{' | b'}')) {
+        return None;
+    }
+    parse_reference(body).ok()
+}
+
+/// Splits a string into literal text and references, borrowing from it.
+pub fn parse_parts(s: &str) -> Result<Vec<Part<'_>>, String> {
+    use std::borrow::Cow;
     let mut out = Vec::new();
-    let mut lit = String::new();
+    // Literal text gathered so far: a slice of `s` until an escape forces a copy.
+    let mut lit: Cow<'_, str> = Cow::Borrowed("");
+    let push = |lit: &mut Cow<'_, str>, text: &str| {
+        if text.is_empty() {
+        } else if lit.is_empty() {
+            *lit = Cow::Owned(text.to_string());
+        } else {
+            lit.to_mut().push_str(text);
+        }
+    };
     let mut rest = s;
     while let Some(pos) = rest.find('$') {
-        lit.push_str(&rest[..pos]);
         let tail = &rest[pos..];
         if let Some(after) = tail.strip_prefix("$${") {
-            lit.push_str("${");
+            push(&mut lit, &rest[..pos]);
+            push(&mut lit, "${");
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
             let Some(end) = after.find('}') else {
                 return Err("unterminated reference: `${` without a closing `}`".into());
             };
             let reference = parse_reference(&after[..end])?;
-            if !lit.is_empty() {
-                out.push(Segment::Literal(std::mem::take(&mut lit)));
+            if lit.is_empty() {
+                if pos > 0 {
+                    out.push(Part::Literal(Cow::Borrowed(&rest[..pos])));
+                }
+            } else {
+                push(&mut lit, &rest[..pos]);
+                out.push(Part::Literal(std::mem::take(&mut lit)));
             }
-            out.push(Segment::Ref(reference));
+            out.push(Part::Ref(reference));
             rest = &after[end + 1..];
         } else {
-            lit.push('$');
+            push(&mut lit, &rest[..=pos]);
             rest = &tail[1..];
         }
     }
-    lit.push_str(rest);
-    if !lit.is_empty() {
-        out.push(Segment::Literal(lit));
+    if lit.is_empty() {
+        if !rest.is_empty() {
+            out.push(Part::Literal(Cow::Borrowed(rest)));
+        }
+    } else {
+        push(&mut lit, rest);
+        out.push(Part::Literal(lit));
     }
     Ok(out)
 }
 
-fn parse_reference(body: &str) -> Result<Reference, String> {
-    let body = body.trim();
+/// Splits a string into literal text and references.
+pub fn parse_template(s: &str) -> Result<Vec<Segment>, String> {
+    Ok(parse_parts(s)?
+        .into_iter()
+        .map(|p| match p {
+            Part::Literal(l) => Segment::Literal(l.into_owned()),
+            Part::Ref(r) => Segment::Ref(r.to_reference()),
+        })
+        .collect())
+}
+
+fn parse_reference(body: &str) -> Result<RefParts<'_>, String> {
+    // Spaces inside the braces are allowed; trimming only when an end may be one keeps the
+    // common case cheap (Unicode whitespace never starts or ends with an ASCII letter).
+    let plain_ends = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    let bytes = body.as_bytes();
+    let body = if plain_ends(bytes.first()) && plain_ends(bytes.last()) {
+        body
+    } else {
+        body.trim()
+    };
     let bad = || {
         format!(
             "`${{{body}}}` is not a reference: write `${{provider.kind.name.attribute}}`, \
              optionally with an index like `[0]`"
         )
     };
-    let (path, index) = match body.find('[') {
-        Some(open) => {
-            let idx = body[open..]
-                .strip_prefix('[')
-                .and_then(|r| r.strip_suffix(']'))
-                .ok_or_else(bad)?;
-            let n: usize = idx.trim().parse().map_err(|_| bad())?;
-            (&body[..open], Some(n))
+    // One pass over the bytes: the three dots and the opening bracket (all ASCII).
+    let bytes = body.as_bytes();
+    let mut dots = [0usize; 3];
+    let mut found = 0;
+    let mut open = None;
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'[' => {
+                open = Some(i);
+                break;
+            }
+            b'.' if found < 3 => {
+                dots[found] = i;
+                found += 1;
+            }
+            b'.' => return Err(bad()),
+            _ => {}
         }
-        None => (body, None),
-    };
-    let parts: Vec<&str> = path.split('.').collect();
-    match parts.as_slice() {
-        [p, k, n, a] if [p, k, n, a].iter().all(|x| is_name(x)) => Ok(Reference {
-            address: Address::new(p, k, n),
-            attribute: (*a).to_string(),
-            index,
-        }),
-        _ => Err(bad()),
     }
+    let (path_end, index) = match open {
+        Some(open) => {
+            let idx = body[open + 1..].strip_suffix(']').ok_or_else(bad)?;
+            let n: usize = idx.trim().parse().map_err(|_| bad())?;
+            (open, Some(n))
+        }
+        None => (body.len(), None),
+    };
+    if found != 3 {
+        return Err(bad());
+    }
+    let provider = &body[..dots[0]];
+    let kind = &body[dots[0] + 1..dots[1]];
+    let name = &body[dots[1] + 1..dots[2]];
+    let attribute = &body[dots[2] + 1..path_end];
+    if [provider, kind, name, attribute].iter().all(|x| is_name(x)) {
+        Ok(RefParts {
+            provider,
+            kind,
+            name,
+            attribute,
+            index,
+        })
+    } else {
+        Err(bad())
+    }
+}
+
+/// True when the string may hold a reference: it contains `${` (which an escaped `$${`
+/// also does). A quick test that skips the parser for plain strings.
+pub fn may_hold_reference(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|b| *b == b'$') {
+        if bytes.get(from + i + 1) == Some(&b'{') {
+            return true;
+        }
+        from += i + 1;
+    }
+    false
 }
 
 /// True when the string holds at least one reference.
@@ -204,6 +392,66 @@ mod tests {
             vec![Segment::Literal("a${b}".into())]
         );
         assert!(!contains_ref("cost $5 and $${x}"));
+    }
+
+    #[test]
+    fn borrowed_parts_match_the_owned_segments() {
+        for text in [
+            "plain",
+            "${a.b.c.d}",
+            "x-${a.b.c.d[2]}-y",
+            "a$${b}${a.b.c.d}$c$",
+            "$${a}$${b}",
+            "",
+            "${a.b.c.d}${e.f.g.h}",
+        ] {
+            let parts = parse_parts(text).unwrap();
+            let owned = parse_template(text).unwrap();
+            assert_eq!(parts.len(), owned.len(), "{text}");
+            let mut rebuilt = String::new();
+            for p in &parts {
+                match p {
+                    Part::Literal(l) => rebuilt.push_str(l),
+                    Part::Ref(r) => rebuilt.push_str(&r.to_reference().to_string()),
+                }
+            }
+            let expected: String = owned
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => l.clone(),
+                    Segment::Ref(r) => r.to_string(),
+                })
+                .collect();
+            assert_eq!(rebuilt, expected, "{text}");
+        }
+        assert_eq!(
+            sole_reference("${a.b.c.d[1]}").map(|r| r.to_reference().to_string()),
+            Some("${a.b.c.d[1]}".to_string())
+        );
+        assert_eq!(sole_reference("${a.b.c.d}x"), None);
+        assert_eq!(sole_reference("${a.b.c.d}${a.b.c.e}"), None);
+        assert_eq!(
+            parse_parts("a$${b}c").unwrap(),
+            vec![Part::Literal("a${b}c".into())]
+        );
+        assert_eq!(
+            parse_parts("cost $5").unwrap(),
+            vec![Part::Literal("cost $5".into())]
+        );
+    }
+
+    #[test]
+    fn names_and_the_quick_reference_test() {
+        for good in ["a", "_x", "web-1", "A_b-9"] {
+            assert!(is_name(good), "{good}");
+        }
+        for bad in ["", "1a", "-a", "a.b", "é", "aé", "a b"] {
+            assert!(!is_name(bad), "{bad}");
+        }
+        assert!(may_hold_reference("x ${a.b.c.d}"));
+        assert!(may_hold_reference("$${escaped}"));
+        assert!(!may_hold_reference("cost $5, {braces}"));
+        assert!(!may_hold_reference("ends with $"));
     }
 
     #[test]

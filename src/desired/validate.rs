@@ -206,14 +206,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
         explicit.insert(address.clone(), deps);
         resources.insert(
             address.clone(),
-            Resource {
-                address: address.clone(),
-                spec,
-                lifecycle,
-                depends_on: BTreeSet::new(),
-                references,
-                location,
-            },
+            Resource::new(address.clone(), spec, lifecycle, references, location),
         );
     }
 
@@ -362,10 +355,11 @@ fn check_reference(
     let Some((kind, _)) = found.get(&target.address) else {
         let mut d = base();
         d.message = format!("reference to unknown resource `{}`", target.address);
-        if Kind::lookup(&target.address.provider, &target.address.kind).is_none() {
+        if Kind::lookup(target.address.provider(), target.address.kind()).is_none() {
             d.message = format!(
                 "reference to unknown kind `{}.{}`",
-                target.address.provider, target.address.kind
+                target.address.provider(),
+                target.address.kind()
             );
         }
         if let Some(s) = suggest(

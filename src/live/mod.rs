@@ -76,7 +76,7 @@ pub struct LiveObject {
 impl LiveState {
     /// The observation of a kind: absent means complete and empty.
     pub fn kind(&self, kind: Kind) -> Option<&KindObservation> {
-        self.kinds.get(&kind.to_string())
+        self.kinds.get(kind.key())
     }
 
     /// True unless the kind's observation failed.

@@ -96,19 +96,19 @@ impl fmt::Display for PlanDisplay<'_> {
         for provider in PROVIDERS {
             let mut of_provider: Vec<&&Change> = shown
                 .iter()
-                .filter(|c| c.address.provider == *provider)
+                .filter(|c| c.address.provider() == *provider)
                 .collect();
             if of_provider.is_empty() {
                 continue;
             }
             of_provider.sort_by(|a, b| {
-                (&a.address.kind, &a.address.name).cmp(&(&b.address.kind, &b.address.name))
+                (a.address.kind(), a.address.name()).cmp(&(b.address.kind(), b.address.name()))
             });
             writeln!(f, "{provider}")?;
             let mut kind = "";
             for c in of_provider {
-                if c.address.kind != kind {
-                    kind = &c.address.kind;
+                if c.address.kind() != kind {
+                    kind = c.address.kind();
                     writeln!(f, "  {provider}.{kind}")?;
                 }
                 let col = if self.color { colour(c.action) } else { "" };

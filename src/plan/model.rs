@@ -2,6 +2,8 @@
 //! the executor), grouped into waves that may run in parallel, plus a report of what was
 //! skipped and why.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -96,8 +98,8 @@ impl Shown {
 /// One field that differs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FieldChange {
-    /// Field path (`node_pools.workers.count`).
-    pub path: String,
+    /// Field path (`node_pools.workers.count`); a top-level field's path is its static name.
+    pub path: Cow<'static, str>,
     /// What the cloud (or the ledger) has.
     pub old: Shown,
     /// What the desired state says.

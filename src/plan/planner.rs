@@ -2,7 +2,12 @@
 //! Pure and deterministic: no I/O, no clock (the live state's `observed_at` is "now"), every
 //! map a BTreeMap, every list sorted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
@@ -11,7 +16,7 @@ use super::model::{
     ReplaceStrategy, Shown,
 };
 use crate::desired::kinds::Kind;
-use crate::desired::refs::{Reference, Segment, parse_template};
+use crate::desired::refs::{Part, RefParts, may_hold_reference, parse_parts, sole_reference};
 use crate::desired::schema::{Change as Policy, FieldInfo, Shape};
 use crate::desired::values::{SecretSource, parse_k8s_version};
 use crate::desired::{Address, DesiredState, Mode, Resource};
@@ -50,9 +55,13 @@ pub fn key_fields(kind: Kind) -> &'static [&'static str] {
 
 /// The natural key of an object from its fields; `None` when a key field is unknown.
 pub fn natural_key(kind: Kind, fields: &Map<String, Value>) -> Option<String> {
+    natural_key_by(kind, |f| fields.get(f))
+}
+
+fn natural_key_by<'v>(kind: Kind, get: impl Fn(&str) -> Option<&'v Value>) -> Option<String> {
     let mut parts = Vec::new();
     for f in key_fields(kind) {
-        let text = match fields.get(*f) {
+        let text = match get(f) {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) if s.contains("${") => return None,
             Some(Value::String(s)) => s.clone(),
@@ -85,113 +94,186 @@ pub fn replace_strategy(kind: Kind) -> ReplaceStrategy {
 /// Attribute values a reference may read, per address; `None` = known after apply.
 pub type Attributes = BTreeMap<Address, Option<BTreeMap<String, Value>>>;
 
+/// Where references find the attribute values they read.
+pub trait AttributeSource {
+    /// The value of the referenced attribute (the whole list when it is indexed); `None`
+    /// when it is not known before apply.
+    fn attribute(&self, reference: &RefParts<'_>) -> Option<&Value>;
+}
+
+impl AttributeSource for Attributes {
+    fn attribute(&self, r: &RefParts<'_>) -> Option<&Value> {
+        self.get(&Address::new(r.provider, r.kind, r.name))?
+            .as_ref()?
+            .get(r.attribute)
+    }
+}
+
 /// A value after resolving references: known, or decided by this apply.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Resolved {
-    /// Fully known.
-    Known(Value),
+pub enum Resolved<'v> {
+    /// Fully known: borrowed from the desired state when it holds no reference.
+    Known(Cow<'v, Value>),
     /// Holds a reference to something created in this apply.
     Unknown,
 }
 
-/// Resolves every `${...}` in a JSON value.
-pub fn resolve(value: &Value, attrs: &Attributes) -> Resolved {
-    match value {
-        Value::String(s) if s.contains("${") => resolve_str(s, attrs),
-        Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for i in items {
-                match resolve(i, attrs) {
-                    Resolved::Known(v) => out.push(v),
-                    Resolved::Unknown => return Resolved::Unknown,
-                }
-            }
-            Resolved::Known(Value::Array(out))
-        }
-        Value::Object(map) => {
-            let mut out = Map::new();
-            for (k, v) in map {
-                match resolve(v, attrs) {
-                    Resolved::Known(v) => {
-                        out.insert(k.clone(), v);
-                    }
-                    Resolved::Unknown => return Resolved::Unknown,
-                }
-            }
-            Resolved::Known(Value::Object(out))
-        }
-        other => Resolved::Known(other.clone()),
+/// Resolves every `${...}` in a JSON value. A value without references is borrowed, not
+/// copied: most fields of most resources are plain.
+pub fn resolve<'v, A: AttributeSource + ?Sized>(value: &'v Value, attrs: &A) -> Resolved<'v> {
+    if !holds_template(value) {
+        return Resolved::Known(Cow::Borrowed(value));
+    }
+    match resolve_owned(value, attrs) {
+        Some(v) => Resolved::Known(Cow::Owned(v)),
+        None => Resolved::Unknown,
     }
 }
 
-fn lookup(r: &Reference, attrs: &Attributes) -> Option<Value> {
-    let values = attrs.get(&r.address)?.as_ref()?;
-    let v = values.get(&r.attribute)?;
+fn holds_template(value: &Value) -> bool {
+    match value {
+        Value::String(s) => may_hold_reference(s),
+        Value::Array(items) => items.iter().any(holds_template),
+        Value::Object(map) => map.values().any(holds_template),
+        _ => false,
+    }
+}
+
+/// The value with its references filled in; `None` when one is not known before apply.
+fn resolve_owned<A: AttributeSource + ?Sized>(value: &Value, attrs: &A) -> Option<Value> {
+    match value {
+        Value::String(s) if may_hold_reference(s) => resolve_str(s, attrs),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| resolve_owned(i, attrs))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| Some((k.clone(), resolve_owned(v, attrs)?)))
+            .collect::<Option<Map<_, _>>>()
+            .map(Value::Object),
+        other => Some(other.clone()),
+    }
+}
+
+fn lookup<A: AttributeSource + ?Sized>(r: &RefParts<'_>, attrs: &A) -> Option<Value> {
+    let v = attrs.attribute(r)?;
     match r.index {
         Some(i) => v.as_array()?.get(i).cloned(),
         None => Some(v.clone()),
     }
 }
 
-fn resolve_str(s: &str, attrs: &Attributes) -> Resolved {
-    let Ok(segments) = parse_template(s) else {
-        return Resolved::Known(Value::String(s.into()));
+fn resolve_str<A: AttributeSource + ?Sized>(s: &str, attrs: &A) -> Option<Value> {
+    if let Some(r) = sole_reference(s) {
+        return lookup(&r, attrs);
+    }
+    let Ok(parts) = parse_parts(s) else {
+        return Some(Value::String(s.into()));
     };
-    if let [Segment::Ref(r)] = segments.as_slice() {
-        return lookup(r, attrs).map_or(Resolved::Unknown, Resolved::Known);
+    if let [Part::Ref(r)] = parts.as_slice() {
+        return lookup(r, attrs);
     }
     let mut out = String::new();
-    for seg in segments {
-        match seg {
-            Segment::Literal(l) => out.push_str(&l),
-            Segment::Ref(r) => match lookup(&r, attrs) {
-                Some(Value::String(v)) => out.push_str(&v),
-                Some(v) => out.push_str(&v.to_string()),
-                None => return Resolved::Unknown,
+    for part in parts {
+        match part {
+            Part::Literal(l) => out.push_str(&l),
+            Part::Ref(r) => match lookup(&r, attrs)? {
+                Value::String(v) => out.push_str(&v),
+                v => out.push_str(&v.to_string()),
             },
         }
     }
-    Resolved::Known(Value::String(out))
+    Some(Value::String(out))
+}
+
+/// A kind's fields as the planner sorts them, computed once per process.
+struct KindFields {
+    compared: Vec<FieldInfo>,
+    /// `compared` positions, by field name: specs are JSON objects with sorted keys, so
+    /// one merge pass finds every compared field without a lookup per field.
+    by_name: Vec<(&'static str, usize)>,
+    secret: Vec<&'static str>,
+}
+
+fn kind_fields(kind: Kind) -> &'static KindFields {
+    static TABLE: OnceLock<Vec<KindFields>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        Kind::ALL
+            .iter()
+            .map(|k| {
+                let all = k.fields();
+                let secret = all
+                    .iter()
+                    .filter(|f| matches!(f.shape, Shape::Secret { .. }))
+                    .map(|f| f.name)
+                    .collect();
+                let compared: Vec<FieldInfo> = all
+                    .into_iter()
+                    .filter(|f| {
+                        f.change != Policy::Local && !matches!(f.shape, Shape::Secret { .. })
+                    })
+                    .collect();
+                let mut by_name: Vec<(&str, usize)> = compared
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.name, i))
+                    .collect();
+                by_name.sort();
+                KindFields {
+                    compared,
+                    by_name,
+                    secret,
+                }
+            })
+            .collect()
+    });
+    &table[kind.index()]
 }
 
 /// The fields of a resource that are compared with the cloud: not secret, not local.
-pub fn compared_fields(kind: Kind) -> Vec<FieldInfo> {
-    kind.fields()
-        .into_iter()
-        .filter(|f| f.change != Policy::Local && !matches!(f.shape, Shape::Secret { .. }))
-        .collect()
+pub fn compared_fields(kind: Kind) -> &'static [FieldInfo] {
+    &kind_fields(kind).compared
 }
 
 /// The secret fields of a kind.
-pub fn secret_fields(kind: Kind) -> Vec<&'static str> {
-    kind.fields()
-        .into_iter()
-        .filter(|f| matches!(f.shape, Shape::Secret { .. }))
-        .map(|f| f.name)
-        .collect()
+pub fn secret_fields(kind: Kind) -> &'static [&'static str] {
+    &kind_fields(kind).secret
 }
 
 /// The desired values of the compared fields, with references resolved where possible.
 /// Unset optional fields are left out: the cloud's default is accepted.
-pub fn desired_fields(resource: &Resource, attrs: &Attributes) -> BTreeMap<String, Resolved> {
-    desired_fields_of(
-        resource,
-        &serde_json::to_value(&resource.spec).unwrap_or(Value::Null),
-        attrs,
-    )
+pub fn desired_fields<'r, A: AttributeSource + ?Sized>(
+    resource: &'r Resource,
+    attrs: &A,
+) -> BTreeMap<&'static str, Resolved<'r>> {
+    compared_fields(resource.kind())
+        .iter()
+        .zip(wanted(resource.kind(), &resource.spec_json, attrs))
+        .filter_map(|(f, v)| Some((f.name, v?)))
+        .collect()
 }
 
-fn desired_fields_of(
-    resource: &Resource,
-    spec: &Value,
-    attrs: &Attributes,
-) -> BTreeMap<String, Resolved> {
-    let mut out = BTreeMap::new();
-    for f in compared_fields(resource.kind()) {
-        match spec.get(f.name) {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                out.insert(f.name.to_string(), resolve(v, attrs));
+/// The desired values of a kind's compared fields, in the order of `compared_fields`;
+/// `None` where the field is unset.
+fn wanted<'v, A: AttributeSource + ?Sized>(
+    kind: Kind,
+    spec: &'v Value,
+    attrs: &A,
+) -> Vec<Option<Resolved<'v>>> {
+    let table = kind_fields(kind);
+    let mut out: Vec<Option<Resolved<'v>>> = (0..table.compared.len()).map(|_| None).collect();
+    let Some(spec) = spec.as_object() else {
+        return out;
+    };
+    // Both sides are sorted by name (see `serde_json_maps_are_sorted`).
+    let mut names = table.by_name.iter().peekable();
+    for (key, value) in spec {
+        while names.next_if(|(n, _)| *n < key.as_str()).is_some() {}
+        if let Some((_, i)) = names.next_if(|(n, _)| *n == key.as_str()) {
+            if !value.is_null() {
+                out[*i] = Some(resolve(value, attrs));
             }
         }
     }
@@ -199,73 +281,155 @@ fn desired_fields_of(
 }
 
 /// Known desired fields as a JSON object (unknown ones left out).
-pub fn known_fields(fields: &BTreeMap<String, Resolved>) -> Map<String, Value> {
+pub fn known_fields(fields: &BTreeMap<&'static str, Resolved<'_>>) -> Map<String, Value> {
     fields
         .iter()
         .filter_map(|(k, v)| match v {
-            Resolved::Known(v) => Some((k.clone(), v.clone())),
+            Resolved::Known(v) => Some((k.to_string(), v.clone().into_owned())),
             Resolved::Unknown => None,
         })
         .collect()
 }
 
+/// What references to one desired resource can read while planning.
+#[derive(Clone, Copy)]
+enum Attrs<'a> {
+    /// Not planned yet (references to it are not known).
+    Unplanned,
+    /// Created or replaced by this apply: known after apply.
+    AfterApply,
+    /// The live object's attributes over the ledger's record of them.
+    Known {
+        live: Option<&'a BTreeMap<String, Value>>,
+        ledger: Option<&'a BTreeMap<String, Value>>,
+    },
+}
+
+/// Ledger entries by (kind, cloud id).
+type Owners<'a> = FastMap<(&'a str, &'a str), Vec<(&'a Address, &'a LedgerEntry)>>;
+
+/// The planner's working set. Desired resources are numbered in address order, so every
+/// per-resource table is a vector, and the hot path compares integers, not addresses.
 struct Planner<'a> {
     desired: &'a DesiredState,
     ledger: &'a Ledger,
     live: &'a LiveState,
-    by_id: BTreeMap<Kind, BTreeMap<&'a str, &'a LiveObject>>,
-    by_key: BTreeMap<Kind, BTreeMap<String, &'a LiveObject>>,
-    attrs: Attributes,
-    changes: BTreeMap<Address, Change>,
+    /// Desired resources, in address order.
+    resources: Vec<&'a Resource>,
+    /// Address (provider, kind, name) → position in `resources`.
+    index: FastMap<(&'a str, &'a str, &'a str), usize>,
+    /// The ledger entry of each desired resource.
+    entries: Vec<Option<&'a LedgerEntry>>,
+    /// Ledger entries no longer desired, in address order.
+    removed: Vec<(&'a Address, &'a LedgerEntry)>,
+    /// The desired resources each one depends on.
+    deps: Graph,
+    /// Live objects by id, per kind.
+    by_id: Vec<FastMap<&'a str, &'a LiveObject>>,
+    /// Live objects by natural key, per kind; built on first need (a no-drift pass finds
+    /// everything by id and never needs it).
+    by_key: OnceCell<Vec<FastMap<String, &'a LiveObject>>>,
+    /// Ledger entries by (kind, cloud id); built on first need.
+    owners: OnceCell<Owners<'a>>,
+    attrs: Vec<Attrs<'a>>,
+    changes: Vec<Option<Change>>,
+    removed_changes: Vec<Change>,
     notes: Vec<Note>,
     protected: Vec<(Address, String)>,
     /// Objects a desired resource matched: never deleted or orphaned under another address.
-    claimed: BTreeSet<(Kind, String)>,
-    /// Kinds whose observation failed.
-    failed: BTreeSet<Kind>,
-    /// Ledger addresses by (kind, cloud id).
-    owners: BTreeMap<(String, String), Vec<&'a Address>>,
+    claimed: FastSet<(Kind, &'a str)>,
+    /// Kinds whose observation failed, by kind index.
+    failed: Vec<bool>,
+}
+
+impl AttributeSource for Planner<'_> {
+    fn attribute(&self, r: &RefParts<'_>) -> Option<&Value> {
+        let name = r.attribute;
+        match self.attrs[*self.index.get(&(r.provider, r.kind, r.name))?] {
+            Attrs::Known { live, ledger } => live
+                .and_then(|m| m.get(name))
+                .or_else(|| ledger.and_then(|m| m.get(name))),
+            Attrs::Unplanned | Attrs::AfterApply => None,
+        }
+    }
 }
 
 impl<'a> Planner<'a> {
     fn new(desired: &'a DesiredState, ledger: &'a Ledger, live: &'a LiveState) -> Self {
-        let mut by_id: BTreeMap<Kind, BTreeMap<&str, &LiveObject>> = BTreeMap::new();
-        let mut by_key: BTreeMap<Kind, BTreeMap<String, &LiveObject>> = BTreeMap::new();
-        for kind in Kind::ALL {
-            for o in live.objects(*kind) {
-                by_id.entry(*kind).or_default().insert(o.id.as_str(), o);
-                if let Some(k) = natural_key(*kind, &o.fields) {
-                    by_key.entry(*kind).or_default().entry(k).or_insert(o);
-                }
+        let resources: Vec<&Resource> = desired.resources.values().collect();
+        let mut index: FastMap<(&str, &str, &str), usize> =
+            FastMap::with_capacity_and_hasher(desired.resources.len(), Default::default());
+        index.extend(
+            desired
+                .resources
+                .keys()
+                .enumerate()
+                .map(|(i, a)| (key_of(a), i)),
+        );
+        // Both maps are sorted by address: one merge pass pairs them.
+        let mut entries = Vec::with_capacity(resources.len());
+        let mut removed = Vec::new();
+        let mut ledger_iter = ledger.resources.iter().peekable();
+        for address in desired.resources.keys() {
+            while let Some((a, e)) = ledger_iter.next_if(|(a, _)| *a < address) {
+                removed.push((a, e));
             }
+            entries.push(ledger_iter.next_if(|(a, _)| *a == address).map(|(_, e)| e));
         }
+        removed.extend(ledger_iter);
+        let deps = Graph::from_lists(resources.iter().map(|r| {
+            r.depends_on
+                .iter()
+                .filter_map(|d| index.get(&key_of(d)).copied())
+        }));
+        let by_id = Kind::ALL
+            .iter()
+            .map(|k| {
+                let objects = live.objects(*k);
+                let mut m = FastMap::with_capacity_and_hasher(objects.len(), Default::default());
+                m.extend(objects.iter().map(|o| (o.id.as_str(), o)));
+                m
+            })
+            .collect();
+        let n = resources.len();
         Planner {
             desired,
             ledger,
             live,
+            resources,
+            index,
+            entries,
+            removed,
+            deps,
             by_id,
-            by_key,
-            attrs: BTreeMap::new(),
-            changes: BTreeMap::new(),
+            by_key: OnceCell::new(),
+            owners: OnceCell::new(),
+            attrs: vec![Attrs::Unplanned; n],
+            changes: vec![None; n],
+            removed_changes: Vec::new(),
             notes: Vec::new(),
             protected: Vec::new(),
-            claimed: BTreeSet::new(),
-            failed: Kind::ALL
-                .iter()
-                .copied()
-                .filter(|k| !live.is_complete(*k))
-                .collect(),
-            owners: {
-                let mut owners: BTreeMap<(String, String), Vec<&Address>> = BTreeMap::new();
-                for (a, e) in &ledger.resources {
-                    owners
-                        .entry((e.kind.clone(), e.id.clone()))
-                        .or_default()
-                        .push(a);
-                }
-                owners
-            },
+            claimed: FastSet::default(),
+            failed: Kind::ALL.iter().map(|k| !live.is_complete(*k)).collect(),
         }
+    }
+
+    fn by_key(&self, kind: Kind) -> &FastMap<String, &'a LiveObject> {
+        let live = self.live;
+        &self.by_key.get_or_init(|| {
+            Kind::ALL
+                .iter()
+                .map(|k| {
+                    let mut m = FastMap::default();
+                    for o in live.objects(*k) {
+                        if let Some(key) = natural_key(*k, &o.fields) {
+                            m.entry(key).or_insert(o);
+                        }
+                    }
+                    m
+                })
+                .collect()
+        })[kind.index()]
     }
 
     fn note(&mut self, subject: impl ToString, message: impl Into<String>) {
@@ -278,26 +442,24 @@ impl<'a> Planner<'a> {
     fn run(mut self) -> Result<(Plan, PlanReport), PlanError> {
         for kind in Kind::ALL {
             if let Some(reason) = self.live.failure(*kind) {
-                let has_any = self.desired.resources.values().any(|r| r.kind() == *kind)
+                let has_any = self.resources.iter().any(|r| r.kind() == *kind)
                     || self
-                        .ledger
-                        .resources
-                        .values()
-                        .any(|e| e.kind == kind.to_string());
+                        .entries
+                        .iter()
+                        .flatten()
+                        .any(|e| Kind::parse(&e.kind) == Some(*kind))
+                    || self
+                        .removed
+                        .iter()
+                        .any(|(_, e)| Kind::parse(&e.kind) == Some(*kind));
                 if has_any {
                     self.note(kind, format!("observing failed ({reason}): no create, adopt or delete planned for this kind"));
                 }
             }
         }
-        let order: Vec<Address> = self
-            .desired
-            .topological_order()
-            .into_iter()
-            .cloned()
-            .collect();
-        for address in &order {
-            let resource = &self.desired.resources[address];
-            self.plan_resource(resource);
+        let order = topological_indices(&self.deps);
+        for &i in &order {
+            self.plan_resource(i);
         }
         self.plan_removed();
         if !self.protected.is_empty() {
@@ -317,25 +479,37 @@ impl<'a> Planner<'a> {
     fn find_live(
         &self,
         kind: Kind,
-        entry: Option<&LedgerEntry>,
-        key: Option<&str>,
+        entry: Option<&'a LedgerEntry>,
+        fields: &[Option<Resolved<'_>>],
     ) -> (Option<&'a LiveObject>, bool) {
         if let Some(e) = entry {
-            if let Some(o) = self.by_id.get(&kind).and_then(|m| m.get(e.id.as_str())) {
+            if let Some(o) = self.by_id[kind.index()].get(e.id.as_str()) {
                 return (Some(o), false);
             }
         }
-        match key.and_then(|k| self.by_key.get(&kind).and_then(|m| m.get(k))) {
+        if self.by_id[kind.index()].is_empty() {
+            // Nothing of this kind exists: nothing to find by name.
+            return (None, false);
+        }
+        let compared = compared_fields(kind);
+        let key = natural_key_by(kind, |name| {
+            let i = compared.iter().position(|f| f.name == name)?;
+            match &fields[i] {
+                Some(Resolved::Known(v)) => Some(v.as_ref()),
+                _ => None,
+            }
+        });
+        match key.and_then(|k| self.by_key(kind).get(&k).copied()) {
             // An object another desired resource owns or already matched is not up for
             // adoption, whatever its name says (it may be mid-rename).
             Some(o)
-                if self.claimed.contains(&(kind, o.id.clone()))
+                if self.claimed.contains(&(kind, o.id.as_str()))
                     || self.owned_by_other(kind, &o.id, entry) =>
             {
                 (None, false)
             }
             // Found by name: adopted unless the ledger already owns that very object.
-            Some(o) => (Some(*o), entry.is_none_or(|e| e.id != o.id)),
+            Some(o) => (Some(o), entry.is_none_or(|e| e.id != o.id)),
             None => (None, false),
         }
     }
@@ -343,42 +517,57 @@ impl<'a> Planner<'a> {
     /// True when a ledger entry of another still-desired address owns the object. Looked up
     /// in an index built once, so matching stays linear in the number of resources.
     fn owned_by_other(&self, kind: Kind, id: &str, mine: Option<&LedgerEntry>) -> bool {
-        self.owners
-            .get(&(kind.to_string(), id.to_string()))
-            .is_some_and(|owners| {
-                owners.iter().any(|a| {
-                    self.desired.resources.contains_key(*a)
-                        && !mine.is_some_and(|m| {
-                            self.ledger
-                                .resources
-                                .get(*a)
-                                .is_some_and(|e| std::ptr::eq(m, e))
-                        })
-                })
+        let owners = self.owners.get_or_init(|| {
+            let mut owners: FastMap<(&str, &str), Vec<(&Address, &LedgerEntry)>> =
+                FastMap::default();
+            let desired = self
+                .entries
+                .iter()
+                .zip(&self.resources)
+                .filter_map(|(e, r)| e.map(|e| (&r.address, e)));
+            for (a, e) in desired.chain(self.removed.iter().copied()) {
+                owners
+                    .entry((e.kind.as_str(), e.id.as_str()))
+                    .or_default()
+                    .push((a, e));
+            }
+            owners
+        });
+        let kind_name = kind.to_string();
+        owners.get(&(kind_name.as_str(), id)).is_some_and(|owners| {
+            owners.iter().any(|(a, e)| {
+                self.index.contains_key(&key_of(a)) && !mine.is_some_and(|m| std::ptr::eq(m, *e))
             })
+        })
     }
 
-    fn plan_resource(&mut self, r: &Resource) {
+    fn plan_resource(&mut self, i: usize) {
+        let r = self.resources[i];
         let kind = r.kind();
-        let address = r.address.clone();
-        let entry = self.ledger.resources.get(&address);
-        let spec = serde_json::to_value(&r.spec).unwrap_or(Value::Null);
-        let fields = desired_fields_of(r, &spec, &self.attrs);
-        let complete = !self.failed.contains(&kind);
-        let detect = self.mode(r) == Mode::Detect;
+        let address = &r.address;
+        let entry = self.entries[i];
+        let complete = !self.failed[kind.index()];
 
         if !complete {
             // Unknown is not absent: plan nothing for it; references read the ledger.
-            self.attrs
-                .insert(address.clone(), entry.map(|e| e.attributes.clone()));
+            self.attrs[i] = match entry {
+                Some(e) => Attrs::Known {
+                    live: None,
+                    ledger: Some(&e.attributes),
+                },
+                None => Attrs::AfterApply,
+            };
             return;
         }
-        let key = natural_key(kind, &known_fields(&fields));
-        let (object, adopt) = self.find_live(kind, entry, key.as_deref());
+        let spec = &r.spec_json;
+        let fields = wanted(kind, spec, &*self);
+        let detect = self.mode(r) == Mode::Detect;
+        let (object, adopt) = self.find_live(kind, entry, &fields);
         let Some(object) = object else {
-            let reason = match (entry, self.ledger.pending.get(&address)) {
+            let pending = self.desired_pending(address);
+            let reason = match (entry, pending) {
                 (Some(_), _) => Some("deleted outside provisioner: re-created".to_string()),
-                (None, Some(_)) => {
+                (None, true) => {
                     Some("an earlier create did not finish and left nothing behind".to_string())
                 }
                 _ => None,
@@ -388,39 +577,42 @@ impl<'a> Planner<'a> {
             } else {
                 Action::Create
             };
-            let shown = create_fields(r, &spec, &fields);
-            self.changes.insert(
-                address.clone(),
-                change(address.clone(), action, None, shown, reason),
-            );
-            self.attrs.insert(
-                address,
-                if detect {
-                    entry.map(|e| e.attributes.clone())
-                } else {
-                    None
+            let shown = create_fields(r, spec, &fields);
+            self.changes[i] = Some(change(address.clone(), action, None, shown, reason));
+            self.attrs[i] = match entry {
+                Some(e) if detect => Attrs::Known {
+                    live: None,
+                    ledger: Some(&e.attributes),
                 },
-            );
+                _ => Attrs::AfterApply,
+            };
             return;
         };
 
-        self.claimed.insert((kind, object.id.clone()));
+        self.claimed.insert((kind, object.id.as_str()));
         let mut diffs = Vec::new();
-        for f in compared_fields(kind) {
-            let Some(want) = fields.get(f.name) else {
+        for (f, want) in compared_fields(kind).iter().zip(&fields) {
+            let Some(want) = want else {
                 continue;
             };
             let have = object.fields.get(f.name);
-            diff_field(f.name, &f.shape, f.change, want, have, &mut diffs);
+            diff_field(
+                Cow::Borrowed(f.name),
+                &f.shape,
+                f.change,
+                want,
+                have,
+                &mut diffs,
+            );
         }
-        let secret_diffs = self.secret_changes(r, &spec, entry, object);
+        let secret_diffs = self.secret_changes(r, spec, entry, object);
         let (ignored, mut diffs): (Vec<_>, Vec<_>) = diffs
             .into_iter()
             .partition(|d| is_ignored(&d.path, &r.lifecycle.ignore_changes));
         diffs.extend(secret_diffs);
         let forced: Vec<&FieldChange> = diffs.iter().filter(|d| d.forces_replacement).collect();
         let reason = if adopt {
-            Some(if self.ledger.pending.contains_key(&address) {
+            Some(if self.desired_pending(address) {
                 "found by name after an interrupted create: adopted".to_string()
             } else {
                 "found by name: adopted".to_string()
@@ -440,7 +632,7 @@ impl<'a> Planner<'a> {
             Action::NoOp
         };
         if action == Action::Replace && r.lifecycle.prevent_destroy {
-            let names: Vec<String> = forced.iter().map(|d| d.path.clone()).collect();
+            let names: Vec<&str> = forced.iter().map(|d| d.path.as_ref()).collect();
             self.protected.push((
                 address.clone(),
                 format!("replacement forced by {}", names.join(", ")),
@@ -457,16 +649,21 @@ impl<'a> Planner<'a> {
             c.strategy = Some(replace_strategy(kind));
         }
         c.ignored = ignored;
-        self.changes.insert(address.clone(), c);
+        self.changes[i] = Some(c);
         // References read live attributes; a replaced object gets new ones.
-        let attrs = if action == Action::Replace {
-            None
+        self.attrs[i] = if action == Action::Replace {
+            Attrs::AfterApply
         } else {
-            let mut a = entry.map(|e| e.attributes.clone()).unwrap_or_default();
-            a.extend(object.attributes.clone());
-            Some(a)
+            Attrs::Known {
+                live: Some(&object.attributes),
+                ledger: entry.map(|e| &e.attributes),
+            }
         };
-        self.attrs.insert(address, attrs);
+    }
+
+    /// True when the ledger holds a write-ahead intent for the address.
+    fn desired_pending(&self, address: &Address) -> bool {
+        self.ledger.pending.contains_key(address)
     }
 
     /// Write-only values: changed when the desired fingerprint differs from the ledger's,
@@ -480,18 +677,22 @@ impl<'a> Planner<'a> {
         object: &LiveObject,
     ) -> Vec<FieldChange> {
         let mut out = Vec::new();
-        for name in secret_fields(r.kind()) {
+        for &name in secret_fields(r.kind()) {
             let source = r.spec.secret(name);
             let mut changed = false;
             if let Some(SecretSource::Ref(reference)) = source {
-                if matches!(self.attrs.get(&reference.address), Some(None)) {
-                    changed = true;
+                if let Some(&j) = self.index.get(&key_of(&reference.address)) {
+                    if matches!(self.attrs[j], Attrs::AfterApply) {
+                        changed = true;
+                    }
                 }
             }
-            let key = format!("{}.{name}", r.address);
-            if let (Some(want), Some(e)) = (self.desired.secret_fingerprints.get(&key), entry) {
-                if e.fingerprints.get(name) != Some(want) {
-                    changed = true;
+            if !self.desired.secret_fingerprints.is_empty() {
+                let key = format!("{}.{name}", r.address);
+                if let (Some(want), Some(e)) = (self.desired.secret_fingerprints.get(&key), entry) {
+                    if e.fingerprints.get(name) != Some(want) {
+                        changed = true;
+                    }
                 }
             }
             if let (Some(seen), Some(written)) = (
@@ -511,7 +712,7 @@ impl<'a> Planner<'a> {
             }
             if changed {
                 out.push(FieldChange {
-                    path: name.to_string(),
+                    path: Cow::Borrowed(name),
                     old: Shown::Sensitive,
                     new: Shown::Sensitive,
                     forces_replacement: false,
@@ -522,33 +723,23 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_removed(&mut self) {
-        for (address, entry) in &self.ledger.resources {
-            if self.desired.resources.contains_key(address) {
-                continue;
-            }
-            let Some(kind) = Kind::ALL
-                .iter()
-                .copied()
-                .find(|k| k.to_string() == entry.kind)
-            else {
+        for (address, entry) in std::mem::take(&mut self.removed) {
+            let Some(kind) = Kind::parse(&entry.kind) else {
                 self.note(
                     address,
                     format!("the ledger names unknown kind `{}`; left alone", entry.kind),
                 );
                 continue;
             };
-            if !self.live.is_complete(kind) {
+            if self.failed[kind.index()] {
                 continue;
             }
-            let exists = self
-                .by_id
-                .get(&kind)
-                .is_some_and(|m| m.contains_key(entry.id.as_str()));
+            let exists = self.by_id[kind.index()].contains_key(entry.id.as_str());
             if !exists {
                 self.note(address, "removed from the desired state and already gone from the cloud: dropped from the ledger");
                 continue;
             }
-            if self.claimed.contains(&(kind, entry.id.clone())) {
+            if self.claimed.contains(&(kind, entry.id.as_str())) {
                 self.note(address, "its object is now managed under another address: dropped from the ledger, not deleted");
                 continue;
             }
@@ -567,103 +758,143 @@ impl<'a> Planner<'a> {
             } else {
                 None
             };
-            self.changes.insert(
+            let mut c = change(
                 address.clone(),
-                change(
-                    address.clone(),
-                    action,
-                    Some(entry.id.clone()),
-                    Vec::new(),
-                    reason,
-                ),
+                action,
+                Some(entry.id.clone()),
+                Vec::new(),
+                reason,
             );
+            if action == Action::Delete {
+                // Kept for ordering deletes: what this one needed before it.
+                c.after = entry.depends_on.iter().cloned().collect();
+            }
+            self.removed_changes.push(c);
         }
     }
 
-    fn order_into_waves(mut self, order: &[Address]) -> Plan {
+    fn order_into_waves(mut self, order: &[usize]) -> Plan {
         let acting = |c: &Change| c.action.acts() && c.action != Action::Delete;
-        let mut waves: BTreeMap<Address, usize> = BTreeMap::new();
-        for address in order {
-            let Some(c) = self.changes.get(address) else {
-                continue;
-            };
-            if !acting(c) {
+        let mut waves: Vec<Option<usize>> = vec![None; self.resources.len()];
+        for &i in order {
+            if !self.changes[i].as_ref().is_some_and(acting) {
                 continue;
             }
-            let deps: Vec<Address> = self.desired.resources[address]
-                .depends_on
+            let deps: Vec<usize> = self
+                .deps
+                .edges(i)
                 .iter()
-                .filter(|d| self.changes.get(*d).is_some_and(acting))
-                .cloned()
+                .copied()
+                .filter(|&d| self.changes[d].as_ref().is_some_and(acting))
                 .collect();
             let wave = deps
                 .iter()
-                .filter_map(|d| waves.get(d))
+                .filter_map(|&d| waves[d])
                 .max()
                 .map_or(0, |w| w + 1);
-            waves.insert(address.clone(), wave);
-            if let Some(c) = self.changes.get_mut(address) {
-                c.after = deps;
+            waves[i] = Some(wave);
+            let after = deps
+                .iter()
+                .map(|&d| self.resources[d].address.clone())
+                .collect();
+            if let Some(c) = self.changes[i].as_mut() {
+                c.after = after;
                 c.wave = wave;
             }
         }
-        // Deletes run after everything else, dependants first.
-        let first_delete_wave = waves.values().max().map_or(0, |w| w + 1);
-        let deletes: BTreeSet<Address> = self
-            .changes
-            .values()
-            .filter(|c| c.action == Action::Delete)
-            .map(|c| c.address.clone())
+        // Deletes run after everything else, dependants first: a delete is ready once no
+        // other pending delete depends on it.
+        let first_delete_wave = waves.iter().flatten().max().map_or(0, |w| w + 1);
+        let deletes: Vec<usize> = (0..self.removed_changes.len())
+            .filter(|&j| self.removed_changes[j].action == Action::Delete)
             .collect();
-        let mut delete_wave: BTreeMap<Address, usize> = BTreeMap::new();
-        let mut remaining = deletes.clone();
+        let position: FastMap<&Address, usize> = deletes
+            .iter()
+            .map(|&j| (&self.removed_changes[j].address, j))
+            .collect();
+        // needs[j]: the deletes j depends on; dependants[d]: deletes that depend on d.
+        let mut needs: FastMap<usize, Vec<usize>> = FastMap::default();
+        let mut dependants: FastMap<usize, Vec<usize>> = FastMap::default();
+        for &j in &deletes {
+            for d in &self.removed_changes[j].after {
+                if let Some(&dj) = position.get(d) {
+                    if dj != j {
+                        needs.entry(j).or_default().push(dj);
+                        dependants.entry(dj).or_default().push(j);
+                    }
+                }
+            }
+        }
+        let mut waiting: FastMap<usize, usize> = deletes
+            .iter()
+            .map(|&j| (j, dependants.get(&j).map_or(0, Vec::len)))
+            .collect();
+        let mut remaining: BTreeSet<usize> = deletes.iter().copied().collect();
         let mut wave = first_delete_wave;
+        let mut delete_wave: FastMap<usize, usize> = FastMap::default();
         while !remaining.is_empty() {
-            // Ready: nothing still to delete depends on it.
-            let ready: Vec<Address> = remaining
+            let mut ready: Vec<usize> = remaining
                 .iter()
-                .filter(|a| {
-                    !remaining.iter().any(|other| {
-                        other != *a
-                            && self
-                                .ledger
-                                .resources
-                                .get(other)
-                                .is_some_and(|e| e.depends_on.contains(*a))
-                    })
-                })
-                .cloned()
+                .copied()
+                .filter(|j| waiting[j] == 0)
                 .collect();
-            let ready = if ready.is_empty() {
-                remaining.iter().cloned().collect()
-            } else {
-                ready
-            };
-            for a in ready {
-                remaining.remove(&a);
-                delete_wave.insert(a, wave);
+            if ready.is_empty() {
+                // A cycle in the ledger's record: break it rather than stall.
+                ready = remaining.iter().copied().collect();
+            }
+            for &j in &ready {
+                remaining.remove(&j);
+                delete_wave.insert(j, wave);
+            }
+            for &j in &ready {
+                for d in needs.get(&j).map(Vec::as_slice).unwrap_or_default() {
+                    if let Some(n) = waiting.get_mut(d) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
             }
             wave += 1;
         }
-        for (a, w) in delete_wave {
-            if let Some(c) = self.changes.get_mut(&a) {
+        let removed_addresses: Vec<Address> = self
+            .removed_changes
+            .iter()
+            .map(|c| c.address.clone())
+            .collect();
+        for (j, c) in self.removed_changes.iter_mut().enumerate() {
+            if let Some(&w) = delete_wave.get(&j) {
                 c.wave = w;
-                c.after = self
-                    .ledger
-                    .resources
-                    .iter()
-                    .filter(|(other, e)| deletes.contains(*other) && e.depends_on.contains(&a))
-                    .map(|(other, _)| other.clone())
-                    .collect();
+                let mut after: Vec<Address> = dependants
+                    .get(&j)
+                    .map(|ds| ds.iter().map(|&d| removed_addresses[d].clone()).collect())
+                    .unwrap_or_default();
+                after.sort();
+                c.after = after;
             }
         }
-        let mut changes: Vec<Change> = std::mem::take(&mut self.changes).into_values().collect();
-        changes.sort_by(|a, b| (a.wave, &a.address).cmp(&(b.wave, &b.address)));
+        // Both lists are in address order: merge them, then order by wave (a stable sort,
+        // so addresses stay sorted within a wave).
+        let mut changes = Vec::with_capacity(self.resources.len() + self.removed_changes.len());
+        let mut kept = std::mem::take(&mut self.changes)
+            .into_iter()
+            .flatten()
+            .peekable();
+        for c in std::mem::take(&mut self.removed_changes) {
+            while let Some(k) = kept.next_if(|k| k.address < c.address) {
+                changes.push(k);
+            }
+            changes.push(c);
+        }
+        changes.extend(kept);
+        changes.sort_by_key(|c| c.wave);
         Plan {
             format_version: PLAN_FORMAT_VERSION,
             changes,
         }
     }
+}
+
+fn key_of(a: &Address) -> (&str, &str, &str) {
+    (a.provider(), a.kind(), a.name())
 }
 
 fn change(
@@ -686,27 +917,25 @@ fn change(
     }
 }
 
-fn create_fields(
-    r: &Resource,
-    spec: &Value,
-    fields: &BTreeMap<String, Resolved>,
-) -> Vec<FieldChange> {
-    let mut out: Vec<FieldChange> = fields
+fn create_fields(r: &Resource, spec: &Value, fields: &[Option<Resolved<'_>>]) -> Vec<FieldChange> {
+    let mut out: Vec<FieldChange> = compared_fields(r.kind())
         .iter()
+        .zip(fields)
+        .filter_map(|(f, v)| Some((f.name, v.as_ref()?)))
         .map(|(k, v)| FieldChange {
-            path: k.clone(),
+            path: Cow::Borrowed(k),
             old: Shown::Absent,
             new: match v {
-                Resolved::Known(v) => Shown::Value(v.clone()),
+                Resolved::Known(v) => Shown::Value(v.clone().into_owned()),
                 Resolved::Unknown => Shown::KnownAfterApply,
             },
             forces_replacement: false,
         })
         .collect();
-    for name in secret_fields(r.kind()) {
+    for &name in secret_fields(r.kind()) {
         if spec.get(name).is_some_and(|v| !v.is_null()) {
             out.push(FieldChange {
-                path: name.into(),
+                path: Cow::Borrowed(name),
                 old: Shown::Absent,
                 new: Shown::Sensitive,
                 forces_replacement: false,
@@ -732,24 +961,24 @@ fn shown(v: Option<&Value>) -> Shown {
 
 /// Compares one field, descending into tables so paths name the innermost difference.
 fn diff_field(
-    path: &str,
+    path: Cow<'static, str>,
     shape: &Shape,
     policy: Policy,
-    want: &Resolved,
+    want: &Resolved<'_>,
     have: Option<&Value>,
     out: &mut Vec<FieldChange>,
 ) {
     let want = match want {
         Resolved::Unknown => {
             out.push(FieldChange {
-                path: path.into(),
+                path: path.clone(),
                 old: shown(have),
                 new: Shown::KnownAfterApply,
                 forces_replacement: policy == Policy::Replace,
             });
             return;
         }
-        Resolved::Known(v) => v,
+        Resolved::Known(v) => v.as_ref(),
     };
     let shape = match shape {
         Shape::Optional(inner) => inner.as_ref(),
@@ -761,11 +990,16 @@ fn diff_field(
             for k in keys {
                 let p = format!("{path}.{k}");
                 match (w.get(k), h.get(k)) {
-                    (Some(wv), hv) => {
-                        diff_field(&p, inner, policy, &Resolved::Known(wv.clone()), hv, out)
-                    }
+                    (Some(wv), hv) => diff_field(
+                        Cow::Owned(p.clone()),
+                        inner,
+                        policy,
+                        &Resolved::Known(Cow::Borrowed(wv)),
+                        hv,
+                        out,
+                    ),
                     (None, Some(hv)) => out.push(FieldChange {
-                        path: p,
+                        path: p.into(),
                         old: Shown::Value(hv.clone()),
                         new: Shown::Absent,
                         forces_replacement: policy == Policy::Replace,
@@ -782,10 +1016,10 @@ fn diff_field(
                 // A field inside a table changes with its table: a pool's size replaces the
                 // pool through the pool endpoints, not the whole cluster.
                 diff_field(
-                    &format!("{path}.{}", f.name),
+                    Cow::Owned(format!("{path}.{}", f.name)),
                     &f.shape,
                     policy,
-                    &Resolved::Known(wv.clone()),
+                    &Resolved::Known(Cow::Borrowed(wv)),
                     h.get(f.name),
                     out,
                 );
@@ -805,7 +1039,7 @@ fn diff_field(
                 return;
             }
             out.push(FieldChange {
-                path: path.into(),
+                path: path.clone(),
                 old: shown(have),
                 new: Shown::Value(want.clone()),
                 forces_replacement: forces,
@@ -842,5 +1076,136 @@ fn is_backward(want: &Value, have: Option<&Value>) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+/// Edges between resource numbers, stored flat (one allocation, not one per resource).
+struct Graph {
+    /// `targets[starts[i]..starts[i + 1]]` are the edges of node `i`.
+    starts: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Graph {
+    fn from_lists<I: IntoIterator<Item = usize>>(lists: impl Iterator<Item = I>) -> Self {
+        let mut starts = vec![0];
+        let mut targets = Vec::new();
+        for list in lists {
+            targets.extend(list);
+            starts.push(targets.len());
+        }
+        Graph { starts, targets }
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    fn edges(&self, i: usize) -> &[usize] {
+        &self.targets[self.starts[i]..self.starts[i + 1]]
+    }
+
+    /// The same graph with every edge turned around.
+    fn reversed(&self) -> Graph {
+        let mut counts = vec![0usize; self.len() + 1];
+        for &t in &self.targets {
+            counts[t + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let starts = counts.clone();
+        let mut next = counts;
+        let mut targets = vec![0; self.targets.len()];
+        for i in 0..self.len() {
+            for &t in self.edges(i) {
+                targets[next[t]] = i;
+                next[t] += 1;
+            }
+        }
+        Graph { starts, targets }
+    }
+}
+
+/// Kahn's algorithm over resource numbers; ties go to the lowest number, which is the
+/// address order, so the result is deterministic.
+fn topological_indices(deps: &Graph) -> Vec<usize> {
+    let mut waiting: Vec<usize> = (0..deps.len()).map(|i| deps.edges(i).len()).collect();
+    let dependants = deps.reversed();
+    let mut ready: BinaryHeap<Reverse<usize>> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut out = Vec::with_capacity(deps.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        out.push(i);
+        for &d in dependants.edges(i) {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(Reverse(d));
+            }
+        }
+    }
+    // Validation rejects cycles, so every resource was emitted.
+    out
+}
+
+/// The planner's hash: FxHash's word-at-a-time mix. Keys are addresses and cloud ids from the
+/// user's own configuration and clouds, so flooding is not a threat, and this hashes those
+/// short strings several times faster than the default SipHash.
+#[derive(Clone, Copy, Default)]
+struct Fx(u64);
+
+impl Fx {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serde_json_maps_are_sorted() {
+        // `wanted` merges a spec's keys with sorted field names; a dependency turning on
+        // serde_json's `preserve_order` would break that, and this test.
+        let v = serde_json::json!({"zeta": 1, "alpha": 2, "mid": 3});
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["alpha", "mid", "zeta"]);
     }
 }

@@ -48,14 +48,23 @@ impl FakeCloud {
 
     fn attributes(&self, desired: &DesiredState, ledger: &Ledger) -> Attributes {
         let mut attrs = Attributes::new();
+        let by_id: BTreeMap<(&str, &str), &LiveObject> = self
+            .live
+            .kinds
+            .iter()
+            .flat_map(|(k, o)| {
+                o.objects
+                    .iter()
+                    .map(move |o| ((k.as_str(), o.id.as_str()), o))
+            })
+            .collect();
         for address in desired.resources.keys() {
             let Some(e) = ledger.resources.get(address) else {
                 attrs.insert(address.clone(), None);
                 continue;
             };
             let mut a = e.attributes.clone();
-            let kind = desired.resources[address].kind();
-            if let Some(o) = self.live.objects(kind).iter().find(|o| o.id == e.id) {
+            if let Some(o) = by_id.get(&(e.kind.as_str(), e.id.as_str())) {
                 a.extend(o.attributes.clone());
             }
             attrs.insert(address.clone(), Some(a));
@@ -99,7 +108,14 @@ impl FakeCloud {
                             format!("{}-{}", kind.name(), self.next_id)
                         }
                     };
-                    let existing = self.object_mut(kind, &id).map(|o| o.fields.clone());
+                    // A new id cannot exist yet: only updates and adoptions look it up, which
+                    // keeps applying a first plan of many resources linear.
+                    let is_new = !matches!(change.action, Action::Update | Action::Adopt);
+                    let existing = if is_new {
+                        None
+                    } else {
+                        self.object_mut(kind, &id).map(|o| o.fields.clone())
+                    };
                     if let Some(old) = &existing {
                         // ignore_changes: what someone else owns stays as they left it.
                         for path in &r.lifecycle.ignore_changes {
@@ -119,12 +135,12 @@ impl FakeCloud {
                         tags: Vec::new(),
                         updated_at: Some(FAKE_WRITE_TIME.into()),
                     };
-                    match self.object_mut(kind, &id) {
+                    match self.object_mut(kind, &id).filter(|_| !is_new) {
                         Some(o) => *o = object,
                         None => self.objects_mut(kind).push(object),
                     }
                     let fingerprints = secret_fields(kind)
-                        .into_iter()
+                        .iter()
                         .filter_map(|f| {
                             desired
                                 .secret_fingerprints

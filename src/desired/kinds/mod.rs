@@ -84,9 +84,25 @@ macro_rules! kinds {
                 match self { $(Kind::$variant => $provider),* }
             }
 
+            /// `provider.kind`, as the ledger and live state key kinds.
+            pub fn key(self) -> &'static str {
+                match self { $(Kind::$variant => concat!($provider, ".", $kind)),* }
+            }
+
             /// The kind name within its provider.
             pub fn name(self) -> &'static str {
                 match self { $(Kind::$variant => $kind),* }
+            }
+
+            /// The kind's position in [`Kind::ALL`], for tables indexed by kind.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+
+            /// Parses `provider.kind`, as the ledger and live state write it.
+            pub fn parse(text: &str) -> Option<Kind> {
+                let (provider, kind) = text.split_once('.')?;
+                Kind::lookup(provider, kind)
             }
 
             /// Finds a kind by provider and name.
@@ -112,7 +128,7 @@ macro_rules! kinds {
 
         impl std::fmt::Display for Kind {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "{}.{}", self.provider(), self.name())
+                f.write_str(self.key())
             }
         }
 
