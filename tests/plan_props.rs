@@ -155,12 +155,11 @@ proptest! {
             for id in ids {
                 if vanish[i % 8] && edit[(i + 3) % 8] {
                     cloud.remove(kind, &id);
-                } else if edit[i % 8] {
-                    if let Some(o) = cloud.object_mut(kind, &id) {
+                } else if edit[i % 8]
+                    && let Some(o) = cloud.object_mut(kind, &id) {
                         if kind == Kind::DoDomainRecord { o.fields.insert("ttl".into(), 99.into()); }
                         if kind == Kind::GhActionsVariable { o.fields.insert("value".into(), "edited".into()); }
                     }
-                }
                 i += 1;
             }
         }

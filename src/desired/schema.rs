@@ -268,14 +268,14 @@ impl<'a> Cx<'a> {
     ) -> Option<T> {
         self.nested(name, |cx| match table.get(name) {
             Some(entry) => {
-                if let (Some((lo, hi)), RawValue::Integer(n)) = (range, &entry.value.value) {
-                    if *n < lo || *n > hi {
-                        cx.error(
-                            entry.value.span,
-                            format!("{n} is out of range: must be {lo} to {hi}"),
-                        );
-                        return None;
-                    }
+                if let (Some((lo, hi)), RawValue::Integer(n)) = (range, &entry.value.value)
+                    && (*n < lo || *n > hi)
+                {
+                    cx.error(
+                        entry.value.span,
+                        format!("{n} is out of range: must be {lo} to {hi}"),
+                    );
+                    return None;
                 }
                 T::decode(&entry.value, cx)
             }

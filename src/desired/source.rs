@@ -256,10 +256,10 @@ impl Diagnostic {
             Origin::Path(_) => " ".into(),
         };
         out.push_str(&format!("{pad}--> {}\n", self.location(sources)));
-        if let Origin::Span(span) = &self.origin {
-            if !self.redact_source {
-                out.push_str(&snippet(sources, *span));
-            }
+        if let Origin::Span(span) = &self.origin
+            && !self.redact_source
+        {
+            out.push_str(&snippet(sources, *span));
         }
         if let Some((span, note)) = &self.note {
             out.push_str(&format!(

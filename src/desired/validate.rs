@@ -189,10 +189,10 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             None => Some(Vec::new()),
         };
         let uses = std::mem::take(&mut cx.refs);
-        if let Some(lc) = &lifecycle {
-            if let Some(e) = meta.get("lifecycle") {
-                check_ignore_changes(*kind, lc, &e.value, address, &mut diagnostics);
-            }
+        if let Some(lc) = &lifecycle
+            && let Some(e) = meta.get("lifecycle")
+        {
+            check_ignore_changes(*kind, lc, &e.value, address, &mut diagnostics);
         }
         let (Some(spec), Some(lifecycle), Some(deps)) = (spec, lifecycle, deps) else {
             continue;

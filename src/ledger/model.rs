@@ -26,6 +26,23 @@ pub struct Ledger {
     /// Creates started but not yet recorded as done (write-ahead).
     #[serde(default)]
     pub pending: BTreeMap<Address, Intent>,
+    /// Non-secret values published for people and other tools (`name` → value).
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Value>,
+    /// Who wrote this version, when, and why: what `state history` shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
+}
+
+/// The author of one ledger version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Written {
+    /// `user@host pid N`.
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// One line: the command and what it changed.
+    pub summary: String,
 }
 
 impl Ledger {
@@ -37,7 +54,14 @@ impl Ledger {
             serial: 0,
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            written: None,
         }
+    }
+
+    /// A new ledger with a fresh random lineage (a UUID), as the first write creates.
+    pub fn create() -> Self {
+        Ledger::new(uuid::Uuid::new_v4().to_string())
     }
 }
 

@@ -55,18 +55,18 @@ pub fn check_plan_invariants(
                 )),
             }
         }
-        if c.action.acts() && c.action != Action::Delete {
-            if let Some(r) = desired.resources.get(&c.address) {
-                for d in &r.depends_on {
-                    if let Some(dc) = plan
-                        .changes
-                        .iter()
-                        .find(|x| &x.address == d && x.action.acts())
-                    {
-                        if dc.wave >= c.wave {
-                            problems.push(format!("{} is not scheduled after {d}", c.address));
-                        }
-                    }
+        if c.action.acts()
+            && c.action != Action::Delete
+            && let Some(r) = desired.resources.get(&c.address)
+        {
+            for d in &r.depends_on {
+                if let Some(dc) = plan
+                    .changes
+                    .iter()
+                    .find(|x| &x.address == d && x.action.acts())
+                    && dc.wave >= c.wave
+                {
+                    problems.push(format!("{} is not scheduled after {d}", c.address));
                 }
             }
         }

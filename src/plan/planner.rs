@@ -271,10 +271,10 @@ fn wanted<'v, A: AttributeSource + ?Sized>(
     let mut names = table.by_name.iter().peekable();
     for (key, value) in spec {
         while names.next_if(|(n, _)| *n < key.as_str()).is_some() {}
-        if let Some((_, i)) = names.next_if(|(n, _)| *n == key.as_str()) {
-            if !value.is_null() {
-                out[*i] = Some(resolve(value, attrs));
-            }
+        if let Some((_, i)) = names.next_if(|(n, _)| *n == key.as_str())
+            && !value.is_null()
+        {
+            out[*i] = Some(resolve(value, attrs));
         }
     }
     out
@@ -482,10 +482,10 @@ impl<'a> Planner<'a> {
         entry: Option<&'a LedgerEntry>,
         fields: &[Option<Resolved<'_>>],
     ) -> (Option<&'a LiveObject>, bool) {
-        if let Some(e) = entry {
-            if let Some(o) = self.by_id[kind.index()].get(e.id.as_str()) {
-                return (Some(o), false);
-            }
+        if let Some(e) = entry
+            && let Some(o) = self.by_id[kind.index()].get(e.id.as_str())
+        {
+            return (Some(o), false);
         }
         if self.by_id[kind.index()].is_empty() {
             // Nothing of this kind exists: nothing to find by name.
@@ -680,28 +680,26 @@ impl<'a> Planner<'a> {
         for &name in secret_fields(r.kind()) {
             let source = r.spec.secret(name);
             let mut changed = false;
-            if let Some(SecretSource::Ref(reference)) = source {
-                if let Some(&j) = self.index.get(&key_of(&reference.address)) {
-                    if matches!(self.attrs[j], Attrs::AfterApply) {
-                        changed = true;
-                    }
-                }
+            if let Some(SecretSource::Ref(reference)) = source
+                && let Some(&j) = self.index.get(&key_of(&reference.address))
+                && matches!(self.attrs[j], Attrs::AfterApply)
+            {
+                changed = true;
             }
             if !self.desired.secret_fingerprints.is_empty() {
                 let key = format!("{}.{name}", r.address);
-                if let (Some(want), Some(e)) = (self.desired.secret_fingerprints.get(&key), entry) {
-                    if e.fingerprints.get(name) != Some(want) {
-                        changed = true;
-                    }
+                if let (Some(want), Some(e)) = (self.desired.secret_fingerprints.get(&key), entry)
+                    && e.fingerprints.get(name) != Some(want)
+                {
+                    changed = true;
                 }
             }
             if let (Some(seen), Some(written)) = (
                 &object.updated_at,
                 entry.and_then(|e| e.updated_at.as_ref()),
-            ) {
-                if seen > written {
-                    changed = true;
-                }
+            ) && seen > written
+            {
+                changed = true;
             }
             if entry.is_none()
                 && !matches!(source, Some(SecretSource::Generate(_)))
@@ -817,11 +815,11 @@ impl<'a> Planner<'a> {
         let mut dependants: FastMap<usize, Vec<usize>> = FastMap::default();
         for &j in &deletes {
             for d in &self.removed_changes[j].after {
-                if let Some(&dj) = position.get(d) {
-                    if dj != j {
-                        needs.entry(j).or_default().push(dj);
-                        dependants.entry(dj).or_default().push(j);
-                    }
+                if let Some(&dj) = position.get(d)
+                    && dj != j
+                {
+                    needs.entry(j).or_default().push(dj);
+                    dependants.entry(dj).or_default().push(j);
                 }
             }
         }

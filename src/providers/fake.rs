@@ -96,10 +96,10 @@ impl FakeCloud {
                         ));
                     }
                     let mut new_fields = known_fields(&fields);
-                    if change.action == Action::Replace {
-                        if let Some(id) = &change.cloud_id {
-                            self.remove(kind, id);
-                        }
+                    if change.action == Action::Replace
+                        && let Some(id) = &change.cloud_id
+                    {
+                        self.remove(kind, id);
                     }
                     let id = match (&change.cloud_id, change.action) {
                         (Some(id), Action::Update | Action::Adopt) => id.clone(),

@@ -56,24 +56,24 @@ fn check_vpc(v: &Vpc, span: Span, cx: &mut Cx<'_>) {
             cx.error(span, "is longer than 255 characters");
         });
     }
-    if let Some(range) = v.ip_range.as_ref().filter(|r| !contains_ref(r.as_str())) {
-        if let Ok((ip, len)) = parse_cidr(range.as_str()) {
-            let private = match ip {
-                std::net::IpAddr::V4(v4) => v4.is_private(),
-                std::net::IpAddr::V6(_) => false,
-            };
-            if !private || !(16..=28).contains(&len) {
-                cx.nested("ip_range", |cx| {
-                    cx.error(
-                        span,
-                        format!(
-                            "\"{range}\" must be an RFC 1918 IPv4 range between /16 and /28",
-                            range = range.as_str()
-                        ),
-                    )
-                    .set_help("for example \"10.10.0.0/16\" or \"172.16.0.0/20\"");
-                });
-            }
+    if let Some(range) = v.ip_range.as_ref().filter(|r| !contains_ref(r.as_str()))
+        && let Ok((ip, len)) = parse_cidr(range.as_str())
+    {
+        let private = match ip {
+            std::net::IpAddr::V4(v4) => v4.is_private(),
+            std::net::IpAddr::V6(_) => false,
+        };
+        if !private || !(16..=28).contains(&len) {
+            cx.nested("ip_range", |cx| {
+                cx.error(
+                    span,
+                    format!(
+                        "\"{range}\" must be an RFC 1918 IPv4 range between /16 and /28",
+                        range = range.as_str()
+                    ),
+                )
+                .set_help("for example \"10.10.0.0/16\" or \"172.16.0.0/20\"");
+            });
         }
     }
 }

@@ -1,0 +1,521 @@
+//! Where the ledger lives: an S3 (or S3-compatible) bucket with versioning, or a local
+//! folder. Both give the same guarantees, built on three primitives each backend provides:
+//! read with a tag, write only if absent or only if the tag still matches (compare-and-
+//! swap), and a list of the ledger's past versions.
+//!
+//! - Every ledger write is conditional on the version it was based on: a lost race is
+//!   [`LedgerError::Conflict`], never an overwrite.
+//! - The serial goes up by one with every write, and each version records who wrote it,
+//!   when and why, so `state history` can show it.
+//! - A lease lock (see [`super::lease`]) serialises writers that act on the clouds.
+//! - The audit journal is one immutable record per apply.
+
+mod file;
+mod s3;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use file::FileBackend;
+pub use s3::S3Backend;
+
+use super::codec;
+use super::error::LedgerError;
+use super::lease::{Lease, LeaseInfo, Owner, rfc3339, who};
+use super::model::{Ledger, Written};
+
+/// The ledger document's key under the store's prefix.
+pub const LEDGER_KEY: &str = "ledger.json";
+/// The lease lock's key.
+pub const LOCK_KEY: &str = "lock";
+/// Where journal records go.
+pub const JOURNAL_PREFIX: &str = "journal/";
+
+/// A ledger as read, with the version it was read at.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The document.
+    pub ledger: Ledger,
+    /// Its version.
+    pub version: Version,
+}
+
+/// One version of the ledger document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    /// The id `state history` shows and `state rollback` takes (an S3 version id, or the
+    /// number of the local version file).
+    pub id: String,
+    /// What conditional writes compare (the S3 ETag, or the local file's digest).
+    pub(crate) tag: String,
+}
+
+/// One line of `state history`.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    /// Version id.
+    pub version: String,
+    /// True for the current version.
+    pub latest: bool,
+    /// When the store recorded it (RFC 3339).
+    pub stored_at: String,
+    /// The document's serial, when it could be read.
+    pub serial: Option<u64>,
+    /// Who wrote it and why, when recorded.
+    pub written: Option<Written>,
+    /// Why the version could not be read, if it could not.
+    pub problem: Option<String>,
+}
+
+/// What a backend reports about a stored version.
+#[derive(Clone, Debug)]
+pub struct VersionMeta {
+    /// Version id.
+    pub id: String,
+    /// Stored at (RFC 3339).
+    pub stored_at: String,
+    /// The current version.
+    pub latest: bool,
+}
+
+/// A condition on a write.
+#[derive(Clone, Copy, Debug)]
+pub enum Cond<'a> {
+    /// Only if nothing is stored under the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the stored tag is this one (`If-Match`).
+    Matches(&'a str),
+}
+
+/// The result of a successful write.
+#[derive(Clone, Debug)]
+pub struct Put {
+    /// The new tag.
+    pub tag: String,
+    /// The new version id, where the backend keeps versions.
+    pub version_id: Option<String>,
+}
+
+/// One audit record: what one apply did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// The run.
+    pub run_id: String,
+    /// `user@host pid N`.
+    pub by: String,
+    /// Started at (RFC 3339).
+    pub started_at: String,
+    /// Finished at (RFC 3339).
+    pub finished_at: String,
+    /// The command (`apply`, `run`, `state forget`, ...).
+    pub command: String,
+    /// The plan's summary line.
+    pub summary: String,
+    /// `succeeded`, `partial` or `failed`.
+    pub outcome: String,
+    /// Each action and how it ended.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// How one planned action ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// The resource.
+    pub address: String,
+    /// `create`, `update`, ...
+    pub action: String,
+    /// `done`, `failed`, `skipped`.
+    pub outcome: String,
+    /// The error, when it failed (never holds a secret value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A backend: the primitives the store is built on.
+pub enum Backend {
+    /// A local folder.
+    File(FileBackend),
+    /// An S3 bucket and prefix.
+    S3(S3Backend),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Backend::File($b) => $e,
+            Backend::S3($b) => $e,
+        }
+    };
+}
+
+impl Backend {
+    fn location(&self, key: &str) -> String {
+        dispatch!(self, b => b.location(key))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
+        dispatch!(self, b => b.get(key).await)
+    }
+
+    async fn put(&self, key: &str, body: &[u8], cond: Cond<'_>) -> Result<Put, LedgerError> {
+        dispatch!(self, b => b.put(key, body, cond).await)
+    }
+
+    async fn delete(&self, key: &str, tag: &str) -> Result<(), LedgerError> {
+        dispatch!(self, b => b.delete(key, tag).await)
+    }
+
+    async fn versions(&self, key: &str) -> Result<Vec<VersionMeta>, LedgerError> {
+        dispatch!(self, b => b.versions(key).await)
+    }
+
+    async fn get_version(&self, key: &str, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        dispatch!(self, b => b.get_version(key, id).await)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        dispatch!(self, b => b.list(prefix).await)
+    }
+}
+
+/// The ledger store.
+pub struct Store {
+    backend: Backend,
+    /// Problems worth a warning that do not stop the store (default encryption off).
+    pub warnings: Vec<String>,
+}
+
+impl Store {
+    /// Opens the store a `--ledger` URL names: `file://PATH` or `s3://BUCKET[/PREFIX]`. An S3
+    /// bucket must have versioning enabled.
+    pub async fn open(url: &str) -> Result<Store, LedgerError> {
+        let bad = |why: &str| LedgerError::BadUrl {
+            url: url.into(),
+            why: why.into(),
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(bad("`file://` needs a folder, e.g. `file://state`"));
+            }
+            return Ok(Store {
+                backend: Backend::File(FileBackend::open(path)?),
+                warnings: Vec::new(),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("`s3://` needs a bucket, e.g. `s3://my-ledger/prod`"));
+            }
+            let (backend, warnings) = S3Backend::open(bucket, prefix).await?;
+            return Ok(Store {
+                backend: Backend::S3(backend),
+                warnings,
+            });
+        }
+        Err(bad(
+            "use `s3://bucket/prefix` or `file://path` (the default is `file://state`)",
+        ))
+    }
+
+    /// A store over a backend (tests build backends directly).
+    pub fn with_backend(backend: Backend) -> Store {
+        Store {
+            backend,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Where the ledger document lives.
+    pub fn location(&self) -> String {
+        self.backend.location(LEDGER_KEY)
+    }
+
+    /// Reads the current ledger; `None` before the first write.
+    pub async fn read(&self) -> Result<Option<Snapshot>, LedgerError> {
+        let Some((bytes, version)) = self.read_raw().await? else {
+            return Ok(None);
+        };
+        let ledger = codec::decode(&bytes, &self.location())?;
+        Ok(Some(Snapshot { ledger, version }))
+    }
+
+    /// Reads the current document's bytes, undecoded (for `ledger migrate`).
+    pub async fn read_raw(&self) -> Result<Option<(Vec<u8>, Version)>, LedgerError> {
+        let Some((bytes, tag)) = self.backend.get(LEDGER_KEY).await? else {
+            return Ok(None);
+        };
+        let id = self
+            .backend
+            .versions(LEDGER_KEY)
+            .await?
+            .into_iter()
+            .find(|v| v.latest)
+            .map(|v| v.id)
+            .unwrap_or_default();
+        Ok(Some((bytes, Version { id, tag })))
+    }
+
+    /// Writes `ledger` as the next version after `base` (`None`: the first write), only if
+    /// `base` is still the current version. Sets the serial and who wrote it; returns the
+    /// new snapshot.
+    pub async fn write(
+        &self,
+        mut ledger: Ledger,
+        base: Option<&Snapshot>,
+        summary: &str,
+    ) -> Result<Snapshot, LedgerError> {
+        if let Some(b) = base
+            && ledger.lineage != b.ledger.lineage
+        {
+            return Err(LedgerError::LineageMismatch {
+                version: b.version.id.clone(),
+                ours: b.ledger.lineage.clone(),
+                theirs: ledger.lineage,
+            });
+        }
+        ledger.serial = base.map_or(1, |b| b.ledger.serial + 1);
+        ledger.written = Some(Written {
+            by: who(),
+            at: rfc3339(SystemTime::now()),
+            summary: summary.to_string(),
+        });
+        let body = codec::encode(&ledger);
+        let cond = match base {
+            Some(b) => Cond::Matches(&b.version.tag),
+            None => Cond::Absent,
+        };
+        let put = self.backend.put(LEDGER_KEY, &body, cond).await?;
+        Ok(Snapshot {
+            ledger,
+            version: Version {
+                id: put.version_id.unwrap_or_default(),
+                tag: put.tag,
+            },
+        })
+    }
+
+    /// The ledger's versions, newest first, at most `limit`.
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, LedgerError> {
+        let mut out = Vec::new();
+        for v in self
+            .backend
+            .versions(LEDGER_KEY)
+            .await?
+            .into_iter()
+            .take(limit)
+        {
+            let location = format!("{} version {}", self.location(), v.id);
+            let read = match self.backend.get_version(LEDGER_KEY, &v.id).await? {
+                Some(bytes) => codec::decode_and_migrate(&bytes, &location).map(|(l, _)| l),
+                None => Err(LedgerError::UnknownVersion {
+                    location: self.location(),
+                    version: v.id.clone(),
+                }),
+            };
+            let (serial, written, problem) = match read {
+                Ok(l) => (Some(l.serial), l.written, None),
+                Err(e) => (None, None, Some(e.to_string())),
+            };
+            out.push(HistoryEntry {
+                version: v.id,
+                latest: v.latest,
+                stored_at: v.stored_at,
+                serial,
+                written,
+                problem,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One past version.
+    pub async fn read_version(&self, id: &str) -> Result<Ledger, LedgerError> {
+        let bytes = self
+            .backend
+            .get_version(LEDGER_KEY, id)
+            .await?
+            .ok_or_else(|| LedgerError::UnknownVersion {
+                location: self.location(),
+                version: id.into(),
+            })?;
+        codec::decode(&bytes, &format!("{} version {id}", self.location()))
+    }
+
+    /// Makes past version `id` the latest: its content, written after `current` with the
+    /// serial bumped. The version it replaces stays in the history.
+    pub async fn rollback(&self, id: &str, current: &Snapshot) -> Result<Snapshot, LedgerError> {
+        let old = self.read_version(id).await?;
+        if old.lineage != current.ledger.lineage {
+            return Err(LedgerError::LineageMismatch {
+                version: id.into(),
+                ours: current.ledger.lineage.clone(),
+                theirs: old.lineage,
+            });
+        }
+        let summary = format!("state rollback to version {id} (serial {})", old.serial);
+        self.write(old, Some(current), &summary).await
+    }
+
+    /// Takes the lease, waiting up to `wait` for a live holder to let go (or its lease to
+    /// expire). Without a wait, a held lease is an error naming the holder.
+    pub async fn acquire(
+        &self,
+        owner: &Owner,
+        ttl: Duration,
+        wait: Option<Duration>,
+    ) -> Result<Lease, LedgerError> {
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.try_acquire(owner, ttl).await {
+                Err(LedgerError::LeaseHeld { .. }) | Err(LedgerError::Conflict { .. })
+                    if deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt at the lease: create it, or take over an expired one.
+    pub async fn try_acquire(&self, owner: &Owner, ttl: Duration) -> Result<Lease, LedgerError> {
+        let info = LeaseInfo::new(owner.clone(), ttl);
+        let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
+        match self.backend.put(LOCK_KEY, &body, Cond::Absent).await {
+            Ok(put) => return Ok(Lease { info, tag: put.tag }),
+            Err(LedgerError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // Someone holds it, or held it.
+        let Some((current, tag)) = self.lease().await? else {
+            // Released between our two calls: try again from the top.
+            return Err(LedgerError::Conflict {
+                location: self.backend.location(LOCK_KEY),
+            });
+        };
+        if !current.expired(SystemTime::now()) {
+            return Err(LedgerError::LeaseHeld {
+                location: self.location(),
+                holder: Box::new(current),
+            });
+        }
+        // Expired: take it over, only if nobody else did first.
+        let put = self
+            .backend
+            .put(LOCK_KEY, &body, Cond::Matches(&tag))
+            .await?;
+        Ok(Lease { info, tag: put.tag })
+    }
+
+    /// The current lease, if any, with its tag.
+    pub async fn lease(&self) -> Result<Option<(LeaseInfo, String)>, LedgerError> {
+        let Some((bytes, tag)) = self.backend.get(LOCK_KEY).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<LeaseInfo>(&bytes) {
+            Ok(info) => Ok(Some((info, tag))),
+            // An unreadable lock must not block forever: treat it as expired.
+            Err(_) => Ok(Some((
+                LeaseInfo {
+                    lease_id: "unreadable".into(),
+                    owner: Owner {
+                        host: "unknown".into(),
+                        pid: 0,
+                        run_id: "unknown".into(),
+                    },
+                    acquired_at: String::new(),
+                    expires_at: String::new(),
+                },
+                tag,
+            ))),
+        }
+    }
+
+    /// Extends our lease by `ttl` from now. Fails with [`LedgerError::LeaseLost`] if it
+    /// was taken over or broken.
+    pub async fn renew(&self, lease: &mut Lease, ttl: Duration) -> Result<(), LedgerError> {
+        let mut info = lease.info.clone();
+        info.expires_at = rfc3339(SystemTime::now() + ttl);
+        let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
+        match self
+            .backend
+            .put(LOCK_KEY, &body, Cond::Matches(&lease.tag))
+            .await
+        {
+            Ok(put) => {
+                lease.info = info;
+                lease.tag = put.tag;
+                Ok(())
+            }
+            Err(LedgerError::Conflict { .. }) => Err(LedgerError::LeaseLost {
+                location: self.location(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lets go of our lease (only if it is still ours).
+    pub async fn release(&self, lease: Lease) -> Result<(), LedgerError> {
+        match self.backend.delete(LOCK_KEY, &lease.tag).await {
+            Ok(()) => Ok(()),
+            Err(LedgerError::Conflict { .. }) => Err(LedgerError::LeaseLost {
+                location: self.location(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Breaks lease `lease_id` (a human's decision: `state unlock --force`). Returns who
+    /// held it.
+    pub async fn break_lease(&self, lease_id: &str) -> Result<LeaseInfo, LedgerError> {
+        let Some((info, tag)) = self.lease().await? else {
+            return Err(LedgerError::Unlock {
+                message: format!("the ledger at {} is not locked", self.location()),
+            });
+        };
+        if info.lease_id != lease_id {
+            return Err(LedgerError::Unlock {
+                message: format!(
+                    "the ledger at {} is locked by lease {} ({}), not {lease_id}: nothing was broken",
+                    self.location(),
+                    info.lease_id,
+                    info.owner
+                ),
+            });
+        }
+        self.backend.delete(LOCK_KEY, &tag).await?;
+        Ok(info)
+    }
+
+    /// Records one apply in the journal (an immutable object; never overwritten).
+    pub async fn append_journal(&self, record: &JournalRecord) -> Result<String, LedgerError> {
+        let stamp = record.started_at.replace(':', "");
+        let key = format!("{JOURNAL_PREFIX}{stamp}-{}.json", record.run_id);
+        let body = serde_json::to_vec_pretty(record).expect("a journal record serializes");
+        self.backend.put(&key, &body, Cond::Absent).await?;
+        Ok(self.backend.location(&key))
+    }
+
+    /// The newest `limit` journal records, newest first.
+    pub async fn journal(&self, limit: usize) -> Result<Vec<JournalRecord>, LedgerError> {
+        let mut keys = self.backend.list(JOURNAL_PREFIX).await?;
+        keys.sort();
+        keys.reverse();
+        let mut out = Vec::new();
+        for key in keys.into_iter().take(limit) {
+            let Some((bytes, _)) = self.backend.get(&key).await? else {
+                continue;
+            };
+            let record = serde_json::from_slice(&bytes).map_err(|e| LedgerError::Corrupt {
+                location: self.backend.location(&key),
+                detail: format!("not a journal record: {e}"),
+            })?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
