@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::desired;
 use crate::ledger::Ledger;
+use crate::ledger::fingerprint::{FingerprintKey, KEY_ENV};
 use crate::live::{LIVE_FORMAT_VERSION, LiveState};
 use crate::plan::display::PlanDisplay;
 use crate::plan::{self, Plan, PlanReport};
@@ -76,6 +77,9 @@ fn run(
     args: &DiffArgs,
 ) -> anyhow::Result<(Plan, PlanReport)> {
     let ledger = read_ledger(ledger_url)?;
+    let mut state = state.clone();
+    fingerprint_secrets(&mut state)?;
+    let state = &state;
     let Some(path) = &args.live_from else {
         bail!(
             "observing the clouds arrives with the providers (issues #6, #7 and #8); \
@@ -102,25 +106,35 @@ pub fn read_live(path: &Path) -> anyhow::Result<LiveState> {
     Ok(live)
 }
 
-/// Reads the ledger document for planning. The stores (locking, history, S3) arrive with the
-/// ledger issue; until then a local ledger is read from `<path>/ledger.json`, and a missing
-/// one is an empty ledger.
+/// Reads the ledger for planning (no lease: planning writes nothing); a ledger that does
+/// not exist yet is empty.
 fn read_ledger(url: &str) -> anyhow::Result<Ledger> {
-    if let Some(path) = url.strip_prefix("file://") {
-        let file = Path::new(path).join("ledger.json");
-        return match std::fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str(&text)
-                .with_context(|| format!("parsing ledger {}", file.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
-            Err(e) => Err(e).with_context(|| format!("reading ledger {}", file.display())),
-        };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = super::state::open(url).await?;
+        Ok(store.read().await?.map(|s| s.ledger).unwrap_or_default())
+    })
+}
+
+/// Fingerprints the secret values provisioner reads itself, so the plan shows which changed.
+/// Without a key, changed values cannot be seen: say so once, and plan without them.
+fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> {
+    if desired::secrets::readable(state).is_empty() {
+        return Ok(());
     }
-    if url.starts_with("s3://") {
-        bail!(
-            "the S3 ledger store arrives with the ledger issue (#4); use `--ledger file://PATH` for now"
-        );
+    match FingerprintKey::from_env().map_err(anyhow::Error::msg)? {
+        Some(key) => desired::secrets::fingerprint_all(state, &key)
+            .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n"))),
+        None => {
+            eprintln!(
+                "note: {KEY_ENV} is not set, so a changed secret value cannot be noticed; set it to the key the daemon uses (see docs/ledger.md)"
+            );
+            Ok(())
+        }
     }
-    bail!("`{url}` is not a ledger location: write `s3://bucket/prefix` or `file://path`")
 }
 
 /// The JSON plan: the same plan, with a summary and the report's notes.

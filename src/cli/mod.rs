@@ -3,6 +3,7 @@
 
 mod diff;
 mod pending;
+mod state;
 mod validate;
 
 use std::path::PathBuf;
@@ -54,13 +55,13 @@ pub enum Command {
     State {
         /// What to do with the ledger.
         #[command(subcommand)]
-        command: pending::StateCommand,
+        command: state::StateCommand,
     },
     /// Ledger schema maintenance.
     Ledger {
         /// What to do.
         #[command(subcommand)]
-        command: pending::LedgerCommand,
+        command: state::LedgerCommand,
     },
     /// Run the whole loop against local simulators, with no cloud account.
     Sandbox,
@@ -74,8 +75,8 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::exec(&args.desired, &args.ledger, a),
         Command::Apply(_) => pending::exec("apply", "the executor (issue #9)"),
         Command::Run(_) => pending::exec("run", "the daemon (issue #9)"),
-        Command::State { command } => pending::exec(command.name(), "the ledger store (issue #4)"),
-        Command::Ledger { .. } => pending::exec("ledger migrate", "the ledger store (issue #4)"),
+        Command::State { command } => state::exec_state(&args.ledger, command),
+        Command::Ledger { command } => state::exec_ledger(&args.ledger, command),
         Command::Sandbox => pending::exec(
             "sandbox",
             "the simulators and the sandbox (issues #5 and #10)",

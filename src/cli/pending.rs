@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
 /// Flags of `apply`.
 #[derive(Debug, Args)]
@@ -26,67 +26,6 @@ pub struct RunArgs {
     /// Address for /metrics, /healthz, /readyz and /status.
     #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
     pub listen: String,
-}
-
-/// `state` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum StateCommand {
-    /// List managed resources.
-    List,
-    /// Show one resource's ledger entry.
-    Show {
-        /// Address.
-        address: String,
-    },
-    /// Show the ledger's version history.
-    History,
-    /// Make an earlier ledger version the latest.
-    Rollback {
-        /// Version to restore.
-        version: String,
-    },
-    /// Stop managing a resource, leaving the cloud object alone.
-    Forget {
-        /// Address.
-        address: String,
-    },
-    /// Adopt an existing cloud object under an address.
-    Import {
-        /// Address.
-        address: String,
-        /// The cloud's id for the object.
-        cloud_id: String,
-    },
-    /// Break a lease lock held by a dead process.
-    Unlock {
-        /// Required: breaking a lock is a human decision.
-        #[arg(long)]
-        force: bool,
-        /// The lease to break.
-        lease_id: String,
-    },
-}
-
-impl StateCommand {
-    /// The full command name, for messages.
-    pub fn name(&self) -> &'static str {
-        match self {
-            StateCommand::List => "state list",
-            StateCommand::Show { .. } => "state show",
-            StateCommand::History => "state history",
-            StateCommand::Rollback { .. } => "state rollback",
-            StateCommand::Forget { .. } => "state forget",
-            StateCommand::Import { .. } => "state import",
-            StateCommand::Unlock { .. } => "state unlock",
-        }
-    }
-}
-
-/// `ledger` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum LedgerCommand {
-    /// Upgrade the ledger document to this version's schema.
-    Migrate,
 }
 
 /// Reports that a command has not landed yet.

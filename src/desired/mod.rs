@@ -7,6 +7,7 @@ pub mod load;
 pub mod model;
 pub mod refs;
 pub mod schema;
+pub mod secrets;
 pub mod source;
 pub mod validate;
 pub mod values;

@@ -1,0 +1,467 @@
+//! `provisioner state …` and `provisioner ledger migrate`: read and repair the ledger. Every
+//! command that writes takes the lease first, writes conditionally, and releases the lease
+//! on the way out — also on Ctrl-C or SIGTERM.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::desired::{Address, Kind};
+use crate::ledger::lease::{Lease, Owner};
+use crate::ledger::store::{Snapshot, Store};
+use crate::ledger::{Ledger, LedgerEntry, LedgerError, codec};
+
+/// How long to wait for the lease.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Wait up to this long for another process's lease (`30s`, `5m`); without it, a held
+    /// lease is an error naming its holder.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Option<Duration>,
+}
+
+/// `state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List managed resources.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one resource's ledger entry.
+    Show {
+        /// Address.
+        address: String,
+    },
+    /// Show the ledger's version history (or, with --journal, the apply journal).
+    History {
+        /// How many entries, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Show the audit journal instead.
+        #[arg(long)]
+        journal: bool,
+    },
+    /// Make an earlier ledger version the latest (the current one stays in the history).
+    Rollback {
+        /// Version to restore (from `state history`).
+        version: String,
+        /// Lease wait.
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Stop managing a resource, leaving the cloud object alone.
+    Forget {
+        /// Address.
+        address: String,
+        /// Lease wait.
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Adopt an existing cloud object under an address.
+    Import {
+        /// Address.
+        address: String,
+        /// The cloud's id for the object.
+        cloud_id: String,
+        /// Lease wait.
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Break a lease lock held by a dead process.
+    Unlock {
+        /// Required: breaking a lock is a human decision.
+        #[arg(long)]
+        force: bool,
+        /// The lease to break (the error that names the holder shows it).
+        lease_id: String,
+    },
+}
+
+/// `ledger` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Upgrade the ledger document to this version's schema.
+    Migrate {
+        /// Lease wait.
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+}
+
+/// How long a lease taken by a state command lasts without renewal.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// Runs a `state` command.
+pub fn exec_state(ledger_url: &str, command: &StateCommand) -> ExitCode {
+    finish(runtime().and_then(|rt| rt.block_on(state(ledger_url, command))))
+}
+
+/// Runs a `ledger` command.
+pub fn exec_ledger(ledger_url: &str, command: &LedgerCommand) -> ExitCode {
+    finish(runtime().and_then(|rt| rt.block_on(ledger(ledger_url, command))))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the store, printing its warnings.
+pub async fn open(ledger_url: &str) -> anyhow::Result<Store> {
+    let store = Store::open(ledger_url).await?;
+    for w in &store.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(store)
+}
+
+async fn state(ledger_url: &str, command: &StateCommand) -> anyhow::Result<()> {
+    let store = open(ledger_url).await?;
+    match command {
+        StateCommand::List { json } => {
+            let ledger = store.read().await?.map(|s| s.ledger).unwrap_or_default();
+            for (address, e) in &ledger.resources {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"address": address, "kind": e.kind, "id": e.id})
+                    );
+                } else {
+                    println!("{address}\t{}", e.id);
+                }
+            }
+            for address in ledger.pending.keys() {
+                if !*json {
+                    println!("{address}\t(create in flight)");
+                }
+            }
+            Ok(())
+        }
+        StateCommand::Show { address } => {
+            let address = parse_address(address)?;
+            let ledger = store.read().await?.map(|s| s.ledger).unwrap_or_default();
+            match (ledger.resources.get(&address), ledger.pending.get(&address)) {
+                (Some(e), _) => println!("{}", serde_json::to_string_pretty(e)?),
+                (None, Some(i)) => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"pending": i}))?
+                ),
+                (None, None) => bail!(
+                    "{address} is not in the ledger at {}{}",
+                    store.location(),
+                    suggestion(&ledger, &address)
+                ),
+            }
+            Ok(())
+        }
+        StateCommand::History { limit, journal } => {
+            if *journal {
+                for r in store.journal(*limit).await? {
+                    println!(
+                        "{}  {}  {}  {}  {}: {}",
+                        r.started_at, r.run_id, r.by, r.command, r.outcome, r.summary
+                    );
+                    for a in &r.actions {
+                        println!(
+                            "    {} {} {}{}",
+                            a.action,
+                            a.address,
+                            a.outcome,
+                            a.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                        );
+                    }
+                }
+                return Ok(());
+            }
+            let history = store.history(*limit).await?;
+            if history.is_empty() {
+                println!("the ledger at {} has no versions yet", store.location());
+            }
+            for h in history {
+                let mark = if h.latest { "*" } else { " " };
+                let serial = h.serial.map_or("?".into(), |s| s.to_string());
+                match (&h.written, &h.problem) {
+                    (_, Some(p)) => println!("{mark} {}  serial {serial}  {}  unreadable: {p}", h.version, h.stored_at),
+                    (Some(w), None) => println!(
+                        "{mark} {}  serial {serial}  {}  {}  {}",
+                        h.version, w.at, w.by, w.summary
+                    ),
+                    (None, None) => println!("{mark} {}  serial {serial}  {}", h.version, h.stored_at),
+                }
+            }
+            Ok(())
+        }
+        StateCommand::Rollback { version, lock } => {
+            with_lease(&store, lock, async {
+                let current = read_existing(&store).await?;
+                let old = store.read_version(version).await?;
+                print_ledger_diff(&current.ledger, &old);
+                let written = store.rollback(version, &current).await?;
+                println!(
+                    "rolled back to version {version}: now serial {} (version {}); version {} stays in the history",
+                    written.ledger.serial, written.version.id, current.version.id
+                );
+                Ok(())
+            })
+            .await
+        }
+        StateCommand::Forget { address, lock } => {
+            let address = parse_address(address)?;
+            with_lease(&store, lock, async {
+                let current = read_existing(&store).await?;
+                let mut ledger = current.ledger.clone();
+                let entry = ledger.resources.remove(&address);
+                let intent = ledger.pending.remove(&address);
+                if entry.is_none() && intent.is_none() {
+                    bail!(
+                        "{address} is not in the ledger at {}{}",
+                        store.location(),
+                        suggestion(&current.ledger, &address)
+                    );
+                }
+                let written = store
+                    .write(ledger, Some(&current), &format!("state forget {address}"))
+                    .await?;
+                println!(
+                    "{address} is no longer managed{}; the cloud object was left alone (serial {}). \
+                     If it is still in the desired state, the next plan adopts it again by name.",
+                    entry.map(|e| format!(" (was {})", e.id)).unwrap_or_default(),
+                    written.ledger.serial
+                );
+                Ok(())
+            })
+            .await
+        }
+        StateCommand::Import {
+            address,
+            cloud_id,
+            lock,
+        } => {
+            let address = parse_address(address)?;
+            let kind = Kind::lookup(address.provider(), address.kind())
+                .with_context(|| format!("{address}: `{}.{}` is not a kind provisioner manages", address.provider(), address.kind()))?;
+            if cloud_id.trim().is_empty() {
+                bail!("the cloud id must not be empty");
+            }
+            with_lease(&store, lock, async {
+                let current = store.read().await?;
+                let mut ledger = current
+                    .as_ref()
+                    .map(|s| s.ledger.clone())
+                    .unwrap_or_else(Ledger::create);
+                if let Some(e) = ledger.resources.get(&address) {
+                    bail!(
+                        "{address} is already managed (cloud id {}); `provisioner state forget {address}` first to re-import it",
+                        e.id
+                    );
+                }
+                if let Some((other, _)) = ledger
+                    .resources
+                    .iter()
+                    .find(|(_, e)| e.kind == kind.key() && e.id == *cloud_id)
+                {
+                    bail!("{} {cloud_id} is already managed as {other}", kind.key());
+                }
+                ledger.pending.remove(&address);
+                ledger.resources.insert(
+                    address.clone(),
+                    LedgerEntry {
+                        kind: kind.key().to_string(),
+                        id: cloud_id.clone(),
+                        ..LedgerEntry::default()
+                    },
+                );
+                let written = store
+                    .write(
+                        ledger,
+                        current.as_ref(),
+                        &format!("state import {address} {cloud_id}"),
+                    )
+                    .await?;
+                println!(
+                    "{address} now manages {} {cloud_id} (serial {}); the next plan compares it with the desired state",
+                    kind.key(),
+                    written.ledger.serial
+                );
+                Ok(())
+            })
+            .await
+        }
+        StateCommand::Unlock { force, lease_id } => {
+            if !force {
+                bail!(
+                    "breaking a lease can let two processes write at once: check that its holder is gone, then run `provisioner state unlock --force {lease_id}`"
+                );
+            }
+            let info = store.break_lease(lease_id).await?;
+            println!(
+                "broke lease {} held by {} (acquired {}, expiring {})",
+                info.lease_id, info.owner, info.acquired_at, info.expires_at
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn ledger(ledger_url: &str, command: &LedgerCommand) -> anyhow::Result<()> {
+    let store = open(ledger_url).await?;
+    match command {
+        LedgerCommand::Migrate { lock } => {
+            with_lease(&store, lock, async {
+                let Some((bytes, version)) = store.read_raw().await? else {
+                    println!("the ledger at {} does not exist yet: nothing to migrate", store.location());
+                    return Ok(());
+                };
+                let (ledger, applied) = codec::decode_and_migrate(&bytes, &store.location())?;
+                if applied.is_empty() {
+                    println!(
+                        "the ledger at {} is already at schema version {}",
+                        store.location(),
+                        ledger.schema_version
+                    );
+                    return Ok(());
+                }
+                let base = Snapshot {
+                    ledger: ledger.clone(),
+                    version,
+                };
+                let written = store
+                    .write(ledger, Some(&base), &format!("ledger migrate: {}", applied.join(", ")))
+                    .await?;
+                println!(
+                    "migrated the ledger at {} with {} (serial {}); version {} keeps the old format",
+                    store.location(),
+                    applied.join(", "),
+                    written.ledger.serial,
+                    base.version.id
+                );
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+async fn read_existing(store: &Store) -> anyhow::Result<Snapshot> {
+    match store.read().await? {
+        Some(s) => Ok(s),
+        None => bail!("the ledger at {} does not exist yet", store.location()),
+    }
+}
+
+fn parse_address(text: &str) -> anyhow::Result<Address> {
+    Address::parse(text).map_err(anyhow::Error::msg)
+}
+
+fn suggestion(ledger: &Ledger, address: &Address) -> String {
+    let names: Vec<String> = ledger.resources.keys().map(Address::to_string).collect();
+    let target = address.to_string();
+    names
+        .iter()
+        .filter(|n| strsim::levenshtein(n, &target) <= 3)
+        .min_by_key(|n| strsim::levenshtein(n, &target))
+        .map(|n| format!(" (did you mean {n}?)"))
+        .unwrap_or_default()
+}
+
+/// What a rollback changes, resource by resource.
+fn print_ledger_diff(current: &Ledger, target: &Ledger) {
+    let addresses: BTreeSet<&Address> = current
+        .resources
+        .keys()
+        .chain(target.resources.keys())
+        .collect();
+    let mut any = false;
+    for a in addresses {
+        match (current.resources.get(a), target.resources.get(a)) {
+            (Some(c), Some(t)) if c == t => {}
+            (Some(c), Some(t)) => {
+                any = true;
+                if c.id != t.id {
+                    println!("  ~ {a}: id {} -> {}", c.id, t.id);
+                } else {
+                    println!("  ~ {a}: recorded values differ");
+                }
+            }
+            (Some(c), None) => {
+                any = true;
+                println!("  - {a} ({}): no longer in the ledger", c.id);
+            }
+            (None, Some(t)) => {
+                any = true;
+                println!("  + {a} ({}): back in the ledger", t.id);
+            }
+            (None, None) => {}
+        }
+    }
+    if !any {
+        println!("  (the versions record the same resources)");
+    }
+}
+
+/// Runs `work` holding the lease; renews it while the work runs, and releases it afterwards,
+/// also when the work fails or a SIGINT/SIGTERM arrives (which abandons the work).
+pub async fn with_lease<T>(
+    store: &Store,
+    lock: &LockArgs,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
+    let lease = store.acquire(&owner, LEASE_TTL, lock.lock_timeout).await?;
+    let shared = tokio::sync::Mutex::new(lease);
+    let renew = async {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            let mut l = shared.lock().await;
+            if let Err(e) = store.renew(&mut l, LEASE_TTL).await {
+                return e;
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = work => r,
+        e = renew => Err(anyhow::Error::new(e)),
+        s = shutdown_signal() => Err(anyhow::anyhow!("interrupted by {s}: stopped before writing anything more")),
+    };
+    let lease: Lease = shared.into_inner();
+    match store.release(lease).await {
+        Ok(()) | Err(LedgerError::LeaseLost { .. }) => {}
+        Err(e) => eprintln!("warning: releasing the lease: {e}"),
+    }
+    result
+}
+
+/// Resolves on the first SIGINT or SIGTERM, naming it.
+pub async fn shutdown_signal() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = term => "SIGTERM",
+    }
+}

@@ -1,0 +1,76 @@
+//! Reading secret values at the moment they are needed, and turning them into keyed
+//! fingerprints for the planner. Values are read from the environment or from files, used,
+//! and dropped; errors name the resource, the field and the variable or file — never the
+//! value.
+
+use std::collections::BTreeMap;
+
+use crate::desired::values::SecretSource;
+use crate::desired::{DesiredState, Resource};
+use crate::ledger::fingerprint::FingerprintKey;
+
+/// The secret fields of every resource whose value provisioner reads itself (`env` and
+/// `file`): `(resource, field, source)`.
+pub fn readable(state: &DesiredState) -> Vec<(&Resource, &'static str, &SecretSource)> {
+    let mut out = Vec::new();
+    for r in state.resources.values() {
+        for &field in crate::plan::planner::secret_fields(r.kind()) {
+            if let Some(source @ (SecretSource::Env(_) | SecretSource::File(_))) =
+                r.spec.secret(field)
+            {
+                out.push((r, field, source));
+            }
+        }
+    }
+    out
+}
+
+/// Reads one secret value.
+pub fn read(r: &Resource, field: &str, source: &SecretSource) -> Result<Vec<u8>, String> {
+    match source {
+        SecretSource::Env(name) => std::env::var_os(name)
+            .map(|v| v.into_encoded_bytes())
+            .ok_or_else(|| {
+                format!(
+                    "{}: {} `{field}` reads the environment variable {name}, which is not set",
+                    r.location, r.address
+                )
+            }),
+        SecretSource::File(path) => std::fs::read(path).map_err(|e| {
+            format!(
+                "{}: {} `{field}` reads {}: {e}",
+                r.location,
+                r.address,
+                path.display()
+            )
+        }),
+        SecretSource::Ref(_) | SecretSource::Generate(_) => Err(format!(
+            "{}: {} `{field}` is not read by provisioner",
+            r.location, r.address
+        )),
+    }
+}
+
+/// Fingerprints every readable secret value (`address.field` → fingerprint) into the state,
+/// so the planner sees which values changed since they were written. Every missing value is
+/// reported, not just the first.
+pub fn fingerprint_all(state: &mut DesiredState, key: &FingerprintKey) -> Result<(), Vec<String>> {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (r, field, source) in readable(state) {
+        match read(r, field, source) {
+            Ok(value) => {
+                out.insert(
+                    format!("{}.{field}", r.address),
+                    key.fingerprint(&r.address, field, &value),
+                );
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    state.secret_fingerprints = out;
+    Ok(())
+}
