@@ -212,13 +212,16 @@ async fn state(ledger_url: &str, command: &StateCommand) -> anyhow::Result<()> {
         }
         StateCommand::Rollback { version, lock } => {
             with_lease(&store, lock, async {
-                let current = read_existing(&store).await?;
                 let old = store.read_version(version).await?;
-                print_ledger_diff(&current.ledger, &old);
-                let written = store.rollback(version, &current).await?;
+                match store.read().await {
+                    Ok(Some(current)) => print_ledger_diff(&current.ledger, &old),
+                    Ok(None) => {}
+                    Err(e) => println!("  the current version cannot be read ({e}); restoring version {version} over it"),
+                }
+                let written = store.rollback(version).await?;
                 println!(
-                    "rolled back to version {version}: now serial {} (version {}); version {} stays in the history",
-                    written.ledger.serial, written.version.id, current.version.id
+                    "rolled back to version {version}: now serial {} (version {}); the version it replaced stays in the history",
+                    written.ledger.serial, written.version.id
                 );
                 Ok(())
             })
@@ -325,39 +328,44 @@ async fn state(ledger_url: &str, command: &StateCommand) -> anyhow::Result<()> {
 async fn ledger(ledger_url: &str, command: &LedgerCommand) -> anyhow::Result<()> {
     let store = open(ledger_url).await?;
     match command {
-        LedgerCommand::Migrate { lock } => {
-            with_lease(&store, lock, async {
-                let Some((bytes, version)) = store.read_raw().await? else {
-                    println!("the ledger at {} does not exist yet: nothing to migrate", store.location());
-                    return Ok(());
-                };
-                let (ledger, applied) = codec::decode_and_migrate(&bytes, &store.location())?;
-                if applied.is_empty() {
-                    println!(
-                        "the ledger at {} is already at schema version {}",
-                        store.location(),
-                        ledger.schema_version
-                    );
-                    return Ok(());
-                }
-                let base = Snapshot {
-                    ledger: ledger.clone(),
-                    version,
-                };
-                let written = store
-                    .write(ledger, Some(&base), &format!("ledger migrate: {}", applied.join(", ")))
-                    .await?;
+        LedgerCommand::Migrate { lock } => with_lease(&store, lock, async {
+            let Some((bytes, version)) = store.read_raw().await? else {
                 println!(
-                    "migrated the ledger at {} with {} (serial {}); version {} keeps the old format",
-                    store.location(),
-                    applied.join(", "),
-                    written.ledger.serial,
-                    base.version.id
+                    "the ledger at {} does not exist yet: nothing to migrate",
+                    store.location()
                 );
-                Ok(())
-            })
-            .await
-        }
+                return Ok(());
+            };
+            let (ledger, applied) = codec::decode_and_migrate(&bytes, &store.location())?;
+            if applied.is_empty() {
+                println!(
+                    "the ledger at {} is already at schema version {}",
+                    store.location(),
+                    ledger.schema_version
+                );
+                return Ok(());
+            }
+            let base = Snapshot {
+                ledger: ledger.clone(),
+                version,
+            };
+            let written = store
+                .write(
+                    ledger,
+                    Some(&base),
+                    &format!("ledger migrate: {}", applied.join(", ")),
+                )
+                .await?;
+            println!(
+                "migrated the ledger at {} with {} (serial {}); version {} keeps the old format",
+                store.location(),
+                applied.join(", "),
+                written.ledger.serial,
+                base.version.id
+            );
+            Ok(())
+        })
+        .await,
     }
 }
 

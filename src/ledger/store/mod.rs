@@ -190,6 +190,22 @@ impl Store {
     /// Opens the store a `--ledger` URL names: `file://PATH` or `s3://BUCKET[/PREFIX]`. An S3
     /// bucket must have versioning enabled.
     pub async fn open(url: &str) -> Result<Store, LedgerError> {
+        Self::open_inner(url, None).await
+    }
+
+    /// As [`Store::open`], with an explicit AWS configuration for `s3://` (instead of the
+    /// environment's).
+    pub async fn open_with_aws(
+        url: &str,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Store, LedgerError> {
+        Self::open_inner(url, Some(aws)).await
+    }
+
+    async fn open_inner(
+        url: &str,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Store, LedgerError> {
         let bad = |why: &str| LedgerError::BadUrl {
             url: url.into(),
             why: why.into(),
@@ -208,7 +224,10 @@ impl Store {
             if bucket.is_empty() {
                 return Err(bad("`s3://` needs a bucket, e.g. `s3://my-ledger/prod`"));
             }
-            let (backend, warnings) = S3Backend::open(bucket, prefix).await?;
+            let (backend, warnings) = match aws {
+                Some(config) => S3Backend::open_with(config, bucket, prefix).await?,
+                None => S3Backend::open(bucket, prefix).await?,
+            };
             return Ok(Store {
                 backend: Backend::S3(backend),
                 warnings,
@@ -343,19 +362,49 @@ impl Store {
         codec::decode(&bytes, &format!("{} version {id}", self.location()))
     }
 
-    /// Makes past version `id` the latest: its content, written after `current` with the
-    /// serial bumped. The version it replaces stays in the history.
-    pub async fn rollback(&self, id: &str, current: &Snapshot) -> Result<Snapshot, LedgerError> {
+    /// Makes past version `id` the latest: its content, written conditionally over the
+    /// current version with the serial bumped. The version it replaces stays in the history.
+    /// Works when the current document is corrupt (that is what rollback is for): the new
+    /// serial then follows the highest serial any readable version has.
+    pub async fn rollback(&self, id: &str) -> Result<Snapshot, LedgerError> {
         let old = self.read_version(id).await?;
-        if old.lineage != current.ledger.lineage {
-            return Err(LedgerError::LineageMismatch {
+        let Some((bytes, version)) = self.read_raw().await? else {
+            return Err(LedgerError::UnknownVersion {
+                location: self.location(),
                 version: id.into(),
-                ours: current.ledger.lineage.clone(),
-                theirs: old.lineage,
             });
-        }
+        };
+        let base_ledger = match codec::decode(&bytes, &self.location()) {
+            Ok(current) => {
+                if current.lineage != old.lineage {
+                    return Err(LedgerError::LineageMismatch {
+                        version: id.into(),
+                        ours: current.lineage,
+                        theirs: old.lineage,
+                    });
+                }
+                current
+            }
+            Err(_) => {
+                let highest = self
+                    .history(usize::MAX)
+                    .await?
+                    .iter()
+                    .filter_map(|h| h.serial)
+                    .max()
+                    .unwrap_or(old.serial);
+                Ledger {
+                    serial: highest,
+                    ..old.clone()
+                }
+            }
+        };
         let summary = format!("state rollback to version {id} (serial {})", old.serial);
-        self.write(old, Some(current), &summary).await
+        let base = Snapshot {
+            ledger: base_ledger,
+            version,
+        };
+        self.write(old, Some(&base), &summary).await
     }
 
     /// Takes the lease, waiting up to `wait` for a live holder to let go (or its lease to

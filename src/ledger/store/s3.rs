@@ -26,8 +26,17 @@ impl S3Backend {
     /// versions, and returns warnings worth showing (default encryption off).
     pub async fn open(bucket: &str, prefix: &str) -> Result<(Self, Vec<String>), LedgerError> {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::open_with(&config, bucket, prefix).await
+    }
+
+    /// As [`S3Backend::open`], with an explicit AWS configuration.
+    pub async fn open_with(
+        config: &aws_config::SdkConfig,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<(Self, Vec<String>), LedgerError> {
         let path_style = config.endpoint_url().is_some_and(needs_path_style);
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(path_style)
             .build();
         let prefix = prefix.trim_matches('/');
@@ -40,31 +49,48 @@ impl S3Backend {
                 format!("{prefix}/")
             },
         };
-        let versioning = backend
+        let enabled = match backend
             .client
             .get_bucket_versioning()
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| backend.error(&format!("s3://{bucket}"), e))?;
-        if versioning.status() != Some(&BucketVersioningStatus::Enabled) {
+        {
+            Ok(out) => out.status() == Some(&BucketVersioningStatus::Enabled),
+            // Some S3-compatible servers (moto 5.2) answer 200 with a differently named XML
+            // root, which the SDK refuses to parse; the answer itself is still there.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => e
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
+            Err(e) => return Err(backend.error(&format!("s3://{bucket}"), e)),
+        };
+        if !enabled {
             return Err(LedgerError::VersioningOff {
                 bucket: bucket.to_string(),
             });
         }
         let mut warnings = Vec::new();
-        match backend
+        let encrypted = match backend
             .client
             .get_bucket_encryption()
             .bucket(bucket)
             .send()
             .await
         {
-            Ok(out)
-                if out
-                    .server_side_encryption_configuration()
-                    .is_some_and(|c| !c.rules().is_empty()) => {}
-            _ => warnings.push(format!(
+            Ok(out) => out
+                .server_side_encryption_configuration()
+                .is_some_and(|c| !c.rules().is_empty()),
+            // As above: a 200 the SDK could not parse still says what it says.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => e
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .is_some_and(|b| String::from_utf8_lossy(b).contains("<SSEAlgorithm>")),
+            Err(_) => false,
+        };
+        match encrypted {
+            true => {}
+            false => warnings.push(format!(
                 "bucket `{bucket}` has no default encryption: the ledger holds no secrets, but cloud ids and settings are worth encrypting at rest (`aws.s3_bucket` with `encryption`)"
             )),
         }
@@ -87,12 +113,12 @@ impl S3Backend {
         LedgerError::S3 {
             location: location.to_string(),
             message: match e.as_service_error() {
-                Some(s) => format!(
+                Some(s) if s.code().is_some() => format!(
                     "{}: {}",
                     s.code().unwrap_or("error"),
                     s.message().unwrap_or("no message")
                 ),
-                None => DisplayErrorContext(&e).to_string(),
+                _ => DisplayErrorContext(&e).to_string(),
             },
         }
     }

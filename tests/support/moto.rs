@@ -1,0 +1,105 @@
+//! A moto S3 server for tests: the one `.ci/run` started (`PROVISIONER_TEST_MOTO_URL`), or one
+//! this test process starts from `.ci/venv` on a free loopback port and stops when it exits.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+/// The endpoint, e.g. `http://127.0.0.1:5000`.
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(url) = std::env::var("PROVISIONER_TEST_MOTO_URL") {
+            return url;
+        }
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/venv/bin/moto_server");
+        assert!(
+            std::path::Path::new(venv).exists(),
+            "moto is not installed: run `.ci/run` once (it creates .ci/venv and starts moto), \
+             or set PROVISIONER_TEST_MOTO_URL to a running moto server"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // The shell stops moto when our stdin closes, i.e. when this test process exits.
+        let mut child: Child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{venv}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; echo started; cat >/dev/null; kill $pid"
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start moto");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        out.read_line(&mut line).expect("moto started");
+        // Kept (with its stdin open) for the life of this process; the shell reaps moto.
+        static KEEP: OnceLock<std::sync::Mutex<Child>> = OnceLock::new();
+        let _ = KEEP.set(std::sync::Mutex::new(child));
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return url;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto did not start on {url}");
+    })
+}
+
+/// An AWS configuration pointing at moto.
+pub fn aws_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"),
+        ))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build()
+}
+
+/// A raw S3 client on moto (path-style), for setting buckets up and for tampering.
+pub fn client() -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(&aws_config())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A fresh bucket, with versioning unless `versioned` is false.
+pub async fn bucket(versioned: bool) -> String {
+    let name = format!("ledger-{}", uuid::Uuid::new_v4().simple());
+    let c = client();
+    c.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    if versioned {
+        c.put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable versioning");
+    }
+    name
+}
+
+/// Environment for a `provisioner` child process talking to moto.
+pub fn child_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint().to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
