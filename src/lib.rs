@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod desired;
+pub mod errors;
 pub mod ledger;
 pub mod live;
 pub mod plan;

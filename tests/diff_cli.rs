@@ -12,6 +12,8 @@ fn provisioner(args: &[&str], ledger: &Path) -> (i32, String, String) {
         .current_dir(root())
         .args(args)
         .env("PROVISIONER_LEDGER", format!("file://{}", ledger.display()))
+        // No credentials here: never let the AWS chain try the instance metadata service.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("NO_COLOR")
         .output()
         .expect("run provisioner");

@@ -666,3 +666,76 @@ fn a_lease_document_round_trips() {
     let back: LeaseInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
     assert_eq!(back, info);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fingerprint_key_can_come_from_secrets_manager() {
+    use provisioner::ledger::fingerprint::FingerprintKey;
+    let config = moto::aws_config();
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    let name = format!("provisioner/fp-{}", uuid::Uuid::new_v4().simple());
+    sm.create_secret()
+        .name(&name)
+        .secret_string("0123456789abcdef-fingerprint-key")
+        .send()
+        .await
+        .unwrap();
+    let from_sm = FingerprintKey::from_secrets_manager(&config, &name)
+        .await
+        .unwrap();
+    let direct = FingerprintKey::new(b"0123456789abcdef-fingerprint-key".to_vec()).unwrap();
+    let a = addr("x");
+    assert_eq!(
+        from_sm.fingerprint(&a, "value", b"v"),
+        direct.fingerprint(&a, "value", b"v")
+    );
+    let e = FingerprintKey::from_secrets_manager(&config, "provisioner/missing")
+        .await
+        .unwrap_err();
+    assert!(e.contains("provisioner/missing"), "{e}");
+}
+
+#[test]
+fn settings_name_the_ledger_when_no_flag_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_dir = dir.path().join("from-settings");
+    let desired = dir.path().join("desired");
+    std::fs::create_dir(&desired).unwrap();
+    std::fs::write(
+        desired.join("settings.toml"),
+        format!("[settings]\nledger = \"file://{}\"\n", ledger_dir.display()),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .arg("-d")
+            .arg(&desired)
+            .args(extra)
+            .env_remove("PROVISIONER_LEDGER")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["state", "import", "digitalocean.vpc.s", "vpc-s"]);
+    assert!(ledger_dir.join("ledger.json").exists());
+    assert!(run(&["state", "list"]).contains("digitalocean.vpc.s"));
+    // The flag wins over the settings.
+    let other = dir.path().join("other");
+    let flag = format!("file://{}", other.display());
+    assert!(!run(&["--ledger", &flag, "state", "list"]).contains("digitalocean.vpc.s"));
+    // An invalid desired state does not silently fall back to the default ledger.
+    std::fs::write(desired.join("bad.toml"), "[settings]\nprune = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("-d")
+        .arg(&desired)
+        .args(["state", "list"])
+        .env_remove("PROVISIONER_LEDGER")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ledger"));
+}

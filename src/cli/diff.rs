@@ -33,7 +33,7 @@ pub struct DiffArgs {
 }
 
 /// Runs the command.
-pub fn exec(dir: &Path, ledger_url: &str, args: &DiffArgs) -> ExitCode {
+pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
     let state = match desired::load(dir) {
         Ok(s) => s,
         Err(errors) => {
@@ -73,10 +73,15 @@ pub fn exec(dir: &Path, ledger_url: &str, args: &DiffArgs) -> ExitCode {
 
 fn run(
     state: &desired::DesiredState,
-    ledger_url: &str,
+    ledger_url: Option<&str>,
     args: &DiffArgs,
 ) -> anyhow::Result<(Plan, PlanReport)> {
-    let ledger = read_ledger(ledger_url)?;
+    let from_settings = state.settings.ledger.as_ref().map(|l| l.0.as_str());
+    let ledger = read_ledger(
+        ledger_url
+            .or(from_settings)
+            .unwrap_or(super::DEFAULT_LEDGER),
+    )?;
     let mut state = state.clone();
     fingerprint_secrets(&mut state)?;
     let state = &state;
@@ -120,17 +125,36 @@ fn read_ledger(url: &str) -> anyhow::Result<Ledger> {
 }
 
 /// Fingerprints the secret values provisioner reads itself, so the plan shows which changed.
-/// Without a key, changed values cannot be seen: say so once, and plan without them.
+/// The key comes from `PROVISIONER_FINGERPRINT_KEY`, else from the Secrets Manager secret
+/// `[settings] fingerprint_key_secret` names. Without a key, changed values cannot be seen:
+/// say so once, and plan without them.
 fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> {
     if desired::secrets::readable(state).is_empty() {
         return Ok(());
     }
-    match FingerprintKey::from_env().map_err(anyhow::Error::msg)? {
+    let secret = state
+        .settings
+        .fingerprint_key_secret
+        .as_ref()
+        .map(|s| s.0.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // A dry run goes on without the key (saying so); apply and the daemon refuse to.
+    let key = match runtime.block_on(FingerprintKey::load(secret.as_deref())) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("warning: {e}; changed secret values cannot be noticed in this plan");
+            return Ok(());
+        }
+    };
+    match key {
         Some(key) => desired::secrets::fingerprint_all(state, &key)
             .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n"))),
         None => {
             eprintln!(
-                "note: {KEY_ENV} is not set, so a changed secret value cannot be noticed; set it to the key the daemon uses (see docs/ledger.md)"
+                "note: {KEY_ENV} is not set (nor `[settings] fingerprint_key_secret`), so a changed secret value cannot be noticed; see docs/ledger.md"
             );
             Ok(())
         }

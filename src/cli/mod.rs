@@ -25,15 +25,11 @@ pub struct Args {
     )]
     pub desired: PathBuf,
 
-    /// Where the ledger lives: `s3://bucket/prefix` or `file://path`.
-    #[arg(
-        long,
-        global = true,
-        env = "PROVISIONER_LEDGER",
-        default_value = "file://state",
-        value_name = "URL"
-    )]
-    pub ledger: String,
+    /// Where the ledger lives: `s3://bucket/prefix` or `file://path`. When neither this nor
+    /// PROVISIONER_LEDGER is given: `[settings] ledger` of the desired state, else
+    /// `file://state`.
+    #[arg(long, global = true, env = "PROVISIONER_LEDGER", value_name = "URL")]
+    pub ledger: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -72,14 +68,52 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     match &args.command {
         Command::Validate => validate::exec(&args.desired),
-        Command::Diff(a) => diff::exec(&args.desired, &args.ledger, a),
+        Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a),
         Command::Apply(_) => pending::exec("apply", "the executor (issue #9)"),
         Command::Run(_) => pending::exec("run", "the daemon (issue #9)"),
-        Command::State { command } => state::exec_state(&args.ledger, command),
-        Command::Ledger { command } => state::exec_ledger(&args.ledger, command),
+        Command::State { command } => match ledger_url(&args) {
+            Ok(url) => state::exec_state(&url, command),
+            Err(e) => fail(e),
+        },
+        Command::Ledger { command } => match ledger_url(&args) {
+            Ok(url) => state::exec_ledger(&url, command),
+            Err(e) => fail(e),
+        },
         Command::Sandbox => pending::exec(
             "sandbox",
             "the simulators and the sandbox (issues #5 and #10)",
         ),
     }
+}
+
+/// The default ledger location.
+pub const DEFAULT_LEDGER: &str = "file://state";
+
+/// The ledger location for commands that do not otherwise need the desired state:
+/// `--ledger`/`PROVISIONER_LEDGER`, else `[settings] ledger` from the desired-state folder,
+/// else the default. An unreadable desired state is an error here (guessing the default
+/// could show or change the wrong ledger).
+fn ledger_url(args: &Args) -> anyhow::Result<String> {
+    if let Some(url) = &args.ledger {
+        return Ok(url.clone());
+    }
+    if !args.desired.exists() {
+        return Ok(DEFAULT_LEDGER.into());
+    }
+    match crate::desired::load(&args.desired) {
+        Ok(state) => Ok(state
+            .settings
+            .ledger
+            .map(|l| l.0)
+            .unwrap_or_else(|| DEFAULT_LEDGER.into())),
+        Err(errors) => anyhow::bail!(
+            "{errors}\ncould not read `[settings] ledger` from {}: fix the desired state, or name the ledger with --ledger URL",
+            args.desired.display()
+        ),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
 }

@@ -44,6 +44,44 @@ impl FingerprintKey {
         }
     }
 
+    /// The key kept in an AWS Secrets Manager secret (its string, or its binary value).
+    pub async fn from_secrets_manager(
+        config: &aws_config::SdkConfig,
+        name: &str,
+    ) -> Result<Self, String> {
+        let client = aws_sdk_secretsmanager::Client::new(config);
+        let out = client
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading the fingerprint key from Secrets Manager secret `{name}`: {}",
+                    crate::errors::chain(&e)
+                )
+            })?;
+        let bytes = match (out.secret_string(), out.secret_binary()) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(b)) => b.as_ref().to_vec(),
+            (None, None) => return Err(format!("Secrets Manager secret `{name}` has no value")),
+        };
+        FingerprintKey::new(bytes).map_err(|e| format!("Secrets Manager secret `{name}`: {e}"))
+    }
+
+    /// The key from `PROVISIONER_FINGERPRINT_KEY`, else from the Secrets Manager secret the
+    /// settings name, else none.
+    pub async fn load(secret_name: Option<&str>) -> Result<Option<Self>, String> {
+        if let Some(key) = Self::from_env()? {
+            return Ok(Some(key));
+        }
+        let Some(name) = secret_name else {
+            return Ok(None);
+        };
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_secrets_manager(&config, name).await.map(Some)
+    }
+
     /// The fingerprint of one secret field's value: `hmac-sha256:<hex>`. The address and
     /// field are bound in, so equal values in two places have different fingerprints.
     pub fn fingerprint(&self, address: &Address, field: &str, value: &[u8]) -> String {

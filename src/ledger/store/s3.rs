@@ -4,7 +4,7 @@
 //! bucket's versioning is the history.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::BucketVersioningStatus;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -108,7 +108,7 @@ impl S3Backend {
     fn error<E, R>(&self, location: &str, e: SdkError<E, R>) -> LedgerError
     where
         E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         LedgerError::S3 {
             location: location.to_string(),
@@ -118,7 +118,7 @@ impl S3Backend {
                     s.code().unwrap_or("error"),
                     s.message().unwrap_or("no message")
                 ),
-                _ => DisplayErrorContext(&e).to_string(),
+                _ => crate::errors::chain(&e),
             },
         }
     }
