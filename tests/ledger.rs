@@ -739,3 +739,69 @@ fn settings_name_the_ledger_when_no_flag_does() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ledger"));
 }
+
+/// Not a test on its own: a process that holds the lease through the CLI's `with_lease`
+/// while "working", for `sigterm_releases_the_lease_at_once`.
+#[tokio::test]
+#[ignore = "helper process for sigterm_releases_the_lease_at_once"]
+async fn lease_worker_process() {
+    let Ok(url) = std::env::var("PROVISIONER_TEST_WORK_URL") else {
+        return;
+    };
+    let place = Place {
+        s3: url.starts_with("s3://"),
+        url,
+        _dir: None,
+    };
+    let store = place.store().await;
+    let lock = provisioner::cli::state::LockArgs { lock_timeout: None };
+    let result = provisioner::cli::state::with_lease(&store, &lock, async {
+        println!("working");
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        Ok(())
+    })
+    .await;
+    println!(
+        "done: {}",
+        result.map_or_else(|e| e.to_string(), |()| "ok".into())
+    );
+}
+
+both!(sigterm_releases_the_lease_at_once);
+async fn sigterm_releases_the_lease_at_once(place: Place) {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lease_worker_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("PROVISIONER_TEST_WORK_URL", &place.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    while lines.next().expect("worker output").unwrap() != "working" {}
+    let store = place.store().await;
+    let (held, _) = store.lease().await.unwrap().expect("held while working");
+    assert_eq!(held.owner.pid, child.id());
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let done = lines
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("done: "))
+        .expect("the worker reports how it ended");
+    assert!(done.contains("interrupted by SIGTERM"), "{done}");
+    child.wait().unwrap();
+    // Released at once, not left to expire (its lifetime is a minute).
+    assert!(store.lease().await.unwrap().is_none());
+    store
+        .try_acquire(&Owner::current("next"), Duration::from_secs(5))
+        .await
+        .expect("free for the next process");
+}

@@ -3,7 +3,7 @@
 
 mod diff;
 mod pending;
-mod state;
+pub mod state;
 mod validate;
 
 use std::path::PathBuf;
