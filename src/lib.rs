@@ -22,3 +22,4 @@ pub mod ledger;
 pub mod live;
 pub mod plan;
 pub mod providers;
+pub mod sim;

@@ -1,0 +1,64 @@
+//! Simulators of the cloud APIs provisioner talks to, for tests and `provisioner sandbox`:
+//! DigitalOcean API v2 ([`digitalocean`]), GitHub REST ([`github`]) and the SES v2 calls moto
+//! lacks ([`ses`]). Each is stateful, speaks real HTTP on a loopback port, follows the
+//! official API description (the test suite checks every exchange against it), and can
+//! misbehave on demand through [`Faults`]: latency, 429s with the real rate-limit headers,
+//! 5xx, dropped connections, truncated bodies. Out-of-band edits (drift) are methods on
+//! each simulator's handle.
+
+pub mod digitalocean;
+pub mod faults;
+pub mod github;
+pub mod ses;
+
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+
+pub use faults::{Fault, Faults};
+
+/// A running simulator: its address, and a handle that stops it when dropped.
+pub struct Running {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Serves `router` on a free loopback port until the returned handle is dropped.
+pub async fn serve(router: axum::Router) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Running {
+        url: format!("http://{addr}"),
+        addr,
+        stop: Some(stop),
+    })
+}
+
+/// A random id in the style of the API (UUID v4).
+pub(crate) fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// RFC 3339 timestamp of now, to the second.
+pub(crate) fn now() -> String {
+    crate::ledger::lease::rfc3339(std::time::SystemTime::now())
+}
