@@ -918,15 +918,21 @@ fn route(
             let ttl = cdn_ttl(&body, 3600)?;
             let endpoint =
                 origin.replacen(".digitaloceanspaces.com", ".cdn.digitaloceanspaces.com", 1);
-            let e = json!({
+            let mut e = json!({
                 "id": uuid(),
                 "origin": origin,
                 "endpoint": endpoint,
                 "created_at": now(),
                 "ttl": ttl,
-                "certificate_id": body.get("certificate_id").cloned().unwrap_or(json!("")),
-                "custom_domain": body.get("custom_domain").cloned().unwrap_or(json!("")),
             });
+            for f in ["certificate_id", "custom_domain"] {
+                if let Some(v) = body
+                    .get(f)
+                    .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                {
+                    e[f] = v.clone();
+                }
+            }
             s.cdn_endpoints.push(e.clone());
             created(json!({"endpoint": e}))
         }
@@ -938,8 +944,14 @@ fn route(
             let old_ttl = e["ttl"].as_u64().unwrap_or(3600);
             e["ttl"] = json!(cdn_ttl(&body, old_ttl)?);
             for f in ["certificate_id", "custom_domain"] {
-                if let Some(v) = body.get(f) {
-                    e[f] = v.clone();
+                match body.get(f) {
+                    Some(Value::String(v)) if v.is_empty() => {
+                        if let Some(o) = e.as_object_mut() {
+                            o.remove(f);
+                        }
+                    }
+                    Some(v) => e[f] = v.clone(),
+                    None => {}
                 }
             }
             ok(json!({"endpoint": e.clone()}))
@@ -1407,7 +1419,13 @@ fn load_balancer(s: &DoState, old: Option<&Value>, body: &Value) -> Result<Value
         "enable_proxy_protocol": body.get("enable_proxy_protocol").cloned().unwrap_or(json!(false)),
         "enable_backend_keepalive": body.get("enable_backend_keepalive").cloned().unwrap_or(json!(false)),
         "http_idle_timeout_seconds": body.get("http_idle_timeout_seconds").cloned().unwrap_or(json!(60)),
-        "vpc_uuid": body.get("vpc_uuid").cloned().unwrap_or(json!("")),
+        "vpc_uuid": body.get("vpc_uuid").cloned().unwrap_or_else(|| {
+            // Without one, the load balancer joins the region's default VPC.
+            s.vpcs
+                .iter()
+                .find(|v| v["region"] == region.as_str() && v["default"] == json!(true))
+                .map_or_else(|| json!(uuid()), |v| v["id"].clone())
+        }),
         "disable_lets_encrypt_dns_records": body.get("disable_lets_encrypt_dns_records").cloned().unwrap_or(json!(false)),
         "droplet_ids": body.get("droplet_ids").cloned().unwrap_or(json!([])),
         "tag": body.get("tag").cloned().unwrap_or(json!("")),

@@ -1,3 +1,6 @@
 //! Shared test helpers.
 
+#![allow(dead_code)]
+
 pub mod moto;
+pub mod prism;
