@@ -1,0 +1,520 @@
+//! The GitHub simulator: every endpoint the provider needs, exercised through Prism with
+//! GitHub's official OpenAPI description, and its behaviours — sealed boxes really opened,
+//! case-insensitive names, ETags and free 304s, pagination, rate-limit headers, secondary
+//! limits, drift — checked directly.
+
+mod support;
+
+use std::sync::OnceLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use provisioner::sim::Fault;
+use provisioner::sim::github::{GhConfig, GhSim};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/.ci/node_modules/@octokit/openapi/generated/api.github.com.json"
+);
+const REPO: &str = "example-org/platform-apps";
+
+/// One simulator (with the test repository) behind one Prism proxy, for the whole binary.
+fn proxy() -> &'static str {
+    static PROXY: OnceLock<String> = OnceLock::new();
+    PROXY.get_or_init(|| {
+        let direct = support::prism::background(|| async {
+            let sim = GhSim::start(GhConfig::default()).await.expect("sim");
+            sim.create_repo(REPO);
+            let url = sim.url().to_string();
+            std::mem::forget(sim);
+            url
+        });
+        support::prism::proxy(SPEC, &direct)
+    })
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: "sim-gh-token".into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        etag: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            // GitHub's description lists only application/json.
+            .header("accept", "application/json")
+            .header("x-github-api-version", "2022-11-28")
+            .header("user-agent", "provisioner-tests");
+        if let Some(e) = etag {
+            req = req.header("if-none-match", e);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, v)
+    }
+
+    async fn expect(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> Value {
+        let (status, headers, v) = self.call_with(method.clone(), path, body, None).await;
+        assert_eq!(
+            status,
+            want,
+            "{method} {path}: {v:#}\nviolations: {:?}",
+            headers.get("sl-violations")
+        );
+        assert!(
+            headers.get("sl-violations").is_none(),
+            "{method} {path}: {:?}",
+            headers.get("sl-violations")
+        );
+        v
+    }
+}
+
+fn seal(public_b64: &str, value: &[u8]) -> String {
+    let pk = crypto_box::PublicKey::from_slice(&B64.decode(public_b64).unwrap()).unwrap();
+    B64.encode(pk.seal(&mut crypto_box::aead::OsRng, value).unwrap())
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+    .to_ascii_uppercase()
+}
+
+#[tokio::test]
+async fn repository_and_environment_secrets_through_the_description() {
+    let api = Api::new(proxy());
+    let key = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/actions/secrets/public-key"),
+            None,
+            200,
+        )
+        .await;
+    let name = unique("smtp_password");
+    let body = json!({"encrypted_value": seal(key["key"].as_str().unwrap(), b"hunter2"), "key_id": key["key_id"]});
+    api.expect(
+        Method::PUT,
+        &format!("/repos/{REPO}/actions/secrets/{name}"),
+        Some(body.clone()),
+        201,
+    )
+    .await;
+    api.expect(
+        Method::PUT,
+        &format!("/repos/{REPO}/actions/secrets/{name}"),
+        Some(body),
+        204,
+    )
+    .await;
+    let got = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/actions/secrets/{name}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(got["name"], name.as_str());
+    assert!(
+        got.get("value").is_none() && got.get("encrypted_value").is_none(),
+        "write-only"
+    );
+    let list = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/actions/secrets?per_page=100"),
+            None,
+            200,
+        )
+        .await;
+    assert!(
+        list["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == name.as_str())
+    );
+    api.expect(
+        Method::DELETE,
+        &format!("/repos/{REPO}/actions/secrets/{name}"),
+        None,
+        204,
+    )
+    .await;
+
+    let env = format!("env-{}", &unique("e")[2..]).to_ascii_lowercase();
+    api.expect(
+        Method::PUT,
+        &format!("/repos/{REPO}/environments/{env}"),
+        Some(json!({})),
+        200,
+    )
+    .await;
+    let ekey = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/environments/{env}/secrets/public-key"),
+            None,
+            200,
+        )
+        .await;
+    assert_ne!(
+        ekey["key"], key["key"],
+        "each environment has its own key pair"
+    );
+    let ename = unique("deploy_token");
+    api.expect(
+        Method::PUT,
+        &format!("/repos/{REPO}/environments/{env}/secrets/{ename}"),
+        Some(json!({"encrypted_value": seal(ekey["key"].as_str().unwrap(), b"t0k3n"), "key_id": ekey["key_id"]})),
+        201,
+    )
+    .await;
+    api.expect(
+        Method::GET,
+        &format!("/repos/{REPO}/environments/{env}/secrets"),
+        None,
+        200,
+    )
+    .await;
+    api.expect(
+        Method::GET,
+        &format!("/repos/{REPO}/environments/{env}/secrets/{ename}"),
+        None,
+        200,
+    )
+    .await;
+    api.expect(
+        Method::DELETE,
+        &format!("/repos/{REPO}/environments/{env}/secrets/{ename}"),
+        None,
+        204,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn variables_and_deploy_keys_through_the_description() {
+    let api = Api::new(proxy());
+    let name = unique("region");
+    api.expect(
+        Method::POST,
+        &format!("/repos/{REPO}/actions/variables"),
+        Some(json!({"name": name, "value": "nyc3"})),
+        201,
+    )
+    .await;
+    let v = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/actions/variables/{name}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(v["value"], "nyc3");
+    api.expect(
+        Method::PATCH,
+        &format!("/repos/{REPO}/actions/variables/{name}"),
+        Some(json!({"value": "ams3"})),
+        204,
+    )
+    .await;
+    let list = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/actions/variables?per_page=30"),
+            None,
+            200,
+        )
+        .await;
+    assert!(
+        list["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == name.as_str() && x["value"] == "ams3")
+    );
+    api.expect(
+        Method::DELETE,
+        &format!("/repos/{REPO}/actions/variables/{name}"),
+        None,
+        204,
+    )
+    .await;
+
+    let public = format!(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{} flux",
+        &uuid::Uuid::new_v4().simple().to_string()[..20]
+    );
+    let k = api
+        .expect(
+            Method::POST,
+            &format!("/repos/{REPO}/keys"),
+            Some(json!({"title": "flux", "key": public, "read_only": true})),
+            201,
+        )
+        .await;
+    let id = k["id"].as_u64().unwrap();
+    assert_eq!(k["read_only"], true);
+    api.expect(Method::GET, &format!("/repos/{REPO}/keys/{id}"), None, 200)
+        .await;
+    let keys = api
+        .expect(Method::GET, &format!("/repos/{REPO}/keys"), None, 200)
+        .await;
+    assert!(keys.as_array().unwrap().iter().any(|x| x["id"] == id));
+    api.expect(
+        Method::DELETE,
+        &format!("/repos/{REPO}/keys/{id}"),
+        None,
+        204,
+    )
+    .await;
+    api.expect(Method::GET, &format!("/repos/{REPO}/keys/{id}"), None, 404)
+        .await;
+}
+
+#[tokio::test]
+async fn sealed_boxes_are_opened_and_bad_ones_refused() {
+    let sim = GhSim::start(GhConfig::default()).await.unwrap();
+    sim.create_repo("o/r");
+    let api = Api::new(sim.url());
+    let (_, _, key) = api
+        .call_with(
+            Method::GET,
+            "/repos/o/r/actions/secrets/public-key",
+            None,
+            None,
+        )
+        .await;
+    let pk = key["key"].as_str().unwrap();
+    let (status, _, _) = api
+        .call_with(
+            Method::PUT,
+            "/repos/o/r/actions/secrets/mixed_Case",
+            Some(json!({"encrypted_value": seal(pk, b"canary-value"), "key_id": key["key_id"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Stored upper-case, found case-insensitively, and really decrypted.
+    assert_eq!(
+        sim.secret("o/r", None, "MIXED_CASE").as_deref(),
+        Some(&b"canary-value"[..])
+    );
+    let (status, _, _) = api
+        .call_with(
+            Method::GET,
+            "/repos/o/r/actions/secrets/mixed_case",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Sealed for another key: refused.
+    let other = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+    let foreign = B64.encode(other.public_key().as_bytes());
+    let (status, _, e) = api
+        .call_with(
+            Method::PUT,
+            "/repos/o/r/actions/secrets/X",
+            Some(json!({"encrypted_value": seal(&foreign, b"v"), "key_id": key["key_id"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(e["message"].as_str().unwrap().contains("decrypted"), "{e}");
+    let (status, _, _) = api
+        .call_with(
+            Method::PUT,
+            "/repos/o/r/actions/secrets/X",
+            Some(json!({"encrypted_value": "not base64!", "key_id": key["key_id"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+    for bad in ["GITHUB_TOKEN", "1ABC", "has-dash"] {
+        let (status, _, _) = api
+            .call_with(
+                Method::PUT,
+                &format!("/repos/o/r/actions/secrets/{bad}"),
+                Some(json!({"encrypted_value": seal(pk, b"v"), "key_id": key["key_id"]})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 422, "{bad}");
+    }
+    // Drift: set by hand, updated_at moves forward.
+    let (_, _, before) = api
+        .call_with(
+            Method::GET,
+            "/repos/o/r/actions/secrets/MIXED_CASE",
+            None,
+            None,
+        )
+        .await;
+    assert!(sim.overwrite_secret("o/r", "mixed_case", b"by hand"));
+    let (_, _, after) = api
+        .call_with(
+            Method::GET,
+            "/repos/o/r/actions/secrets/MIXED_CASE",
+            None,
+            None,
+        )
+        .await;
+    assert!(after["updated_at"].as_str().unwrap() > before["updated_at"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn etags_make_unchanged_lists_free_and_limits_are_reported() {
+    let sim = GhSim::start(GhConfig {
+        per_hour: 50,
+        ..GhConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.create_repo("o/r");
+    let api = Api::new(sim.url());
+    for i in 0..35 {
+        api.call_with(
+            Method::POST,
+            "/repos/o/r/actions/variables",
+            Some(json!({"name": format!("V{i}"), "value": "x"})),
+            None,
+        )
+        .await;
+    }
+    let (status, h, v) = api
+        .call_with(Method::GET, "/repos/o/r/actions/variables", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["total_count"], 35);
+    assert_eq!(v["variables"].as_array().unwrap().len(), 30);
+    assert!(h["link"].to_str().unwrap().contains("rel=\"next\""));
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let used: u64 = h["x-ratelimit-used"].to_str().unwrap().parse().unwrap();
+    assert_eq!(h["x-ratelimit-limit"], "50");
+    assert_eq!(h["x-ratelimit-resource"], "core");
+    let (status, h2, _) = api
+        .call_with(
+            Method::GET,
+            "/repos/o/r/actions/variables",
+            None,
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(status, 304);
+    assert_eq!(
+        h2["x-ratelimit-used"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+        used,
+        "a 304 is free"
+    );
+    // A change makes the ETag stale.
+    api.call_with(
+        Method::PATCH,
+        "/repos/o/r/actions/variables/V0",
+        Some(json!({"value": "y"})),
+        None,
+    )
+    .await;
+    let (status, _, _) = api
+        .call_with(
+            Method::GET,
+            "/repos/o/r/actions/variables",
+            None,
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Exhaust the primary limit: 403 with remaining 0.
+    loop {
+        let (status, h, _) = api
+            .call_with(Method::GET, "/repos/o/r/actions/secrets", None, None)
+            .await;
+        if status == 403 {
+            assert_eq!(h["x-ratelimit-remaining"], "0");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn secondary_limits_and_auth() {
+    let sim = GhSim::start(GhConfig::default()).await.unwrap();
+    sim.create_repo("o/r");
+    let mut api = Api::new(sim.url());
+    sim.faults.inject(
+        Some("PUT"),
+        "/repos/o/r/actions/secrets/",
+        Fault::Respond {
+            status: 403,
+            body: r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}"#.into(),
+            headers: vec![("retry-after".into(), "7".into())],
+        },
+        Some(1),
+    );
+    let (status, h, v) = api
+        .call_with(
+            Method::PUT,
+            "/repos/o/r/actions/secrets/A",
+            Some(json!({"encrypted_value": "x", "key_id": "1"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(h["retry-after"], "7");
+    assert!(
+        v["documentation_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("secondary-rate-limits")
+    );
+    let (status, _, _) = api
+        .call_with(Method::GET, "/repos/o/missing/actions/secrets", None, None)
+        .await;
+    assert_eq!(status, 404);
+    api.token = "nope".into();
+    let (status, _, v) = api
+        .call_with(Method::GET, "/repos/o/r/actions/secrets", None, None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(v["message"], "Bad credentials");
+}
