@@ -81,6 +81,22 @@ pub struct SesState {
 struct Shared {
     config: SesConfig,
     state: Mutex<SesState>,
+    exchanges: Mutex<Vec<Exchange>>,
+}
+
+/// One request and its answer, kept so tests can check both against AWS's model.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// HTTP method.
+    pub method: String,
+    /// Path (percent-encoded, as sent).
+    pub path: String,
+    /// The JSON body sent (`null` when empty).
+    pub request: Value,
+    /// The status answered.
+    pub status: u16,
+    /// The JSON body answered.
+    pub response: Value,
 }
 
 /// A running SES v2 simulator.
@@ -98,6 +114,7 @@ impl SesSim {
         let shared = Arc::new(Shared {
             config,
             state: Mutex::new(SesState::default()),
+            exchanges: Mutex::new(Vec::new()),
         });
         let faults = Faults::default();
         let router = axum::Router::new()
@@ -118,6 +135,11 @@ impl SesSim {
     /// The endpoint URL for the SES v2 client.
     pub fn url(&self) -> &str {
         &self.running.url
+    }
+
+    /// Every exchange so far.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared.exchanges.lock().expect("exchanges").clone()
     }
 
     /// Reads or changes the state directly (out-of-band edits).
@@ -197,6 +219,19 @@ async fn handle(
         let mut state = shared.state.lock().expect("state");
         body.and_then(|b| route(&shared.config, &mut state, &method, uri.path(), &query, b))
     };
+    shared.exchanges.lock().expect("exchanges").push(Exchange {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        request: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        status: match &reply {
+            Ok(_) => 200,
+            Err(e) => e.status.as_u16(),
+        },
+        response: match &reply {
+            Ok(v) => v.clone(),
+            Err(e) => json!({"message": e.message}),
+        },
+    });
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = match reply {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
@@ -342,7 +377,8 @@ fn route(
             s.identities.insert(name, identity);
             Ok(out)
         }
-        ("GET", ["v2", "email", "identities"]) => {
+        // Older SDKs list with GET; the current model binds the same operations to POST.
+        ("GET", ["v2", "email", "identities"]) | ("POST", ["v2", "email", "list-identities"]) => {
             let items: Vec<Value> = s
                 .identities
                 .values()
@@ -499,7 +535,8 @@ fn route(
             );
             Ok(json!({}))
         }
-        ("GET", ["v2", "email", "configuration-sets"]) => Ok(json!({
+        ("GET", ["v2", "email", "configuration-sets"])
+        | ("POST", ["v2", "email", "list-configuration-sets"]) => Ok(json!({
             "ConfigurationSets": s.configuration_sets.keys().collect::<Vec<_>>()
         })),
         ("GET", ["v2", "email", "configuration-sets", name]) => {

@@ -2,5 +2,6 @@
 
 #![allow(dead_code)]
 
+pub mod aws_model;
 pub mod moto;
 pub mod prism;
