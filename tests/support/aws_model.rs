@@ -167,10 +167,10 @@ impl Model {
             },
             "string" => match v.as_str() {
                 Some(s) => {
-                    if let Some(allowed) = shape["enum"].as_array() {
-                        if !allowed.iter().any(|a| a == s) {
-                            problems.push(format!("{at}: {s} is not one of {shape_name}'s values"));
-                        }
+                    if let Some(allowed) = shape["enum"].as_array()
+                        && !allowed.iter().any(|a| a == s)
+                    {
+                        problems.push(format!("{at}: {s} is not one of {shape_name}'s values"));
                     }
                     true
                 }
