@@ -408,6 +408,8 @@ async fn load_balancers_and_firewalls_replace_on_put() {
     assert_eq!(put["load_balancer"]["redirect_http_to_https"], false);
     api.expect(Method::GET, "/v2/load_balancers", None, 200)
         .await;
+    api.expect(Method::GET, &format!("/v2/load_balancers/{id}"), None, 200)
+        .await;
     api.expect(
         Method::DELETE,
         &format!("/v2/load_balancers/{id}"),
@@ -615,6 +617,13 @@ async fn cdn_projects_and_spaces_keys() {
         200,
     )
     .await;
+    api.expect(
+        Method::PUT,
+        &format!("/v2/projects/{pid}"),
+        Some(json!({"name": unique("platform"), "description": "all of it", "purpose": "Web Application", "environment": "Production", "is_default": false})),
+        200,
+    )
+    .await;
     api.expect(Method::GET, "/v2/projects/default", None, 200)
         .await;
     let vpc = api
@@ -665,6 +674,13 @@ async fn cdn_projects_and_spaces_keys() {
         Method::PUT,
         &format!("/v2/spaces/keys/{access}"),
         Some(json!({"name": unique("ci2")})),
+        200,
+    )
+    .await;
+    api.expect(
+        Method::PATCH,
+        &format!("/v2/spaces/keys/{access}"),
+        Some(json!({"name": unique("ci3")})),
         200,
     )
     .await;

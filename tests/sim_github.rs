@@ -225,6 +225,50 @@ async fn repository_and_environment_secrets_through_the_description() {
         204,
     )
     .await;
+    let vname = unique("stage");
+    api.expect(
+        Method::POST,
+        &format!("/repos/{REPO}/environments/{env}/variables"),
+        Some(json!({"name": vname, "value": "blue"})),
+        201,
+    )
+    .await;
+    api.expect(
+        Method::GET,
+        &format!("/repos/{REPO}/environments/{env}/variables/{vname}"),
+        None,
+        200,
+    )
+    .await;
+    api.expect(
+        Method::PATCH,
+        &format!("/repos/{REPO}/environments/{env}/variables/{vname}"),
+        Some(json!({"value": "green"})),
+        204,
+    )
+    .await;
+    api.expect(
+        Method::GET,
+        &format!("/repos/{REPO}/environments/{env}/variables"),
+        None,
+        200,
+    )
+    .await;
+    api.expect(
+        Method::DELETE,
+        &format!("/repos/{REPO}/environments/{env}/variables/{vname}"),
+        None,
+        204,
+    )
+    .await;
+    api.expect(
+        Method::DELETE,
+        &format!("/repos/{REPO}/environments/{env}"),
+        None,
+        204,
+    )
+    .await;
+    api.expect(Method::GET, "/rate_limit", None, 200).await;
 }
 
 #[tokio::test]

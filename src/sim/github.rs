@@ -460,9 +460,13 @@ fn route(
 ) -> Result<Reply, ApiError> {
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if let ["rate_limit"] = parts.as_slice() {
-        return ok(
-            json!({"resources": {"core": {"limit": 5000, "used": s.used, "remaining": 5000u64.saturating_sub(s.used), "reset": s.window_start + 3600}}, "rate": {"limit": 5000, "used": s.used, "remaining": 5000u64.saturating_sub(s.used), "reset": s.window_start + 3600}}),
-        );
+        let reset = s.window_start + 3600;
+        let core = json!({"limit": 5000, "used": s.used, "remaining": 5000u64.saturating_sub(s.used), "reset": reset});
+        let other = |limit: u64| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset});
+        return ok(json!({
+            "resources": {"core": core, "search": other(30), "graphql": other(5000), "integration_manifest": other(5000)},
+            "rate": core,
+        }));
     }
     let ["repos", owner, name, rest @ ..] = parts.as_slice() else {
         return Err(not_found());
