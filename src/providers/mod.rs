@@ -1,5 +1,5 @@
-//! Providers: the adapters that observe and change one cloud each. The real ones
-//! (DigitalOcean, AWS, GitHub) arrive with their issues; `fake` is an in-memory cloud for
-//! planner and executor tests.
+//! Providers: the adapters that observe and change one cloud each. `digitalocean` is the
+//! first (its API client so far); `fake` is an in-memory cloud for planner and executor tests.
 
+pub mod digitalocean;
 pub mod fake;

@@ -462,7 +462,8 @@ fn route(
     if let ["rate_limit"] = parts.as_slice() {
         let reset = s.window_start + 3600;
         let core = json!({"limit": 5000, "used": s.used, "remaining": 5000u64.saturating_sub(s.used), "reset": reset});
-        let other = |limit: u64| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset});
+        let other =
+            |limit: u64| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset});
         return ok(json!({
             "resources": {"core": core, "search": other(30), "graphql": other(5000), "integration_manifest": other(5000)},
             "rate": core,

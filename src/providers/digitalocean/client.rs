@@ -1,0 +1,465 @@
+//! The DigitalOcean API client: bearer auth, pagination, typed errors, and a rate-limit
+//! discipline that keeps a daemon well inside the account's budget instead of discovering it
+//! through 429s.
+//!
+//! - A client-side budget: never more than `per_minute` requests in any 60 seconds (the API
+//!   allows 250), and, as the server's `ratelimit-remaining` falls below a tenth of the
+//!   hourly limit, requests are spread evenly until `ratelimit-reset`.
+//! - On 429: wait for `retry-after`, else until `ratelimit-reset`, then retry; the wait
+//!   applies to every request of this client, not just the one that was refused.
+//! - 5xx and transport errors are retried with capped, jittered exponential backoff
+//!   (backon) — for requests that are safe to repeat. A POST that failed in a way that may
+//!   have created the object is returned as [`DoError::Ambiguous`], so the caller looks the
+//!   object up by name before trying again and never makes a duplicate.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backon::BackoffBuilder;
+use reqwest::Method;
+use serde_json::Value;
+
+/// How to reach the API.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// `https://api.digitalocean.com` (or a simulator).
+    pub base_url: String,
+    /// The API token (never printed).
+    pub token: String,
+    /// Client-side cap on requests per minute (the API allows 250).
+    pub per_minute: u32,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// Smallest backoff delay.
+    pub min_backoff: Duration,
+    /// Largest backoff delay (and longest honoured `retry-after`).
+    pub max_backoff: Duration,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &"(sensitive)")
+            .field("per_minute", &self.per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiConfig {
+    /// From the environment: `DIGITALOCEAN_TOKEN` (or `DIGITALOCEAN_ACCESS_TOKEN`, as doctl
+    /// and Terraform accept) and `DIGITALOCEAN_API_URL`.
+    pub fn from_env(per_minute: u32) -> Result<ApiConfig, String> {
+        let token = std::env::var("DIGITALOCEAN_TOKEN")
+            .or_else(|_| std::env::var("DIGITALOCEAN_ACCESS_TOKEN"))
+            .map_err(|_| {
+                "set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN) to a DigitalOcean API token"
+                    .to_string()
+            })?;
+        let base_url = std::env::var("DIGITALOCEAN_API_URL")
+            .unwrap_or_else(|_| "https://api.digitalocean.com".into());
+        Ok(ApiConfig::new(base_url, token, per_minute))
+    }
+
+    /// A configuration with the default timeouts and retries.
+    pub fn new(base_url: impl Into<String>, token: impl Into<String>, per_minute: u32) -> Self {
+        ApiConfig {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            token: token.into(),
+            per_minute: per_minute.clamp(1, 250),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_retries: 6,
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum DoError {
+    /// The API answered with an error body.
+    #[error("DigitalOcean API {status} {id}: {message}{}", request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default())]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error's `id` (`not_found`, `unprocessable_entity`, ...).
+        id: String,
+        /// Its message.
+        message: String,
+        /// `request_id`, or the `x-request-id` header.
+        request_id: Option<String>,
+        /// Whether trying again later can help (429, 5xx).
+        retryable: bool,
+    },
+    /// The request may or may not have taken effect (a create that timed out or got a 5xx):
+    /// look the object up before trying again.
+    #[error("DigitalOcean API: {method} {path} may or may not have taken effect: {cause}")]
+    Ambiguous {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// What happened.
+        cause: String,
+    },
+    /// No usable answer after the retries.
+    #[error("DigitalOcean API: {method} {path} failed: {cause}")]
+    Transport {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// What happened.
+        cause: String,
+    },
+}
+
+impl DoError {
+    /// True for a 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DoError::Api { status: 404, .. })
+    }
+
+    /// Whether trying again later can help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            DoError::Api { retryable, .. } => *retryable,
+            DoError::Ambiguous { .. } | DoError::Transport { .. } => true,
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body (`Null` when empty or not JSON).
+    pub body: Value,
+    /// The raw text (for YAML answers such as the kubeconfig).
+    pub text: String,
+}
+
+#[derive(Debug)]
+struct Budget {
+    sent: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+    server_limit: Option<u64>,
+    server_remaining: Option<u64>,
+    server_reset: Option<u64>,
+    last_sent: Option<Instant>,
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Requests put on the wire.
+    pub requests: AtomicU64,
+    /// Of which were retries.
+    pub retries: AtomicU64,
+    /// 429 answers received.
+    pub rate_limited: AtomicU64,
+}
+
+/// The client.
+pub struct DoClient {
+    config: ApiConfig,
+    http: reqwest::Client,
+    budget: Mutex<Budget>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+fn epoch_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+impl DoClient {
+    /// A client for `config`.
+    pub fn new(config: ApiConfig) -> Result<DoClient, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("provisioner/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(DoClient {
+            config,
+            http,
+            budget: Mutex::new(Budget {
+                sent: VecDeque::new(),
+                blocked_until: None,
+                server_limit: None,
+                server_remaining: None,
+                server_reset: None,
+                last_sent: None,
+            }),
+            stats: Stats::default(),
+        })
+    }
+
+    /// What the server last said remains of the hourly budget.
+    pub fn remaining(&self) -> Option<u64> {
+        self.budget.lock().expect("budget").server_remaining
+    }
+
+    /// Waits until sending one more request keeps within the budget, and records it.
+    async fn take_slot(&self) {
+        loop {
+            let wait = {
+                let mut b = self.budget.lock().expect("budget");
+                let now = Instant::now();
+                while b
+                    .sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                {
+                    b.sent.pop_front();
+                }
+                let mut wait = Duration::ZERO;
+                if let Some(until) = b.blocked_until {
+                    wait = wait.max(until.saturating_duration_since(now));
+                }
+                if b.sent.len() >= self.config.per_minute as usize {
+                    let oldest = b.sent.front().copied().unwrap_or(now);
+                    wait =
+                        wait.max((oldest + Duration::from_secs(60)).saturating_duration_since(now));
+                }
+                // Pacing: with little of the hour left, spread what remains until the reset.
+                if let (Some(limit), Some(remaining), Some(reset), Some(last)) = (
+                    b.server_limit,
+                    b.server_remaining,
+                    b.server_reset,
+                    b.last_sent,
+                ) {
+                    if remaining < limit / 10 {
+                        let left = reset.saturating_sub(epoch_now()).max(1);
+                        let gap = Duration::from_secs_f64(left as f64 / (remaining.max(1)) as f64)
+                            .min(self.config.max_backoff);
+                        wait = wait.max((last + gap).saturating_duration_since(now));
+                    }
+                }
+                if wait.is_zero() {
+                    b.sent.push_back(now);
+                    b.last_sent = Some(now);
+                    return;
+                }
+                wait
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn note_headers(&self, headers: &reqwest::header::HeaderMap) {
+        let num = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mut b = self.budget.lock().expect("budget");
+        if let Some(v) = num("ratelimit-limit") {
+            b.server_limit = Some(v);
+        }
+        if let Some(v) = num("ratelimit-remaining") {
+            b.server_remaining = Some(v);
+        }
+        if let Some(v) = num("ratelimit-reset") {
+            b.server_reset = Some(v);
+        }
+    }
+
+    fn block_for(&self, wait: Duration) {
+        let mut b = self.budget.lock().expect("budget");
+        let until = Instant::now() + wait;
+        if b.blocked_until.is_none_or(|u| u < until) {
+            b.blocked_until = Some(until);
+        }
+    }
+
+    /// One API call, with the budget, retries and error mapping described above.
+    pub async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, DoError> {
+        let idempotent = method != Method::POST;
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.config.min_backoff)
+            .with_max_delay(self.config.max_backoff)
+            .with_max_times(self.config.max_retries)
+            .with_jitter()
+            .build();
+        let url = format!("{}{path_and_query}", self.config.base_url);
+        let describe = |cause: String, ambiguous: bool| {
+            if ambiguous {
+                DoError::Ambiguous {
+                    method: method.to_string(),
+                    path: path_and_query.to_string(),
+                    cause,
+                }
+            } else {
+                DoError::Transport {
+                    method: method.to_string(),
+                    path: path_and_query.to_string(),
+                    cause,
+                }
+            }
+        };
+        let mut first = true;
+        loop {
+            self.take_slot().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if !first {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.config.token)
+                .header("accept", "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    self.note_headers(resp.headers());
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    match resp.text().await {
+                        Ok(text) => Ok((status, headers, text)),
+                        Err(e) => Err(format!("reading the answer: {}", crate::errors::chain(&e))),
+                    }
+                }
+                Err(e) => Err(crate::errors::chain(&e)),
+            };
+            let (status, headers, text) = match outcome {
+                Ok(x) => x,
+                Err(cause) => {
+                    // The request may have landed: repeat it only if that is harmless.
+                    match (idempotent, backoff.next()) {
+                        (true, Some(delay)) => {
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                        (idempotent, _) => return Err(describe(cause, !idempotent)),
+                    }
+                }
+            };
+            if (200..300).contains(&status) {
+                let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+                return Ok(Reply { status, body, text });
+            }
+            let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let error = DoError::Api {
+                status,
+                id: parsed["id"].as_str().unwrap_or("unknown").to_string(),
+                message: parsed["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| text.chars().take(200).collect()),
+                request_id: parsed["request_id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| {
+                        headers
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                    }),
+                retryable: status == 429 || status >= 500,
+            };
+            if status == 429 {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let header = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                };
+                let server_wait = header("retry-after").map(Duration::from_secs).or_else(|| {
+                    header("ratelimit-reset")
+                        .map(|r| Duration::from_secs(r.saturating_sub(epoch_now()).max(1)))
+                });
+                // A 429 was not processed: always safe to repeat, POST included.
+                match backoff.next() {
+                    Some(delay) => {
+                        let wait = server_wait.unwrap_or(delay).min(self.config.max_backoff);
+                        self.block_for(wait);
+                        continue;
+                    }
+                    None => return Err(error),
+                }
+            }
+            if status >= 500 {
+                match (idempotent, backoff.next()) {
+                    (true, Some(delay)) => {
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    (false, _) => return Err(describe(error.to_string(), true)),
+                    (true, None) => return Err(error),
+                }
+            }
+            return Err(error);
+        }
+    }
+
+    /// Every item of a list endpoint: `per_page=200`, following `links.pages.next`.
+    pub async fn list(&self, path: &str, key: &str) -> Result<Vec<Value>, DoError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut next = Some(format!("{path}{sep}per_page=200"));
+        let mut out = Vec::new();
+        while let Some(p) = next.take() {
+            let reply = self.request(Method::GET, &p, None).await?;
+            if let Some(items) = reply.body[key].as_array() {
+                out.extend(items.iter().cloned());
+            }
+            next = reply.body["links"]["pages"]["next"]
+                .as_str()
+                .and_then(path_of);
+        }
+        Ok(out)
+    }
+}
+
+/// The path and query of an absolute link (`https://api.digitalocean.com/v2/…?page=2`), so
+/// that pages are fetched from the configured base URL.
+fn path_of(link: &str) -> Option<String> {
+    let rest = link.split_once("://").map_or(link, |(_, r)| r);
+    let i = rest.find('/')?;
+    Some(rest[i..].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_become_paths_on_our_base_url() {
+        assert_eq!(
+            path_of("https://api.digitalocean.com/v2/vpcs?page=2&per_page=200").as_deref(),
+            Some("/v2/vpcs?page=2&per_page=200")
+        );
+        assert_eq!(path_of("nonsense"), None);
+    }
+
+    #[test]
+    fn the_token_is_never_printed() {
+        let c = ApiConfig::new("http://x", "dop_v1_canary", 100);
+        assert!(!format!("{c:?}").contains("canary"));
+    }
+}
