@@ -43,8 +43,8 @@ struct Rule {
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
-    /// Every request seen, as `METHOD /path?query`, in order (for request counting).
-    log: Arc<Mutex<Vec<String>>>,
+    /// Every request seen, as `METHOD /path?query` with when it arrived, in order.
+    log: Arc<Mutex<Vec<(std::time::Instant, String)>>>,
 }
 
 impl Faults {
@@ -72,6 +72,16 @@ impl Faults {
 
     /// The requests seen so far.
     pub fn requests(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .expect("request log")
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// The requests seen so far, with when each arrived.
+    pub fn requests_timed(&self) -> Vec<(std::time::Instant, String)> {
         self.log.lock().expect("request log").clone()
     }
 
@@ -107,11 +117,10 @@ pub async fn apply(State(faults): State<Faults>, request: Request, next: Next) -
         .uri()
         .path_and_query()
         .map_or(path.clone(), |p| p.as_str().to_string());
-    faults
-        .log
-        .lock()
-        .expect("request log")
-        .push(format!("{method} {path_and_query}"));
+    faults.log.lock().expect("request log").push((
+        std::time::Instant::now(),
+        format!("{method} {path_and_query}"),
+    ));
     let mut cut = None;
     for fault in faults.take(&method, &path) {
         match fault {

@@ -28,8 +28,10 @@ pub struct ApiConfig {
     pub base_url: String,
     /// The API token (never printed).
     pub token: String,
-    /// Client-side cap on requests per minute (the API allows 250).
+    /// Client-side cap on requests per `window` (the API allows 250 a minute).
     pub per_minute: u32,
+    /// The window `per_minute` applies to: a minute, shorter only in tests.
+    pub window: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout.
@@ -73,6 +75,7 @@ impl ApiConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             token: token.into(),
             per_minute: per_minute.clamp(1, 250),
+            window: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_retries: 6,
@@ -223,7 +226,7 @@ impl DoClient {
                 while b
                     .sent
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                    .is_some_and(|t| now.duration_since(*t) >= self.config.window)
                 {
                     b.sent.pop_front();
                 }
@@ -233,8 +236,7 @@ impl DoClient {
                 }
                 if b.sent.len() >= self.config.per_minute as usize {
                     let oldest = b.sent.front().copied().unwrap_or(now);
-                    wait =
-                        wait.max((oldest + Duration::from_secs(60)).saturating_duration_since(now));
+                    wait = wait.max((oldest + self.config.window).saturating_duration_since(now));
                 }
                 // Pacing: with little of the hour left, spread what remains until the reset.
                 if let (Some(limit), Some(remaining), Some(reset), Some(last)) = (
