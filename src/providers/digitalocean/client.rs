@@ -244,13 +244,12 @@ impl DoClient {
                     b.server_remaining,
                     b.server_reset,
                     b.last_sent,
-                ) {
-                    if remaining < limit / 10 {
-                        let left = reset.saturating_sub(epoch_now()).max(1);
-                        let gap = Duration::from_secs_f64(left as f64 / (remaining.max(1)) as f64)
-                            .min(self.config.max_backoff);
-                        wait = wait.max((last + gap).saturating_duration_since(now));
-                    }
+                ) && remaining < limit / 10
+                {
+                    let left = reset.saturating_sub(epoch_now()).max(1);
+                    let gap = Duration::from_secs_f64(left as f64 / (remaining.max(1)) as f64)
+                        .min(self.config.max_backoff);
+                    wait = wait.max((last + gap).saturating_duration_since(now));
                 }
                 if wait.is_zero() {
                     b.sent.push_back(now);
