@@ -99,6 +99,15 @@ impl Place {
     }
 }
 
+/// The moto a helper process must use: this process's (it holds the test's bucket).
+fn helper_moto(place: &Place) -> String {
+    if place.s3 {
+        moto::endpoint().to_string()
+    } else {
+        std::env::var("PROVISIONER_TEST_MOTO_URL").unwrap_or_default()
+    }
+}
+
 fn entry(id: &str) -> LedgerEntry {
     LedgerEntry {
         kind: "digitalocean.vpc".into(),
@@ -312,6 +321,7 @@ async fn a_killed_holder_is_taken_over_after_expiry_and_not_before(place: Place)
         "--nocapture",
     ])
     .env("PROVISIONER_TEST_HOLD_URL", &place.url)
+    .env("PROVISIONER_TEST_MOTO_URL", helper_moto(&place))
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("holder");
@@ -778,6 +788,7 @@ async fn sigterm_releases_the_lease_at_once(place: Place) {
             "--nocapture",
         ])
         .env("PROVISIONER_TEST_WORK_URL", &place.url)
+        .env("PROVISIONER_TEST_MOTO_URL", helper_moto(&place))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

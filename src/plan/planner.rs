@@ -1024,8 +1024,7 @@ fn diff_field(
             }
         }
         _ => {
-            if have == Some(want) || (want.as_array().is_some_and(Vec::is_empty) && have.is_none())
-            {
+            if covers(want, have) {
                 return;
             }
             let forces = match policy {
@@ -1043,6 +1042,29 @@ fn diff_field(
                 forces_replacement: forces,
             });
         }
+    }
+}
+
+/// True when the cloud's value satisfies the desired one. What the desired state leaves
+/// unset (null, or an empty list or table) accepts whatever the cloud has; inside tables,
+/// fields the desired state does not name are the cloud's business; lists match element by
+/// element, in order.
+fn covers(want: &Value, have: Option<&Value>) -> bool {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(|x| x.is_null()),
+        _ => false,
+    };
+    match (want, have) {
+        (w, None | Some(Value::Null)) => empty(w),
+        (Value::Object(w), Some(Value::Object(h))) => w
+            .iter()
+            .all(|(k, wv)| covers(wv, h.get(k)) || (empty(wv) && h.get(k).is_none_or(empty))),
+        (Value::Array(w), Some(Value::Array(h))) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| covers(a, Some(b)))
+        }
+        (w, Some(h)) => w == h,
     }
 }
 
