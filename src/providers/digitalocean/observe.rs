@@ -25,6 +25,9 @@ pub const API_KINDS: &[Kind] = &[
     Kind::DoProject,
 ];
 
+/// Maps one API object to a live object (`None` for what is not the user's).
+type MapFn = fn(&Value) -> Option<LiveObject>;
+
 /// Observes every DigitalOcean kind. Records are listed for the domains the desired state or
 /// the ledger mentions; project resources for the projects they mention.
 pub async fn observe(
@@ -37,7 +40,7 @@ pub async fn observe(
         status: ObserveStatus::Failed(e.to_string()),
         objects: Vec::new(),
     };
-    let lists: [(Kind, &str, &str, fn(&Value) -> Option<LiveObject>); 6] = [
+    let lists: [(Kind, &str, &str, MapFn); 6] = [
         (Kind::DoVpc, "/v2/vpcs", "vpcs", vpc),
         (
             Kind::DoKubernetesCluster,
@@ -92,11 +95,12 @@ pub async fn observe(
                 {
                     Ok(rs) => {
                         for r in &rs {
-                            if r["type"] == "A" && r["name"] == "@" {
-                                if let Some(ip) = r["data"].as_str() {
-                                    apex.entry(name.to_string())
-                                        .or_insert_with(|| ip.to_string());
-                                }
+                            if r["type"] == "A"
+                                && r["name"] == "@"
+                                && let Some(ip) = r["data"].as_str()
+                            {
+                                apex.entry(name.to_string())
+                                    .or_insert_with(|| ip.to_string());
                             }
                             if let Some(o) = record(name, r) {
                                 records.push(o);
@@ -198,12 +202,11 @@ fn record_domains(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<String> {
                     out.insert(literal.to_string());
                 }
                 for d in &r.depends_on {
-                    if let Some(dep) = desired.resources.get(d) {
-                        if let Spec::DoDomain(_) = dep.spec {
-                            if let Some(n) = dep.spec_json["name"].as_str() {
-                                out.insert(n.to_string());
-                            }
-                        }
+                    if let Some(dep) = desired.resources.get(d)
+                        && let Spec::DoDomain(_) = dep.spec
+                        && let Some(n) = dep.spec_json["name"].as_str()
+                    {
+                        out.insert(n.to_string());
                     }
                 }
             }
@@ -216,10 +219,10 @@ fn record_domains(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<String> {
         }
     }
     for e in ledger.resources.values() {
-        if e.kind == Kind::DoDomainRecord.key() {
-            if let Some((domain, _)) = e.id.split_once('/') {
-                out.insert(domain.to_string());
-            }
+        if e.kind == Kind::DoDomainRecord.key()
+            && let Some((domain, _)) = e.id.split_once('/')
+        {
+            out.insert(domain.to_string());
         }
     }
     out
@@ -228,10 +231,10 @@ fn record_domains(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<String> {
 fn project_names(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for r in desired.resources.values() {
-        if let Spec::DoProject(_) = r.spec {
-            if let Some(n) = r.spec_json["name"].as_str() {
-                out.insert(n.to_string());
-            }
+        if let Spec::DoProject(_) = r.spec
+            && let Some(n) = r.spec_json["name"].as_str()
+        {
+            out.insert(n.to_string());
         }
     }
     for e in ledger.resources.values() {
