@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod desired;
 pub mod errors;
+pub mod exec;
 pub mod ledger;
 pub mod live;
 pub mod plan;

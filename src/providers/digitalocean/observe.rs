@@ -245,6 +245,26 @@ fn project_names(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<String> {
     out
 }
 
+/// Maps one API object of `kind` (not records: see [`map_record`]).
+pub fn map(kind: Kind, v: &Value) -> Option<LiveObject> {
+    match kind {
+        Kind::DoVpc => vpc(v),
+        Kind::DoKubernetesCluster => cluster(v),
+        Kind::DoLoadBalancer => load_balancer(v),
+        Kind::DoFirewall => firewall(v),
+        Kind::DoCdnEndpoint => cdn_endpoint(v),
+        Kind::DoSpacesKey => spaces_key(v),
+        Kind::DoProject => project(v),
+        Kind::DoDomain => domain(v, &BTreeMap::new()),
+        _ => None,
+    }
+}
+
+/// Maps one record of `domain`.
+pub fn map_record(domain: &str, v: &Value) -> Option<LiveObject> {
+    record(domain, v)
+}
+
 fn s(v: &Value) -> Option<String> {
     v.as_str().map(str::to_string)
 }

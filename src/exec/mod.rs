@@ -1,0 +1,167 @@
+//! Carrying out a plan. This is the sequential core — one change at a time, in the plan's
+//! order, resolving references from what earlier changes produced and recording each result
+//! in the ledger — that the daemon's executor (waves, bounded concurrency, write-ahead
+//! intents persisted as it goes) builds on.
+
+use serde_json::Value;
+
+use crate::desired::{Address, DesiredState, Kind};
+use crate::ledger::model::applied_hash;
+use crate::ledger::{Ledger, LedgerEntry};
+use crate::live::LiveState;
+use crate::plan::planner::{Attributes, Resolved, desired_fields, known_fields};
+use crate::plan::{Action, Plan};
+use crate::providers::{ApplyRequest, Provider};
+
+/// How one change ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The resource.
+    pub address: Address,
+    /// What was attempted.
+    pub action: Action,
+    /// `Ok` or why not.
+    pub result: Result<(), String>,
+}
+
+/// The attributes references can read before anything runs: the ledger's record, with what
+/// observing saw on top.
+pub fn initial_attributes(desired: &DesiredState, ledger: &Ledger, live: &LiveState) -> Attributes {
+    let mut attrs = Attributes::new();
+    for (address, r) in &desired.resources {
+        let Some(e) = ledger.resources.get(address) else {
+            attrs.insert(address.clone(), None);
+            continue;
+        };
+        let mut a = e.attributes.clone();
+        if let Some(o) = live.objects(r.kind()).iter().find(|o| o.id == e.id) {
+            a.extend(o.attributes.clone());
+        }
+        attrs.insert(address.clone(), Some(a));
+    }
+    attrs
+}
+
+/// Applies every acting change of `plan` in order with `apply`, recording results in
+/// `ledger`. A change whose references are still unknown (because what it depends on failed)
+/// is skipped and reported.
+pub async fn apply_sequential<P: Provider>(
+    plan: &Plan,
+    desired: &DesiredState,
+    ledger: &mut Ledger,
+    live: &LiveState,
+    provider: &P,
+) -> Vec<Outcome> {
+    let mut attrs = initial_attributes(desired, ledger, live);
+    // Adopted objects the ledger does not know yet: their live attributes.
+    for c in &plan.changes {
+        if let (Some(id), Some(r)) = (&c.cloud_id, desired.resources.get(&c.address))
+            && let Some(o) = live.objects(r.kind()).iter().find(|o| &o.id == id)
+        {
+            attrs
+                .entry(c.address.clone())
+                .or_insert(None)
+                .get_or_insert_with(Default::default)
+                .extend(o.attributes.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for change in &plan.changes {
+        if !change.action.acts() {
+            continue;
+        }
+        let address = &change.address;
+        let result = if change.action == Action::Delete {
+            let Some(entry) = ledger.resources.get(address).cloned() else {
+                continue;
+            };
+            let Some(kind) = Kind::parse(&entry.kind) else {
+                continue;
+            };
+            let fields = serde_json::Map::new();
+            match provider
+                .apply(ApplyRequest {
+                    kind,
+                    action: Action::Delete,
+                    cloud_id: Some(&entry.id),
+                    fields: &fields,
+                    strategy: None,
+                })
+                .await
+            {
+                Ok(_) => {
+                    ledger.resources.remove(address);
+                    Ok(())
+                }
+                Err(e) => Err(e.message),
+            }
+        } else {
+            let Some(r) = desired.resources.get(address) else {
+                continue;
+            };
+            let fields = desired_fields(r, &attrs);
+            if let Some((name, _)) = fields.iter().find(|(_, v)| **v == Resolved::Unknown) {
+                out.push(Outcome {
+                    address: address.clone(),
+                    action: change.action,
+                    result: Err(format!(
+                        "skipped: `{name}` refers to something that was not created"
+                    )),
+                });
+                continue;
+            }
+            let known = known_fields(&fields);
+            let kind = r.kind();
+            if change.action == Action::Create {
+                ledger.pending.insert(
+                    address.clone(),
+                    crate::ledger::Intent {
+                        kind: kind.key().to_string(),
+                        key: crate::plan::planner::natural_key(kind, &known).unwrap_or_default(),
+                    },
+                );
+            }
+            match provider
+                .apply(ApplyRequest {
+                    kind,
+                    action: change.action,
+                    cloud_id: change.cloud_id.as_deref(),
+                    fields: &known,
+                    strategy: change.strategy,
+                })
+                .await
+            {
+                Ok(applied) => {
+                    attrs.insert(address.clone(), Some(applied.attributes.clone()));
+                    ledger.pending.remove(address);
+                    ledger.resources.insert(
+                        address.clone(),
+                        LedgerEntry {
+                            kind: kind.key().to_string(),
+                            id: applied.id,
+                            applied_hash: applied_hash(&known),
+                            applied: known,
+                            fingerprints: Default::default(),
+                            updated_at: applied.updated_at,
+                            attributes: applied
+                                .attributes
+                                .into_iter()
+                                .filter(|(_, v)| !v.is_null())
+                                .collect::<std::collections::BTreeMap<String, Value>>(),
+                            depends_on: r.depends_on.clone(),
+                            prevent_destroy: r.lifecycle.prevent_destroy,
+                        },
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(e.message),
+            }
+        };
+        out.push(Outcome {
+            address: address.clone(),
+            action: change.action,
+            result,
+        });
+    }
+    out
+}
