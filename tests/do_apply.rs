@@ -1,6 +1,9 @@
 //! The DigitalOcean provider end to end against the simulator: a desired state converges in
 //! one apply and re-plans empty; hand edits are detected and corrected; an autoscaled pool's
-//! count is never fought; a create whose answer is lost makes no duplicate.
+//! count is never fought; a create whose answer is lost makes no duplicate. Spaces buckets go
+//! to moto standing in for the Spaces S3 endpoint.
+
+mod support;
 
 use std::time::Duration;
 
@@ -9,7 +12,6 @@ use provisioner::exec::apply_sequential;
 use provisioner::ledger::Ledger;
 use provisioner::live::LiveState;
 use provisioner::plan::{self, Action, Plan};
-use provisioner::providers::digitalocean::observe::observe;
 use provisioner::providers::digitalocean::{ApiConfig, DoClient, DoProvider};
 use provisioner::sim::Fault;
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
@@ -131,6 +133,7 @@ async fn setup() -> (DoSim, DoProvider) {
     config.min_backoff = Duration::from_millis(20);
     let provider = DoProvider {
         client: DoClient::new(config).unwrap(),
+        spaces: None,
         poll_every: Duration::from_millis(50),
     };
     (sim, provider)
@@ -138,7 +141,7 @@ async fn setup() -> (DoSim, DoProvider) {
 
 async fn live(p: &DoProvider, d: &DesiredState, l: &Ledger) -> LiveState {
     let mut live = LiveState::default();
-    for (kind, obs) in observe(&p.client, d, l).await {
+    for (kind, obs) in p.observe(d, l).await {
         live.kinds.insert(kind.key().to_string(), obs);
     }
     live
@@ -335,4 +338,99 @@ async fn a_version_change_upgrades_and_a_pool_resize_goes_through_the_pool() {
         .find(|c| c.address.name() == "prod")
         .unwrap();
     assert_eq!(c.action, Action::Replace);
+}
+
+const BUCKET: &str = r#"
+[digitalocean.spaces_bucket.assets]
+name = "BUCKETNAME"
+region = "ams3"
+versioning = true
+
+[[digitalocean.spaces_bucket.assets.cors_rules]]
+allowed_origins = ["https://chat.example.com"]
+allowed_methods = ["GET", "HEAD"]
+max_age_seconds = 3000
+
+[[digitalocean.spaces_bucket.assets.lifecycle_rules]]
+id = "old-versions"
+noncurrent_version_expiration_days = 30
+abort_incomplete_multipart_upload_days = 7
+
+[digitalocean.cdn_endpoint.assets]
+origin = "${digitalocean.spaces_bucket.assets.bucket_domain_name}"
+ttl = 3600
+"#;
+
+#[tokio::test]
+async fn spaces_buckets_converge_through_the_s3_api_and_drift_is_corrected() {
+    let (sim, mut p) = setup().await;
+    p.spaces = Some(provisioner::providers::digitalocean::spaces::SpacesConfig {
+        endpoint: Some(support::moto::endpoint().to_string()),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+    });
+    let name = format!(
+        "assets-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let d = state(&BUCKET.replace("BUCKETNAME", &name));
+    let mut ledger = Ledger::create();
+    let first = converge(&p, &d, &mut ledger).await;
+    assert_eq!(acting(&first).len(), 2);
+    let l = live(&p, &d, &ledger).await;
+    let (again, _) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(acting(&again).is_empty(), "{:#?}", again.changes);
+    // The CDN endpoint's origin came from the bucket's attributes.
+    let origin = sim.edit(|s| s.cdn_endpoints[0]["origin"].clone());
+    assert_eq!(origin, json!(format!("{name}.ams3.digitaloceanspaces.com")));
+    // Someone suspends versioning in the console.
+    support::moto::client()
+        .put_bucket_versioning()
+        .bucket(&name)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fixed = converge(&p, &d, &mut ledger).await;
+    assert_eq!(
+        acting(&fixed),
+        ["update digitalocean.spaces_bucket.assets".to_string()]
+    );
+    let c = fixed
+        .changes
+        .iter()
+        .find(|c| c.action == Action::Update)
+        .unwrap();
+    assert_eq!(
+        c.fields.iter().map(|f| f.path.as_ref()).collect::<Vec<_>>(),
+        ["versioning"]
+    );
+    let l = live(&p, &d, &ledger).await;
+    let (again, _) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+}
+
+#[tokio::test]
+async fn without_spaces_credentials_buckets_are_unknown_not_absent() {
+    let (_sim, p) = setup().await;
+    let d = state(&BUCKET.replace("BUCKETNAME", "assets-nocreds"));
+    let l = live(&p, &d, &Ledger::create()).await;
+    let (plan, report) = plan::plan(&d, &Ledger::create(), &l).unwrap();
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.address.kind() != "spaces_bucket")
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.message.contains("SPACES_ACCESS_KEY_ID")),
+        "{:?}",
+        report.notes
+    );
 }

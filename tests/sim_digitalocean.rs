@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/specs/digitalocean/DigitalOcean-public.v2.yaml"
+    "/tests/specs/digitalocean/DigitalOcean-public.v2.yaml"
 );
 
 struct Shared {

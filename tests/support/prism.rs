@@ -25,11 +25,16 @@ pub fn proxy(spec: &str, upstream: &str) -> String {
         .expect("a free port")
         .port();
     let prism = executable();
+    assert!(
+        std::path::Path::new(spec).exists(),
+        "the API description {spec} is missing"
+    );
+    let log = std::env::temp_dir().join(format!("prism-{port}.log"));
     let mut child: Child = Command::new("sh")
         .arg("-c")
         .arg(format!(
             "'{prism}' proxy --errors -h 127.0.0.1 -p {port} '{spec}' '{upstream}' >>'{log}' 2>&1 & pid=$!; echo started; cat >/dev/null; kill $pid",
-            log = std::env::temp_dir().join(format!("prism-{port}.log")).display()
+            log = log.display()
         ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -49,6 +54,8 @@ pub fn proxy(spec: &str, upstream: &str) -> String {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return format!("http://127.0.0.1:{port}");
         }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!text.contains("fatal"), "prism could not start:\n{text}");
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("prism did not start on port {port}");

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use file::FileBackend;
-pub use s3::S3Backend;
+pub use s3::{S3Backend, needs_path_style};
 
 use super::codec;
 use super::error::LedgerError;

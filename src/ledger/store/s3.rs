@@ -325,7 +325,7 @@ fn lost_race<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
 }
 
 /// Path-style for endpoints S3 virtual hosts cannot work with: IP addresses and localhost.
-fn needs_path_style(endpoint: &str) -> bool {
+pub fn needs_path_style(endpoint: &str) -> bool {
     let host = endpoint
         .split("://")
         .nth(1)

@@ -1,20 +1,52 @@
 //! The DigitalOcean provider. `client` talks to the API v2 with the rate-limit discipline the
 //! account needs; `observe` lists every kind into the desired state's vocabulary; `apply`
-//! creates, updates, replaces and deletes. Spaces buckets (the S3-compatible Spaces API) are
-//! not handled yet.
+//! creates, updates, replaces and deletes; `spaces` handles Spaces buckets through the
+//! S3-compatible Spaces API.
 
 pub mod apply;
 pub mod client;
 pub mod observe;
+pub mod spaces;
 
 pub use client::{ApiConfig, DoClient, DoError};
 
-/// The DigitalOcean provider: a client, and how often to poll long operations.
+/// The DigitalOcean provider: the API client, the Spaces credentials, and how often to poll
+/// long operations.
 pub struct DoProvider {
     /// The API client.
     pub client: DoClient,
+    /// Spaces (S3 API) access; without it, Spaces buckets are reported as not observable.
+    pub spaces: Option<spaces::SpacesConfig>,
     /// Poll interval for clusters that are provisioning or upgrading.
     pub poll_every: std::time::Duration,
+}
+
+impl DoProvider {
+    /// Observes every DigitalOcean kind, Spaces buckets included.
+    pub async fn observe(
+        &self,
+        desired: &crate::desired::DesiredState,
+        ledger: &crate::ledger::Ledger,
+    ) -> std::collections::BTreeMap<crate::desired::Kind, crate::live::KindObservation> {
+        let mut out = observe::observe(&self.client, desired, ledger).await;
+        if let Some(config) = &self.spaces {
+            out.insert(
+                crate::desired::Kind::DoSpacesBucket,
+                spaces::observe(config, desired, ledger).await,
+            );
+        } else {
+            out.insert(
+                crate::desired::Kind::DoSpacesBucket,
+                crate::live::KindObservation {
+                    status: crate::live::ObserveStatus::Failed(
+                        "no Spaces credentials: set SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY".into(),
+                    ),
+                    objects: Vec::new(),
+                },
+            );
+        }
+        out
+    }
 }
 
 impl crate::providers::Provider for DoProvider {
@@ -22,6 +54,14 @@ impl crate::providers::Provider for DoProvider {
         &self,
         req: crate::providers::ApplyRequest<'_>,
     ) -> Result<crate::providers::Applied, crate::providers::ProviderError> {
+        if req.kind == crate::desired::Kind::DoSpacesBucket {
+            let config = self.spaces.as_ref().ok_or_else(|| {
+                crate::providers::ProviderError::msg(
+                    "no Spaces credentials: set SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY",
+                )
+            })?;
+            return spaces::apply(config, &req).await;
+        }
         apply::apply(&self.client, &req, self.poll_every, &|_| {}).await
     }
 }

@@ -176,17 +176,7 @@ pub async fn observe(
             out.insert(Kind::DoProject, failed(&e));
         }
     }
-    // Spaces buckets live behind the S3-compatible Spaces API, which this build does not
-    // observe yet: unknown, so nothing is planned for them.
-    out.insert(
-        Kind::DoSpacesBucket,
-        KindObservation {
-            status: ObserveStatus::Failed(
-                "Spaces buckets are observed through the Spaces S3 API, which this build does not support yet".into(),
-            ),
-            objects: Vec::new(),
-        },
-    );
+    // Spaces buckets live behind the S3-compatible Spaces API: see `spaces`.
     out
 }
 
