@@ -249,3 +249,42 @@ async fn a_create_that_may_have_landed_is_reported_ambiguous_not_repeated() {
         .count();
     assert_eq!(posts, 2, "neither create was sent twice");
 }
+
+#[tokio::test]
+async fn cdn_calls_keep_to_their_own_five_per_window_limit() {
+    let sim = DoSim::start(DoConfig::default()).await.unwrap();
+    let mut config = ApiConfig::new(sim.url(), "sim-token", 250);
+    config.cdn_window = Duration::from_millis(400);
+    let c = Arc::new(DoClient::new(config).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            // Other calls are not held back by the CDN limit.
+            let path = if i % 2 == 0 {
+                "/v2/cdn/endpoints"
+            } else {
+                "/v2/vpcs"
+            };
+            c.request(Method::GET, path, None).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let cdn: Vec<Instant> = sim
+        .faults
+        .requests_timed()
+        .into_iter()
+        .filter(|(_, r)| r.contains("/v2/cdn/endpoints"))
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(cdn.len(), 6);
+    for (i, t) in cdn.iter().enumerate() {
+        let in_window = cdn[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < Duration::from_millis(350))
+            .count();
+        assert!(in_window <= 5, "{in_window} CDN calls within one window");
+    }
+}

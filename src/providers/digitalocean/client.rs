@@ -32,6 +32,9 @@ pub struct ApiConfig {
     pub per_minute: u32,
     /// The window `per_minute` applies to: a minute, shorter only in tests.
     pub window: Duration,
+    /// The window of the CDN endpoints' own limit (5 calls): ten seconds, shorter only in
+    /// tests.
+    pub cdn_window: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout.
@@ -76,6 +79,7 @@ impl ApiConfig {
             token: token.into(),
             per_minute: per_minute.clamp(1, 250),
             window: Duration::from_secs(60),
+            cdn_window: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_retries: 6,
@@ -154,6 +158,8 @@ pub struct Reply {
 #[derive(Debug)]
 struct Budget {
     sent: VecDeque<Instant>,
+    /// CDN endpoint calls: DigitalOcean allows 5 per 10 seconds on `/v2/cdn/endpoints*`.
+    cdn_sent: VecDeque<Instant>,
     blocked_until: Option<Instant>,
     server_limit: Option<u64>,
     server_remaining: Option<u64>,
@@ -202,6 +208,7 @@ impl DoClient {
             http,
             budget: Mutex::new(Budget {
                 sent: VecDeque::new(),
+                cdn_sent: VecDeque::new(),
                 blocked_until: None,
                 server_limit: None,
                 server_remaining: None,
@@ -218,11 +225,27 @@ impl DoClient {
     }
 
     /// Waits until sending one more request keeps within the budget, and records it.
-    async fn take_slot(&self) {
+    async fn take_slot(&self, path: &str) {
+        let cdn = path.starts_with("/v2/cdn/endpoints");
         loop {
             let wait = {
                 let mut b = self.budget.lock().expect("budget");
                 let now = Instant::now();
+                if cdn {
+                    while b
+                        .cdn_sent
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) >= self.config.cdn_window)
+                    {
+                        b.cdn_sent.pop_front();
+                    }
+                }
+                let cdn_wait = match (cdn, b.cdn_sent.front()) {
+                    (true, Some(oldest)) if b.cdn_sent.len() >= 5 => {
+                        (*oldest + self.config.cdn_window).saturating_duration_since(now)
+                    }
+                    _ => Duration::ZERO,
+                };
                 while b
                     .sent
                     .front()
@@ -251,7 +274,11 @@ impl DoClient {
                         .min(self.config.max_backoff);
                     wait = wait.max((last + gap).saturating_duration_since(now));
                 }
+                wait = wait.max(cdn_wait);
                 if wait.is_zero() {
+                    if cdn {
+                        b.cdn_sent.push_back(now);
+                    }
                     b.sent.push_back(now);
                     b.last_sent = Some(now);
                     return;
@@ -321,7 +348,7 @@ impl DoClient {
         };
         let mut first = true;
         loop {
-            self.take_slot().await;
+            self.take_slot(path_and_query).await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             if !first {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
