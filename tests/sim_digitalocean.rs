@@ -11,7 +11,8 @@ use std::time::Duration;
 use provisioner::sim::Fault;
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::http::Api;
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -44,65 +45,6 @@ fn shared() -> &'static Shared {
     })
 }
 
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(base: &str) -> Api {
-        Api {
-            base: base.to_string(),
-            token: "sim-token".into(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .header("accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("send");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, headers, v)
-    }
-
-    /// Calls and insists on `want`; the body names Prism's violation if there was one.
-    async fn expect(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> Value {
-        let (status, headers, v) = self.call(method.clone(), path, body).await;
-        assert_eq!(
-            status,
-            want,
-            "{method} {path}: {v:#}\nviolations: {:?}",
-            headers.get("sl-violations")
-        );
-        assert!(
-            headers.get("sl-violations").is_none(),
-            "{method} {path}: {:?}",
-            headers.get("sl-violations")
-        );
-        v
-    }
-}
-
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -112,7 +54,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test]
 async fn vpcs_and_pagination_follow_the_description() {
-    let api = Api::new(&shared().proxy);
+    let api = Api::new(&shared().proxy, "sim-token");
     let mut ids = Vec::new();
     for i in 0..3 {
         let name = unique("vpc");
@@ -170,7 +112,7 @@ async fn invalid_requests_get_the_api_error_body() {
     // Prism refuses requests that break the description before they reach the simulator,
     // so the simulator's own validation is checked directly.
     let sim = DoSim::start(DoConfig::default()).await.unwrap();
-    let api = Api::new(sim.url());
+    let api = Api::new(sim.url(), "sim-token");
     for (path, body) in [
         ("/v2/vpcs", json!({"region": "fra1"})),
         ("/v2/vpcs", json!({"name": "x", "region": "mars1"})),
@@ -206,7 +148,7 @@ fn rand_octet() -> u8 {
 
 #[tokio::test]
 async fn kubernetes_clusters_pools_upgrades_and_kubeconfig() {
-    let api = Api::new(&shared().proxy);
+    let api = Api::new(&shared().proxy, "sim-token");
     let options = api
         .expect(Method::GET, "/v2/kubernetes/options", None, 200)
         .await;
@@ -377,7 +319,7 @@ async fn kubernetes_clusters_pools_upgrades_and_kubeconfig() {
 
 #[tokio::test]
 async fn load_balancers_and_firewalls_replace_on_put() {
-    let api = Api::new(&shared().proxy);
+    let api = Api::new(&shared().proxy, "sim-token");
     let name = unique("lb");
     let lb = api
         .expect(
@@ -455,7 +397,7 @@ async fn load_balancers_and_firewalls_replace_on_put() {
 
 #[tokio::test]
 async fn domains_and_records() {
-    let api = Api::new(&shared().proxy);
+    let api = Api::new(&shared().proxy, "sim-token");
     let domain = format!("{}.example.com", unique("d"));
     api.expect(
         Method::POST,
@@ -558,7 +500,7 @@ async fn domains_and_records() {
 
 #[tokio::test]
 async fn cdn_projects_and_spaces_keys() {
-    let api = Api::new(&shared().proxy);
+    let api = Api::new(&shared().proxy, "sim-token");
     let origin = format!("{}.nyc3.digitaloceanspaces.com", unique("assets"));
     let e = api
         .expect(
@@ -695,7 +637,7 @@ async fn cdn_projects_and_spaces_keys() {
 
 #[tokio::test]
 async fn a_wrong_token_gets_401_with_an_error_body() {
-    let mut api = Api::new(&shared().proxy);
+    let mut api = Api::new(&shared().proxy, "sim-token");
     api.token = "wrong".into();
     let (status, headers, v) = api.call(Method::GET, "/v2/vpcs", None).await;
     assert_eq!(status, 401);
@@ -712,7 +654,7 @@ async fn rate_limits_send_the_real_headers_and_429_with_retry_after() {
     })
     .await
     .unwrap();
-    let api = Api::new(sim.url());
+    let api = Api::new(sim.url(), "sim-token");
     let mut last = 0;
     for i in 0..5 {
         let (status, h, _) = api.call(Method::GET, "/v2/vpcs", None).await;
@@ -734,7 +676,7 @@ async fn rate_limits_send_the_real_headers_and_429_with_retry_after() {
 #[tokio::test]
 async fn faults_inject_latency_errors_drops_and_truncation() {
     let sim = DoSim::start(DoConfig::default()).await.unwrap();
-    let api = Api::new(sim.url());
+    let api = Api::new(sim.url(), "sim-token");
     sim.faults.inject(
         Some("GET"),
         "/v2/vpcs",
@@ -789,7 +731,7 @@ async fn faults_inject_latency_errors_drops_and_truncation() {
 #[tokio::test]
 async fn out_of_band_edits_make_drift() {
     let sim = DoSim::start(DoConfig::default()).await.unwrap();
-    let api = Api::new(sim.url());
+    let api = Api::new(sim.url(), "sim-token");
     api.expect(
         Method::POST,
         "/v2/kubernetes/clusters",

@@ -12,7 +12,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use provisioner::sim::Fault;
 use provisioner::sim::github::{GhConfig, GhSim};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::http::Api;
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -35,69 +36,13 @@ fn proxy() -> &'static str {
     })
 }
 
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(base: &str) -> Api {
-        Api {
-            base: base.to_string(),
-            token: "sim-gh-token".into(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        etag: Option<&str>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            // GitHub's description lists only application/json.
-            .header("accept", "application/json")
-            .header("x-github-api-version", "2022-11-28")
-            .header("user-agent", "provisioner-tests");
-        if let Some(e) = etag {
-            req = req.header("if-none-match", e);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("send");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, headers, v)
-    }
-
-    async fn expect(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> Value {
-        let (status, headers, v) = self.call_with(method.clone(), path, body, None).await;
-        assert_eq!(
-            status,
-            want,
-            "{method} {path}: {v:#}\nviolations: {:?}",
-            headers.get("sl-violations")
-        );
-        assert!(
-            headers.get("sl-violations").is_none(),
-            "{method} {path}: {:?}",
-            headers.get("sl-violations")
-        );
-        v
-    }
+/// A GitHub client: the API version header, a user agent, and only application/json
+/// (GitHub's description lists no other media type).
+fn gh_api(base: &str) -> Api {
+    let mut api = Api::new(base, "sim-gh-token");
+    api.headers.push(("x-github-api-version", "2022-11-28"));
+    api.headers.push(("user-agent", "provisioner-tests"));
+    api
 }
 
 fn seal(public_b64: &str, value: &[u8]) -> String {
@@ -115,7 +60,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test]
 async fn repository_and_environment_secrets_through_the_description() {
-    let api = Api::new(proxy());
+    let api = gh_api(proxy());
     let key = api
         .expect(
             Method::GET,
@@ -273,7 +218,7 @@ async fn repository_and_environment_secrets_through_the_description() {
 
 #[tokio::test]
 async fn variables_and_deploy_keys_through_the_description() {
-    let api = Api::new(proxy());
+    let api = gh_api(proxy());
     let name = unique("region");
     api.expect(
         Method::POST,
@@ -356,7 +301,7 @@ async fn variables_and_deploy_keys_through_the_description() {
 async fn sealed_boxes_are_opened_and_bad_ones_refused() {
     let sim = GhSim::start(GhConfig::default()).await.unwrap();
     sim.create_repo("o/r");
-    let api = Api::new(sim.url());
+    let api = gh_api(sim.url());
     let (_, _, key) = api
         .call_with(
             Method::GET,
@@ -452,7 +397,7 @@ async fn etags_make_unchanged_lists_free_and_limits_are_reported() {
     .await
     .unwrap();
     sim.create_repo("o/r");
-    let api = Api::new(sim.url());
+    let api = gh_api(sim.url());
     for i in 0..35 {
         api.call_with(
             Method::POST,
@@ -524,7 +469,7 @@ async fn etags_make_unchanged_lists_free_and_limits_are_reported() {
 async fn secondary_limits_and_auth() {
     let sim = GhSim::start(GhConfig::default()).await.unwrap();
     sim.create_repo("o/r");
-    let mut api = Api::new(sim.url());
+    let mut api = gh_api(sim.url());
     sim.faults.inject(
         Some("PUT"),
         "/repos/o/r/actions/secrets/",

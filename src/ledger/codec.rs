@@ -9,15 +9,7 @@ use super::model::{LEDGER_SCHEMA_VERSION, Ledger};
 
 /// Parses a ledger document of this build's schema version.
 pub fn decode(bytes: &[u8], location: &str) -> Result<Ledger, LedgerError> {
-    let value = parse(bytes, location)?;
-    let found = schema_version(&value, location)?;
-    if found > LEDGER_SCHEMA_VERSION {
-        return Err(LedgerError::TooNew {
-            location: location.into(),
-            found,
-            supported: LEDGER_SCHEMA_VERSION,
-        });
-    }
+    let (value, found) = parse_known(bytes, location)?;
     if found < LEDGER_SCHEMA_VERSION {
         return Err(LedgerError::NeedsMigration {
             location: location.into(),
@@ -34,15 +26,7 @@ pub fn decode_and_migrate(
     bytes: &[u8],
     location: &str,
 ) -> Result<(Ledger, Vec<&'static str>), LedgerError> {
-    let value = parse(bytes, location)?;
-    let found = schema_version(&value, location)?;
-    if found > LEDGER_SCHEMA_VERSION {
-        return Err(LedgerError::TooNew {
-            location: location.into(),
-            found,
-            supported: LEDGER_SCHEMA_VERSION,
-        });
-    }
+    let (value, found) = parse_known(bytes, location)?;
     let (value, applied) = migrate::upgrade(value, found, migrate::STEPS).map_err(|e| match e {
         migrate::Error::NoPath(found) => LedgerError::NoMigrationPath {
             location: location.into(),
@@ -62,6 +46,20 @@ pub fn encode(ledger: &Ledger) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(ledger).expect("a ledger always serializes");
     bytes.push(b'\n');
     bytes
+}
+
+/// The document and its schema version, refusing versions newer than this build's.
+fn parse_known(bytes: &[u8], location: &str) -> Result<(Value, u32), LedgerError> {
+    let value = parse(bytes, location)?;
+    let found = schema_version(&value, location)?;
+    if found > LEDGER_SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            location: location.into(),
+            found,
+            supported: LEDGER_SCHEMA_VERSION,
+        });
+    }
+    Ok((value, found))
 }
 
 fn parse(bytes: &[u8], location: &str) -> Result<Value, LedgerError> {

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{Faults, Running, now, serve, uuid};
+use super::{Faults, Running, now, serve_api, uuid};
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
@@ -125,15 +125,7 @@ impl DoSim {
                 ..DoState::default()
             }),
         });
-        let faults = Faults::default();
-        let router = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone())
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                super::faults::apply,
-            ));
-        let running = serve(router).await?;
+        let (running, faults) = serve_api(handle, shared.clone()).await?;
         Ok(DoSim {
             running,
             faults,

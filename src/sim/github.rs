@@ -20,7 +20,7 @@ use crypto_box::SecretKey;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Faults, Running, now, serve};
+use super::{Faults, Running, now, serve_api};
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
@@ -149,15 +149,7 @@ impl GhSim {
                 ..GhState::default()
             }),
         });
-        let faults = Faults::default();
-        let router = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone())
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                super::faults::apply,
-            ));
-        let running = serve(router).await?;
+        let (running, faults) = serve_api(handle, shared.clone()).await?;
         Ok(GhSim {
             running,
             faults,

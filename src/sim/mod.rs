@@ -53,6 +53,25 @@ pub async fn serve(router: axum::Router) -> std::io::Result<Running> {
     })
 }
 
+/// Serves one simulated API: every request goes to `handler` (with `state`), after the
+/// fault rules; returns the server and its fault controls.
+pub async fn serve_api<H, T, S>(handler: H, state: S) -> std::io::Result<(Running, Faults)>
+where
+    H: axum::handler::Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    let faults = Faults::default();
+    let router = axum::Router::new()
+        .fallback(handler)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            faults::apply,
+        ));
+    Ok((serve(router).await?, faults))
+}
+
 /// A random id in the style of the API (UUID v4).
 pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()

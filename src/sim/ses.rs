@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{Faults, Running, serve};
+use super::{Faults, Running, serve_api};
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
@@ -116,15 +116,7 @@ impl SesSim {
             state: Mutex::new(SesState::default()),
             exchanges: Mutex::new(Vec::new()),
         });
-        let faults = Faults::default();
-        let router = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone())
-            .layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
-                super::faults::apply,
-            ));
-        let running = serve(router).await?;
+        let (running, faults) = serve_api(handle, shared.clone()).await?;
         Ok(SesSim {
             running,
             faults,

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod aws_model;
+pub mod http;
 pub mod moto;
 pub mod prism;
