@@ -283,16 +283,7 @@ async fn handle(
             "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
         ))
     } else {
-        let query: BTreeMap<String, String> = uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect();
+        let query = super::parse_query(uri.query().unwrap_or(""));
         let body = if body.is_empty() {
             Ok(Value::Null)
         } else {

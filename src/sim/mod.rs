@@ -72,6 +72,47 @@ where
     Ok((serve(router).await?, faults))
 }
 
+/// A query string's parameters, percent-decoded.
+pub(crate) fn parse_query(q: &str) -> std::collections::BTreeMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            // In a query, `+` is a space; in a path it is itself.
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A random id in the style of the API (UUID v4).
 pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -80,4 +121,19 @@ pub(crate) fn uuid() -> String {
 /// RFC 3339 timestamp of now, to the second.
 pub(crate) fn now() -> String {
     crate::ledger::lease::rfc3339(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queries_and_paths_decode() {
+        let q = super::parse_query("name=_dmarc.example.com&type=TXT&x=a+b%2Bc");
+        assert_eq!(q["name"], "_dmarc.example.com");
+        assert_eq!(q["x"], "a b+c");
+        assert_eq!(
+            super::percent_decode("user+tag%40example.com"),
+            "user+tag@example.com"
+        );
+        assert_eq!(super::percent_decode("100%"), "100%");
+    }
 }

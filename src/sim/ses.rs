@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{Faults, Running, serve_api};
+use super::{Faults, Running, parse_query, percent_decode, serve_api};
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
@@ -198,16 +198,7 @@ async fn handle(
             serde_json::from_slice::<Value>(&body)
                 .map_err(|_| bad("The request body is not valid JSON."))
         };
-        let query: BTreeMap<String, String> = uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect();
+        let query = parse_query(uri.query().unwrap_or(""));
         let mut state = shared.state.lock().expect("state");
         body.and_then(|b| route(&shared.config, &mut state, &method, uri.path(), &query, b))
     };
@@ -239,27 +230,6 @@ async fn handle(
         response.headers_mut().insert("x-amzn-requestid", v);
     }
     response
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn epoch() -> f64 {
