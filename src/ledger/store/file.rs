@@ -157,6 +157,18 @@ impl FileBackend {
         Ok(out)
     }
 
+    /// The id of the history file holding the current ledger (the newest one whose content
+    /// matches: normally the newest file, so one read).
+    pub(super) fn current_version(&self, tag: &str) -> Result<Option<String>, LedgerError> {
+        for n in self.version_numbers()?.into_iter().rev() {
+            let path = self.root.join(HISTORY).join(format!("{n:06}.json"));
+            if fs::read(&path).ok().map(|b| tag_of(&b)).as_deref() == Some(tag) {
+                return Ok(Some(format!("{n:06}")));
+            }
+        }
+        Ok(None)
+    }
+
     pub(super) async fn versions(&self, key: &str) -> Result<Vec<VersionMeta>, LedgerError> {
         if key != LEDGER_KEY {
             return Ok(Vec::new());

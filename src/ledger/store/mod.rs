@@ -262,18 +262,27 @@ impl Store {
 
     /// Reads the current document's bytes, undecoded (for `ledger migrate`).
     pub async fn read_raw(&self) -> Result<Option<(Vec<u8>, Version)>, LedgerError> {
-        let Some((bytes, tag)) = self.backend.get(LEDGER_KEY).await? else {
-            return Ok(None);
+        // One request on S3 (GetObject carries the version id); one or two file reads locally.
+        let (bytes, tag, id) = match &self.backend {
+            Backend::S3(b) => match b.get_versioned(LEDGER_KEY).await? {
+                Some(x) => x,
+                None => return Ok(None),
+            },
+            Backend::File(b) => match b.get(LEDGER_KEY).await? {
+                Some((bytes, tag)) => {
+                    let id = b.current_version(&tag)?;
+                    (bytes, tag, id)
+                }
+                None => return Ok(None),
+            },
         };
-        let id = self
-            .backend
-            .versions(LEDGER_KEY)
-            .await?
-            .into_iter()
-            .find(|v| v.latest)
-            .map(|v| v.id)
-            .unwrap_or_default();
-        Ok(Some((bytes, Version { id, tag })))
+        Ok(Some((
+            bytes,
+            Version {
+                id: id.unwrap_or_default(),
+                tag,
+            },
+        )))
     }
 
     /// Writes `ledger` as the next version after `base` (`None`: the first write), only if

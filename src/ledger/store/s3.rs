@@ -124,6 +124,17 @@ impl S3Backend {
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
+        Ok(self
+            .get_versioned(key)
+            .await?
+            .map(|(bytes, tag, _)| (bytes, tag)))
+    }
+
+    /// The object with its tag and version id.
+    pub(super) async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String, Option<String>)>, LedgerError> {
         let location = self.location(key);
         match self
             .client
@@ -135,11 +146,12 @@ impl S3Backend {
         {
             Ok(out) => {
                 let tag = out.e_tag().unwrap_or_default().to_string();
+                let version = out.version_id().map(str::to_string);
                 let bytes = out.body.collect().await.map_err(|e| LedgerError::S3 {
                     location: location.clone(),
                     message: format!("reading the body: {e}"),
                 })?;
-                Ok(Some((bytes.to_vec(), tag)))
+                Ok(Some((bytes.to_vec(), tag, version)))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(self.error(&location, e)),
