@@ -29,6 +29,7 @@ region = "ams3"
 version = "1.32"
 vpc_uuid = "${digitalocean.vpc.main.id}"
 tags = ["env:prod"]
+kubeconfig_expiry = "1d"
 
 [digitalocean.kubernetes_cluster.prod.maintenance_policy]
 start_time = "03:00"
@@ -202,6 +203,15 @@ async fn a_desired_state_converges_in_one_apply_and_replans_empty() {
     assert_eq!(apex["data"], lb_ip);
     let assigned = sim.edit(|s| s.project_resources.values().next().map(Vec::len));
     assert_eq!(assigned, Some(3));
+    // The kubeconfig's token lives as long as the desired state says.
+    assert!(
+        sim.faults
+            .requests()
+            .iter()
+            .any(|r| r.ends_with("/kubeconfig?expiry_seconds=86400")),
+        "{:#?}",
+        sim.faults.requests()
+    );
     assert!(ledger.pending.is_empty());
 }
 

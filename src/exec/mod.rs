@@ -86,6 +86,7 @@ pub async fn apply_sequential<P: Provider>(
                     cloud_id: Some(&entry.id),
                     fields: &fields,
                     strategy: None,
+                    spec: None,
                 })
                 .await
             {
@@ -128,6 +129,7 @@ pub async fn apply_sequential<P: Provider>(
                     cloud_id: change.cloud_id.as_deref(),
                     fields: &known,
                     strategy: change.strategy,
+                    spec: Some(&r.spec_json),
                 })
                 .await
             {

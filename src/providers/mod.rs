@@ -25,6 +25,9 @@ pub struct ApplyRequest<'a> {
     pub fields: &'a Map<String, Value>,
     /// For a replace: which object goes first.
     pub strategy: Option<ReplaceStrategy>,
+    /// The resource's whole spec, local fields included (`kubeconfig_expiry`), when it is
+    /// desired.
+    pub spec: Option<&'a Value>,
 }
 
 /// What a change produced.

@@ -37,20 +37,20 @@ pub async fn apply(
             delete(client, req.kind, id).await?;
             Ok(Applied::default())
         }
-        Action::Create => create(client, req.kind, f, poll_every, progress).await,
+        Action::Create => create(client, req, f, poll_every, progress).await,
         Action::Replace => {
             let old = req
                 .cloud_id
                 .ok_or_else(|| ProviderError::msg("replace without a cloud id"))?;
             match req.strategy {
                 Some(crate::plan::model::ReplaceStrategy::CreateBeforeDestroy) => {
-                    let new = create(client, req.kind, f, poll_every, progress).await?;
+                    let new = create(client, req, f, poll_every, progress).await?;
                     delete(client, req.kind, old).await?;
                     Ok(new)
                 }
                 _ => {
                     delete(client, req.kind, old).await?;
-                    create(client, req.kind, f, poll_every, progress).await
+                    create(client, req, f, poll_every, progress).await
                 }
             }
         }
@@ -58,7 +58,7 @@ pub async fn apply(
             let id = req
                 .cloud_id
                 .ok_or_else(|| ProviderError::msg("update without a cloud id"))?;
-            update(client, req.kind, id, f, poll_every, progress).await
+            update(client, req, id, f, poll_every, progress).await
         }
         Action::Orphan | Action::Drift | Action::NoOp => {
             Err(ProviderError::msg("nothing to apply for this action"))
@@ -264,11 +264,12 @@ async fn find_existing(
 
 async fn create(
     client: &DoClient,
-    kind: Kind,
+    req: &ApplyRequest<'_>,
     f: &Map<String, Value>,
     poll_every: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Applied, ProviderError> {
+    let kind = req.kind;
     let (path, key) = match kind {
         Kind::DoDomainRecord => {
             let domain = f
@@ -292,7 +293,7 @@ async fn create(
                 // It may exist already: look before creating again.
                 if let Some(id) = find_existing(client, kind, f).await? {
                     progress("the create landed although its answer was lost: found by name");
-                    return finish_existing(client, kind, &id, f, poll_every, progress).await;
+                    return finish_existing(client, req, &id, f, poll_every, progress).await;
                 }
             }
             Err(e) => return Err(e.into()),
@@ -320,7 +321,7 @@ async fn create(
         }
     }
     if kind == Kind::DoKubernetesCluster {
-        return finish_existing(client, kind, &applied.id, f, poll_every, progress).await;
+        return finish_existing(client, req, &applied.id, f, poll_every, progress).await;
     }
     Ok(applied)
 }
@@ -328,19 +329,26 @@ async fn create(
 /// After a create (or an adopted create): wait for clusters, read attributes.
 async fn finish_existing(
     client: &DoClient,
-    kind: Kind,
+    req: &ApplyRequest<'_>,
     id: &str,
     f: &Map<String, Value>,
     poll_every: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Applied, ProviderError> {
+    let kind = req.kind;
     if kind == Kind::DoKubernetesCluster {
         let c = wait_running(client, id, poll_every, progress).await?;
         let mut applied = applied_from(kind, &c, f)?;
+        // The token lives as long as `kubeconfig_expiry` says (the API's default is 7 days).
+        let expiry = req
+            .spec
+            .and_then(|s| s["kubeconfig_expiry"].as_str())
+            .and_then(|d| crate::desired::values::Duration::parse(d).ok())
+            .unwrap_or(7 * 86_400);
         let kubeconfig = client
             .request(
                 Method::GET,
-                &format!("/v2/kubernetes/clusters/{id}/kubeconfig"),
+                &format!("/v2/kubernetes/clusters/{id}/kubeconfig?expiry_seconds={expiry}"),
                 None,
             )
             .await?;
@@ -476,12 +484,13 @@ async fn assign_resources(
 
 async fn update(
     client: &DoClient,
-    kind: Kind,
+    req: &ApplyRequest<'_>,
     id: &str,
     f: &Map<String, Value>,
     poll_every: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Applied, ProviderError> {
+    let kind = req.kind;
     match kind {
         Kind::DoDomain => {}
         Kind::DoDomainRecord => {
@@ -542,7 +551,7 @@ async fn update(
         Kind::DoKubernetesCluster => update_cluster(client, id, f, poll_every, progress).await?,
         k => return Err(unsupported(k)),
     }
-    finish_existing(client, kind, id, f, poll_every, progress).await
+    finish_existing(client, req, id, f, poll_every, progress).await
 }
 
 async fn update_cluster(
