@@ -444,3 +444,44 @@ async fn without_spaces_credentials_buckets_are_unknown_not_absent() {
         report.notes
     );
 }
+
+#[tokio::test]
+async fn objects_carry_the_lineage_and_another_ledger_does_not_adopt_them() {
+    let (sim, p) = setup().await;
+    let d = state(DESIRED);
+    let mut ours = Ledger::create();
+    converge(&p, &d, &mut ours).await;
+    let tag = provisioner::live::lineage_tag(&ours.lineage);
+    let tags = sim.edit(|s| s.clusters[0]["tags"].clone());
+    assert!(tags.as_array().unwrap().contains(&json!(tag)), "{tags}");
+    // Our own ledger: still nothing to do (the tag is ours, and not a user tag).
+    let l = live(&p, &d, &ours).await;
+    let (again, _) = plan::plan(&d, &ours, &l).unwrap();
+    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+    // A second ledger pointed at the same account finds the cluster by name, sees another
+    // lineage, and reports instead of adopting.
+    let theirs = Ledger::create();
+    let l = live(&p, &d, &theirs).await;
+    let (plan, _) = plan::plan(&d, &theirs, &l).unwrap();
+    let c = plan
+        .changes
+        .iter()
+        .find(|c| c.address.name() == "prod")
+        .unwrap();
+    assert_eq!(c.action, Action::Drift);
+    assert!(
+        c.reason.as_deref().unwrap().contains(&ours.lineage),
+        "{:?}",
+        c.reason
+    );
+    let vpc = plan
+        .changes
+        .iter()
+        .find(|c| c.address.kind() == "vpc")
+        .unwrap();
+    assert_eq!(
+        vpc.action,
+        Action::Adopt,
+        "kinds without tags cannot tell, and are adopted"
+    );
+}

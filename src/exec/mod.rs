@@ -65,6 +65,7 @@ pub async fn apply_sequential<P: Provider>(
                 .extend(o.attributes.clone());
         }
     }
+    let lineage = ledger.lineage.clone();
     let mut out = Vec::new();
     for change in &plan.changes {
         if !change.action.acts() {
@@ -87,6 +88,7 @@ pub async fn apply_sequential<P: Provider>(
                     fields: &fields,
                     strategy: None,
                     spec: None,
+                    lineage: &lineage,
                 })
                 .await
             {
@@ -130,6 +132,7 @@ pub async fn apply_sequential<P: Provider>(
                     fields: &known,
                     strategy: change.strategy,
                     spec: Some(&r.spec_json),
+                    lineage: &lineage,
                 })
                 .await
             {

@@ -10,6 +10,15 @@ use serde_json::Value;
 
 use crate::desired::Kind;
 
+/// Objects provisioner creates carry `provisioner:lineage:<ledger lineage>` where their kind
+/// has tags, so an object made by another ledger is never mistaken for one to adopt.
+pub const LINEAGE_TAG_PREFIX: &str = "provisioner:lineage:";
+
+/// The lineage tag for a ledger.
+pub fn lineage_tag(lineage: &str) -> String {
+    format!("{LINEAGE_TAG_PREFIX}{lineage}")
+}
+
 /// The snapshot format understood by `--live-from`.
 pub const LIVE_FORMAT_VERSION: u32 = 1;
 
@@ -71,6 +80,15 @@ pub struct LiveObject {
     /// Write-only values' last change time (GitHub secrets), RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+impl LiveObject {
+    /// The lineage of the ledger that created this object, if it says.
+    pub fn lineage(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(LINEAGE_TAG_PREFIX))
+    }
 }
 
 impl LiveState {

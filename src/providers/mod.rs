@@ -28,6 +28,8 @@ pub struct ApplyRequest<'a> {
     /// The resource's whole spec, local fields included (`kubeconfig_expiry`), when it is
     /// desired.
     pub spec: Option<&'a Value>,
+    /// The ledger's lineage, for the tag created objects carry.
+    pub lineage: &'a str,
 }
 
 /// What a change produced.

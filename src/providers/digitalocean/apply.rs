@@ -200,6 +200,20 @@ fn body(kind: Kind, f: &Map<String, Value>) -> Value {
     }
 }
 
+/// Adds the ledger's lineage tag to a body's `tags`, so the object can be told apart from one
+/// another ledger (or a person) made.
+fn with_lineage(b: &mut Value, lineage: &str) {
+    if lineage.is_empty() {
+        return;
+    }
+    let tag = json!(crate::live::lineage_tag(lineage));
+    match b.get_mut("tags").and_then(Value::as_array_mut) {
+        Some(tags) if !tags.contains(&tag) => tags.push(tag),
+        Some(_) => {}
+        None => b["tags"] = json!([tag]),
+    }
+}
+
 fn pool_body(name: &str, p: &Value) -> Value {
     let mut b = json!({"name": name});
     for k in [
@@ -283,7 +297,10 @@ async fn create(
             (p.to_string(), key)
         }
     };
-    let b = body(kind, f);
+    let mut b = body(kind, f);
+    if kind == Kind::DoKubernetesCluster {
+        with_lineage(&mut b, req.lineage);
+    }
     let mut attempts = 0;
     let reply = loop {
         attempts += 1;
@@ -548,7 +565,9 @@ async fn update(
                 .await?;
             assign_resources(client, id, f).await?;
         }
-        Kind::DoKubernetesCluster => update_cluster(client, id, f, poll_every, progress).await?,
+        Kind::DoKubernetesCluster => {
+            update_cluster(client, id, f, req.lineage, poll_every, progress).await?
+        }
         k => return Err(unsupported(k)),
     }
     finish_existing(client, req, id, f, poll_every, progress).await
@@ -558,6 +577,7 @@ async fn update_cluster(
     client: &DoClient,
     id: &str,
     f: &Map<String, Value>,
+    lineage: &str,
     poll_every: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ProviderError> {
@@ -579,6 +599,7 @@ async fn update_cluster(
             b[k] = v.clone();
         }
     }
+    with_lineage(&mut b, lineage);
     // HA only ever goes from off to on.
     if f.get("ha") == Some(&json!(true)) {
         b["ha"] = json!(true);

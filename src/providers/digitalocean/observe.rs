@@ -321,7 +321,11 @@ fn user_tags(tags: &Value, cluster_id: &str) -> Value {
     Value::Array(
         string_list(tags)
             .into_iter()
-            .filter(|t| !auto.contains(t) && !t.starts_with("k8s:worker-pool:"))
+            .filter(|t| {
+                !auto.contains(t)
+                    && !t.starts_with("k8s:worker-pool:")
+                    && !t.starts_with(crate::live::LINEAGE_TAG_PREFIX)
+            })
             .map(Value::String)
             .collect(),
     )
