@@ -563,23 +563,23 @@ impl<'a> Planner<'a> {
         let fields = wanted(kind, spec, &*self);
         let detect = self.mode(r) == Mode::Detect;
         let (object, adopt) = self.find_live(kind, entry, &fields);
-        if let Some(o) = object.filter(|_| adopt) {
-            if let Some(theirs) = o.lineage().filter(|l| *l != self.ledger.lineage) {
-                // Made by another provisioner ledger: never adopted behind its back.
-                let reason = format!(
-                    "{} {} was created by another provisioner ledger (lineage {theirs}): not adopted; rename one of them, or move it deliberately with `provisioner state import`",
-                    kind, o.id
-                );
-                self.changes[i] = Some(change(
-                    address.clone(),
-                    Action::Drift,
-                    Some(o.id.clone()),
-                    Vec::new(),
-                    Some(reason),
-                ));
-                self.attrs[i] = Attrs::AfterApply;
-                return;
-            }
+        if let Some(o) = object.filter(|_| adopt)
+            && let Some(theirs) = o.lineage().filter(|l| *l != self.ledger.lineage)
+        {
+            // Made by another provisioner ledger: never adopted behind its back.
+            let reason = format!(
+                "{} {} was created by another provisioner ledger (lineage {theirs}): not adopted; rename one of them, or move it deliberately with `provisioner state import`",
+                kind, o.id
+            );
+            self.changes[i] = Some(change(
+                address.clone(),
+                Action::Drift,
+                Some(o.id.clone()),
+                Vec::new(),
+                Some(reason),
+            ));
+            self.attrs[i] = Attrs::AfterApply;
+            return;
         }
         let Some(object) = object else {
             let pending = self.desired_pending(address);
