@@ -87,11 +87,113 @@ fn diff_json_has_a_format_version_and_ordered_changes() {
 }
 
 #[test]
-fn diff_without_a_live_snapshot_says_what_to_do() {
+fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
     let ledger = tempfile::tempdir().expect("tmp");
-    let (code, _, err) = provisioner(&["diff"], ledger.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("--live-from FILE"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .current_dir(root())
+        .args(["diff", "--json"])
+        .env(
+            "PROVISIONER_LEDGER",
+            format!("file://{}", ledger.path().display()),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("DIGITALOCEAN_TOKEN")
+        .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
+        .output()
+        .expect("run provisioner");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        plan["has_changes"], false,
+        "unknown is not absent: nothing is created"
+    );
+    let notes = plan["notes"].to_string();
+    assert!(notes.contains("DIGITALOCEAN_TOKEN"), "{notes}");
+    assert!(
+        notes.contains("AWS provider") && notes.contains("GitHub provider"),
+        "{notes}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_observes_digitalocean_when_it_has_a_token() {
+    use provisioner::sim::digitalocean::{DoConfig, DoSim};
+    let sim = DoSim::start(DoConfig::default()).await.expect("sim");
+    let desired = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        desired.path().join("do.toml"),
+        "[digitalocean.vpc.main]\nname = \"prod\"\nregion = \"nyc3\"\n\n[digitalocean.domain.main]\nname = \"example.com\"\n",
+    )
+    .expect("write");
+    let ledger = tempfile::tempdir().expect("tmp");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .args([
+                "-d",
+                desired.path().to_str().expect("utf-8"),
+                "diff",
+                "--json",
+                "--detailed-exitcode",
+            ])
+            .env(
+                "PROVISIONER_LEDGER",
+                format!("file://{}", ledger.path().display()),
+            )
+            .env("DIGITALOCEAN_API_URL", sim.url())
+            .env("DIGITALOCEAN_TOKEN", "sim-token")
+            .output()
+            .expect("run provisioner")
+    };
+    let out = tokio::task::block_in_place(run);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let actions: Vec<String> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap_or(""),
+                c["address"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create digitalocean.domain.main",
+            "create digitalocean.vpc.main"
+        ]
+    );
+    // Someone makes the VPC by hand: the next diff adopts it.
+    sim.edit(|s| {
+        s.vpcs.push(serde_json::json!({"id": "11111111-2222-3333-4444-555555555555", "urn": "do:vpc:11111111-2222-3333-4444-555555555555", "name": "prod", "region": "nyc3", "ip_range": "10.1.0.0/20", "description": "", "default": true, "created_at": "2026-11-25T00:00:00Z"}))
+    });
+    let out = tokio::task::block_in_place(run);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        plan["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["action"] == "adopt" && c["address"] == "digitalocean.vpc.main")
+    );
+    let requests = sim.faults.requests();
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET")),
+        "a diff only reads: {requests:?}"
+    );
 }
 
 #[test]
