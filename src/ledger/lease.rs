@@ -56,8 +56,8 @@ impl LeaseInfo {
         LeaseInfo {
             lease_id: uuid::Uuid::new_v4().to_string(),
             owner,
-            acquired_at: rfc3339(now),
-            expires_at: rfc3339(now + ttl),
+            acquired_at: rfc3339_millis(now),
+            expires_at: rfc3339_millis(now + ttl),
         }
     }
 
@@ -75,6 +75,12 @@ pub struct Lease {
     pub info: LeaseInfo,
     /// The lock document's tag (S3 ETag or the file's digest) after our last write.
     pub(crate) tag: String,
+}
+
+/// RFC 3339 in UTC, to the millisecond: lease times, which must not be rounded (a rounded
+/// expiry would let a lease be taken over up to a second early).
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// RFC 3339 in UTC, to the second.
@@ -103,6 +109,14 @@ pub fn who() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_is_not_expired_a_moment_before_its_expiry() {
+        let l = LeaseInfo::new(Owner::current("r"), Duration::from_millis(1500));
+        let acquired = humantime::parse_rfc3339(&l.acquired_at).unwrap();
+        assert!(!l.expired(acquired + Duration::from_millis(1400)));
+        assert!(l.expired(acquired + Duration::from_millis(1600)));
+    }
 
     #[test]
     fn a_lease_expires_after_its_ttl() {

@@ -22,7 +22,7 @@ pub use s3::{S3Backend, needs_path_style};
 
 use super::codec;
 use super::error::LedgerError;
-use super::lease::{Lease, LeaseInfo, Owner, rfc3339, who};
+use super::lease::{Lease, LeaseInfo, Owner, rfc3339, rfc3339_millis, who};
 use super::model::{Ledger, Written};
 
 /// The ledger document's key under the store's prefix.
@@ -455,13 +455,21 @@ impl Store {
                 location: self.backend.location(LOCK_KEY),
             });
         };
-        if !current.expired(SystemTime::now()) {
+        let now = SystemTime::now();
+        if !current.expired(now) {
             return Err(LedgerError::LeaseHeld {
                 location: self.location(),
                 holder: Box::new(current),
             });
         }
-        // Expired: take it over, only if nobody else did first.
+        // Expired: take it over, only if nobody else did first. Our times start now, after
+        // the old lease's end, not when this attempt began.
+        let info = LeaseInfo {
+            acquired_at: rfc3339_millis(now),
+            expires_at: rfc3339_millis(now + ttl),
+            ..info
+        };
+        let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         let put = self
             .backend
             .put(LOCK_KEY, &body, Cond::Matches(&tag))
@@ -497,7 +505,7 @@ impl Store {
     /// was taken over or broken.
     pub async fn renew(&self, lease: &mut Lease, ttl: Duration) -> Result<(), LedgerError> {
         let mut info = lease.info.clone();
-        info.expires_at = rfc3339(SystemTime::now() + ttl);
+        info.expires_at = rfc3339_millis(SystemTime::now() + ttl);
         let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         match self
             .backend
