@@ -485,3 +485,60 @@ async fn objects_carry_the_lineage_and_another_ledger_does_not_adopt_them() {
         "kinds without tags cannot tell, and are adopted"
     );
 }
+
+#[tokio::test]
+async fn a_non_empty_bucket_is_deleted_only_with_force_destroy() {
+    let (_sim, mut p) = setup().await;
+    p.spaces = Some(provisioner::providers::digitalocean::spaces::SpacesConfig {
+        endpoint: Some(support::moto::endpoint().to_string()),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+    });
+    let s3 = support::moto::client();
+    for force in [false, true] {
+        let name = format!("data-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let text = format!(
+            "[settings]\nprune = true\n\n[digitalocean.spaces_bucket.data]\nname = \"{name}\"\nregion = \"ams3\"\nversioning = true\nforce_destroy = {force}\n"
+        );
+        let d = state(&text);
+        let mut ledger = Ledger::create();
+        converge(&p, &d, &mut ledger).await;
+        // Two versions of one object: a versioned bucket holds more than its listing shows.
+        for body in ["one", "two"] {
+            s3.put_object()
+                .bucket(&name)
+                .key("backup.tar")
+                .body(body.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+        // The bucket leaves the desired state; prune is on.
+        let gone = state("[settings]\nprune = true\n");
+        let l = live(&p, &gone, &ledger).await;
+        let (plan, _) = plan::plan(&gone, &ledger, &l).unwrap();
+        assert_eq!(acting(&plan), ["delete digitalocean.spaces_bucket.data"]);
+        let outcomes = apply_sequential(&plan, &gone, &mut ledger, &l, &p).await;
+        let exists = s3.head_bucket().bucket(&name).send().await.is_ok();
+        if force {
+            assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);
+            assert!(!exists, "emptied and deleted");
+        } else {
+            let e = outcomes[0].result.as_ref().unwrap_err();
+            assert!(
+                e.contains("not empty") && e.contains("force_destroy"),
+                "{e}"
+            );
+            assert!(exists, "data is never deleted without force_destroy");
+            assert!(
+                ledger
+                    .resources
+                    .contains_key(&provisioner::desired::Address::new(
+                        "digitalocean",
+                        "spaces_bucket",
+                        "data"
+                    ))
+            );
+        }
+    }
+}

@@ -79,7 +79,9 @@ pub async fn apply_sequential<P: Provider>(
             let Some(kind) = Kind::parse(&entry.kind) else {
                 continue;
             };
-            let fields = serde_json::Map::new();
+            // What was last applied (a bucket's region, say) and the local settings.
+            let fields = entry.applied.clone();
+            let options = Value::Object(entry.options.clone());
             match provider
                 .apply(ApplyRequest {
                     kind,
@@ -87,7 +89,7 @@ pub async fn apply_sequential<P: Provider>(
                     cloud_id: Some(&entry.id),
                     fields: &fields,
                     strategy: None,
-                    spec: None,
+                    spec: Some(&options),
                     lineage: &lineage,
                 })
                 .await
@@ -155,6 +157,7 @@ pub async fn apply_sequential<P: Provider>(
                                 .collect::<std::collections::BTreeMap<String, Value>>(),
                             depends_on: r.depends_on.clone(),
                             prevent_destroy: r.lifecycle.prevent_destroy,
+                            options: local_options(r),
                         },
                     );
                     Ok(())
@@ -169,4 +172,23 @@ pub async fn apply_sequential<P: Provider>(
         });
     }
     out
+}
+
+/// The local settings of a resource (not compared with the cloud, not secret), as the
+/// ledger keeps them for a later delete.
+fn local_options(r: &crate::desired::Resource) -> serde_json::Map<String, Value> {
+    r.kind()
+        .fields()
+        .iter()
+        .filter(|f| {
+            f.change == crate::desired::schema::Change::Local
+                && !matches!(f.shape, crate::desired::schema::Shape::Secret { .. })
+        })
+        .filter_map(|f| {
+            r.spec_json
+                .get(f.name)
+                .filter(|v| !v.is_null())
+                .map(|v| (f.name.to_string(), v.clone()))
+        })
+        .collect()
 }

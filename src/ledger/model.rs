@@ -99,6 +99,10 @@ pub struct LedgerEntry {
     /// the description does not make it deletable.
     #[serde(default)]
     pub prevent_destroy: bool,
+    /// The resource's local settings when it was last applied (`force_destroy`, ...): what a
+    /// delete needs after the resource has left the desired state.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub options: serde_json::Map<String, Value>,
 }
 
 /// A create in flight: recorded before the API call, cleared when its id is recorded.

@@ -161,6 +161,7 @@ impl FakeCloud {
                             attributes,
                             depends_on: r.depends_on.clone(),
                             prevent_destroy: r.lifecycle.prevent_destroy,
+                            options: Default::default(),
                         },
                     );
                 }

@@ -301,13 +301,17 @@ pub async fn apply(
         .or(req.cloud_id)
         .ok_or_else(|| ProviderError::msg("a bucket needs its name"))?
         .to_string();
+    let force = req
+        .spec
+        .and_then(|s| s["force_destroy"].as_bool())
+        .unwrap_or(false);
     match req.action {
         Action::Delete => {
-            delete(&client, req.cloud_id.unwrap_or(&name)).await?;
+            delete(&client, req.cloud_id.unwrap_or(&name), force).await?;
             return Ok(Applied::default());
         }
         Action::Replace => {
-            delete(&client, req.cloud_id.unwrap_or(&name)).await?;
+            delete(&client, req.cloud_id.unwrap_or(&name), force).await?;
             create(&client, &name, f).await?;
         }
         Action::Create => create(&client, &name, f).await?,
@@ -342,22 +346,59 @@ async fn create(client: &Client, name: &str, f: &Map<String, Value>) -> Result<(
     }
 }
 
-async fn delete(client: &Client, name: &str) -> Result<(), ProviderError> {
-    let objects = client
-        .list_objects_v2()
-        .bucket(name)
-        .max_keys(1)
-        .send()
-        .await;
-    match objects {
-        Ok(o) if o.key_count().unwrap_or(0) > 0 => {
+/// Deletes a bucket. A bucket that still holds objects (or old versions of them) is only
+/// emptied and deleted with `force_destroy`; otherwise it is refused, never silently kept.
+async fn delete(client: &Client, name: &str, force: bool) -> Result<(), ProviderError> {
+    let mut key_marker: Option<String> = None;
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = match client
+            .list_object_versions()
+            .bucket(name)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+        {
+            Ok(p) => p,
+            Err(e)
+                if e.as_service_error()
+                    .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
+                    == Some("NoSuchBucket") =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(err(&format!("listing Spaces bucket {name}"), e)),
+        };
+        let entries: Vec<(String, Option<String>)> =
+            page.versions()
+                .iter()
+                .filter_map(|v| Some((v.key()?.to_string(), v.version_id().map(str::to_string))))
+                .chain(page.delete_markers().iter().filter_map(|m| {
+                    Some((m.key()?.to_string(), m.version_id().map(str::to_string)))
+                }))
+                .collect();
+        if !entries.is_empty() && !force {
             return Err(ProviderError::msg(format!(
-                "Spaces bucket {name} is not empty: provisioner does not delete data; empty it first"
+                "Spaces bucket {name} is not empty: provisioner does not delete data unless the bucket says `force_destroy = true`"
             )));
         }
-        Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) => return Ok(()),
-        Err(e) => return Err(err(&format!("checking Spaces bucket {name}"), e)),
+        for (key, version) in entries {
+            client
+                .delete_object()
+                .bucket(name)
+                .key(&key)
+                .set_version_id(version)
+                .send()
+                .await
+                .map_err(|e| err(&format!("emptying Spaces bucket {name}"), e))?;
+        }
+        if page.is_truncated() == Some(true) {
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        } else {
+            break;
+        }
     }
     client
         .delete_bucket()
