@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::desired::{Address, DesiredState, Kind};
 use crate::ledger::model::applied_hash;
 use crate::ledger::{Ledger, LedgerEntry};
-use crate::live::LiveState;
+use std::collections::HashMap;
+
+use crate::live::{LiveObject, LiveState};
 use crate::plan::planner::{Attributes, Resolved, desired_fields, known_fields};
 use crate::plan::{Action, Plan};
 use crate::providers::{ApplyRequest, Provider};
@@ -27,19 +29,32 @@ pub struct Outcome {
 /// The attributes references can read before anything runs: the ledger's record, with what
 /// observing saw on top.
 pub fn initial_attributes(desired: &DesiredState, ledger: &Ledger, live: &LiveState) -> Attributes {
+    let by_id = live_index(live);
     let mut attrs = Attributes::new();
-    for (address, r) in &desired.resources {
+    for address in desired.resources.keys() {
         let Some(e) = ledger.resources.get(address) else {
             attrs.insert(address.clone(), None);
             continue;
         };
         let mut a = e.attributes.clone();
-        if let Some(o) = live.objects(r.kind()).iter().find(|o| o.id == e.id) {
+        if let Some(o) = by_id.get(&(e.kind.as_str(), e.id.as_str())) {
             a.extend(o.attributes.clone());
         }
         attrs.insert(address.clone(), Some(a));
     }
     attrs
+}
+
+/// Live objects by (`provider.kind`, id): one pass, so lookups stay linear overall.
+fn live_index(live: &LiveState) -> HashMap<(&str, &str), &LiveObject> {
+    live.kinds
+        .iter()
+        .flat_map(|(k, o)| {
+            o.objects
+                .iter()
+                .map(move |o| ((k.as_str(), o.id.as_str()), o))
+        })
+        .collect()
 }
 
 /// Applies every acting change of `plan` in order with `apply`, recording results in
@@ -53,10 +68,11 @@ pub async fn apply_sequential<P: Provider>(
     provider: &P,
 ) -> Vec<Outcome> {
     let mut attrs = initial_attributes(desired, ledger, live);
+    let by_id = live_index(live);
     // Adopted objects the ledger does not know yet: their live attributes.
     for c in &plan.changes {
         if let (Some(id), Some(r)) = (&c.cloud_id, desired.resources.get(&c.address))
-            && let Some(o) = live.objects(r.kind()).iter().find(|o| &o.id == id)
+            && let Some(o) = by_id.get(&(r.kind().key(), id.as_str()))
         {
             attrs
                 .entry(c.address.clone())

@@ -12,7 +12,7 @@ use crate::desired::{Address, DesiredState};
 use crate::ledger::model::applied_hash;
 use crate::ledger::{Ledger, LedgerEntry};
 use crate::live::{LiveObject, LiveState};
-use crate::plan::planner::{Attributes, Resolved, desired_fields, known_fields, secret_fields};
+use crate::plan::planner::{Resolved, desired_fields, known_fields, secret_fields};
 use crate::plan::{Action, Plan};
 
 /// The time every fake write is stamped with (the fake has no clock).
@@ -46,32 +46,6 @@ impl FakeCloud {
         self.objects_mut(kind).retain(|o| o.id != id);
     }
 
-    fn attributes(&self, desired: &DesiredState, ledger: &Ledger) -> Attributes {
-        let mut attrs = Attributes::new();
-        let by_id: BTreeMap<(&str, &str), &LiveObject> = self
-            .live
-            .kinds
-            .iter()
-            .flat_map(|(k, o)| {
-                o.objects
-                    .iter()
-                    .map(move |o| ((k.as_str(), o.id.as_str()), o))
-            })
-            .collect();
-        for address in desired.resources.keys() {
-            let Some(e) = ledger.resources.get(address) else {
-                attrs.insert(address.clone(), None);
-                continue;
-            };
-            let mut a = e.attributes.clone();
-            if let Some(o) = by_id.get(&(e.kind.as_str(), e.id.as_str())) {
-                a.extend(o.attributes.clone());
-            }
-            attrs.insert(address.clone(), Some(a));
-        }
-        attrs
-    }
-
     /// Applies every acting change of `plan`, in order, updating the ledger as it goes.
     pub fn apply(
         &mut self,
@@ -79,7 +53,7 @@ impl FakeCloud {
         desired: &DesiredState,
         ledger: &mut Ledger,
     ) -> Result<(), String> {
-        let mut attrs = self.attributes(desired, ledger);
+        let mut attrs = crate::exec::initial_attributes(desired, ledger, &self.live);
         for change in &plan.changes {
             let address = &change.address;
             match change.action {
