@@ -816,3 +816,47 @@ async fn sigterm_releases_the_lease_at_once(place: Place) {
         .await
         .expect("free for the next process");
 }
+
+#[test]
+fn an_s3_ledger_without_region_or_credentials_says_what_to_set() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |region: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        cmd.args(["--ledger", "s3://some-bucket/prod", "state", "list"])
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", home.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"));
+        for k in [
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+        ] {
+            cmd.env_remove(k);
+        }
+        if let Some(r) = region {
+            cmd.env("AWS_REGION", r);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(None);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("AWS_REGION") && err.contains("--ledger file://state"),
+        "{err}"
+    );
+    let (code, err) = run(Some("us-east-1"));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("AWS_ACCESS_KEY_ID") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -35,6 +35,12 @@ impl S3Backend {
         bucket: &str,
         prefix: &str,
     ) -> Result<(Self, Vec<String>), LedgerError> {
+        if config.region().is_none() {
+            return Err(LedgerError::S3 {
+                location: format!("s3://{bucket}"),
+                message: "no AWS region: set AWS_REGION (and credentials through the standard AWS chain), or use a local ledger with --ledger file://state".into(),
+            });
+        }
         let path_style = config.endpoint_url().is_some_and(needs_path_style);
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(path_style)
@@ -118,7 +124,16 @@ impl S3Backend {
                     s.code().unwrap_or("error"),
                     s.message().unwrap_or("no message")
                 ),
-                _ => crate::errors::chain(&e),
+                _ => {
+                    let text = crate::errors::chain(&e);
+                    if text.contains("credential") {
+                        format!(
+                            "{text}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or use a local ledger with --ledger file://state"
+                        )
+                    } else {
+                        text
+                    }
+                }
             },
         }
     }
