@@ -164,6 +164,13 @@ async fn converge(p: &DoProvider, d: &DesiredState, ledger: &mut Ledger) -> Plan
     plan
 }
 
+/// A fresh observe and plan finds nothing to do.
+async fn assert_converged(p: &DoProvider, d: &DesiredState, ledger: &Ledger) {
+    let l = live(p, d, ledger).await;
+    let (again, _) = plan::plan(d, ledger, &l).unwrap();
+    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+}
+
 fn acting(plan: &Plan) -> Vec<String> {
     plan.changes
         .iter()
@@ -255,9 +262,7 @@ async fn hand_edits_are_detected_and_corrected() {
             .collect::<Vec<_>>(),
         ["node_pools.workers.count"]
     );
-    let l = live(&p, &d, &ledger).await;
-    let (again, _) = plan::plan(&d, &ledger, &l).unwrap();
-    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+    assert_converged(&p, &d, &ledger).await;
     assert_eq!(
         sim.edit(|s| s.firewalls[0]["inbound_rules"].as_array().unwrap().len()),
         1
@@ -303,9 +308,7 @@ async fn a_create_whose_answer_is_lost_makes_no_duplicate() {
     converge(&p, &d, &mut ledger).await;
     assert_eq!(sim.edit(|s| s.firewalls.len()), 1);
     assert_eq!(sim.edit(|s| s.vpcs.len()), 1);
-    let l = live(&p, &d, &ledger).await;
-    let (again, _) = plan::plan(&d, &ledger, &l).unwrap();
-    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+    assert_converged(&p, &d, &ledger).await;
 }
 
 #[tokio::test]
@@ -419,9 +422,7 @@ async fn spaces_buckets_converge_through_the_s3_api_and_drift_is_corrected() {
         c.fields.iter().map(|f| f.path.as_ref()).collect::<Vec<_>>(),
         ["versioning"]
     );
-    let l = live(&p, &d, &ledger).await;
-    let (again, _) = plan::plan(&d, &ledger, &l).unwrap();
-    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+    assert_converged(&p, &d, &ledger).await;
 }
 
 #[tokio::test]
@@ -455,9 +456,7 @@ async fn objects_carry_the_lineage_and_another_ledger_does_not_adopt_them() {
     let tags = sim.edit(|s| s.clusters[0]["tags"].clone());
     assert!(tags.as_array().unwrap().contains(&json!(tag)), "{tags}");
     // Our own ledger: still nothing to do (the tag is ours, and not a user tag).
-    let l = live(&p, &d, &ours).await;
-    let (again, _) = plan::plan(&d, &ours, &l).unwrap();
-    assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+    assert_converged(&p, &d, &ours).await;
     // A second ledger pointed at the same account finds the cluster by name, sees another
     // lineage, and reports instead of adopting.
     let theirs = Ledger::create();
