@@ -99,6 +99,7 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("DIGITALOCEAN_TOKEN")
         .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
+        .env_remove("GITHUB_TOKEN")
         .output()
         .expect("run provisioner");
     assert_eq!(
@@ -115,7 +116,7 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
     let notes = plan["notes"].to_string();
     assert!(notes.contains("DIGITALOCEAN_TOKEN"), "{notes}");
     assert!(
-        notes.contains("AWS provider") && notes.contains("GitHub provider"),
+        notes.contains("AWS provider") && notes.contains("set GITHUB_TOKEN"),
         "{notes}"
     );
 }

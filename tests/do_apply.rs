@@ -151,7 +151,7 @@ async fn live(p: &DoProvider, d: &DesiredState, l: &Ledger) -> LiveState {
 async fn converge(p: &DoProvider, d: &DesiredState, ledger: &mut Ledger) -> Plan {
     let l = live(p, d, ledger).await;
     let (plan, _) = plan::plan(d, ledger, &l).unwrap();
-    let outcomes = apply_sequential(&plan, d, ledger, &l, p).await;
+    let outcomes = apply_sequential(&plan, d, ledger, &l, p, None).await;
     for o in &outcomes {
         assert!(
             o.result.is_ok(),
@@ -517,7 +517,7 @@ async fn a_non_empty_bucket_is_deleted_only_with_force_destroy() {
         let l = live(&p, &gone, &ledger).await;
         let (plan, _) = plan::plan(&gone, &ledger, &l).unwrap();
         assert_eq!(acting(&plan), ["delete digitalocean.spaces_bucket.data"]);
-        let outcomes = apply_sequential(&plan, &gone, &mut ledger, &l, &p).await;
+        let outcomes = apply_sequential(&plan, &gone, &mut ledger, &l, &p, None).await;
         let exists = s3.head_bucket().bucket(&name).send().await.is_ok();
         if force {
             assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);

@@ -92,69 +92,17 @@ fn run(
     Ok(plan::plan(state, &ledger, &live)?)
 }
 
-/// Observes the clouds this build has providers for. DigitalOcean is observed with
-/// `DIGITALOCEAN_TOKEN` (and Spaces with `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY`);
-/// the kinds of providers this build lacks, or lacks credentials for, are reported as not
-/// observed, so the plan changes nothing of theirs and says why.
+/// Observes the clouds this build has providers for: DigitalOcean with `DIGITALOCEAN_TOKEN`
+/// (and Spaces with `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY`), GitHub with
+/// `GITHUB_TOKEN`. The kinds of providers this build lacks, or lacks credentials for, are
+/// reported as not observed, so the plan changes nothing of theirs and says why.
 fn observe_clouds(state: &desired::DesiredState, ledger: &Ledger) -> anyhow::Result<LiveState> {
-    use crate::desired::Kind;
-    use crate::live::{KindObservation, ObserveStatus};
-    use crate::providers::digitalocean::{ApiConfig, DoClient, DoProvider, spaces::SpacesConfig};
-
-    let unknown = |why: String| KindObservation {
-        status: ObserveStatus::Failed(why),
-        objects: Vec::new(),
-    };
-    let mut live = LiveState {
-        observed_at: Some(crate::ledger::lease::rfc3339(std::time::SystemTime::now())),
-        ..LiveState::default()
-    };
-    for kind in Kind::ALL {
-        let why = match kind.provider() {
-            "aws" => "observing AWS arrives with the AWS provider; use --live-from for a snapshot",
-            "github" => {
-                "observing GitHub arrives with the GitHub provider; use --live-from for a snapshot"
-            }
-            _ => continue,
-        };
-        live.kinds
-            .insert(kind.key().to_string(), unknown(why.to_string()));
-    }
-    let uses_do = state
-        .resources
-        .values()
-        .any(|r| r.kind().provider() == "digitalocean")
-        || ledger
-            .resources
-            .values()
-            .any(|e| e.kind.starts_with("digitalocean."));
-    if !uses_do {
-        return Ok(live);
-    }
-    let per_minute = state.settings.rate_limits.digitalocean_per_minute;
-    match ApiConfig::from_env(per_minute) {
-        Err(why) => {
-            for kind in Kind::ALL.iter().filter(|k| k.provider() == "digitalocean") {
-                live.kinds
-                    .insert(kind.key().to_string(), unknown(why.clone()));
-            }
-        }
-        Ok(config) => {
-            let provider = DoProvider {
-                client: DoClient::new(config).map_err(anyhow::Error::msg)?,
-                spaces: SpacesConfig::from_env().ok(),
-                poll_every: std::time::Duration::from_secs(10),
-            };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            for (kind, obs) in runtime.block_on(provider.observe(state, ledger)) {
-                live.kinds.insert(kind.key().to_string(), obs);
-            }
-        }
-    }
-    Ok(live)
+    let clouds = crate::providers::clouds::Clouds::from_env(state);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(clouds.observe(state, ledger)))
 }
 
 /// Reads a live-state snapshot.

@@ -13,7 +13,11 @@ use std::collections::HashMap;
 use crate::live::{LiveObject, LiveState};
 use crate::plan::planner::{Attributes, Resolved, desired_fields, known_fields};
 use crate::plan::{Action, Plan};
-use crate::providers::{ApplyRequest, Provider};
+use crate::providers::{ApplyRequest, Provider, SecretValue};
+use std::collections::BTreeMap;
+
+use crate::desired::values::SecretSource;
+use crate::ledger::fingerprint::FingerprintKey;
 
 /// How one change ended.
 #[derive(Clone, Debug)]
@@ -57,16 +61,82 @@ fn live_index(live: &LiveState) -> HashMap<(&str, &str), &LiveObject> {
         .collect()
 }
 
+/// Secret outputs produced during one pass (`kubeconfig`, `private_key`, `smtp_password`),
+/// by address, held in memory only until the pass ends.
+pub type SecretOutputs = HashMap<Address, BTreeMap<String, SecretValue>>;
+
+/// The values of a resource's secret fields: read from the environment or a file, or taken
+/// from the secret output of another resource (produced earlier in this pass, or read again
+/// from its cloud where the cloud can give it back). `generate` values are the provider's
+/// business and are not resolved here. Errors name the resource and field, never a value.
+pub async fn resolve_secrets<P: Provider>(
+    r: &crate::desired::Resource,
+    desired: &DesiredState,
+    ledger: &Ledger,
+    outputs: &SecretOutputs,
+    provider: &P,
+) -> Result<BTreeMap<String, SecretValue>, String> {
+    let mut out = BTreeMap::new();
+    for &field in crate::plan::planner::secret_fields(r.kind()) {
+        let Some(source) = r.spec.secret(field) else {
+            continue;
+        };
+        let value = match source {
+            SecretSource::Env(_) | SecretSource::File(_) => {
+                SecretValue::new(crate::desired::secrets::read(r, field, source)?)
+            }
+            SecretSource::Generate(_) => continue,
+            SecretSource::Ref(reference) => {
+                let from = &reference.address;
+                let output = reference.attribute.as_str();
+                if let Some(v) = outputs.get(from).and_then(|o| o.get(output)) {
+                    v.clone()
+                } else {
+                    let entry = ledger.resources.get(from);
+                    let spec = desired.resources.get(from).map(|x| &x.spec_json);
+                    let again = match (
+                        entry,
+                        Kind::parse(entry.map(|e| e.kind.as_str()).unwrap_or("")),
+                    ) {
+                        (Some(e), Some(kind)) => provider
+                            .secret_output(kind, &e.id, output, spec)
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "{}: {} `{field}`: reading {from}.{output}: {}",
+                                    r.location, r.address, e.message
+                                )
+                            })?,
+                        _ => None,
+                    };
+                    again.ok_or_else(|| {
+                        format!(
+                            "{}: {} `{field}` needs {from}.{output}, which its cloud does not give back: it exists only in the pass that creates or rotates {from} (replace it with `provisioner apply --replace {from}` to produce a new one)",
+                            r.location, r.address
+                        )
+                    })?
+                }
+            }
+        };
+        out.insert(field.to_string(), value);
+    }
+    Ok(out)
+}
+
 /// Applies every acting change of `plan` in order with `apply`, recording results in
 /// `ledger`. A change whose references are still unknown (because what it depends on failed)
-/// is skipped and reported.
+/// is skipped and reported. Secret values are resolved as each change needs them, and their
+/// keyed fingerprints (with `key`) go to the ledger; the values never do.
 pub async fn apply_sequential<P: Provider>(
     plan: &Plan,
     desired: &DesiredState,
     ledger: &mut Ledger,
     live: &LiveState,
     provider: &P,
+    key: Option<&FingerprintKey>,
 ) -> Vec<Outcome> {
+    let mut outputs = SecretOutputs::new();
+    let no_secrets = BTreeMap::new();
     let mut attrs = initial_attributes(desired, ledger, live);
     let by_id = live_index(live);
     // Adopted objects the ledger does not know yet: their live attributes.
@@ -107,6 +177,7 @@ pub async fn apply_sequential<P: Provider>(
                     strategy: None,
                     spec: Some(&options),
                     lineage: &lineage,
+                    secrets: &no_secrets,
                 })
                 .await
             {
@@ -133,6 +204,25 @@ pub async fn apply_sequential<P: Provider>(
             }
             let known = known_fields(&fields);
             let kind = r.kind();
+            let secrets = match resolve_secrets(r, desired, ledger, &outputs, provider).await {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(Outcome {
+                        address: address.clone(),
+                        action: change.action,
+                        result: Err(e),
+                    });
+                    continue;
+                }
+            };
+            let fingerprints: BTreeMap<String, String> = key
+                .map(|k| {
+                    secrets
+                        .iter()
+                        .map(|(f, v)| (f.clone(), k.fingerprint(address, f, v.expose())))
+                        .collect()
+                })
+                .unwrap_or_default();
             if change.action == Action::Create {
                 ledger.pending.insert(
                     address.clone(),
@@ -151,11 +241,15 @@ pub async fn apply_sequential<P: Provider>(
                     strategy: change.strategy,
                     spec: Some(&r.spec_json),
                     lineage: &lineage,
+                    secrets: &secrets,
                 })
                 .await
             {
                 Ok(applied) => {
                     attrs.insert(address.clone(), Some(applied.attributes.clone()));
+                    if !applied.secrets.is_empty() {
+                        outputs.insert(address.clone(), applied.secrets.clone());
+                    }
                     ledger.pending.remove(address);
                     ledger.resources.insert(
                         address.clone(),
@@ -164,7 +258,7 @@ pub async fn apply_sequential<P: Provider>(
                             id: applied.id,
                             applied_hash: applied_hash(&known),
                             applied: known,
-                            fingerprints: Default::default(),
+                            fingerprints,
                             updated_at: applied.updated_at,
                             attributes: applied
                                 .attributes

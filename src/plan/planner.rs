@@ -628,6 +628,7 @@ impl<'a> Planner<'a> {
             .into_iter()
             .partition(|d| is_ignored(&d.path, &r.lifecycle.ignore_changes));
         diffs.extend(secret_diffs);
+        diffs.extend(self.rotation_due(r, entry, object));
         let forced: Vec<&FieldChange> = diffs.iter().filter(|d| d.forces_replacement).collect();
         let reason = if adopt {
             Some(if self.desired_pending(address) {
@@ -736,6 +737,33 @@ impl<'a> Planner<'a> {
             }
         }
         out
+    }
+
+    /// `rotate_after`: an object older than that (by its `created_at`, as the cloud or the
+    /// ledger says, against the observation's time) is replaced. The observation's time is
+    /// the planner's only clock, so plans stay reproducible.
+    fn rotation_due(
+        &self,
+        r: &Resource,
+        entry: Option<&LedgerEntry>,
+        object: &LiveObject,
+    ) -> Option<FieldChange> {
+        let period = r.spec_json.get("rotate_after")?.as_str()?;
+        let seconds = crate::desired::values::Duration::parse(period).ok()?;
+        let born = object
+            .attributes
+            .get("created_at")
+            .or_else(|| entry.and_then(|e| e.attributes.get("created_at")))?
+            .as_str()?;
+        let now = humantime::parse_rfc3339(self.live.observed_at.as_deref()?).ok()?;
+        let created = humantime::parse_rfc3339(born).ok()?;
+        let due = created + std::time::Duration::from_secs(seconds);
+        (due <= now).then(|| FieldChange {
+            path: Cow::Borrowed("rotate_after"),
+            old: Shown::Value(Value::String(format!("created {born}"))),
+            new: Shown::Value(Value::String(format!("rotation due (older than {period})"))),
+            forces_replacement: true,
+        })
     }
 
     fn plan_removed(&mut self) {
@@ -1042,7 +1070,7 @@ fn diff_field(
             }
         }
         _ => {
-            if covers(want, have) {
+            if covers(want, have) || same_ignoring_case(shape, want, have) {
                 return;
             }
             let forces = match policy {
@@ -1083,6 +1111,27 @@ fn covers(want: &Value, have: Option<&Value>) -> bool {
             w.len() == h.len() && w.iter().zip(h).all(|(a, b)| covers(a, Some(b)))
         }
         (w, Some(h)) => w == h,
+    }
+}
+
+/// GitHub stores names upper-case and matches repositories case-insensitively: `kubeconfig`
+/// written in the desired state is `KUBECONFIG` on GitHub, and that is no drift.
+fn same_ignoring_case(shape: &Shape, want: &Value, have: Option<&Value>) -> bool {
+    use crate::desired::schema::Decode;
+    use crate::desired::values::{GhEnvironment, GhName, Repository};
+    let shape = match shape {
+        Shape::Optional(inner) => inner.as_ref(),
+        s => s,
+    };
+    let Shape::Format(d) = shape else {
+        return false;
+    };
+    let insensitive = [GhName::shape(), Repository::shape(), GhEnvironment::shape()]
+        .iter()
+        .any(|s| matches!(s, Shape::Format(e) if e == d));
+    match (want.as_str(), have.and_then(Value::as_str)) {
+        (Some(w), Some(h)) => insensitive && w.eq_ignore_ascii_case(h),
+        _ => false,
     }
 }
 

@@ -1,8 +1,11 @@
-//! Providers: the adapters that observe and change one cloud each. `digitalocean` is the
-//! first; `fake` is an in-memory cloud for planner and executor tests.
+//! Providers: the adapters that observe and change one cloud each (`digitalocean`,
+//! `github`); `fake` is an in-memory cloud for planner and executor tests; `clouds` puts
+//! them behind one dispatcher.
 
+pub mod clouds;
 pub mod digitalocean;
 pub mod fake;
+pub mod github;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +33,44 @@ pub struct ApplyRequest<'a> {
     pub spec: Option<&'a Value>,
     /// The ledger's lineage, for the tag created objects carry.
     pub lineage: &'a str,
+    /// The values of the resource's secret fields (`value`), read or handed on by the
+    /// executor; empty for deletes.
+    pub secrets: &'a BTreeMap<String, SecretValue>,
+}
+
+/// A secret value in memory: never printed (`Debug` and `Display` are redacted), wiped when
+/// dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Vec<u8>);
+
+impl SecretValue {
+    /// Wraps bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretValue(bytes)
+    }
+
+    /// The bytes, for the one place that must send them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for SecretValue {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(redacted)")
+    }
+}
+
+impl std::fmt::Display for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(sensitive)")
+    }
 }
 
 /// What a change produced.
@@ -39,8 +80,9 @@ pub struct Applied {
     pub id: String,
     /// Its exported, non-secret attributes.
     pub attributes: BTreeMap<String, Value>,
-    /// Secret outputs (`kubeconfig`, `secret_key`): handed on by reference, never stored.
-    pub secrets: BTreeMap<String, String>,
+    /// Secret outputs (`kubeconfig`, `secret_key`, `private_key`): handed on by reference,
+    /// never stored.
+    pub secrets: BTreeMap<String, SecretValue>,
     /// The cloud's timestamp of the change, where it keeps one.
     pub updated_at: Option<String>,
 }
@@ -72,4 +114,19 @@ pub trait Provider {
         &self,
         req: ApplyRequest<'_>,
     ) -> impl std::future::Future<Output = Result<Applied, ProviderError>>;
+
+    /// Reads a secret output of an existing object again (a cluster's kubeconfig), for a
+    /// consumer that needs it in a pass that did not create the object. `None` when the
+    /// cloud cannot give it back (a private key, a secret access key): only creating or
+    /// rotating the object produces it.
+    fn secret_output(
+        &self,
+        kind: Kind,
+        id: &str,
+        output: &str,
+        spec: Option<&Value>,
+    ) -> impl std::future::Future<Output = Result<Option<SecretValue>, ProviderError>> {
+        let _ = (kind, id, output, spec);
+        async { Ok(None) }
+    }
 }

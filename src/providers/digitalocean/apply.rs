@@ -321,9 +321,10 @@ async fn create(
     if kind == Kind::DoSpacesKey
         && let Some(secret) = object["secret_key"].as_str()
     {
-        applied
-            .secrets
-            .insert("secret_key".into(), secret.to_string());
+        applied.secrets.insert(
+            "secret_key".into(),
+            crate::providers::SecretValue::new(secret.as_bytes().to_vec()),
+        );
     }
     if kind == Kind::DoProject {
         assign_resources(client, &applied.id, f).await?;
@@ -343,6 +344,27 @@ async fn create(
     Ok(applied)
 }
 
+/// A cluster's kubeconfig, its token living as long as `kubeconfig_expiry` says (the API's
+/// default is 7 days).
+pub async fn kubeconfig(
+    client: &DoClient,
+    id: &str,
+    spec: Option<&Value>,
+) -> Result<crate::providers::SecretValue, ProviderError> {
+    let expiry = spec
+        .and_then(|s| s["kubeconfig_expiry"].as_str())
+        .and_then(|d| crate::desired::values::Duration::parse(d).ok())
+        .unwrap_or(7 * 86_400);
+    let answer = client
+        .request(
+            Method::GET,
+            &format!("/v2/kubernetes/clusters/{id}/kubeconfig?expiry_seconds={expiry}"),
+            None,
+        )
+        .await?;
+    Ok(crate::providers::SecretValue::new(answer.text.into_bytes()))
+}
+
 /// After a create (or an adopted create): wait for clusters, read attributes.
 async fn finish_existing(
     client: &DoClient,
@@ -356,20 +378,9 @@ async fn finish_existing(
     if kind == Kind::DoKubernetesCluster {
         let c = wait_running(client, id, poll_every, progress).await?;
         let mut applied = applied_from(kind, &c, f)?;
-        // The token lives as long as `kubeconfig_expiry` says (the API's default is 7 days).
-        let expiry = req
-            .spec
-            .and_then(|s| s["kubeconfig_expiry"].as_str())
-            .and_then(|d| crate::desired::values::Duration::parse(d).ok())
-            .unwrap_or(7 * 86_400);
-        let kubeconfig = client
-            .request(
-                Method::GET,
-                &format!("/v2/kubernetes/clusters/{id}/kubeconfig?expiry_seconds={expiry}"),
-                None,
-            )
-            .await?;
-        applied.secrets.insert("kubeconfig".into(), kubeconfig.text);
+        applied
+            .secrets
+            .insert("kubeconfig".into(), kubeconfig(client, id, req.spec).await?);
         return Ok(applied);
     }
     let path = match kind {

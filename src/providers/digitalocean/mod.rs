@@ -64,4 +64,19 @@ impl crate::providers::Provider for DoProvider {
         }
         apply::apply(&self.client, &req, self.poll_every, &|_| {}).await
     }
+
+    async fn secret_output(
+        &self,
+        kind: crate::desired::Kind,
+        id: &str,
+        output: &str,
+        spec: Option<&serde_json::Value>,
+    ) -> Result<Option<crate::providers::SecretValue>, crate::providers::ProviderError> {
+        match (kind, output) {
+            (crate::desired::Kind::DoKubernetesCluster, "kubeconfig") => {
+                Ok(Some(apply::kubeconfig(&self.client, id, spec).await?))
+            }
+            _ => Ok(None),
+        }
+    }
 }

@@ -1,0 +1,598 @@
+//! The GitHub provider end to end against the GitHub simulator, which opens every sealed box
+//! and keeps the plaintext so the tests can check what was really delivered: secrets,
+//! environment secrets, variables and deploy keys are created, updated, restored after hand
+//! edits, rotated and deleted; rate limits are waited out or reported as unknown (never as
+//! absent); unchanged lists are answered `304`; canary values never reach the ledger, the
+//! plan, or an error.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use provisioner::desired::{self, DesiredState};
+use provisioner::exec::apply_sequential;
+use provisioner::ledger::Ledger;
+use provisioner::ledger::fingerprint::FingerprintKey;
+use provisioner::live::LiveState;
+use provisioner::plan::{self, Action, Plan};
+use provisioner::providers::github::{GhApiConfig, GhClient, GhProvider};
+use provisioner::sim::Fault;
+use provisioner::sim::github::{GhConfig, GhSim};
+
+const APPS: &str = "example-org/platform-apps";
+const GITOPS: &str = "example-org/platform-gitops";
+const CANARY: &str = "canary-7f3a9c-do-not-leak";
+const CANARY_2: &str = "canary-second-81bd20-do-not-leak";
+
+struct World {
+    sim: GhSim,
+    provider: GhProvider,
+    dir: tempfile::TempDir,
+    key: FingerprintKey,
+}
+
+async fn world() -> World {
+    let sim = GhSim::start(GhConfig::default()).await.unwrap();
+    sim.create_repo(APPS);
+    sim.create_repo(GITOPS);
+    // The production environment exists, as the environment secret's docs require.
+    let client = reqwest::Client::new();
+    let r = client
+        .put(format!(
+            "{}/repos/{GITOPS}/environments/production",
+            sim.url()
+        ))
+        .bearer_auth("sim-gh-token")
+        .header("user-agent", "test")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    World {
+        provider: provider(sim.url(), Duration::from_secs(5)),
+        sim,
+        dir: tempfile::tempdir().unwrap(),
+        key: FingerprintKey::new(b"test-fingerprint-key-0123456789".to_vec()).unwrap(),
+    }
+}
+
+fn provider(url: &str, max_wait: Duration) -> GhProvider {
+    let mut config = GhApiConfig::new(url, "sim-gh-token");
+    config.min_backoff = Duration::from_millis(10);
+    config.max_backoff = Duration::from_millis(50);
+    config.write_gap = Duration::ZERO;
+    config.max_wait = max_wait;
+    GhProvider::new(GhClient::new(config).unwrap())
+}
+
+impl World {
+    /// The desired state, with the secret files written into the temporary folder.
+    fn state(&self, text: &str, secret: &str) -> DesiredState {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("secret.txt"), secret).unwrap();
+        let text = text.replace("SECRET_FILE", &dir.join("secret.txt").display().to_string());
+        let state_dir = dir.join("desired");
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        std::fs::write(state_dir.join("github.toml"), text).unwrap();
+        let mut d = desired::load(&state_dir).unwrap_or_else(|e| panic!("{e}"));
+        desired::secrets::fingerprint_all(&mut d, &self.key).unwrap();
+        d
+    }
+
+    async fn live(&self, d: &DesiredState, l: &Ledger) -> LiveState {
+        let mut live = LiveState {
+            observed_at: Some(provisioner::ledger::lease::rfc3339(
+                std::time::SystemTime::now(),
+            )),
+            ..LiveState::default()
+        };
+        for (kind, obs) in self.provider.observe(d, l).await {
+            live.kinds.insert(kind.key().to_string(), obs);
+        }
+        live
+    }
+
+    async fn converge(&self, d: &DesiredState, ledger: &mut Ledger) -> Plan {
+        let l = self.live(d, ledger).await;
+        self.apply(d, ledger, &l).await
+    }
+
+    async fn apply(&self, d: &DesiredState, ledger: &mut Ledger, l: &LiveState) -> Plan {
+        let (plan, _) = plan::plan(d, ledger, l).unwrap();
+        let outcomes = apply_sequential(&plan, d, ledger, l, &self.provider, Some(&self.key)).await;
+        for o in &outcomes {
+            assert!(
+                o.result.is_ok(),
+                "{} {:?}: {:?}",
+                o.address,
+                o.action,
+                o.result
+            );
+        }
+        plan
+    }
+
+    async fn assert_converged(&self, d: &DesiredState, ledger: &Ledger) {
+        let l = self.live(d, ledger).await;
+        let (again, _) = plan::plan(d, ledger, &l).unwrap();
+        assert!(acting(&again).is_empty(), "{:?}", acting(&again));
+    }
+
+    fn keys(&self, repo: &str) -> Vec<serde_json::Value> {
+        self.sim.edit(|s| {
+            s.repos
+                .get(repo)
+                .map(|r| r.keys.clone())
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn acting(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action.acts())
+        .map(|c| (c.address.to_string(), c.action))
+        .collect()
+}
+
+/// Everything the provider manages, with a deploy key whose private half goes to an
+/// environment secret (in the worked example it goes to Secrets Manager), so the tests can
+/// check that the pair really belongs together.
+const DESIRED: &str = r#"
+[github.actions_secret.token]
+repository = "example-org/platform-apps"
+name = "deploy_token"
+value = { file = "SECRET_FILE" }
+
+[github.environment_secret.do_token]
+repository = "example-org/platform-gitops"
+environment = "production"
+name = "DIGITALOCEAN_TOKEN"
+value = { file = "SECRET_FILE" }
+
+[github.actions_variable.host]
+repository = "example-org/platform-apps"
+name = "SMTP_HOST"
+value = "email-smtp.eu-west-1.amazonaws.com"
+
+[github.actions_variable.stage]
+repository = "example-org/platform-gitops"
+environment = "production"
+name = "STAGE"
+value = "prod"
+
+[github.deploy_key.flux]
+repository = "example-org/platform-gitops"
+title = "flux-prod"
+read_only = true
+
+[github.environment_secret.flux_identity]
+repository = "example-org/platform-gitops"
+environment = "production"
+name = "FLUX_IDENTITY"
+value = "${github.deploy_key.flux.private_key}"
+"#;
+
+#[tokio::test]
+async fn converges_then_replans_empty_and_delivers_the_real_values() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    let plan = w.converge(&d, &mut ledger).await;
+    assert_eq!(acting(&plan).len(), 6, "{:?}", acting(&plan));
+
+    // The simulator opened the sealed boxes: the values are the intended ones.
+    assert_eq!(
+        w.sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY.as_bytes()
+    );
+    assert_eq!(
+        w.sim
+            .secret(GITOPS, Some("production"), "DIGITALOCEAN_TOKEN")
+            .unwrap(),
+        CANARY.as_bytes()
+    );
+    // The deploy key's private half (delivered through the environment secret) derives the
+    // public key GitHub holds.
+    let private = w
+        .sim
+        .secret(GITOPS, Some("production"), "FLUX_IDENTITY")
+        .unwrap();
+    let keys = w.keys(GITOPS);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["read_only"], true);
+    assert_eq!(keys[0]["title"], "flux-prod");
+    assert_public_matches(&private, keys[0]["key"].as_str().unwrap());
+
+    // A lower-case name in the desired state is no drift against GitHub's upper case.
+    w.assert_converged(&d, &ledger).await;
+
+    // The ledger keeps fingerprints and GitHub's times, never a value.
+    let entry =
+        &ledger.resources[&provisioner::desired::Address::new("github", "actions_secret", "token")];
+    assert!(entry.fingerprints["value"].starts_with("hmac-sha256:"));
+    assert!(entry.updated_at.is_some());
+    let text = serde_json::to_string(&ledger).unwrap();
+    assert!(!text.contains(CANARY));
+    assert!(!text.contains("PRIVATE KEY"));
+    assert!(!text.contains(&String::from_utf8_lossy(&private)[40..80]));
+}
+
+fn assert_public_matches(private: &[u8], public: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("id");
+    std::fs::write(&path, private).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let Ok(out) = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&path)
+        .output()
+    else {
+        // Without ssh-keygen, at least the armour is the OpenSSH one.
+        assert!(
+            String::from_utf8_lossy(private).starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+        );
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let derived = String::from_utf8(out.stdout).unwrap();
+    let bare = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    assert_eq!(bare(&derived), bare(public));
+}
+
+#[tokio::test]
+async fn a_new_value_a_hand_edit_and_a_vanished_secret_are_all_rewritten() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+
+    // The value changes at its source: the fingerprint differs, the secret is rewritten.
+    let d2 = w.state(DESIRED, CANARY_2);
+    let plan = w.converge(&d2, &mut ledger).await;
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("github.actions_secret.token".into(), Action::Update)),
+        "{changed:?}"
+    );
+    assert_eq!(
+        w.sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY_2.as_bytes()
+    );
+    w.assert_converged(&d2, &ledger).await;
+
+    // Someone sets it by hand: GitHub's updated_at is newer than provisioner's write.
+    assert!(
+        w.sim
+            .overwrite_secret(APPS, "deploy_token", b"typed-by-hand")
+    );
+    let l = w.live(&d2, &ledger).await;
+    let (plan, report) = plan::plan(&d2, &ledger, &l).unwrap();
+    w.apply(&d2, &mut ledger, &l).await;
+    assert_eq!(
+        acting(&plan),
+        vec![("github.actions_secret.token".to_string(), Action::Update)]
+    );
+    let rendered = format!(
+        "{}{}",
+        provisioner::plan::display::PlanDisplay {
+            plan: &plan,
+            report: &report,
+            color: false,
+            verbose: true,
+        },
+        serde_json::to_string(&plan).unwrap()
+    );
+    assert!(!rendered.contains(CANARY_2) && !rendered.contains("typed-by-hand"));
+    assert!(rendered.contains("(sensitive)"), "{rendered}");
+    assert_eq!(
+        w.sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY_2.as_bytes()
+    );
+    w.assert_converged(&d2, &ledger).await;
+
+    // It vanishes: re-created.
+    w.sim.edit(|s| {
+        s.repos.get_mut(APPS).unwrap().actions.secrets.clear();
+    });
+    let plan = w.converge(&d2, &mut ledger).await;
+    assert_eq!(
+        acting(&plan),
+        vec![("github.actions_secret.token".to_string(), Action::Create)]
+    );
+    assert_eq!(
+        w.sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY_2.as_bytes()
+    );
+
+    // A variable edited by hand is compared field by field and set back.
+    w.sim.edit(|s| {
+        let v = s
+            .repos
+            .get_mut(APPS)
+            .unwrap()
+            .actions
+            .variables
+            .get_mut("SMTP_HOST")
+            .unwrap();
+        v["value"] = "smtp.elsewhere.example".into();
+    });
+    let plan = w.converge(&d2, &mut ledger).await;
+    assert_eq!(
+        acting(&plan),
+        vec![("github.actions_variable.host".to_string(), Action::Update)]
+    );
+    w.assert_converged(&d2, &ledger).await;
+}
+
+#[tokio::test]
+async fn a_deploy_key_is_rotated_new_first_and_its_consumer_follows() {
+    let w = world().await;
+    let text = DESIRED.replace(
+        "read_only = true",
+        "read_only = true\nrotate_after = \"30d\"",
+    );
+    let d = w.state(&text, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    let before = w.keys(GITOPS);
+    w.assert_converged(&d, &ledger).await;
+
+    // Thirty-one days later (the observation's time is the planner's clock).
+    let mut l = w.live(&d, &ledger).await;
+    let later = std::time::SystemTime::now() + Duration::from_secs(31 * 86_400);
+    l.observed_at = Some(provisioner::ledger::lease::rfc3339(later));
+    let plan = w.apply(&d, &mut ledger, &l).await;
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("github.deploy_key.flux".into(), Action::Replace)),
+        "{changed:?}"
+    );
+    assert!(
+        changed.contains(&(
+            "github.environment_secret.flux_identity".into(),
+            Action::Update
+        )),
+        "{changed:?}"
+    );
+    let after = w.keys(GITOPS);
+    assert_eq!(
+        after.len(),
+        1,
+        "the old key is deleted after the new one exists"
+    );
+    assert_ne!(after[0]["id"], before[0]["id"]);
+    let private = w
+        .sim
+        .secret(GITOPS, Some("production"), "FLUX_IDENTITY")
+        .unwrap();
+    assert_public_matches(&private, after[0]["key"].as_str().unwrap());
+
+    // A title change replaces the key as well: create the new one, then delete the old.
+    let d2 = w.state(&text.replace("flux-prod", "flux-production"), CANARY);
+    let plan = w.converge(&d2, &mut ledger).await;
+    assert!(acting(&plan).contains(&("github.deploy_key.flux".into(), Action::Replace)));
+    let keys = w.keys(GITOPS);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["title"], "flux-production");
+    let log = w.sim.faults.requests();
+    let post = log
+        .iter()
+        .rposition(|r| r.starts_with("POST /repos/example-org/platform-gitops/keys"));
+    let delete = log
+        .iter()
+        .rposition(|r| r.starts_with("DELETE /repos/example-org/platform-gitops/keys/"));
+    assert!(post < delete, "new key first: {log:?}");
+}
+
+#[tokio::test]
+async fn removed_resources_are_deleted() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    let empty = w.state("[settings]\nprune = true\n", CANARY);
+    let plan = w.converge(&empty, &mut ledger).await;
+    assert!(acting(&plan).iter().all(|(_, a)| *a == Action::Delete));
+    assert_eq!(acting(&plan).len(), 6);
+    assert!(ledger.resources.is_empty());
+    w.sim.edit(|s| {
+        for r in s.repos.values() {
+            assert!(r.actions.secrets.is_empty() && r.actions.variables.is_empty());
+            assert!(r.keys.is_empty());
+            for e in r.environments.values() {
+                assert!(e.secrets.is_empty() && e.variables.is_empty());
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn unchanged_lists_are_answered_304_and_cost_nothing() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    w.live(&d, &ledger).await;
+    let stats = &w.provider.client.stats;
+    let (requests, cached) = (
+        stats.requests.load(Ordering::Relaxed),
+        stats.not_modified.load(Ordering::Relaxed),
+    );
+    let remaining = w.provider.client.remaining().unwrap();
+    let l = w.live(&d, &ledger).await;
+    let lists = stats.requests.load(Ordering::Relaxed) - requests;
+    // Repository secrets (apps), environment secrets (gitops/production), variables (apps,
+    // and gitops/production), deploy keys (gitops).
+    assert_eq!(lists, 5, "one list per scope and kind");
+    assert_eq!(stats.not_modified.load(Ordering::Relaxed) - cached, lists);
+    assert_eq!(
+        w.provider.client.remaining().unwrap(),
+        remaining,
+        "304s are free"
+    );
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(acting(&plan).is_empty());
+}
+
+#[tokio::test]
+async fn secondary_limits_are_waited_out() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    // A storm: every write is refused twice with a secondary limit, then goes through.
+    for method in ["PUT", "POST"] {
+        w.sim.faults.inject(
+            Some(method),
+            "/repos/",
+            Fault::Respond {
+                status: 403,
+                body: r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest"}"#.into(),
+                headers: vec![("retry-after".into(), "1".into())],
+            },
+            Some(2),
+        );
+    }
+    w.sim.faults.inject(
+        Some("GET"),
+        "/repos/",
+        Fault::Respond {
+            status: 429,
+            body: r#"{"message":"API rate limit exceeded"}"#.into(),
+            headers: vec![
+                ("retry-after".into(), "1".into()),
+                ("x-ratelimit-remaining".into(), "0".into()),
+            ],
+        },
+        Some(2),
+    );
+    let started = std::time::Instant::now();
+    w.converge(&d, &mut ledger).await;
+    assert!(w.provider.client.stats.rate_limited.load(Ordering::Relaxed) >= 6);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "retry-after was honoured"
+    );
+    assert_eq!(
+        w.sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY.as_bytes()
+    );
+    w.assert_converged(&d, &ledger).await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_observe_is_unknown_never_absent() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    // The limit resets in an hour; this pass will not wait that long.
+    let impatient = provider(w.sim.url(), Duration::from_secs(2));
+    w.sim.faults.inject(
+        Some("GET"),
+        "/repos/",
+        Fault::Respond {
+            status: 403,
+            body: r#"{"message":"API rate limit exceeded for user ID 1."}"#.into(),
+            headers: vec![
+                ("x-ratelimit-remaining".into(), "0".into()),
+                (
+                    "x-ratelimit-reset".into(),
+                    (std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs()
+                        + 3600)
+                        .to_string(),
+                ),
+            ],
+        },
+        None,
+    );
+    let mut live = LiveState::default();
+    for (kind, obs) in impatient.observe(&d, &ledger).await {
+        live.kinds.insert(kind.key().to_string(), obs);
+    }
+    for k in provisioner::providers::github::KINDS {
+        let why = live
+            .failure(k)
+            .unwrap_or_else(|| panic!("{k} should be unknown"));
+        assert!(why.contains("rate limit"), "{why}");
+    }
+    let (plan, _) = plan::plan(&d, &ledger, &live).unwrap();
+    assert!(
+        acting(&plan).is_empty(),
+        "nothing is re-created after a rate limit: {:?}",
+        acting(&plan)
+    );
+    w.sim.faults.clear();
+}
+
+#[tokio::test]
+async fn a_missing_environment_is_a_clear_error_without_the_value() {
+    let w = world().await;
+    let text = r#"
+[github.environment_secret.staging]
+repository = "example-org/platform-apps"
+environment = "staging"
+name = "TOKEN"
+value = { file = "SECRET_FILE" }
+"#;
+    let d = w.state(text, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    let err = outcomes[0].result.as_ref().unwrap_err();
+    assert!(
+        err.contains("environment \"staging\" does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains(CANARY));
+    assert!(ledger.resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_secret_whose_source_cannot_be_read_again_says_how_to_get_a_new_one() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    // The consumer of the private key vanishes; the key stays. GitHub never gives a private
+    // key back, so the consumer cannot be re-created without a new key.
+    w.sim.edit(|s| {
+        s.repos
+            .get_mut(GITOPS)
+            .unwrap()
+            .environments
+            .get_mut("production")
+            .unwrap()
+            .secrets
+            .remove("FLUX_IDENTITY");
+    });
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    let err = outcomes
+        .iter()
+        .find(|o| o.address.as_str() == "github.environment_secret.flux_identity")
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert!(err.contains("--replace github.deploy_key.flux"), "{err}");
+    assert!(Path::new(&w.dir.path().join("desired")).exists());
+}
