@@ -1,23 +1,26 @@
-//! Carrying out a plan. This is the sequential core — one change at a time, in the plan's
-//! order, resolving references from what earlier changes produced and recording each result
-//! in the ledger — that the daemon's executor (waves, bounded concurrency, write-ahead
-//! intents persisted as it goes) builds on.
+//! Carrying out a plan: changes start as soon as the changes they depend on have finished,
+//! with a bounded number in flight per provider; references are resolved from what earlier
+//! changes produced; a write-ahead intent is persisted before every create and results are
+//! persisted as they arrive (coalesced); a failure skips its dependants and nothing else.
 
 use serde_json::Value;
 
 use crate::desired::{Address, DesiredState, Kind};
-use crate::ledger::model::applied_hash;
-use crate::ledger::{Ledger, LedgerEntry};
+use crate::ledger::Ledger;
 use std::collections::HashMap;
 
 use crate::live::{LiveObject, LiveState};
-use crate::plan::planner::{Attributes, Resolved, desired_fields, known_fields};
+use crate::plan::planner::Attributes;
 use crate::plan::{Action, Plan};
-use crate::providers::{ApplyRequest, Provider, SecretValue};
+use crate::providers::{Provider, SecretValue};
 use std::collections::BTreeMap;
 
 use crate::desired::values::SecretSource;
 use crate::ledger::fingerprint::FingerprintKey;
+
+pub mod engine;
+
+pub use engine::{ApplyReport, ExecOptions, Persist, Progress, execute};
 
 /// How one change ended.
 #[derive(Clone, Debug)]
@@ -28,6 +31,10 @@ pub struct Outcome {
     pub action: Action,
     /// `Ok` or why not.
     pub result: Result<(), String>,
+    /// True when it was not attempted (something it depends on failed).
+    pub skipped: bool,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
 }
 
 /// The attributes references can read before anything runs: the ledger's record, with what
@@ -123,10 +130,9 @@ pub async fn resolve_secrets<P: Provider>(
     Ok(out)
 }
 
-/// Applies every acting change of `plan` in order with `apply`, recording results in
-/// `ledger`. A change whose references are still unknown (because what it depends on failed)
-/// is skipped and reported. Secret values are resolved as each change needs them, and their
-/// keyed fingerprints (with `key`) go to the ledger; the values never do.
+/// Applies every acting change of `plan` one at a time, recording results in `ledger` (in
+/// memory only): the executor with a concurrency of one and nothing persisted, for tests
+/// and tools.
 pub async fn apply_sequential<P: Provider>(
     plan: &Plan,
     desired: &DesiredState,
@@ -135,153 +141,22 @@ pub async fn apply_sequential<P: Provider>(
     provider: &P,
     key: Option<&FingerprintKey>,
 ) -> Vec<Outcome> {
-    let mut outputs = SecretOutputs::new();
-    let no_secrets = BTreeMap::new();
-    let mut attrs = initial_attributes(desired, ledger, live);
-    let by_id = live_index(live);
-    // Adopted objects the ledger does not know yet: their live attributes.
-    for c in &plan.changes {
-        if let (Some(id), Some(r)) = (&c.cloud_id, desired.resources.get(&c.address))
-            && let Some(o) = by_id.get(&(r.kind().key(), id.as_str()))
-        {
-            attrs
-                .entry(c.address.clone())
-                .or_insert(None)
-                .get_or_insert_with(Default::default)
-                .extend(o.attributes.clone());
-        }
-    }
-    let lineage = ledger.lineage.clone();
-    let mut out = Vec::new();
-    for change in &plan.changes {
-        if !change.action.acts() {
-            continue;
-        }
-        let address = &change.address;
-        let result = if change.action == Action::Delete {
-            let Some(entry) = ledger.resources.get(address).cloned() else {
-                continue;
-            };
-            let Some(kind) = Kind::parse(&entry.kind) else {
-                continue;
-            };
-            // What was last applied (a bucket's region, say) and the local settings.
-            let fields = entry.applied.clone();
-            let options = Value::Object(entry.options.clone());
-            match provider
-                .apply(ApplyRequest {
-                    kind,
-                    action: Action::Delete,
-                    cloud_id: Some(&entry.id),
-                    fields: &fields,
-                    strategy: None,
-                    spec: Some(&options),
-                    lineage: &lineage,
-                    secrets: &no_secrets,
-                })
-                .await
-            {
-                Ok(_) => {
-                    ledger.resources.remove(address);
-                    Ok(())
-                }
-                Err(e) => Err(e.message),
-            }
-        } else {
-            let Some(r) = desired.resources.get(address) else {
-                continue;
-            };
-            let fields = desired_fields(r, &attrs);
-            if let Some((name, _)) = fields.iter().find(|(_, v)| **v == Resolved::Unknown) {
-                out.push(Outcome {
-                    address: address.clone(),
-                    action: change.action,
-                    result: Err(format!(
-                        "skipped: `{name}` refers to something that was not created"
-                    )),
-                });
-                continue;
-            }
-            let known = known_fields(&fields);
-            let kind = r.kind();
-            let secrets = match resolve_secrets(r, desired, ledger, &outputs, provider).await {
-                Ok(s) => s,
-                Err(e) => {
-                    out.push(Outcome {
-                        address: address.clone(),
-                        action: change.action,
-                        result: Err(e),
-                    });
-                    continue;
-                }
-            };
-            let fingerprints: BTreeMap<String, String> = key
-                .map(|k| {
-                    secrets
-                        .iter()
-                        .map(|(f, v)| (f.clone(), k.fingerprint(address, f, v.expose())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if change.action == Action::Create {
-                ledger.pending.insert(
-                    address.clone(),
-                    crate::ledger::Intent {
-                        kind: kind.key().to_string(),
-                        key: crate::plan::planner::natural_key(kind, &known).unwrap_or_default(),
-                    },
-                );
-            }
-            match provider
-                .apply(ApplyRequest {
-                    kind,
-                    action: change.action,
-                    cloud_id: change.cloud_id.as_deref(),
-                    fields: &known,
-                    strategy: change.strategy,
-                    spec: Some(&r.spec_json),
-                    lineage: &lineage,
-                    secrets: &secrets,
-                })
-                .await
-            {
-                Ok(applied) => {
-                    attrs.insert(address.clone(), Some(applied.attributes.clone()));
-                    if !applied.secrets.is_empty() {
-                        outputs.insert(address.clone(), applied.secrets.clone());
-                    }
-                    ledger.pending.remove(address);
-                    ledger.resources.insert(
-                        address.clone(),
-                        LedgerEntry {
-                            kind: kind.key().to_string(),
-                            id: applied.id,
-                            applied_hash: applied_hash(&known),
-                            applied: known,
-                            fingerprints,
-                            updated_at: applied.updated_at,
-                            attributes: applied
-                                .attributes
-                                .into_iter()
-                                .filter(|(_, v)| !v.is_null())
-                                .collect::<std::collections::BTreeMap<String, Value>>(),
-                            depends_on: r.depends_on.clone(),
-                            prevent_destroy: r.lifecycle.prevent_destroy,
-                            options: local_options(r),
-                        },
-                    );
-                    Ok(())
-                }
-                Err(e) => Err(e.message),
-            }
-        };
-        out.push(Outcome {
-            address: address.clone(),
-            action: change.action,
-            result,
-        });
-    }
-    out
+    let options = ExecOptions {
+        key,
+        ..ExecOptions::sequential()
+    };
+    execute(
+        plan,
+        desired,
+        ledger,
+        live,
+        provider,
+        &options,
+        &mut engine::NoPersist,
+        &engine::NoProgress,
+    )
+    .await
+    .outcomes
 }
 
 /// The local settings of a resource (not compared with the cloud, not secret), as the

@@ -1,0 +1,543 @@
+//! The executor. One task drives everything: it starts every change whose dependencies
+//! (`Change::after`) have finished, up to the provider's concurrency, waits for the next one
+//! to finish, records it, and repeats. Before a batch of creates starts, their intents are
+//! persisted (write-ahead: a crash between create and record is resolved on the next pass by
+//! finding the object by name). Results are persisted as they arrive, coalesced to at most
+//! one write per `flush_every` — a result lost to a crash is found again by the next pass,
+//! never duplicated. A failed change skips its dependants and nothing else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+
+use super::{
+    Outcome, SecretOutputs, initial_attributes, live_index, local_options, resolve_secrets,
+};
+use crate::desired::{Address, DesiredState, Kind};
+use crate::ledger::fingerprint::FingerprintKey;
+use crate::ledger::model::applied_hash;
+use crate::ledger::{Intent, Ledger, LedgerEntry};
+use crate::live::LiveState;
+use crate::plan::planner::{Resolved, desired_fields, known_fields, natural_key};
+use crate::plan::{Action, Change, Plan};
+use crate::providers::{Applied, ApplyRequest, Provider, SecretValue};
+
+/// How to carry out a plan.
+#[derive(Clone, Debug)]
+pub struct ExecOptions<'a> {
+    /// Changes in flight per provider (`digitalocean`, `aws`, `github`); 1 when absent.
+    pub concurrency: BTreeMap<&'static str, usize>,
+    /// The fingerprint key for secret values written (none: no fingerprints recorded).
+    pub key: Option<&'a FingerprintKey>,
+    /// Results are persisted at most this often (intents are always persisted first).
+    pub flush_every: Duration,
+}
+
+impl ExecOptions<'_> {
+    /// One change at a time.
+    pub fn sequential() -> Self {
+        ExecOptions {
+            concurrency: BTreeMap::new(),
+            key: None,
+            flush_every: Duration::from_secs(1),
+        }
+    }
+
+    /// The concurrency of `[settings.concurrency]`.
+    pub fn from_settings(settings: &crate::desired::model::Settings) -> Self {
+        let c = &settings.concurrency;
+        ExecOptions {
+            concurrency: BTreeMap::from([
+                ("digitalocean", c.digitalocean as usize),
+                ("aws", c.aws as usize),
+                ("github", c.github as usize),
+            ]),
+            key: None,
+            flush_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where the ledger goes while the executor works (the store, behind a conditional write).
+pub trait Persist {
+    /// Persists `ledger`; `why` is the history summary.
+    fn save(&mut self, ledger: &Ledger, why: &str) -> impl Future<Output = Result<(), String>>;
+}
+
+/// Persists nothing (tests, tools).
+#[derive(Debug)]
+pub struct NoPersist;
+
+impl Persist for NoPersist {
+    async fn save(&mut self, _: &Ledger, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Told when changes start and finish (the CLI's progress lines, the daemon's logs).
+pub trait Progress {
+    /// A change started.
+    fn started(&self, change: &Change);
+    /// A change finished.
+    fn finished(&self, outcome: &Outcome);
+}
+
+/// Reports nothing.
+#[derive(Debug)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn started(&self, _: &Change) {}
+    fn finished(&self, _: &Outcome) {}
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    /// Every acting change, in the order they finished.
+    pub outcomes: Vec<Outcome>,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// Set when the ledger could not be written: the executor stopped starting changes.
+    pub ledger_error: Option<String>,
+}
+
+impl ApplyReport {
+    /// (done, failed, skipped).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let done = self.outcomes.iter().filter(|o| o.result.is_ok()).count();
+        let skipped = self.outcomes.iter().filter(|o| o.skipped).count();
+        (done, self.outcomes.len() - done - skipped, skipped)
+    }
+
+    /// True when every change succeeded and the ledger was written.
+    pub fn succeeded(&self) -> bool {
+        self.ledger_error.is_none() && self.outcomes.iter().all(|o| o.result.is_ok())
+    }
+}
+
+/// What a finished change hands back to the driver.
+struct Finished {
+    index: usize,
+    result: Result<Applied, String>,
+    known: serde_json::Map<String, Value>,
+    fingerprints: BTreeMap<String, String>,
+    elapsed: Duration,
+}
+
+type Running<'f> = Pin<Box<dyn Future<Output = Finished> + 'f>>;
+
+/// Carries out `plan` with `provider`, recording results in `ledger` and persisting it
+/// through `persist`.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute<P: Provider, S: Persist, G: Progress>(
+    plan: &Plan,
+    desired: &DesiredState,
+    ledger: &mut Ledger,
+    live: &LiveState,
+    provider: &P,
+    options: &ExecOptions<'_>,
+    persist: &mut S,
+    progress: &G,
+) -> ApplyReport {
+    let started = Instant::now();
+    let changes: Vec<&Change> = plan.changes.iter().filter(|c| c.action.acts()).collect();
+    let position: HashMap<&Address, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.address, i))
+        .collect();
+    let deps: Vec<Vec<usize>> = changes
+        .iter()
+        .map(|c| {
+            c.after
+                .iter()
+                .filter_map(|a| position.get(a).copied())
+                .collect()
+        })
+        .collect();
+    let mut attrs = initial_attributes(desired, ledger, live);
+    let by_id = live_index(live);
+    // Adopted objects the ledger does not know yet: their live attributes.
+    for c in &changes {
+        if let (Some(id), Some(r)) = (&c.cloud_id, desired.resources.get(&c.address))
+            && let Some(o) = by_id.get(&(r.kind().key(), id.as_str()))
+        {
+            attrs
+                .entry(c.address.clone())
+                .or_insert(None)
+                .get_or_insert_with(Default::default)
+                .extend(o.attributes.clone());
+        }
+    }
+    let lineage = ledger.lineage.clone();
+    let mut outputs = SecretOutputs::new();
+    let mut state = vec![State::Waiting; changes.len()];
+    let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut running: FuturesUnordered<Running<'_>> = FuturesUnordered::new();
+    let mut report = ApplyReport::default();
+    let mut dirty = false;
+    let mut last_flush = Instant::now();
+
+    loop {
+        // Start what can start.
+        let mut batch: Vec<(usize, Prepared)> = Vec::new();
+        if report.ledger_error.is_none() {
+            for i in 0..changes.len() {
+                if state[i] != State::Waiting {
+                    continue;
+                }
+                if let Some(&d) = deps[i].iter().find(|&&d| matches!(state[d], State::Failed)) {
+                    state[i] = State::Failed;
+                    let o = Outcome {
+                        address: changes[i].address.clone(),
+                        action: changes[i].action,
+                        result: Err(format!("skipped: {} did not succeed", changes[d].address)),
+                        skipped: true,
+                        elapsed: Duration::ZERO,
+                    };
+                    progress.finished(&o);
+                    report.outcomes.push(o);
+                    continue;
+                }
+                if !deps[i].iter().all(|&d| state[d] == State::Done) {
+                    continue;
+                }
+                let provider_name = changes[i].address.provider();
+                let limit = options
+                    .concurrency
+                    .get(provider_name)
+                    .copied()
+                    .unwrap_or(1)
+                    .max(1);
+                let n = in_flight.entry(provider_name).or_default();
+                if *n >= limit {
+                    continue;
+                }
+                match prepare(changes[i], desired, ledger, &attrs) {
+                    Ok(Some(p)) => {
+                        *n += 1;
+                        state[i] = State::Running;
+                        batch.push((i, p));
+                    }
+                    Ok(None) => state[i] = State::Done,
+                    Err(why) => {
+                        state[i] = State::Failed;
+                        let o = Outcome {
+                            address: changes[i].address.clone(),
+                            action: changes[i].action,
+                            result: Err(why),
+                            skipped: true,
+                            elapsed: Duration::ZERO,
+                        };
+                        progress.finished(&o);
+                        report.outcomes.push(o);
+                    }
+                }
+            }
+        }
+        // Write-ahead: the intents of the creates about to start, before they start.
+        let mut intents = false;
+        for (i, p) in &batch {
+            if changes[*i].action == Action::Create {
+                ledger.pending.insert(
+                    changes[*i].address.clone(),
+                    Intent {
+                        kind: p.kind.key().to_string(),
+                        key: natural_key(p.kind, &p.known).unwrap_or_default(),
+                    },
+                );
+                intents = true;
+            }
+        }
+        if intents || (dirty && last_flush.elapsed() >= options.flush_every) {
+            if let Err(e) = persist.save(ledger, "apply in progress").await {
+                report.ledger_error = Some(e);
+                // Nothing in this batch has started: none of it runs.
+                for (i, _) in batch.drain(..) {
+                    state[i] = State::Failed;
+                    *in_flight.entry(changes[i].address.provider()).or_default() -= 1;
+                }
+            }
+            dirty = false;
+            last_flush = Instant::now();
+        }
+        for (i, p) in batch {
+            progress.started(changes[i]);
+            running.push(Box::pin(run(
+                i,
+                changes[i],
+                p,
+                desired,
+                referenced_entries(changes[i], desired, ledger),
+                outputs.clone(),
+                provider,
+                options.key,
+                lineage.clone(),
+            )));
+        }
+        // Wait for the next result.
+        let Some(first) = running.next().await else {
+            break;
+        };
+        let mut finished = vec![first];
+        while let Some(Some(more)) = running.next().now_or_never() {
+            finished.push(more);
+        }
+        for f in finished {
+            let c = changes[f.index];
+            *in_flight.entry(c.address.provider()).or_default() -= 1;
+            let result = match f.result {
+                Ok(applied) => {
+                    record(
+                        c,
+                        desired,
+                        ledger,
+                        &mut attrs,
+                        &mut outputs,
+                        applied,
+                        f.known,
+                        f.fingerprints,
+                    );
+                    state[f.index] = State::Done;
+                    Ok(())
+                }
+                Err(e) => {
+                    state[f.index] = State::Failed;
+                    Err(e)
+                }
+            };
+            let o = Outcome {
+                address: c.address.clone(),
+                action: c.action,
+                result,
+                skipped: false,
+                elapsed: f.elapsed,
+            };
+            progress.finished(&o);
+            report.outcomes.push(o);
+            dirty = true;
+        }
+    }
+    if (dirty || report.outcomes.is_empty()) && report.ledger_error.is_none() && !changes.is_empty()
+    {
+        let (done, failed, skipped) = report.counts();
+        let why = format!("apply: {done} done, {failed} failed, {skipped} skipped");
+        if let Err(e) = persist.save(ledger, &why).await {
+            report.ledger_error = Some(e);
+        }
+    }
+    // Changes never started (after a ledger error) are reported as skipped.
+    for (i, s) in state.iter().enumerate() {
+        if *s == State::Waiting {
+            report.outcomes.push(Outcome {
+                address: changes[i].address.clone(),
+                action: changes[i].action,
+                result: Err("skipped: the ledger could not be written".into()),
+                skipped: true,
+                elapsed: Duration::ZERO,
+            });
+        }
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+}
+
+/// A change ready to start: its kind, fields resolved, and what a delete needs.
+struct Prepared {
+    kind: Kind,
+    known: serde_json::Map<String, Value>,
+    /// For a delete: the ledger's cloud id and local settings.
+    delete: Option<(String, Value)>,
+}
+
+/// Resolves a change's fields; `Ok(None)` when there is nothing to do after all (a delete of
+/// something the ledger no longer holds).
+fn prepare(
+    c: &Change,
+    desired: &DesiredState,
+    ledger: &Ledger,
+    attrs: &crate::plan::planner::Attributes,
+) -> Result<Option<Prepared>, String> {
+    if c.action == Action::Delete {
+        let Some(entry) = ledger.resources.get(&c.address) else {
+            return Ok(None);
+        };
+        let kind = Kind::parse(&entry.kind)
+            .ok_or_else(|| format!("the ledger names unknown kind `{}`", entry.kind))?;
+        return Ok(Some(Prepared {
+            kind,
+            known: entry.applied.clone(),
+            delete: Some((entry.id.clone(), Value::Object(entry.options.clone()))),
+        }));
+    }
+    let r = desired
+        .resources
+        .get(&c.address)
+        .ok_or_else(|| format!("{} is not in the desired state", c.address))?;
+    let fields = desired_fields(r, attrs);
+    if let Some((name, _)) = fields.iter().find(|(_, v)| **v == Resolved::Unknown) {
+        return Err(format!(
+            "skipped: `{name}` refers to something that was not created"
+        ));
+    }
+    Ok(Some(Prepared {
+        kind: r.kind(),
+        known: known_fields(&fields),
+        delete: None,
+    }))
+}
+
+/// What a running change reads of the ledger: only the entries of the resources its secret
+/// values come from (their outputs may have to be read again).
+fn referenced_entries(c: &Change, desired: &DesiredState, ledger: &Ledger) -> Ledger {
+    let mut out = Ledger::new(ledger.lineage.clone());
+    let Some(r) = desired.resources.get(&c.address) else {
+        return out;
+    };
+    for &field in crate::plan::planner::secret_fields(r.kind()) {
+        if let Some(crate::desired::values::SecretSource::Ref(reference)) = r.spec.secret(field)
+            && let Some(e) = ledger.resources.get(&reference.address)
+        {
+            out.resources.insert(reference.address.clone(), e.clone());
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<P: Provider>(
+    index: usize,
+    c: &Change,
+    p: Prepared,
+    desired: &DesiredState,
+    ledger: Ledger,
+    outputs: SecretOutputs,
+    provider: &P,
+    key: Option<&FingerprintKey>,
+    lineage: String,
+) -> Finished {
+    let started = Instant::now();
+    let finish = |result, known, fingerprints| Finished {
+        index,
+        result,
+        known,
+        fingerprints,
+        elapsed: started.elapsed(),
+    };
+    if let Some((id, options)) = &p.delete {
+        let none = BTreeMap::new();
+        let result = provider
+            .apply(ApplyRequest {
+                kind: p.kind,
+                action: Action::Delete,
+                cloud_id: Some(id),
+                fields: &p.known,
+                strategy: None,
+                spec: Some(options),
+                lineage: &lineage,
+                secrets: &none,
+            })
+            .await
+            .map_err(|e| e.message);
+        return finish(result, p.known, BTreeMap::new());
+    }
+    let Some(r) = desired.resources.get(&c.address) else {
+        return finish(Err("not desired".into()), p.known, BTreeMap::new());
+    };
+    let secrets: BTreeMap<String, SecretValue> =
+        match resolve_secrets(r, desired, &ledger, &outputs, provider).await {
+            Ok(s) => s,
+            Err(e) => return finish(Err(e), p.known, BTreeMap::new()),
+        };
+    let fingerprints: BTreeMap<String, String> = key
+        .map(|k| {
+            secrets
+                .iter()
+                .map(|(f, v)| (f.clone(), k.fingerprint(&c.address, f, v.expose())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let result = provider
+        .apply(ApplyRequest {
+            kind: p.kind,
+            action: c.action,
+            cloud_id: c.cloud_id.as_deref(),
+            fields: &p.known,
+            strategy: c.strategy,
+            spec: Some(&r.spec_json),
+            lineage: &lineage,
+            secrets: &secrets,
+        })
+        .await
+        .map_err(|e| e.message);
+    finish(result, p.known, fingerprints)
+}
+
+/// Records a finished change in the ledger and the attributes later changes read.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    c: &Change,
+    desired: &DesiredState,
+    ledger: &mut Ledger,
+    attrs: &mut crate::plan::planner::Attributes,
+    outputs: &mut SecretOutputs,
+    applied: Applied,
+    known: serde_json::Map<String, Value>,
+    fingerprints: BTreeMap<String, String>,
+) {
+    if c.action == Action::Delete {
+        ledger.resources.remove(&c.address);
+        return;
+    }
+    let Some(r) = desired.resources.get(&c.address) else {
+        return;
+    };
+    attrs.insert(c.address.clone(), Some(applied.attributes.clone()));
+    if !applied.secrets.is_empty() {
+        outputs.insert(c.address.clone(), applied.secrets);
+    }
+    ledger.pending.remove(&c.address);
+    // A write that did not touch the secret keeps the fingerprints it had.
+    let fingerprints = if fingerprints.is_empty() {
+        ledger
+            .resources
+            .get(&c.address)
+            .map(|e| e.fingerprints.clone())
+            .unwrap_or_default()
+    } else {
+        fingerprints
+    };
+    ledger.resources.insert(
+        c.address.clone(),
+        LedgerEntry {
+            kind: r.kind().key().to_string(),
+            id: applied.id,
+            applied_hash: applied_hash(&known),
+            applied: known,
+            fingerprints,
+            updated_at: applied.updated_at,
+            attributes: applied
+                .attributes
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .collect(),
+            depends_on: r.depends_on.clone(),
+            prevent_destroy: r.lifecycle.prevent_destroy,
+            options: local_options(r),
+        },
+    );
+}
