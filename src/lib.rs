@@ -16,11 +16,13 @@
 //! ```
 
 pub mod cli;
+pub mod daemon;
 pub mod desired;
 pub mod errors;
 pub mod exec;
 pub mod ledger;
 pub mod live;
+pub mod metrics;
 pub mod plan;
 pub mod providers;
 pub mod sim;

@@ -1,8 +1,10 @@
 //! Command line: argument parsing and one module per subcommand. Printing happens here and
 //! nowhere below.
 
+mod apply;
 mod diff;
 mod pending;
+mod run;
 pub mod state;
 mod validate;
 
@@ -31,6 +33,11 @@ pub struct Args {
     #[arg(long, global = true, env = "PROVISIONER_LEDGER", value_name = "URL")]
     pub ledger: Option<String>,
 
+    /// Log lines on stderr as `text` or `json` (one object per line). The level comes from
+    /// RUST_LOG (default: `info` for `run` and non-interactive `apply`, else `warn`).
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -44,9 +51,9 @@ pub enum Command {
     /// Show what apply would change, without changing anything.
     Diff(diff::DiffArgs),
     /// Plan, confirm, and change the clouds to match the desired state.
-    Apply(pending::ApplyArgs),
+    Apply(apply::ApplyArgs),
     /// Run as a daemon: reconcile on an interval, serve metrics.
-    Run(pending::RunArgs),
+    Run(run::RunArgs),
     /// Inspect and repair the ledger.
     State {
         /// What to do with the ledger.
@@ -66,11 +73,12 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    init_logs(&args);
     match &args.command {
         Command::Validate => validate::exec(&args.desired),
         Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a),
-        Command::Apply(_) => pending::exec("apply", "the executor (issue #9)"),
-        Command::Run(_) => pending::exec("run", "the daemon (issue #9)"),
+        Command::Apply(a) => apply::exec(&args.desired, args.ledger.as_deref(), a),
+        Command::Run(a) => run::exec(&args.desired, args.ledger.as_deref(), a),
         Command::State { command } => match ledger_url(&args) {
             Ok(url) => state::exec_state(&url, command),
             Err(e) => fail(e),
@@ -83,6 +91,30 @@ pub fn main() -> ExitCode {
             "sandbox",
             "the simulators and the sandbox (issues #5 and #10)",
         ),
+    }
+}
+
+/// Logs go to stderr, as text or JSON lines, at the level RUST_LOG names.
+fn init_logs(args: &Args) {
+    use std::io::IsTerminal;
+    let chatty = match &args.command {
+        Command::Run(_) => true,
+        Command::Apply(_) => !std::io::stderr().is_terminal(),
+        _ => false,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if chatty { "info" } else { "warn" })
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if args.log_format == "json" {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init();
     }
 }
 

@@ -4,30 +4,6 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
-
-/// Flags of `apply`.
-#[derive(Debug, Args)]
-pub struct ApplyArgs {
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub auto_approve: bool,
-    /// Limit the apply to these addresses and what they depend on.
-    #[arg(long, value_name = "ADDR")]
-    pub target: Vec<String>,
-}
-
-/// Flags of `run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Run one pass and exit.
-    #[arg(long)]
-    pub once: bool,
-    /// Address for /metrics, /healthz, /readyz and /status.
-    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
-    pub listen: String,
-}
-
 /// Reports that a command has not landed yet.
 pub fn exec(command: &str, waiting_for: &str) -> ExitCode {
     eprintln!(

@@ -173,6 +173,10 @@ pub struct DesiredState {
     /// daemon once the values have been read (the planner itself reads nothing).
     #[serde(skip)]
     pub secret_fingerprints: BTreeMap<String, String>,
+    /// Resources to replace even though nothing forces it (`apply --replace ADDR`): a new
+    /// key pair, a new access key, a new kubeconfig token, handed on to every consumer.
+    #[serde(skip)]
+    pub replace: std::collections::BTreeSet<Address>,
 }
 
 impl DesiredState {

@@ -248,6 +248,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             resources,
             files,
             secret_fingerprints: BTreeMap::new(),
+            replace: Default::default(),
         }),
         _ => {
             diagnostics.sort_by_key(|d| d.sort_key(&sources));

@@ -36,6 +36,8 @@ pub struct ExecOptions<'a> {
     pub key: Option<&'a FingerprintKey>,
     /// Results are persisted at most this often (intents are always persisted first).
     pub flush_every: Duration,
+    /// Once set, nothing more is started; what is in flight finishes and is recorded.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ExecOptions<'_> {
@@ -45,6 +47,7 @@ impl ExecOptions<'_> {
             concurrency: BTreeMap::new(),
             key: None,
             flush_every: Duration::from_secs(1),
+            stop: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl ExecOptions<'_> {
             ]),
             key: None,
             flush_every: Duration::from_secs(1),
+            stop: None,
         }
     }
 }
@@ -187,7 +191,11 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
     loop {
         // Start what can start.
         let mut batch: Vec<(usize, Prepared)> = Vec::new();
-        if report.ledger_error.is_none() {
+        let stopping = options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+        if report.ledger_error.is_none() && !stopping {
             for i in 0..changes.len() {
                 if state[i] != State::Waiting {
                     continue;
@@ -332,13 +340,19 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
             report.ledger_error = Some(e);
         }
     }
-    // Changes never started (after a ledger error) are reported as skipped.
+    // Changes never started (after a ledger error, or when asked to stop) are reported as
+    // skipped.
+    let why = if report.ledger_error.is_some() {
+        "skipped: the ledger could not be written"
+    } else {
+        "skipped: stopped before it started"
+    };
     for (i, s) in state.iter().enumerate() {
         if *s == State::Waiting {
             report.outcomes.push(Outcome {
                 address: changes[i].address.clone(),
                 action: changes[i].action,
-                result: Err("skipped: the ledger could not be written".into()),
+                result: Err(why.into()),
                 skipped: true,
                 elapsed: Duration::ZERO,
             });

@@ -629,6 +629,14 @@ impl<'a> Planner<'a> {
             .partition(|d| is_ignored(&d.path, &r.lifecycle.ignore_changes));
         diffs.extend(secret_diffs);
         diffs.extend(self.rotation_due(r, entry, object));
+        if self.desired.replace.contains(address) {
+            diffs.push(FieldChange {
+                path: Cow::Borrowed("(replacement requested)"),
+                old: Shown::Absent,
+                new: Shown::Absent,
+                forces_replacement: true,
+            });
+        }
         let forced: Vec<&FieldChange> = diffs.iter().filter(|d| d.forces_replacement).collect();
         let reason = if adopt {
             Some(if self.desired_pending(address) {

@@ -38,6 +38,37 @@ pub struct ApplyRequest<'a> {
     pub secrets: &'a BTreeMap<String, SecretValue>,
 }
 
+/// Answers by status class, for `provisioner_api_requests_total`.
+#[derive(Debug, Default)]
+pub struct RequestClasses([std::sync::atomic::AtomicU64; 5]);
+
+impl RequestClasses {
+    /// The label values, in order.
+    pub const CLASSES: [&'static str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
+
+    /// Counts one answer (`None`: no answer at all).
+    pub fn note(&self, status: Option<u16>) {
+        let i = match status {
+            Some(200..=299) => 0,
+            Some(300..=399) => 1,
+            Some(400..=499) => 2,
+            Some(500..=599) => 3,
+            _ => 4,
+        };
+        self.0[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts, by class.
+    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+        std::array::from_fn(|i| {
+            (
+                Self::CLASSES[i],
+                self.0[i].load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+    }
+}
+
 /// A secret value in memory: never printed (`Debug` and `Display` are redacted), wiped when
 /// dropped.
 #[derive(Clone, PartialEq, Eq)]

@@ -176,6 +176,8 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// 429 answers received.
     pub rate_limited: AtomicU64,
+    /// Answers by status class.
+    pub classes: crate::providers::RequestClasses,
 }
 
 /// The client.
@@ -374,6 +376,9 @@ impl DoClient {
                 }
                 Err(e) => Err(crate::errors::chain(&e)),
             };
+            self.stats
+                .classes
+                .note(outcome.as_ref().ok().map(|(s, _, _)| *s));
             let (status, headers, text) = match outcome {
                 Ok(x) => x,
                 Err(cause) => {

@@ -172,6 +172,8 @@ pub struct GhStats {
     pub rate_limited: AtomicU64,
     /// Retries after 5xx or connection errors.
     pub retries: AtomicU64,
+    /// Answers by status class.
+    pub classes: crate::providers::RequestClasses,
 }
 
 /// What GitHub last said about the primary limit.
@@ -348,6 +350,9 @@ impl GhClient {
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let sent = self.execute(&method, &url, headers, body).await;
+            self.stats
+                .classes
+                .note(sent.as_ref().ok().map(|(s, _, _)| *s));
             let (status, headers, text) = match sent {
                 Ok(r) => r,
                 Err(cause) => match backoff.next() {

@@ -1,0 +1,313 @@
+//! `provisioner apply`: take the lease, plan, render, confirm, carry out, release.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use clap::Args;
+
+use crate::daemon::PassConfig;
+use crate::daemon::run::{LEASE_TTL, LogProgress, PassStatus};
+use crate::desired::Address;
+use crate::exec::{Outcome, Progress};
+use crate::ledger::lease::{Owner, rfc3339};
+use crate::ledger::store::{ActionRecord, JournalRecord, Store};
+use crate::plan::display::PlanDisplay;
+use crate::plan::{Action, Change};
+use crate::providers::clouds::Clouds;
+
+/// Flags of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Limit the apply to this address and what it depends on (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub target: Vec<String>,
+    /// Replace this resource even though nothing forces it: a new key pair, access key or
+    /// token, handed on to every consumer (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Lease options.
+    #[command(flatten)]
+    pub lock: super::state::LockArgs,
+}
+
+/// Runs `apply`.
+pub fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(apply(desired, ledger, args)) {
+        Ok(status) => ExitCode::from(status.exit_code()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn addresses(list: &[String]) -> anyhow::Result<Vec<Address>> {
+    list.iter()
+        .map(|a| Address::parse(a).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+async fn apply(
+    desired: &Path,
+    ledger: Option<&str>,
+    args: &ApplyArgs,
+) -> anyhow::Result<PassStatus> {
+    let config = PassConfig {
+        desired_dir: desired.to_path_buf(),
+        ledger_url: ledger.map(str::to_string),
+        mode: None,
+        targets: addresses(&args.target)?,
+        replace: addresses(&args.replace)?
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+    };
+    let interactive = std::io::stdin().is_terminal();
+    if !args.auto_approve && !interactive {
+        anyhow::bail!(
+            "stdin is not a terminal, so apply cannot ask for confirmation: pass --auto-approve (and review the plan with `provisioner diff` first)"
+        );
+    }
+    let loaded = crate::daemon::load(&config).await?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let store = super::state::open(&loaded.ledger_url).await?;
+    let clouds = Clouds::from_env(&loaded.desired);
+    let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
+    let lease = store
+        .acquire(&owner, LEASE_TTL, args.lock.lock_timeout)
+        .await?;
+    let lease = tokio::sync::Mutex::new(lease);
+    let stop = Arc::new(AtomicBool::new(false));
+    let renew = async {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            let mut l = lease.lock().await;
+            if let Err(e) = store.renew(&mut l, LEASE_TTL).await {
+                return e;
+            }
+        }
+    };
+    let signals = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let first = super::state::shutdown_signal().await;
+            eprintln!(
+                "\n{first}: the changes in flight finish and are recorded; nothing more starts. Again to abort."
+            );
+            stop.store(true, Ordering::SeqCst);
+            super::state::shutdown_signal().await;
+            std::process::exit(130);
+        })
+    };
+    let work = work(
+        &loaded,
+        &store,
+        &clouds,
+        &config,
+        args,
+        interactive,
+        stop.clone(),
+    );
+    let result = {
+        tokio::pin!(work);
+        tokio::pin!(renew);
+        tokio::select! {
+            r = &mut work => r,
+            e = &mut renew => {
+                eprintln!("error: the lease was lost ({}); starting nothing more", crate::errors::chain(&e));
+                stop.store(true, Ordering::SeqCst);
+                work.await
+            }
+        }
+    };
+    signals.abort();
+    if let Err(e) = store.release(lease.into_inner()).await
+        && !matches!(e, crate::ledger::LedgerError::LeaseLost { .. })
+    {
+        eprintln!("warning: releasing the lease: {}", crate::errors::chain(&e));
+    }
+    result
+}
+
+async fn work(
+    loaded: &crate::daemon::Loaded,
+    store: &Store,
+    clouds: &Clouds,
+    config: &PassConfig,
+    args: &ApplyArgs,
+    interactive: bool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<PassStatus> {
+    let started_at = rfc3339(SystemTime::now());
+    let mut planned = crate::daemon::plan(loaded, store, clouds, &config.targets).await?;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!(
+        "{}",
+        PlanDisplay {
+            plan: &planned.plan,
+            report: &planned.report,
+            color,
+            verbose: false,
+        }
+    );
+    if !planned.plan.has_changes() {
+        println!("No changes: the clouds match the desired state.");
+        return Ok(PassStatus::Unchanged);
+    }
+    if !args.auto_approve {
+        print!("\nApply these changes? Only `yes` is accepted: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            anyhow::bail!("apply cancelled: nothing was changed");
+        }
+    }
+    let report = if interactive && std::io::stderr().is_terminal() {
+        let bars = Bars::default();
+        crate::daemon::apply(loaded, store, clouds, &mut planned, &bars, stop).await
+    } else {
+        crate::daemon::apply(loaded, store, clouds, &mut planned, &LogProgress, stop).await
+    };
+    let (done, failed, skipped) = report.counts();
+    for o in report.outcomes.iter().filter(|o| o.result.is_err()) {
+        eprintln!(
+            "{} {} {}: {}",
+            if o.skipped { "skipped" } else { "failed" },
+            verb(o.action),
+            o.address,
+            o.result
+                .as_ref()
+                .err()
+                .map(String::as_str)
+                .unwrap_or_default()
+        );
+    }
+    let journal = JournalRecord {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        by: crate::ledger::lease::who(),
+        started_at,
+        finished_at: rfc3339(SystemTime::now()),
+        command: "apply".into(),
+        summary: format!("{done} done, {failed} failed, {skipped} skipped"),
+        outcome: if report.succeeded() {
+            "succeeded"
+        } else if done > 0 {
+            "partial"
+        } else {
+            "failed"
+        }
+        .into(),
+        actions: report
+            .outcomes
+            .iter()
+            .map(|o| ActionRecord {
+                address: o.address.to_string(),
+                action: format!("{:?}", o.action).to_ascii_lowercase(),
+                outcome: if o.result.is_ok() {
+                    "done"
+                } else if o.skipped {
+                    "skipped"
+                } else {
+                    "failed"
+                }
+                .into(),
+                error: o.result.as_ref().err().cloned(),
+            })
+            .collect(),
+    };
+    if let Err(e) = store.append_journal(&journal).await {
+        eprintln!("warning: writing the journal: {}", crate::errors::chain(&e));
+    }
+    println!(
+        "Apply finished in {:.1}s: {done} done, {failed} failed, {skipped} skipped.",
+        report.elapsed.as_secs_f64()
+    );
+    Ok(if let Some(e) = report.ledger_error {
+        eprintln!("error: writing the ledger: {e}");
+        PassStatus::Failed(e)
+    } else if failed + skipped > 0 {
+        PassStatus::Partial {
+            done,
+            failed,
+            skipped,
+        }
+    } else {
+        PassStatus::Applied { done }
+    })
+}
+
+fn verb(a: Action) -> &'static str {
+    match a {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "deleting",
+        Action::Adopt => "adopting",
+        _ => "",
+    }
+}
+
+/// One live line per change in flight, on a terminal.
+#[derive(Default)]
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<HashMap<Address, indicatif::ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn started(&self, c: &Change) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} — {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(format!("{} {}", verb(c.action), c.address));
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        if let Ok(mut b) = self.bars.lock() {
+            b.insert(c.address.clone(), bar);
+        }
+    }
+
+    fn finished(&self, o: &Outcome) {
+        let bar = self.bars.lock().ok().and_then(|mut b| b.remove(&o.address));
+        let line = match &o.result {
+            Ok(()) => format!(
+                "done    {} {} ({:.1}s)",
+                verb(o.action),
+                o.address,
+                o.elapsed.as_secs_f64()
+            ),
+            Err(_) if o.skipped => format!("skipped {} {}", verb(o.action), o.address),
+            Err(_) => format!("failed  {} {}", verb(o.action), o.address),
+        };
+        match bar {
+            Some(b) => {
+                b.finish_and_clear();
+                let _ = self.multi.println(line);
+            }
+            None => {
+                let _ = self.multi.println(line);
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The daemon's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
+//! answers), `/readyz` (the last pass finished within two intervals and could read the
+//! ledger), `/status` (JSON: the last passes).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+
+/// How many passes `/status` keeps.
+pub const KEPT_PASSES: usize = 20;
+
+/// One pass as `/status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PassRecord {
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took, in seconds.
+    pub duration_seconds: f64,
+    /// `unchanged`, `applied`, `partial`, `failed`, `detected`, `contended`.
+    pub result: String,
+    /// Why it failed, when it did (never a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Changes by action (`create: 2`, `drift: 1`).
+    pub planned: std::collections::BTreeMap<String, usize>,
+    /// Changes carried out: done, failed, skipped.
+    pub applied: AppliedCounts,
+    /// Addresses still out of line after the pass.
+    pub drifted: Vec<String>,
+    /// Kinds that could not be observed, with the reason.
+    pub unobserved: std::collections::BTreeMap<String, String>,
+}
+
+/// Done, failed, skipped.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AppliedCounts {
+    /// Succeeded.
+    pub done: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Not attempted.
+    pub skipped: usize,
+}
+
+/// What the endpoints read.
+#[derive(Debug)]
+pub struct Shared {
+    /// The metrics.
+    pub metrics: Metrics,
+    /// The last passes, newest last.
+    pub passes: Mutex<VecDeque<PassRecord>>,
+    /// When the last pass finished, and whether it could read the ledger.
+    pub last_finished: Mutex<Option<(Instant, bool)>>,
+    /// The reconcile interval (readiness allows two).
+    pub interval: Mutex<Duration>,
+    /// `enforce` or `detect`.
+    pub mode: Mutex<String>,
+}
+
+impl Shared {
+    /// Fresh state.
+    pub fn new(interval: Duration) -> Self {
+        Shared {
+            metrics: Metrics::new(),
+            passes: Mutex::new(VecDeque::new()),
+            last_finished: Mutex::new(None),
+            interval: Mutex::new(interval),
+            mode: Mutex::new("enforce".into()),
+        }
+    }
+
+    /// Records a finished pass.
+    pub fn record(&self, pass: PassRecord, ledger_ok: bool) {
+        if let Ok(mut p) = self.passes.lock() {
+            p.push_back(pass);
+            while p.len() > KEPT_PASSES {
+                p.pop_front();
+            }
+        }
+        if let Ok(mut l) = self.last_finished.lock() {
+            *l = Some((Instant::now(), ledger_ok));
+        }
+    }
+}
+
+/// The router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .with_state(shared)
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    let interval = s
+        .interval
+        .lock()
+        .map(|i| *i)
+        .unwrap_or(Duration::from_secs(300));
+    match s.last_finished.lock().ok().and_then(|l| *l) {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no pass has finished yet\n".to_string(),
+        ),
+        Some((_, false)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the last pass could not read the ledger\n".to_string(),
+        ),
+        Some((at, true)) if at.elapsed() > interval * 2 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the last pass finished {}s ago, more than two intervals\n",
+                at.elapsed().as_secs()
+            ),
+        ),
+        Some(_) => (StatusCode::OK, "ready\n".to_string()),
+    }
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    let passes: Vec<PassRecord> = s
+        .passes
+        .lock()
+        .map(|p| p.iter().cloned().collect())
+        .unwrap_or_default();
+    let mode = s.mode.lock().map(|m| m.clone()).unwrap_or_default();
+    let interval = s.interval.lock().map(|i| i.as_secs_f64()).unwrap_or(0.0);
+    axum::Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": mode,
+        "interval_seconds": interval,
+        "passes": passes,
+    }))
+}

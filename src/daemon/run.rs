@@ -1,0 +1,653 @@
+//! The daemon's loop: a pass every `interval` (with jitter), at once on SIGHUP or when a
+//! desired-state file changes; the ledger lease held (and renewed) while a pass acts;
+//! exponential backoff after failed passes, reset by a good one; the first SIGTERM/SIGINT
+//! lets the changes in flight finish, records them and releases the lease, a second one
+//! aborts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::http::{AppliedCounts, PassRecord, Shared};
+use super::{PassConfig, notify};
+use crate::exec::{Outcome, Progress};
+use crate::ledger::LedgerError;
+use crate::ledger::lease::{Owner, rfc3339};
+use crate::ledger::store::{ActionRecord, JournalRecord, Store};
+use crate::metrics::labels;
+use crate::plan::{Action, Change};
+use crate::providers::clouds::Clouds;
+
+/// How long a lease lasts without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// How a pass ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassStatus {
+    /// Nothing was out of line.
+    Unchanged,
+    /// Every change succeeded.
+    Applied {
+        /// Changes made.
+        done: usize,
+    },
+    /// Some changes failed or were skipped.
+    Partial {
+        /// Succeeded.
+        done: usize,
+        /// Failed.
+        failed: usize,
+        /// Not attempted.
+        skipped: usize,
+    },
+    /// Detect mode: drift found and left alone.
+    Detected {
+        /// Resources out of line.
+        drifted: usize,
+    },
+    /// Another process holds the lease.
+    Contended(String),
+    /// The pass could not run (bad desired state, ledger unreachable, plan refused).
+    Failed(String),
+}
+
+impl PassStatus {
+    /// The `result` label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PassStatus::Unchanged => "unchanged",
+            PassStatus::Applied { .. } => "applied",
+            PassStatus::Partial { .. } => "partial",
+            PassStatus::Detected { .. } => "detected",
+            PassStatus::Contended(_) => "contended",
+            PassStatus::Failed(_) => "failed",
+        }
+    }
+
+    /// The exit code `apply` and `run --once` use: 0 converged (or drift reported in detect
+    /// mode), 1 the pass could not run, 3 some changes failed, 4 the lease was held.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PassStatus::Unchanged | PassStatus::Applied { .. } | PassStatus::Detected { .. } => 0,
+            PassStatus::Failed(_) => 1,
+            PassStatus::Partial { .. } => 3,
+            PassStatus::Contended(_) => 4,
+        }
+    }
+
+    /// True for a pass that should back off the next one.
+    pub fn failed(&self) -> bool {
+        matches!(self, PassStatus::Failed(_) | PassStatus::Partial { .. })
+    }
+}
+
+/// The daemon's settings from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// What each pass works from.
+    pub pass: PassConfig,
+    /// Where the HTTP endpoints listen.
+    pub listen: String,
+    /// One pass, then exit.
+    pub once: bool,
+    /// Overrides `[settings] interval`.
+    pub interval: Option<Duration>,
+    /// How long `--once` waits for the lease.
+    pub lock_timeout: Option<Duration>,
+}
+
+/// Logs each change as it starts and ends.
+#[derive(Debug)]
+pub struct LogProgress;
+
+impl Progress for LogProgress {
+    fn started(&self, c: &Change) {
+        tracing::info!(message = "Change started.", address = %c.address, action = ?c.action);
+    }
+
+    fn finished(&self, o: &Outcome) {
+        match &o.result {
+            Ok(()) => tracing::info!(
+                message = "Change done.",
+                address = %o.address,
+                action = ?o.action,
+                seconds = o.elapsed.as_secs_f64()
+            ),
+            Err(error) if o.skipped => tracing::warn!(
+                message = "Change skipped.",
+                address = %o.address,
+                action = ?o.action,
+                error = %error
+            ),
+            Err(error) => tracing::error!(
+                message = "Change failed.",
+                address = %o.address,
+                action = ?o.action,
+                error = %error
+            ),
+        }
+    }
+}
+
+/// Runs the daemon; returns the exit code.
+pub async fn run(options: RunOptions) -> u8 {
+    let interval = options.interval.unwrap_or(Duration::from_secs(300));
+    let shared = Arc::new(Shared::new(interval));
+    let listener = match tokio::net::TcpListener::bind(&options.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(message = "Cannot listen.", listen = %options.listen, error = %e);
+            eprintln!("error: cannot listen on {}: {e}", options.listen);
+            return 1;
+        }
+    };
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| options.listen.clone());
+    tracing::info!(message = "Listening.", address = %bound, endpoints = "/metrics /healthz /readyz /status");
+    let router = super::http::router(shared.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    notify::notify("READY=1");
+    if let Some(every) = notify::watchdog_interval() {
+        tokio::spawn(async move {
+            loop {
+                notify::notify("WATCHDOG=1");
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    // Signals: the first asks to stop, the second aborts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stop, wake) = (stop.clone(), wake.clone());
+        tokio::spawn(async move {
+            let first = crate::cli::state::shutdown_signal().await;
+            tracing::warn!(
+                message = "Stopping: the changes in flight finish, then the lease is released.",
+                signal = first
+            );
+            notify::notify("STOPPING=1");
+            stop.store(true, Ordering::SeqCst);
+            wake.notify_waiters();
+            let second = crate::cli::state::shutdown_signal().await;
+            tracing::error!(message = "Aborting at once.", signal = second);
+            std::process::exit(130);
+        });
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+
+    let mut clouds: Option<Clouds> = None;
+    let mut failures: u32 = 0;
+    let mut signature = super::files_signature(&options.pass.desired_dir);
+    loop {
+        let status = pass(&options, &shared, &mut clouds, stop.clone()).await;
+        notify::notify(&format!("STATUS=last pass: {}", status.label()));
+        if options.once {
+            return status.exit_code();
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        failures = if status.failed() { failures + 1 } else { 0 };
+        let interval = shared.interval.lock().map(|i| *i).unwrap_or(interval);
+        let delay = next_delay(interval, failures);
+        tracing::info!(
+            message = "Next pass scheduled.",
+            seconds = delay.as_secs_f64(),
+            consecutive_failures = failures
+        );
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            let poll = tokio::time::sleep(Duration::from_secs(2).min(delay));
+            let hup_signal = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                () = hup_signal => {
+                    tracing::info!(message = "SIGHUP: reconciling now.");
+                    break;
+                }
+                () = wake.notified() => break,
+                () = poll => {
+                    let now = super::files_signature(&options.pass.desired_dir);
+                    if now != signature {
+                        signature = now;
+                        tracing::info!(message = "The desired state changed: reconciling now.");
+                        break;
+                    }
+                }
+            }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    tracing::info!(message = "Stopped.");
+    0
+}
+
+/// The pause before the next pass: the interval (±10% jitter), or after `failures`
+/// consecutive failed passes, 30 seconds (at most the interval) doubling with each one, up
+/// to ten intervals.
+pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+    let base = if failures == 0 {
+        interval
+    } else {
+        let first = interval.min(Duration::from_secs(30));
+        let grown = first.saturating_mul(1u32 << (failures - 1).min(16));
+        grown.min(interval.saturating_mul(10))
+    };
+    jitter(base)
+}
+
+fn jitter(d: Duration) -> Duration {
+    use crypto_box::aead::rand_core::RngCore;
+    let r = crypto_box::aead::OsRng.next_u32() as f64 / u32::MAX as f64;
+    d.mul_f64(0.9 + 0.2 * r)
+}
+
+/// One pass: load, lease, observe, plan, apply (enforce mode), record, release.
+async fn pass(
+    options: &RunOptions,
+    shared: &Shared,
+    clouds: &mut Option<Clouds>,
+    stop: Arc<AtomicBool>,
+) -> PassStatus {
+    let started = Instant::now();
+    let started_at = rfc3339(SystemTime::now());
+    let mut record = PassRecord {
+        started_at: started_at.clone(),
+        duration_seconds: 0.0,
+        result: String::new(),
+        error: None,
+        planned: Default::default(),
+        applied: AppliedCounts::default(),
+        drifted: Vec::new(),
+        unobserved: Default::default(),
+    };
+    let mut ledger_ok = true;
+    let status = pass_inner(options, shared, clouds, stop, &mut record, &mut ledger_ok).await;
+    let m = &shared.metrics;
+    m.reconcile_runs
+        .get_or_create(&labels(&[("result", status.label())]))
+        .inc();
+    let elapsed = started.elapsed();
+    m.reconcile_duration.observe(elapsed.as_secs_f64());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    m.last_pass.set(now);
+    if !status.failed() && !matches!(status, PassStatus::Contended(_)) {
+        m.last_success.set(now);
+    }
+    if let Some(c) = clouds.as_ref() {
+        update_api_metrics(shared, c);
+    }
+    record.duration_seconds = elapsed.as_secs_f64();
+    record.result = status.label().to_string();
+    if let PassStatus::Failed(e) | PassStatus::Contended(e) = &status {
+        record.error = Some(e.clone());
+    }
+    match &status {
+        PassStatus::Failed(e) => {
+            tracing::error!(message = "Pass failed.", error = %e, seconds = elapsed.as_secs_f64())
+        }
+        PassStatus::Contended(e) => {
+            tracing::warn!(message = "Pass skipped: the lease is held.", error = %e)
+        }
+        s => tracing::info!(
+            message = "Pass finished.",
+            result = s.label(),
+            drifted = record.drifted.len(),
+            done = record.applied.done,
+            failed = record.applied.failed,
+            seconds = elapsed.as_secs_f64()
+        ),
+    }
+    shared.record(record, ledger_ok);
+    status
+}
+
+async fn pass_inner(
+    options: &RunOptions,
+    shared: &Shared,
+    clouds: &mut Option<Clouds>,
+    stop: Arc<AtomicBool>,
+    record: &mut PassRecord,
+    ledger_ok: &mut bool,
+) -> PassStatus {
+    let loaded = match super::load(&options.pass).await {
+        Ok(l) => l,
+        Err(e) => return PassStatus::Failed(format!("{e:#}")),
+    };
+    for w in &loaded.warnings {
+        tracing::warn!(message = "Configuration.", warning = %w);
+    }
+    if options.interval.is_none()
+        && let Ok(mut i) = shared.interval.lock()
+    {
+        *i = Duration::from_secs(loaded.desired.settings.interval.seconds());
+    }
+    if let Ok(mut m) = shared.mode.lock() {
+        *m = loaded.desired.settings.mode.as_str().to_string();
+    }
+    let store = match Store::open(&loaded.ledger_url).await {
+        Ok(s) => s,
+        Err(e) => {
+            *ledger_ok = false;
+            return PassStatus::Failed(crate::errors::chain(&e));
+        }
+    };
+    let clouds = clouds.get_or_insert_with(|| Clouds::from_env(&loaded.desired));
+    let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
+    let lease = if options.once {
+        store.acquire(&owner, LEASE_TTL, options.lock_timeout).await
+    } else {
+        store.try_acquire(&owner, LEASE_TTL).await
+    };
+    let lease = match lease {
+        Ok(l) => l,
+        Err(e @ LedgerError::LeaseHeld { .. }) => {
+            shared.metrics.lease_contended.inc();
+            return PassStatus::Contended(crate::errors::chain(&e));
+        }
+        Err(e) => {
+            *ledger_ok = false;
+            return PassStatus::Failed(crate::errors::chain(&e));
+        }
+    };
+    shared.metrics.lease_held.set(1);
+    let lease = tokio::sync::Mutex::new(lease);
+    let lost = AtomicBool::new(false);
+    let work = work(
+        &loaded,
+        &store,
+        clouds,
+        shared,
+        stop.clone(),
+        record,
+        ledger_ok,
+    );
+    let renew = async {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            let mut l = lease.lock().await;
+            if let Err(e) = store.renew(&mut l, LEASE_TTL).await {
+                return e;
+            }
+        }
+    };
+    let status = {
+        tokio::pin!(work);
+        tokio::pin!(renew);
+        tokio::select! {
+            s = &mut work => s,
+            e = &mut renew => {
+                shared.metrics.lease_lost.inc();
+                lost.store(true, Ordering::SeqCst);
+                tracing::error!(message = "Lease lost: starting nothing more.", error = %crate::errors::chain(&e));
+                stop.store(true, Ordering::SeqCst);
+                work.await
+            }
+        }
+    };
+    if !lost.load(Ordering::SeqCst) {
+        match store.release(lease.into_inner()).await {
+            Ok(()) | Err(LedgerError::LeaseLost { .. }) => {}
+            Err(e) => {
+                tracing::warn!(message = "Releasing the lease failed.", error = %crate::errors::chain(&e))
+            }
+        }
+    }
+    shared.metrics.lease_held.set(0);
+    status
+}
+
+async fn work(
+    loaded: &super::Loaded,
+    store: &Store,
+    clouds: &Clouds,
+    shared: &Shared,
+    stop: Arc<AtomicBool>,
+    record: &mut PassRecord,
+    ledger_ok: &mut bool,
+) -> PassStatus {
+    let mut planned = match super::plan(loaded, store, clouds, &[]).await {
+        Ok(p) => p,
+        Err(e) => {
+            if e.downcast_ref::<LedgerError>().is_some() {
+                *ledger_ok = false;
+            }
+            return PassStatus::Failed(format!("{e:#}"));
+        }
+    };
+    let m = &shared.metrics;
+    m.observe_failures.clear();
+    for (kind, obs) in &planned.live.kinds {
+        if let crate::live::ObserveStatus::Failed(why) = &obs.status {
+            record.unobserved.insert(kind.clone(), why.clone());
+            let (p, k) = kind.split_once('.').unwrap_or((kind, ""));
+            m.observe_failures
+                .get_or_create(&labels(&[("provider", p), ("kind", k)]))
+                .set(1);
+        }
+    }
+    let drift: Vec<Change> = planned
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.action.acts() || c.action == Action::Drift)
+        .cloned()
+        .collect();
+    for (action, n) in planned.plan.counts() {
+        record
+            .planned
+            .insert(format!("{action:?}").to_ascii_lowercase(), n);
+    }
+    for c in &drift {
+        m.drift_detected
+            .get_or_create(&labels(&[
+                ("provider", c.address.provider()),
+                ("kind", c.address.kind()),
+            ]))
+            .inc();
+    }
+    let mut still: Vec<&Change> = drift.iter().collect();
+    let acting = planned.plan.has_changes();
+    let mut status = if drift.is_empty() {
+        PassStatus::Unchanged
+    } else {
+        PassStatus::Detected {
+            drifted: drift.len(),
+        }
+    };
+    if acting {
+        let report = super::apply(loaded, store, clouds, &mut planned, &LogProgress, stop).await;
+        let (done, failed, skipped) = report.counts();
+        record.applied = AppliedCounts {
+            done,
+            failed,
+            skipped,
+        };
+        let succeeded: std::collections::HashSet<&crate::desired::Address> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .map(|o| &o.address)
+            .collect();
+        still.retain(|c| !succeeded.contains(&c.address));
+        for o in &report.outcomes {
+            let outcome = match (&o.result, o.skipped) {
+                (Ok(()), _) => "done",
+                (Err(_), true) => "skipped",
+                (Err(_), false) => "failed",
+            };
+            m.changes
+                .get_or_create(&labels(&[
+                    ("provider", o.address.provider()),
+                    ("action", &format!("{:?}", o.action).to_ascii_lowercase()),
+                    ("outcome", outcome),
+                ]))
+                .inc();
+        }
+        let journal = JournalRecord {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            by: crate::ledger::lease::who(),
+            started_at: record.started_at.clone(),
+            finished_at: rfc3339(SystemTime::now()),
+            command: "run".into(),
+            summary: format!("{done} done, {failed} failed, {skipped} skipped"),
+            outcome: if report.succeeded() {
+                "succeeded"
+            } else if done > 0 {
+                "partial"
+            } else {
+                "failed"
+            }
+            .into(),
+            actions: report
+                .outcomes
+                .iter()
+                .map(|o| ActionRecord {
+                    address: o.address.to_string(),
+                    action: format!("{:?}", o.action).to_ascii_lowercase(),
+                    outcome: if o.result.is_ok() {
+                        "done"
+                    } else if o.skipped {
+                        "skipped"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                    error: o.result.as_ref().err().cloned(),
+                })
+                .collect(),
+        };
+        if let Err(e) = store.append_journal(&journal).await {
+            tracing::warn!(message = "Writing the journal failed.", error = %crate::errors::chain(&e));
+        }
+        status = if let Some(e) = &report.ledger_error {
+            *ledger_ok = false;
+            PassStatus::Failed(format!("writing the ledger: {e}"))
+        } else if failed + skipped > 0 {
+            PassStatus::Partial {
+                done,
+                failed,
+                skipped,
+            }
+        } else if still.is_empty() {
+            PassStatus::Applied { done }
+        } else {
+            PassStatus::Detected {
+                drifted: still.len(),
+            }
+        };
+    }
+    // Gauges describe the state after this pass.
+    m.drifted.clear();
+    m.resource_drifted.clear();
+    for c in &still {
+        m.drifted
+            .get_or_create(&labels(&[
+                ("provider", c.address.provider()),
+                ("kind", c.address.kind()),
+            ]))
+            .inc();
+        m.resource_drifted
+            .get_or_create(&labels(&[("address", c.address.as_str())]))
+            .set(1);
+        record.drifted.push(c.address.to_string());
+    }
+    m.managed.clear();
+    for e in planned.ledger.resources.values() {
+        let (p, k) = e.kind.split_once('.').unwrap_or((&e.kind, ""));
+        m.managed
+            .get_or_create(&labels(&[("provider", p), ("kind", k)]))
+            .inc();
+    }
+    status
+}
+
+fn update_api_metrics(shared: &Shared, clouds: &Clouds) {
+    let m = &shared.metrics;
+    if let Ok(p) = &clouds.digitalocean {
+        for (class, n) in p.client.stats.classes.snapshot() {
+            m.api_requests
+                .get_or_create(&labels(&[
+                    ("provider", "digitalocean"),
+                    ("status_class", class),
+                ]))
+                .set(n as i64);
+        }
+        if let Some(r) = p.client.remaining() {
+            m.rate_limit_remaining
+                .get_or_create(&labels(&[("provider", "digitalocean")]))
+                .set(r as i64);
+        }
+    }
+    if let Ok(p) = &clouds.github {
+        for (class, n) in p.client.stats.classes.snapshot() {
+            m.api_requests
+                .get_or_create(&labels(&[("provider", "github"), ("status_class", class)]))
+                .set(n as i64);
+        }
+        if let Some(r) = p.client.remaining() {
+            m.rate_limit_remaining
+                .get_or_create(&labels(&[("provider", "github")]))
+                .set(r as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_passes_back_off_and_a_good_one_resets() {
+        let interval = Duration::from_secs(300);
+        let within = |d: Duration, want: u64| {
+            let w = Duration::from_secs(want);
+            d >= w.mul_f64(0.9) && d <= w.mul_f64(1.1)
+        };
+        assert!(within(next_delay(interval, 0), 300));
+        assert!(within(next_delay(interval, 1), 30));
+        assert!(within(next_delay(interval, 2), 60));
+        assert!(within(next_delay(interval, 5), 480));
+        assert!(within(next_delay(interval, 20), 3000));
+        // A short interval (tests, the sandbox) is never exceeded by the first retry.
+        assert!(within(next_delay(Duration::from_secs(2), 1), 2));
+    }
+
+    #[test]
+    fn exit_codes_are_stable() {
+        assert_eq!(PassStatus::Unchanged.exit_code(), 0);
+        assert_eq!(PassStatus::Applied { done: 1 }.exit_code(), 0);
+        assert_eq!(PassStatus::Failed("x".into()).exit_code(), 1);
+        assert_eq!(
+            PassStatus::Partial {
+                done: 1,
+                failed: 1,
+                skipped: 0
+            }
+            .exit_code(),
+            3
+        );
+        assert_eq!(PassStatus::Contended("x".into()).exit_code(), 4);
+    }
+}
