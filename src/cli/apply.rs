@@ -170,7 +170,6 @@ async fn work(
         }
     );
     if !planned.plan.has_changes() {
-        println!("No changes: the clouds match the desired state.");
         return Ok(PassStatus::Unchanged);
     }
     if !args.auto_approve {

@@ -120,12 +120,26 @@ pub async fn plan(
     targets: &[Address],
 ) -> anyhow::Result<Planned> {
     let snapshot = store.read().await.context("reading the ledger")?;
-    let ledger = match &snapshot {
+    let mut ledger = match &snapshot {
         Some(s) => s.ledger.clone(),
         None => Ledger::create(),
     };
     let live = clouds.observe(&loaded.desired, &ledger).await;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;
+    crate::exec::forget_dropped(&plan, &loaded.desired, &mut ledger, &live);
+    let mut snapshot = snapshot;
+    if let Some(s) = &snapshot
+        && (s.ledger.resources.len() != ledger.resources.len()
+            || s.ledger.pending.len() != ledger.pending.len())
+    {
+        // Entries the plan says are gone: forgotten now, whatever the apply does.
+        snapshot = Some(
+            store
+                .write(ledger.clone(), Some(s), "forgot resources that are gone")
+                .await
+                .context("writing the ledger")?,
+        );
+    }
     let plan = restrict(plan, targets);
     Ok(Planned {
         snapshot,

@@ -388,6 +388,16 @@ fn prepare(
 ) -> Result<Option<Prepared>, String> {
     if c.action == Action::Delete {
         let Some(entry) = ledger.resources.get(&c.address) else {
+            // What an interrupted create left behind: known by its intent only.
+            if let (Some(intent), Some(id)) = (ledger.pending.get(&c.address), &c.cloud_id) {
+                let kind = Kind::parse(&intent.kind)
+                    .ok_or_else(|| format!("the ledger names unknown kind `{}`", intent.kind))?;
+                return Ok(Some(Prepared {
+                    kind,
+                    known: Default::default(),
+                    delete: Some((id.clone(), Value::Object(Default::default()))),
+                }));
+            }
             return Ok(None);
         };
         let kind = Kind::parse(&entry.kind)
@@ -515,6 +525,7 @@ fn record(
 ) {
     if c.action == Action::Delete {
         ledger.resources.remove(&c.address);
+        ledger.pending.remove(&c.address);
         return;
     }
     let Some(r) = desired.resources.get(&c.address) else {

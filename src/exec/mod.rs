@@ -130,6 +130,22 @@ pub async fn resolve_secrets<P: Provider>(
     Ok(out)
 }
 
+/// Forgets what the plan says is gone: ledger entries and intents of resources that are no
+/// longer desired and got no change (their objects are gone, or belong to another address
+/// now), unless their kind could not be observed. Run on the whole plan, before `--target`
+/// narrows it.
+pub fn forget_dropped(plan: &Plan, desired: &DesiredState, ledger: &mut Ledger, live: &LiveState) {
+    let planned: std::collections::HashSet<&Address> =
+        plan.changes.iter().map(|c| &c.address).collect();
+    let keep = |a: &Address, kind: &str| {
+        desired.resources.contains_key(a)
+            || planned.contains(a)
+            || Kind::parse(kind).is_none_or(|k| !live.is_complete(k))
+    };
+    ledger.resources.retain(|a, e| keep(a, &e.kind));
+    ledger.pending.retain(|a, i| keep(a, &i.kind));
+}
+
 /// Applies every acting change of `plan` one at a time, recording results in `ledger` (in
 /// memory only): the executor with a concurrency of one and nothing persisted, for tests
 /// and tools.
@@ -145,6 +161,7 @@ pub async fn apply_sequential<P: Provider>(
         key,
         ..ExecOptions::sequential()
     };
+    forget_dropped(plan, desired, ledger, live);
     execute(
         plan,
         desired,

@@ -66,6 +66,16 @@ impl LeaseInfo {
     pub fn expired(&self, now: SystemTime) -> bool {
         humantime::parse_rfc3339(&self.expires_at).map_or(true, |t| now > t)
     }
+
+    /// True when the holder ran on this host and its process is gone (it was killed, or the
+    /// machine rebooted): its lease is stale and may be taken over at once instead of
+    /// waiting for it to expire. Only decidable on Linux (`/proc`); elsewhere `false`.
+    pub fn holder_is_gone(&self) -> bool {
+        cfg!(target_os = "linux")
+            && self.owner.host == host_name()
+            && self.owner.pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{}", self.owner.pid)).exists()
+    }
 }
 
 /// A lease this process holds.

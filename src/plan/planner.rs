@@ -462,6 +462,7 @@ impl<'a> Planner<'a> {
             self.plan_resource(i);
         }
         self.plan_removed();
+        self.plan_interrupted();
         if !self.protected.is_empty() {
             return Err(PlanError::PreventDestroy(self.protected));
         }
@@ -822,6 +823,65 @@ impl<'a> Planner<'a> {
                 c.after = entry.depends_on.iter().cloned().collect();
             }
             self.removed_changes.push(c);
+        }
+    }
+
+    /// Write-ahead intents of resources no longer desired: a create was interrupted (the
+    /// process died between the create and recording it) and the resource was removed from
+    /// the desired state since. The object it may have left is found by the intent's natural
+    /// key and deleted (with `prune`) or reported as an orphan, so nothing is left behind
+    /// unnoticed.
+    fn plan_interrupted(&mut self) {
+        let ledger = self.ledger;
+        for (address, intent) in &ledger.pending {
+            if self.index.contains_key(&key_of(address)) || ledger.resources.contains_key(address) {
+                continue;
+            }
+            let Some(kind) = Kind::parse(&intent.kind) else {
+                continue;
+            };
+            if self.failed[kind.index()] {
+                continue;
+            }
+            let Some(object) = self.by_key(kind).get(&intent.key).copied() else {
+                self.note(
+                    address,
+                    "an interrupted create left nothing behind and the resource is no longer desired: forgotten",
+                );
+                continue;
+            };
+            let foreign = object
+                .lineage()
+                .is_some_and(|l| l != self.ledger.lineage);
+            let owned = self
+                .ledger
+                .resources
+                .values()
+                .any(|e| e.kind == intent.kind && e.id == object.id);
+            if foreign || owned || self.claimed.contains(&(kind, object.id.as_str())) {
+                self.note(
+                    address,
+                    "an interrupted create's object belongs to something else now: forgotten, not deleted",
+                );
+                continue;
+            }
+            let action = if self.desired.settings.prune {
+                Action::Delete
+            } else {
+                Action::Orphan
+            };
+            let reason = if action == Action::Delete {
+                "left by an interrupted create; no longer desired"
+            } else {
+                "left by an interrupted create; no longer desired, and prune is off, so it is left alone"
+            };
+            self.removed_changes.push(change(
+                address.clone(),
+                action,
+                Some(object.id.clone()),
+                Vec::new(),
+                Some(reason.to_string()),
+            ));
         }
     }
 

@@ -456,7 +456,7 @@ impl Store {
             });
         };
         let now = SystemTime::now();
-        if !current.expired(now) {
+        if !current.expired(now) && !current.holder_is_gone() {
             return Err(LedgerError::LeaseHeld {
                 location: self.location(),
                 holder: Box::new(current),
