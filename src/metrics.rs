@@ -166,16 +166,66 @@ impl Metrics {
         m
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (format 0.0.4, which `promtool check metrics` reads):
+    /// the OpenMetrics text of prometheus-client with counters' `HELP` and `TYPE` lines named
+    /// like their samples (`…_total`) and without the `# EOF` and `# UNIT` lines.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
+        let mut open = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        let _ = encode(&mut open, &self.registry);
+        to_text_format(&open)
     }
+}
+
+fn to_text_format(open: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open.len() + 64);
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// Label helper.
 pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_like_their_samples() {
+        let m = Metrics::new();
+        m.reconcile_runs
+            .get_or_create(&labels(&[("result", "applied")]))
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE provisioner_reconcile_runs_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP provisioner_reconcile_runs_total Reconcile passes by result")
+        );
+        assert!(text.contains("provisioner_reconcile_runs_total{result=\"applied\"} 1"));
+        assert!(!text.contains("# EOF"));
+        assert!(text.contains("# TYPE provisioner_ledger_lock_held gauge"));
+    }
 }

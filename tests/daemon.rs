@@ -117,7 +117,10 @@ impl World {
             .env("DIGITALOCEAN_API_URL", self.do_sim.url())
             .env("GITHUB_TOKEN", "sim-gh-token")
             .env("GITHUB_API_URL", self.gh_sim.url())
-            .env("PROVISIONER_FINGERPRINT_KEY", "daemon-test-fingerprint-key-0123")
+            .env(
+                "PROVISIONER_FINGERPRINT_KEY",
+                "daemon-test-fingerprint-key-0123",
+            )
             .env_remove("SPACES_ACCESS_KEY_ID")
             .env_remove("RUST_LOG")
             .env("AWS_EC2_METADATA_DISABLED", "true");
@@ -251,13 +254,15 @@ async fn the_daemon_converges_then_corrects_drift_within_an_interval() {
     let d = w.daemon(&["--interval", "1s"]);
     let s = d
         .wait_for("a converged pass", |s| {
-            passes(s).iter().any(|p| p["result"] == "applied")
-                && last_result(s) == "unchanged"
+            passes(s).iter().any(|p| p["result"] == "applied") && last_result(s) == "unchanged"
         })
         .await;
     assert_eq!(s["mode"], "enforce");
     assert_eq!(w.records().len(), 2);
-    assert_eq!(w.gh_sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(), CANARY.as_bytes());
+    assert_eq!(
+        w.gh_sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY.as_bytes()
+    );
     let (code, _) = d.get("/readyz").await.unwrap();
     assert_eq!(code, 200);
     assert_eq!(d.get("/healthz").await.unwrap().0, 200);
@@ -265,7 +270,10 @@ async fn the_daemon_converges_then_corrects_drift_within_an_interval() {
     // Drift: a record deleted and a secret set by hand, outside provisioner.
     let before = passes(&d.status().await).len();
     assert!(w.do_sim.delete_record("example.com", "www", "A"));
-    assert!(w.gh_sim.overwrite_secret(APPS, "DEPLOY_TOKEN", b"typed-by-hand"));
+    assert!(
+        w.gh_sim
+            .overwrite_secret(APPS, "DEPLOY_TOKEN", b"typed-by-hand")
+    );
     let injected = Instant::now();
     d.wait_for("the drift corrected", |s| {
         passes(s)
@@ -276,13 +284,23 @@ async fn the_daemon_converges_then_corrects_drift_within_an_interval() {
     .await;
     assert!(injected.elapsed() < Duration::from_secs(10));
     assert_eq!(w.records().len(), 2);
-    assert_eq!(w.gh_sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(), CANARY.as_bytes());
+    assert_eq!(
+        w.gh_sim.secret(APPS, None, "DEPLOY_TOKEN").unwrap(),
+        CANARY.as_bytes()
+    );
 
     let (_, metrics) = d.get("/metrics").await.unwrap();
-    assert!(metrics.contains("provisioner_reconcile_runs_total{result=\"applied\"}"), "{metrics}");
-    assert!(metrics.contains("provisioner_drift_detected_total{provider=\"digitalocean\",kind=\"domain_record\"}"));
+    assert!(
+        metrics.contains("provisioner_reconcile_runs_total{result=\"applied\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "provisioner_drift_detected_total{provider=\"digitalocean\",kind=\"domain_record\"}"
+    ));
     assert!(metrics.contains("provisioner_api_requests{provider=\"github\",status_class=\"2xx\"}"));
-    assert!(metrics.contains("provisioner_managed_resources{provider=\"digitalocean\",kind=\"vpc\"} 1"));
+    assert!(
+        metrics.contains("provisioner_managed_resources{provider=\"digitalocean\",kind=\"vpc\"} 1")
+    );
     assert!(metrics.contains("provisioner_last_successful_reconcile_timestamp_seconds"));
     promtool_check(&metrics);
 
@@ -336,22 +354,32 @@ async fn detect_mode_reports_drift_in_metrics_and_changes_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(w.records().len(), 2);
-    assert!(w.do_sim.delete_record("example.com", "dmarc", "TXT") || w.do_sim.delete_record("example.com", "_dmarc", "TXT"));
+    assert!(
+        w.do_sim.delete_record("example.com", "dmarc", "TXT")
+            || w.do_sim.delete_record("example.com", "_dmarc", "TXT")
+    );
     let d = w.daemon(&["--interval", "1s", "--mode", "detect"]);
     let s = d
         .wait_for("drift reported", |s| last_result(s) == "detected")
         .await;
     assert_eq!(s["mode"], "detect");
     let last = passes(&s).pop().unwrap();
-    assert_eq!(last["drifted"], serde_json::json!(["digitalocean.domain_record.dmarc"]));
+    assert_eq!(
+        last["drifted"],
+        serde_json::json!(["digitalocean.domain_record.dmarc"])
+    );
     let (_, metrics) = d.get("/metrics").await.unwrap();
     assert!(
-        metrics.contains("provisioner_drifted_resources{provider=\"digitalocean\",kind=\"domain_record\"} 1"),
+        metrics.contains(
+            "provisioner_drifted_resources{provider=\"digitalocean\",kind=\"domain_record\"} 1"
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains(
-        "provisioner_resource_drifted{address=\"digitalocean.domain_record.dmarc\"} 1"
-    ));
+    assert!(
+        metrics.contains(
+            "provisioner_resource_drifted{address=\"digitalocean.domain_record.dmarc\"} 1"
+        )
+    );
     // A few more passes: still reported, never corrected.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(w.records().len(), 1);
@@ -392,11 +420,18 @@ async fn sigterm_mid_apply_finishes_what_is_in_flight_and_releases_the_lease() {
     };
     assert!(status.success(), "{status:?}\n{}", d.log());
     let store = Store::open(&w.ledger_url()).await.unwrap();
-    assert!(store.lease().await.unwrap().is_none(), "the lease was released");
+    assert!(
+        store.lease().await.unwrap().is_none(),
+        "the lease was released"
+    );
     // What was in flight was recorded: a following apply converges without duplicates.
     w.do_sim.faults.clear();
     let out = w.apply();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     w.do_sim.edit(|s| {
         assert_eq!(s.vpcs.len(), 1);
         assert_eq!(s.domains.len(), 1);
@@ -499,7 +534,11 @@ async fn sigkill_at_random_points_never_duplicates_orphans_or_corrupts() {
     // Let it finish: the final state converges exactly.
     w.write_desired(&records_state(5, 15));
     let out = w.apply();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = w.apply();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"));
@@ -511,7 +550,10 @@ async fn sigkill_at_random_points_never_duplicates_orphans_or_corrupts() {
     names.sort();
     let mut want: Vec<String> = (5..15).map(|i| format!("host{i}")).collect();
     want.sort();
-    assert_eq!(names, want, "exactly the desired records: no orphan, no duplicate");
+    assert_eq!(
+        names, want,
+        "exactly the desired records: no orphan, no duplicate"
+    );
     w.do_sim.edit(|s| {
         assert_eq!(s.vpcs.len(), 1);
         assert_eq!(s.domains.len(), 1);
@@ -522,7 +564,10 @@ fn assert_no_duplicates(w: &World, round: usize) {
     let mut seen = std::collections::BTreeSet::new();
     for r in w.records() {
         let key = format!("{} {}", r["name"], r["data"]);
-        assert!(seen.insert(key.clone()), "round {round}: duplicate record {key}");
+        assert!(
+            seen.insert(key.clone()),
+            "round {round}: duplicate record {key}"
+        );
     }
     w.do_sim.edit(|s| {
         assert!(s.vpcs.len() <= 1, "round {round}: duplicate VPC");

@@ -850,9 +850,7 @@ impl<'a> Planner<'a> {
                 );
                 continue;
             };
-            let foreign = object
-                .lineage()
-                .is_some_and(|l| l != self.ledger.lineage);
+            let foreign = object.lineage().is_some_and(|l| l != self.ledger.lineage);
             let owned = self
                 .ledger
                 .resources
