@@ -590,3 +590,80 @@ fn apply_without_a_terminal_needs_auto_approve() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--auto-approve"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_and_a_changed_file_trigger_a_pass_and_systemd_hears_about_it() {
+    use std::os::unix::net::UnixDatagram;
+    let w = World::new(DESIRED).await;
+    let socket_path = w.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let port = free_port();
+    let log = w.dir.path().join("json.log");
+    let child = w
+        .command()
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--interval",
+            "1h",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+    };
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 256];
+    while !heard.iter().any(|m: &String| m.starts_with("STATUS=")) {
+        let n = socket.recv(&mut buf).expect("a notification");
+        heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    assert!(heard.contains(&"READY=1".to_string()), "{heard:?}");
+    assert!(heard.contains(&"WATCHDOG=1".to_string()), "{heard:?}");
+    d.wait_for("the first pass", |s| passes(s).len() == 1).await;
+
+    // An hour-long interval, but SIGHUP asks for a pass now.
+    d.signal("HUP");
+    d.wait_for("a pass after SIGHUP", |s| passes(s).len() == 2)
+        .await;
+
+    // And so does editing the desired state.
+    w.write_desired(&DESIRED.replace("smtp.example.com", "smtp2.example.com"));
+    let s = d
+        .wait_for("a pass after the file changed", |s| passes(s).len() == 3)
+        .await;
+    assert_eq!(last_result(&s), "applied");
+
+    d.signal("TERM");
+    let mut d = d;
+    let status = d.child.wait().unwrap();
+    assert!(status.success());
+    let mut stopping = false;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while let Ok(n) = socket.recv(&mut buf) {
+        stopping |= &buf[..n] == b"STOPPING=1";
+    }
+    assert!(stopping);
+    // Every log line is one JSON object with a message, and no secret.
+    let log = d.log();
+    assert!(!log.contains(CANARY));
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["message"].is_string(), "{line}");
+    }
+    assert!(log.contains("\"address\":\"github.actions_variable.host\""));
+}
