@@ -6,6 +6,7 @@ pub mod clouds;
 pub mod digitalocean;
 pub mod fake;
 pub mod github;
+pub mod s3api;
 
 use std::collections::BTreeMap;
 
