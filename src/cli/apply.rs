@@ -90,7 +90,7 @@ async fn apply(
         eprintln!("warning: {w}");
     }
     let store = super::state::open(&loaded.ledger_url).await?;
-    let clouds = Clouds::from_env(&loaded.desired);
+    let clouds = Clouds::from_env(&loaded.desired).await;
     let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
     let lease = store
         .acquire(&owner, LEASE_TTL, args.lock.lock_timeout)

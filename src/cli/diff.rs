@@ -97,12 +97,14 @@ fn run(
 /// `GITHUB_TOKEN`. The kinds of providers this build lacks, or lacks credentials for, are
 /// reported as not observed, so the plan changes nothing of theirs and says why.
 fn observe_clouds(state: &desired::DesiredState, ledger: &Ledger) -> anyhow::Result<LiveState> {
-    let clouds = crate::providers::clouds::Clouds::from_env(state);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    Ok(runtime.block_on(clouds.observe(state, ledger)))
+    Ok(runtime.block_on(async {
+        let clouds = crate::providers::clouds::Clouds::from_env(state).await;
+        clouds.observe(state, ledger).await
+    }))
 }
 
 /// Reads a live-state snapshot.

@@ -353,7 +353,19 @@ async fn pass_inner(
             return PassStatus::Failed(crate::errors::chain(&e));
         }
     };
-    let clouds = clouds.get_or_insert_with(|| Clouds::from_env(&loaded.desired));
+    // Providers are kept across passes (GitHub's ETag cache lives in them); AWS is set up
+    // once the desired state has AWS resources.
+    let wants_aws = loaded
+        .desired
+        .resources
+        .values()
+        .any(|r| r.kind().provider() == "aws");
+    if clouds.is_none() || (wants_aws && clouds.as_ref().is_some_and(|c| c.aws.is_err())) {
+        *clouds = Some(Clouds::from_env(&loaded.desired).await);
+    }
+    let Some(clouds) = clouds.as_ref() else {
+        return PassStatus::Failed("no providers".into());
+    };
     let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
     let lease = if options.once {
         store.acquire(&owner, LEASE_TTL, options.lock_timeout).await

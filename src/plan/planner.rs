@@ -722,10 +722,12 @@ impl<'a> Planner<'a> {
                     changed = true;
                 }
             }
+            // A generated value belongs to the resource: a hand edit there is not drift.
             if let (Some(seen), Some(written)) = (
                 &object.updated_at,
                 entry.and_then(|e| e.updated_at.as_ref()),
             ) && seen > written
+                && !matches!(source, Some(SecretSource::Generate(_)))
             {
                 changed = true;
             }

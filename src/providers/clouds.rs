@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::aws::AwsProvider;
 use super::digitalocean::DoProvider;
 use super::github::GhProvider;
 use super::{Applied, ApplyRequest, Provider, ProviderError, SecretValue};
@@ -19,6 +20,8 @@ pub struct Clouds {
     pub digitalocean: Result<DoProvider, String>,
     /// GitHub.
     pub github: Result<GhProvider, String>,
+    /// AWS.
+    pub aws: Result<AwsProvider, String>,
 }
 
 impl std::fmt::Debug for Clouds {
@@ -26,14 +29,17 @@ impl std::fmt::Debug for Clouds {
         f.debug_struct("Clouds")
             .field("digitalocean", &self.digitalocean.is_ok())
             .field("github", &self.github.as_ref().map(|_| ()))
+            .field("aws", &self.aws.as_ref().map(|_| ()))
             .finish()
     }
 }
 
 impl Clouds {
     /// The providers configured from the environment (`DIGITALOCEAN_TOKEN`, `SPACES_*`,
-    /// `GITHUB_TOKEN`, `GITHUB_API_URL`).
-    pub fn from_env(desired: &DesiredState) -> Self {
+    /// `GITHUB_TOKEN`, `GITHUB_API_URL`, the AWS chain). AWS is only configured when the
+    /// desired state has AWS resources (loading its credential chain may ask the instance
+    /// metadata service).
+    pub async fn from_env(desired: &DesiredState) -> Self {
         use super::digitalocean::{ApiConfig, DoClient, spaces::SpacesConfig};
         let per_minute = desired.settings.rate_limits.digitalocean_per_minute;
         let digitalocean = ApiConfig::from_env(per_minute)
@@ -46,9 +52,19 @@ impl Clouds {
         let github = super::github::GhApiConfig::from_env()
             .and_then(super::github::GhClient::new)
             .map(GhProvider::new);
+        let wants_aws = desired
+            .resources
+            .values()
+            .any(|r| r.kind().provider() == "aws");
+        let aws = if wants_aws {
+            AwsProvider::from_env(desired).await
+        } else {
+            Err("the desired state has no AWS resources".to_string())
+        };
         Clouds {
             digitalocean,
             github,
+            aws,
         }
     }
 
@@ -75,7 +91,7 @@ impl Clouds {
                 live.kinds.insert(k.key().to_string(), o);
             }
         };
-        let (d, g) = futures_util::join!(
+        let (d, g, a) = futures_util::join!(
             async {
                 match &self.digitalocean {
                     Ok(p) if used("digitalocean") => Some(Ok(p.observe(desired, ledger).await)),
@@ -89,9 +105,16 @@ impl Clouds {
                     Err(why) if used("github") => Some(Err(why.clone())),
                     _ => None,
                 }
+            },
+            async {
+                match &self.aws {
+                    Ok(p) if used("aws") => Some(Ok(p.observe(desired, ledger).await)),
+                    Err(why) if used("aws") => Some(Err(why.clone())),
+                    _ => None,
+                }
             }
         );
-        for (provider, result) in [("digitalocean", d), ("github", g)] {
+        for (provider, result) in [("digitalocean", d), ("github", g), ("aws", a)] {
             match result {
                 Some(Ok(found)) => put(found),
                 Some(Err(why)) => put(Kind::ALL
@@ -101,20 +124,6 @@ impl Clouds {
                     .collect()),
                 None => {}
             }
-        }
-        if used("aws") {
-            put(Kind::ALL
-                .iter()
-                .filter(|k| k.provider() == "aws")
-                .map(|k| {
-                    (
-                        *k,
-                        unknown(
-                            "observing AWS arrives with the AWS provider; use --live-from for a snapshot",
-                        ),
-                    )
-                })
-                .collect());
         }
         live.observed_at = Some(crate::ledger::lease::rfc3339(std::time::SystemTime::now()));
         live
@@ -132,9 +141,11 @@ impl Provider for Clouds {
                 Ok(p) => p.apply(req).await,
                 Err(why) => Err(ProviderError::msg(why.clone())),
             },
-            other => Err(ProviderError::msg(format!(
-                "changing {other} arrives with the {other} provider"
-            ))),
+            "aws" => match &self.aws {
+                Ok(p) => p.apply(req).await,
+                Err(why) => Err(ProviderError::msg(why.clone())),
+            },
+            other => Err(ProviderError::msg(format!("{other} is not a provider"))),
         }
     }
 
@@ -145,8 +156,15 @@ impl Provider for Clouds {
         output: &str,
         spec: Option<&Value>,
     ) -> Result<Option<SecretValue>, ProviderError> {
-        match (kind.provider(), &self.digitalocean) {
-            ("digitalocean", Ok(p)) => p.secret_output(kind, id, output, spec).await,
+        match kind.provider() {
+            "digitalocean" => match &self.digitalocean {
+                Ok(p) => p.secret_output(kind, id, output, spec).await,
+                Err(_) => Ok(None),
+            },
+            "aws" => match &self.aws {
+                Ok(p) => p.secret_output(kind, id, output, spec).await,
+                Err(_) => Ok(None),
+            },
             _ => Ok(None),
         }
     }

@@ -2,6 +2,7 @@
 //! `github`); `fake` is an in-memory cloud for planner and executor tests; `clouds` puts
 //! them behind one dispatcher.
 
+pub mod aws;
 pub mod clouds;
 pub mod digitalocean;
 pub mod fake;

@@ -382,7 +382,8 @@ block! {
         /// IAM path.
         path: IamPath = "/" => replace,
         /// SES region the SMTP password is derived for; `[settings.aws] region` when left out.
-        region: Option<AwsRegion> => update,
+        /// Changing it makes a new access key (the password is per region).
+        region: Option<AwsRegion> => replace,
         /// Name of the inline policy that allows `ses:SendRawEmail`.
         policy_name: IamName = "ses-send-raw-email" => update,
         /// Identity ARNs the user may send as; any identity when empty.

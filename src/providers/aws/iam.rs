@@ -1,0 +1,405 @@
+//! `aws.iam_smtp_user`: an IAM user with an inline policy allowing `ses:SendRawEmail`, and
+//! one access key turned into SES SMTP credentials. The secret access key exists only in
+//! the answer to `CreateAccessKey`: it becomes the `smtp_password` secret output, handed to
+//! the consumers in the same apply, and is never stored.
+//!
+//! A user whose current access key is gone (deleted by hand) is observed as absent, so the
+//! next pass creates a new key (the user itself is kept) and rewrites every consumer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_iam::types::Tag;
+use serde_json::{Map, Value, json};
+
+use super::{AwsProvider, code, err, object, smtp, split_tags, text, wanted_tags};
+use crate::ledger::Ledger;
+use crate::live::LiveObject;
+use crate::plan::Action;
+use crate::providers::{Applied, ApplyRequest, ProviderError, SecretValue};
+
+/// Lists the users, then reads the managed ones (access keys, inline policy, tags).
+pub async fn observe(
+    p: &AwsProvider,
+    wanted: BTreeSet<String>,
+    ledger: &Ledger,
+) -> Result<Vec<LiveObject>, ProviderError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut users = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = p
+            .iam
+            .list_users()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| err("listing IAM users", e))?;
+        users.extend(page.users().iter().cloned());
+        match page.marker().filter(|_| page.is_truncated()) {
+            Some(m) => marker = Some(m.to_string()),
+            None => break,
+        }
+    }
+    let mut out = Vec::new();
+    for u in users {
+        let name = u.user_name();
+        if !wanted.contains(name) {
+            continue;
+        }
+        // What the ledger applied: the region the password was derived for, the policy
+        // name, and the key the consumers hold.
+        let entry = ledger
+            .resources
+            .values()
+            .find(|e| e.kind == "aws.iam_smtp_user" && e.id == name);
+        if let Some(o) = read(p, &u, entry).await? {
+            out.push(o);
+        }
+    }
+    Ok(out)
+}
+
+async fn read(
+    p: &AwsProvider,
+    u: &aws_sdk_iam::types::User,
+    entry: Option<&crate::ledger::LedgerEntry>,
+) -> Result<Option<LiveObject>, ProviderError> {
+    let name = u.user_name();
+    let keys = p
+        .iam
+        .list_access_keys()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| err(&format!("listing {name}'s access keys"), e))?;
+    let recorded = entry
+        .and_then(|e| e.attributes.get("smtp_username"))
+        .and_then(Value::as_str);
+    let current = keys
+        .access_key_metadata()
+        .iter()
+        .filter(|k| recorded.is_none_or(|r| k.access_key_id() == Some(r)))
+        .max_by_key(|k| k.create_date().map(|d| d.secs()));
+    let Some(current) = current else {
+        // No key the consumers could be using: as good as absent.
+        return Ok(None);
+    };
+    let policy_name = entry
+        .and_then(|e| e.applied.get("policy_name"))
+        .and_then(Value::as_str)
+        .unwrap_or("ses-send-raw-email")
+        .to_string();
+    let (policy_name, allowed) = match p
+        .iam
+        .get_user_policy()
+        .user_name(name)
+        .policy_name(&policy_name)
+        .send()
+        .await
+    {
+        Ok(pol) => (
+            Value::String(policy_name),
+            allowed_identities(pol.policy_document()),
+        ),
+        Err(e) if code(&e) == Some("NoSuchEntity") => (Value::Null, Value::Null),
+        Err(e) => return Err(err(&format!("reading {name}'s policy"), e)),
+    };
+    let tags = p
+        .iam
+        .list_user_tags()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| err(&format!("reading {name}'s tags"), e))?;
+    let (tags, lineage) = split_tags(tags.tags().iter().map(|t| (t.key(), t.value())));
+    let region = entry
+        .and_then(|e| e.applied.get("region"))
+        .cloned()
+        .unwrap_or_else(|| json!(p.region));
+    let mut fields = Map::new();
+    fields.insert("name".into(), json!(name));
+    fields.insert("path".into(), json!(u.path()));
+    fields.insert("region".into(), region.clone());
+    fields.insert("policy_name".into(), policy_name);
+    fields.insert("allowed_identities".into(), allowed);
+    fields.insert("tags".into(), Value::Object(tags));
+    let key_id = current.access_key_id().unwrap_or_default();
+    let created = current.create_date().map(|d| {
+        crate::ledger::lease::rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.secs().max(0) as u64),
+        )
+    });
+    let mut attributes = attributes(u.arn(), name, key_id, region.as_str().unwrap_or(&p.region));
+    if let Some(c) = created {
+        attributes.insert("created_at".into(), json!(c));
+    }
+    Ok(Some(object(name.to_string(), fields, attributes, lineage)))
+}
+
+/// The identity ARNs the policy document allows (`[]` when it allows any).
+fn allowed_identities(document: &str) -> Value {
+    // IAM returns the document URL-encoded.
+    let decoded = crate::sim::percent_decode(document);
+    let Ok(doc) = serde_json::from_str::<Value>(&decoded) else {
+        return Value::Null;
+    };
+    let resources: Vec<Value> = doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| match &s["Resource"] {
+            Value::Array(a) => a.clone(),
+            v @ Value::String(_) => vec![v.clone()],
+            _ => Vec::new(),
+        })
+        .filter(|r| r != "*")
+        .collect();
+    Value::Array(resources)
+}
+
+fn policy(f: &Map<String, Value>) -> String {
+    let allowed: Vec<Value> = f
+        .get("allowed_identities")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let resource = if allowed.is_empty() {
+        json!("*")
+    } else {
+        Value::Array(allowed)
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "ses:SendRawEmail",
+            "Resource": resource,
+        }]
+    })
+    .to_string()
+}
+
+fn attributes(arn: &str, name: &str, key_id: &str, region: &str) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("arn".to_string(), json!(arn)),
+        ("name".to_string(), json!(name)),
+        ("smtp_username".to_string(), json!(key_id)),
+        ("smtp_endpoint".to_string(), json!(smtp::endpoint(region))),
+    ])
+}
+
+/// Creates, updates, rotates or deletes the user.
+pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, ProviderError> {
+    let f = req.fields;
+    let name = text(f, "name").ok_or_else(|| ProviderError::msg("an IAM user needs its name"))?;
+    match req.action {
+        Action::Delete => {
+            delete_user(p, req.cloud_id.unwrap_or(name)).await?;
+            return Ok(Applied::default());
+        }
+        Action::Replace if req.cloud_id.is_some_and(|old| old != name) => {
+            delete_user(p, req.cloud_id.unwrap_or(name)).await?;
+        }
+        _ => {}
+    }
+    let path = text(f, "path").unwrap_or("/");
+    let region = text(f, "region").unwrap_or(&p.region).to_string();
+    let mut tags = Vec::new();
+    for (k, v) in wanted_tags(f, req.lineage) {
+        tags.push(
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| err("building a tag", e))?,
+        );
+    }
+    let arn = match p
+        .iam
+        .create_user()
+        .user_name(name)
+        .path(path)
+        .set_tags(Some(tags.clone()))
+        .send()
+        .await
+    {
+        Ok(out) => out.user().map(|u| u.arn().to_string()).unwrap_or_default(),
+        Err(e) if code(&e) == Some("EntityAlreadyExists") => p
+            .iam
+            .get_user()
+            .user_name(name)
+            .send()
+            .await
+            .map_err(|e| err(&format!("reading IAM user {name}"), e))?
+            .user()
+            .map(|u| u.arn().to_string())
+            .unwrap_or_default(),
+        Err(e) => return Err(err(&format!("creating IAM user {name}"), e)),
+    };
+    let policy_name = text(f, "policy_name").unwrap_or("ses-send-raw-email");
+    p.iam
+        .put_user_policy()
+        .user_name(name)
+        .policy_name(policy_name)
+        .policy_document(policy(f))
+        .send()
+        .await
+        .map_err(|e| err(&format!("setting {name}'s policy"), e))?;
+    // Tags: exactly the wanted ones.
+    let current = p
+        .iam
+        .list_user_tags()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| err(&format!("reading {name}'s tags"), e))?;
+    let keep: BTreeSet<&str> = tags.iter().map(|t| t.key()).collect();
+    let stale: Vec<String> = current
+        .tags()
+        .iter()
+        .map(|t| t.key().to_string())
+        .filter(|k| !keep.contains(k.as_str()))
+        .collect();
+    if !stale.is_empty() {
+        p.iam
+            .untag_user()
+            .user_name(name)
+            .set_tag_keys(Some(stale))
+            .send()
+            .await
+            .map_err(|e| err(&format!("removing {name}'s old tags"), e))?;
+    }
+    p.iam
+        .tag_user()
+        .user_name(name)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| err(&format!("tagging {name}"), e))?;
+
+    let keys = p
+        .iam
+        .list_access_keys()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| err(&format!("listing {name}'s access keys"), e))?;
+    let existing: Vec<(String, i64)> = keys
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| {
+            Some((
+                k.access_key_id()?.to_string(),
+                k.create_date().map(|d| d.secs()).unwrap_or(0),
+            ))
+        })
+        .collect();
+    // A new key on create and on replace (rotation, or a new region: the password is per
+    // region and the old secret key is gone); otherwise the current key stays.
+    let needs_key = matches!(req.action, Action::Create | Action::Replace) || existing.is_empty();
+    let mut applied_key = existing
+        .iter()
+        .max_by_key(|(_, t)| *t)
+        .map(|(k, _)| k.clone());
+    let mut secrets = BTreeMap::new();
+    let mut created_at = None;
+    if needs_key {
+        // At most two keys per user: make room, oldest first.
+        let mut sorted = existing.clone();
+        sorted.sort_by_key(|(_, t)| *t);
+        while sorted.len() >= 2 {
+            let (old, _) = sorted.remove(0);
+            delete_key(p, name, &old).await?;
+        }
+        let created = p
+            .iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .map_err(|e| err(&format!("creating {name}'s access key"), e))?;
+        let key = created
+            .access_key()
+            .ok_or_else(|| ProviderError::msg("IAM returned no access key"))?;
+        let secret = SecretValue::new(key.secret_access_key().as_bytes().to_vec());
+        secrets.insert(
+            "smtp_password".to_string(),
+            smtp::password(&secret, &region),
+        );
+        let new_id = key.access_key_id().to_string();
+        created_at = key.create_date().map(|d| {
+            crate::ledger::lease::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.secs().max(0) as u64),
+            )
+        });
+        // The consumers are rewritten with the new password in this same apply; the
+        // previous key goes now, so only one key is ever live afterwards.
+        for (old, _) in &sorted {
+            delete_key(p, name, old).await?;
+        }
+        applied_key = Some(new_id);
+    }
+    let key_id = applied_key.unwrap_or_default();
+    let mut attributes = attributes(&arn, name, &key_id, &region);
+    if let Some(c) = created_at {
+        attributes.insert("created_at".into(), json!(c));
+    }
+    Ok(Applied {
+        id: name.to_string(),
+        attributes,
+        secrets,
+        updated_at: None,
+    })
+}
+
+async fn delete_key(p: &AwsProvider, user: &str, key: &str) -> Result<(), ProviderError> {
+    match p
+        .iam
+        .delete_access_key()
+        .user_name(user)
+        .access_key_id(key)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
+        Err(e) => Err(err(&format!("deleting {user}'s access key"), e)),
+    }
+}
+
+/// Deletes the user with its keys and inline policies (IAM refuses otherwise).
+async fn delete_user(p: &AwsProvider, name: &str) -> Result<(), ProviderError> {
+    let keys = match p.iam.list_access_keys().user_name(name).send().await {
+        Ok(k) => k,
+        Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(()),
+        Err(e) => return Err(err(&format!("listing {name}'s access keys"), e)),
+    };
+    for k in keys.access_key_metadata() {
+        if let Some(id) = k.access_key_id() {
+            delete_key(p, name, id).await?;
+        }
+    }
+    let policies = p
+        .iam
+        .list_user_policies()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| err(&format!("listing {name}'s policies"), e))?;
+    for pol in policies.policy_names() {
+        p.iam
+            .delete_user_policy()
+            .user_name(name)
+            .policy_name(pol)
+            .send()
+            .await
+            .map_err(|e| err(&format!("deleting {name}'s policy {pol}"), e))?;
+    }
+    match p.iam.delete_user().user_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
+        Err(e) => Err(err(&format!("deleting IAM user {name}"), e)),
+    }
+}

@@ -1,0 +1,323 @@
+//! The AWS provider, on the official SDK with the standard credential chain and
+//! `AWS_ENDPOINT_URL` (and the per-service `AWS_ENDPOINT_URL_<SERVICE>`): S3 buckets, SNS
+//! topics, SES v2 domain identities and configuration sets, the IAM user behind SES SMTP,
+//! and Secrets Manager secrets. Every kind is observed by listing, then reading only the
+//! objects provisioner manages.
+//!
+//! Objects carry the tag `provisioner:lineage = <ledger lineage>`, so an object made by
+//! another ledger is never adopted; the tag is not part of the desired `tags`.
+
+pub mod iam;
+pub mod s3;
+pub mod secrets;
+pub mod ses;
+pub mod smtp;
+pub mod sns;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::desired::{DesiredState, Kind};
+use crate::ledger::Ledger;
+use crate::live::{KindObservation, LiveObject, ObserveStatus};
+use crate::plan::Action;
+use crate::providers::{Applied, ApplyRequest, ProviderError, SecretValue};
+
+/// The tag key that carries the ledger lineage on AWS objects.
+pub const LINEAGE_KEY: &str = "provisioner:lineage";
+
+/// The AWS kinds.
+pub const KINDS: [Kind; 6] = [
+    Kind::AwsS3Bucket,
+    Kind::AwsSnsTopic,
+    Kind::AwsSesDomainIdentity,
+    Kind::AwsSesConfigurationSet,
+    Kind::AwsIamSmtpUser,
+    Kind::AwsSecretsmanagerSecret,
+];
+
+/// The AWS provider: one client per service.
+pub struct AwsProvider {
+    /// The region of resources that name none.
+    pub region: String,
+    config: aws_config::SdkConfig,
+    s3: aws_sdk_s3::Client,
+    sns: aws_sdk_sns::Client,
+    ses: aws_sdk_sesv2::Client,
+    iam: aws_sdk_iam::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    sts: aws_sdk_sts::Client,
+    account: tokio::sync::OnceCell<String>,
+}
+
+impl std::fmt::Debug for AwsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsProvider")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsProvider {
+    /// From the standard AWS configuration chain; the region is `[settings.aws] region`,
+    /// else `AWS_REGION`.
+    pub async fn from_env(desired: &DesiredState) -> Result<Self, String> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = &desired.settings.aws.region {
+            loader = loader.region(aws_config::Region::new(r.as_str().to_string()));
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err("no AWS region: set AWS_REGION or `[settings.aws] region`".into());
+        }
+        if config.credentials_provider().is_none() {
+            return Err("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile, or a role)".into());
+        }
+        Ok(Self::new(&config, &config))
+    }
+
+    /// With explicit configurations: `ses` for SES v2 (tests point it at the SES simulator,
+    /// everything else at moto), `config` for the rest.
+    pub fn new(config: &aws_config::SdkConfig, ses: &aws_config::SdkConfig) -> Self {
+        let path_style = config
+            .endpoint_url()
+            .is_some_and(crate::ledger::store::needs_path_style);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(path_style)
+                .build(),
+        );
+        AwsProvider {
+            region: config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".into()),
+            config: config.clone(),
+            s3,
+            sns: aws_sdk_sns::Client::new(config),
+            ses: aws_sdk_sesv2::Client::new(ses),
+            iam: aws_sdk_iam::Client::new(config),
+            sm: aws_sdk_secretsmanager::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            account: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// An S3 client for another region (bucket operations must go to the bucket's region).
+    fn s3_in(&self, region: &str) -> aws_sdk_s3::Client {
+        if region == self.region {
+            return self.s3.clone();
+        }
+        let path_style = self
+            .config
+            .endpoint_url()
+            .is_some_and(crate::ledger::store::needs_path_style);
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.config)
+                .region(aws_config::Region::new(region.to_string()))
+                .force_path_style(path_style)
+                .build(),
+        )
+    }
+
+    /// The account id (for ARNs the APIs do not return), asked once.
+    async fn account(&self) -> Result<String, ProviderError> {
+        self.account
+            .get_or_try_init(|| async {
+                let who = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| err("asking STS for the account id", e))?;
+                who.account()
+                    .map(str::to_string)
+                    .ok_or_else(|| ProviderError::msg("STS returned no account id"))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Observes every AWS kind: one (paginated) list per kind, then the details of the
+    /// objects the desired state or the ledger names. A kind whose listing fails is unknown.
+    pub async fn observe(
+        &self,
+        desired: &DesiredState,
+        ledger: &Ledger,
+    ) -> BTreeMap<Kind, KindObservation> {
+        let names = managed_names(desired, ledger);
+        let wanted = |k: Kind| names.get(&k).cloned().unwrap_or_default();
+        let (b, t, i, c, u, s) = futures_util::join!(
+            s3::observe(self, wanted(Kind::AwsS3Bucket)),
+            sns::observe(self, wanted(Kind::AwsSnsTopic)),
+            ses::observe_identities(self, wanted(Kind::AwsSesDomainIdentity)),
+            ses::observe_configuration_sets(self, wanted(Kind::AwsSesConfigurationSet)),
+            iam::observe(self, wanted(Kind::AwsIamSmtpUser), ledger),
+            secrets::observe(self, wanted(Kind::AwsSecretsmanagerSecret)),
+        );
+        let mut out = BTreeMap::new();
+        for (kind, result) in [
+            (Kind::AwsS3Bucket, b),
+            (Kind::AwsSnsTopic, t),
+            (Kind::AwsSesDomainIdentity, i),
+            (Kind::AwsSesConfigurationSet, c),
+            (Kind::AwsIamSmtpUser, u),
+            (Kind::AwsSecretsmanagerSecret, s),
+        ] {
+            out.insert(
+                kind,
+                match result {
+                    Ok(objects) => KindObservation {
+                        status: ObserveStatus::Complete,
+                        objects,
+                    },
+                    Err(e) => KindObservation {
+                        status: ObserveStatus::Failed(e.message),
+                        objects: Vec::new(),
+                    },
+                },
+            );
+        }
+        out
+    }
+}
+
+impl crate::providers::Provider for AwsProvider {
+    async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
+        if matches!(req.action, Action::Orphan | Action::Drift | Action::NoOp) {
+            return Err(ProviderError::msg("nothing to apply for this action"));
+        }
+        match req.kind {
+            Kind::AwsS3Bucket => s3::apply(self, &req).await,
+            Kind::AwsSnsTopic => sns::apply(self, &req).await,
+            Kind::AwsSesDomainIdentity => ses::apply_identity(self, &req).await,
+            Kind::AwsSesConfigurationSet => ses::apply_configuration_set(self, &req).await,
+            Kind::AwsIamSmtpUser => iam::apply(self, &req).await,
+            Kind::AwsSecretsmanagerSecret => secrets::apply(self, &req).await,
+            other => Err(ProviderError::msg(format!("{other} is not an AWS kind"))),
+        }
+    }
+
+    async fn secret_output(
+        &self,
+        kind: Kind,
+        id: &str,
+        output: &str,
+        _spec: Option<&Value>,
+    ) -> Result<Option<SecretValue>, ProviderError> {
+        match (kind, output) {
+            // A secret keeps its value: it can be read back (a generated password, say).
+            (Kind::AwsSecretsmanagerSecret, "value") => {
+                secrets::read_value(self, id).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A provider error for a failed SDK call, with its whole cause chain (never a value: the
+/// SDK errors carry codes and messages, not request bodies).
+pub fn err(what: &str, e: impl std::error::Error + 'static) -> ProviderError {
+    ProviderError {
+        message: format!("{what}: {}", crate::errors::chain(&e)),
+        retryable: true,
+    }
+}
+
+/// The error code of an SDK service error.
+pub fn code<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Option<&str>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    e.as_service_error().and_then(|s| s.code())
+}
+
+/// Names of the objects provisioner manages, per kind: from the desired state (the natural
+/// key field) and the ledger (the cloud id, and the key field it applied).
+fn managed_names(desired: &DesiredState, ledger: &Ledger) -> BTreeMap<Kind, BTreeSet<String>> {
+    let key = |k: Kind| match k {
+        Kind::AwsS3Bucket => "bucket",
+        Kind::AwsSesDomainIdentity => "domain",
+        _ => "name",
+    };
+    let mut out: BTreeMap<Kind, BTreeSet<String>> = BTreeMap::new();
+    for r in desired.resources.values() {
+        let k = r.kind();
+        if !KINDS.contains(&k) {
+            continue;
+        }
+        if let Some(n) = r.spec_json.get(key(k)).and_then(Value::as_str)
+            && !n.contains("${")
+        {
+            out.entry(k).or_default().insert(n.to_string());
+        }
+    }
+    for (address, intent) in &ledger.pending {
+        let _ = address;
+        if let Some(k) = Kind::parse(&intent.kind).filter(|k| KINDS.contains(k)) {
+            out.entry(k).or_default().insert(intent.key.clone());
+        }
+    }
+    for e in ledger.resources.values() {
+        let Some(k) = Kind::parse(&e.kind).filter(|k| KINDS.contains(k)) else {
+            continue;
+        };
+        if let Some(n) = e.applied.get(key(k)).and_then(Value::as_str) {
+            out.entry(k).or_default().insert(n.to_string());
+        }
+    }
+    out
+}
+
+/// Tags as a desired-state map, without the lineage tag; the lineage separately.
+pub fn split_tags<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (serde_json::Map<String, Value>, Vec<String>) {
+    let mut tags = serde_json::Map::new();
+    let mut lineage = Vec::new();
+    for (k, v) in pairs {
+        if k == LINEAGE_KEY {
+            lineage.push(crate::live::lineage_tag(v));
+        } else {
+            tags.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    (tags, lineage)
+}
+
+/// The desired tags plus the lineage tag, as key/value pairs.
+pub fn wanted_tags(f: &serde_json::Map<String, Value>, lineage: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = f
+        .get("tags")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    if !lineage.is_empty() {
+        out.push((LINEAGE_KEY.to_string(), lineage.to_string()));
+    }
+    out
+}
+
+/// A string field.
+pub fn text<'a>(f: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a str> {
+    f.get(k).and_then(Value::as_str)
+}
+
+/// A live object.
+pub fn object(
+    id: String,
+    fields: serde_json::Map<String, Value>,
+    attributes: BTreeMap<String, Value>,
+    tags: Vec<String>,
+) -> LiveObject {
+    LiveObject {
+        id,
+        fields,
+        attributes,
+        tags,
+        updated_at: None,
+    }
+}

@@ -1,0 +1,275 @@
+//! `aws.s3_bucket`: created in its region, with versioning, default encryption, public
+//! access block, lifecycle, CORS and tags; deleted only when empty unless `force_destroy`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging,
+};
+use serde_json::{Map, Value, json};
+
+use super::{AwsProvider, code, err, object, split_tags, text, wanted_tags};
+use crate::live::LiveObject;
+use crate::plan::Action;
+use crate::providers::s3api;
+use crate::providers::{Applied, ApplyRequest, ProviderError};
+
+/// Lists the buckets, then reads the ones provisioner manages.
+pub async fn observe(
+    p: &AwsProvider,
+    wanted: BTreeSet<String>,
+) -> Result<Vec<LiveObject>, ProviderError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let listed =
+        p.s3.list_buckets()
+            .send()
+            .await
+            .map_err(|e| err("listing S3 buckets", e))?;
+    let mut out = Vec::new();
+    for b in listed.buckets() {
+        let Some(name) = b.name() else { continue };
+        if !wanted.contains(name) {
+            continue;
+        }
+        out.push(read(p, name).await?);
+    }
+    Ok(out)
+}
+
+async fn region_of(p: &AwsProvider, name: &str) -> Result<String, ProviderError> {
+    let loc =
+        p.s3.get_bucket_location()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(|e| err(&format!("reading {name}'s region"), e))?;
+    Ok(match loc.location_constraint() {
+        None => "us-east-1".to_string(),
+        Some(c) if c.as_str().is_empty() => "us-east-1".to_string(),
+        Some(BucketLocationConstraint::Eu) => "eu-west-1".to_string(),
+        Some(c) => c.as_str().to_string(),
+    })
+}
+
+async fn read(p: &AwsProvider, name: &str) -> Result<LiveObject, ProviderError> {
+    let region = region_of(p, name).await?;
+    let client = p.s3_in(&region);
+    let rules = s3api::read_rules(&client, name).await?;
+    let encryption = match client.get_bucket_encryption().bucket(name).send().await {
+        Ok(e) => e
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .map(|r| {
+                let d = r.apply_server_side_encryption_by_default();
+                let mut v = json!({
+                    "algorithm": d.map(|d| d.sse_algorithm().as_str()).unwrap_or("AES256"),
+                    "bucket_key_enabled": r.bucket_key_enabled().unwrap_or(false),
+                });
+                if let Some(k) = d.and_then(|d| d.kms_master_key_id()) {
+                    v["kms_key_id"] = json!(k);
+                }
+                v
+            })
+            .unwrap_or(Value::Null),
+        Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => Value::Null,
+        Err(e) => return Err(err(&format!("reading {name}'s encryption"), e)),
+    };
+    let public = match client.get_public_access_block().bucket(name).send().await {
+        Ok(b) => b
+            .public_access_block_configuration()
+            .map(|c| {
+                json!({
+                    "block_public_acls": c.block_public_acls().unwrap_or(false),
+                    "ignore_public_acls": c.ignore_public_acls().unwrap_or(false),
+                    "block_public_policy": c.block_public_policy().unwrap_or(false),
+                    "restrict_public_buckets": c.restrict_public_buckets().unwrap_or(false),
+                })
+            })
+            .unwrap_or(Value::Null),
+        Err(e) if code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => Value::Null,
+        Err(e) => return Err(err(&format!("reading {name}'s public access block"), e)),
+    };
+    let tag_pairs: Vec<(String, String)> =
+        match client.get_bucket_tagging().bucket(name).send().await {
+            Ok(t) => t
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+            Err(e) if code(&e) == Some("NoSuchTagSet") => Vec::new(),
+            Err(e) => return Err(err(&format!("reading {name}'s tags"), e)),
+        };
+    let (tags, lineage) = split_tags(tag_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut fields = Map::new();
+    fields.insert("bucket".into(), json!(name));
+    fields.insert("region".into(), json!(region));
+    fields.insert("versioning".into(), json!(rules.versioning));
+    fields.insert("encryption".into(), encryption);
+    fields.insert("public_access_block".into(), public);
+    fields.insert("lifecycle_rules".into(), Value::Array(rules.lifecycle));
+    fields.insert("cors_rules".into(), Value::Array(rules.cors));
+    fields.insert("tags".into(), Value::Object(tags));
+    Ok(object(
+        name.to_string(),
+        fields,
+        attributes(name, &region),
+        lineage,
+    ))
+}
+
+fn attributes(name: &str, region: &str) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("name".to_string(), json!(name)),
+        ("arn".to_string(), json!(format!("arn:aws:s3:::{name}"))),
+        ("region".to_string(), json!(region)),
+        (
+            "bucket_domain_name".to_string(),
+            json!(format!("{name}.s3.{region}.amazonaws.com")),
+        ),
+    ])
+}
+
+/// Creates, configures, replaces or deletes a bucket.
+pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, ProviderError> {
+    let f = req.fields;
+    let name = text(f, "bucket")
+        .or(req.cloud_id)
+        .ok_or_else(|| ProviderError::msg("a bucket needs its name"))?
+        .to_string();
+    let region = text(f, "region").unwrap_or(&p.region).to_string();
+    let client = p.s3_in(&region);
+    let force = req
+        .spec
+        .and_then(|s| s["force_destroy"].as_bool())
+        .unwrap_or(false);
+    match req.action {
+        Action::Delete => {
+            let old = req.cloud_id.unwrap_or(&name);
+            s3api::delete_bucket(&client, old, force).await?;
+            return Ok(Applied::default());
+        }
+        Action::Replace => {
+            let old = req.cloud_id.unwrap_or(&name);
+            let old_region = region_of(p, old).await.unwrap_or_else(|_| region.clone());
+            s3api::delete_bucket(&p.s3_in(&old_region), old, force).await?;
+            create(&client, &name, &region).await?;
+        }
+        Action::Create => create(&client, &name, &region).await?,
+        _ => {}
+    }
+    configure(&client, &name, f, req.lineage).await?;
+    Ok(Applied {
+        id: name.clone(),
+        attributes: attributes(&name, &region),
+        secrets: BTreeMap::new(),
+        updated_at: None,
+    })
+}
+
+async fn create(
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    region: &str,
+) -> Result<(), ProviderError> {
+    let mut op = client.create_bucket().bucket(name);
+    // us-east-1 takes no location constraint; every other region needs one.
+    if region != "us-east-1" {
+        op = op.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    match op.send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(err(&format!("creating S3 bucket {name}"), e)),
+    }
+}
+
+async fn configure(
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    f: &Map<String, Value>,
+    lineage: &str,
+) -> Result<(), ProviderError> {
+    s3api::write_rules(client, name, f).await?;
+    if let Some(e) = f.get("encryption").filter(|v| !v.is_null()) {
+        {
+            let algorithm = e["algorithm"].as_str().unwrap_or("AES256");
+            let mut d = ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::from(algorithm));
+            if let Some(k) = e["kms_key_id"].as_str() {
+                d = d.kms_master_key_id(k);
+            }
+            let rule = ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    d.build()
+                        .map_err(|e| err("building the encryption rule", e))?,
+                )
+                .bucket_key_enabled(e["bucket_key_enabled"].as_bool().unwrap_or(false))
+                .build();
+            client
+                .put_bucket_encryption()
+                .bucket(name)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .map_err(|e| err("building the encryption configuration", e))?,
+                )
+                .send()
+                .await
+                .map_err(|e| err(&format!("setting {name}'s encryption"), e))?;
+        }
+    }
+    if let Some(b) = f.get("public_access_block").filter(|v| !v.is_null()) {
+        let on = |k: &str| b[k].as_bool().unwrap_or(true);
+        client
+            .put_public_access_block()
+            .bucket(name)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(on("block_public_acls"))
+                    .ignore_public_acls(on("ignore_public_acls"))
+                    .block_public_policy(on("block_public_policy"))
+                    .restrict_public_buckets(on("restrict_public_buckets"))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| err(&format!("setting {name}'s public access block"), e))?;
+    }
+    let mut tags = Vec::new();
+    for (k, v) in wanted_tags(f, lineage) {
+        tags.push(
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| err("building a tag", e))?,
+        );
+    }
+    client
+        .put_bucket_tagging()
+        .bucket(name)
+        .tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tags))
+                .build()
+                .map_err(|e| err("building the tag set", e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| err(&format!("setting {name}'s tags"), e))?;
+    Ok(())
+}
