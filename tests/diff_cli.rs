@@ -100,6 +100,9 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
         .env_remove("DIGITALOCEAN_TOKEN")
         .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
         .env_remove("GITHUB_TOKEN")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
         .output()
         .expect("run provisioner");
     assert_eq!(
@@ -116,7 +119,7 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
     let notes = plan["notes"].to_string();
     assert!(notes.contains("DIGITALOCEAN_TOKEN"), "{notes}");
     assert!(
-        notes.contains("AWS provider") && notes.contains("set GITHUB_TOKEN"),
+        notes.contains("no AWS credentials") && notes.contains("set GITHUB_TOKEN"),
         "{notes}"
     );
 }

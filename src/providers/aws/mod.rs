@@ -71,8 +71,15 @@ impl AwsProvider {
         if config.region().is_none() {
             return Err("no AWS region: set AWS_REGION or `[settings.aws] region`".into());
         }
-        if config.credentials_provider().is_none() {
-            return Err("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile, or a role)".into());
+        let no_credentials = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or run with a role)";
+        let Some(credentials) = config.credentials_provider() else {
+            return Err(no_credentials.into());
+        };
+        {
+            use aws_sdk_s3::config::ProvideCredentials;
+            if let Err(e) = credentials.provide_credentials().await {
+                return Err(format!("{no_credentials}: {}", crate::errors::chain(&e)));
+            }
         }
         Ok(Self::new(&config, &config))
     }

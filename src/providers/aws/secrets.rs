@@ -196,17 +196,28 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         }
         match op.send().await {
             Ok(out) => arn = out.arn().map(str::to_string),
-            Err(e) if code(&e) == Some("ResourceExistsException") => {
-                // A create whose answer was lost: the secret is there; set it below.
-                arn = Some(name.to_string());
-            }
-            Err(e) if code(&e) == Some("InvalidRequestException") => {
-                // Scheduled for deletion and desired again: restore it, then set it.
-                p.sm.restore_secret()
-                    .secret_id(name)
-                    .send()
-                    .await
-                    .map_err(|e| err(&format!("restoring secret {name}"), e))?;
+            Err(e)
+                if matches!(
+                    code(&e),
+                    Some("ResourceExistsException" | "InvalidRequestException")
+                ) =>
+            {
+                // The name is taken: by a create whose answer was lost, or by this secret
+                // scheduled for deletion (AWS answers InvalidRequestException, moto
+                // ResourceExistsException). A scheduled one is restored, then set below.
+                let described =
+                    p.sm.describe_secret()
+                        .secret_id(name)
+                        .send()
+                        .await
+                        .map_err(|e| err(&format!("reading secret {name}"), e))?;
+                if described.deleted_date().is_some() {
+                    p.sm.restore_secret()
+                        .secret_id(name)
+                        .send()
+                        .await
+                        .map_err(|e| err(&format!("restoring secret {name}"), e))?;
+                }
                 arn = Some(name.to_string());
             }
             Err(e) => return Err(err(&format!("creating secret {name}"), e)),

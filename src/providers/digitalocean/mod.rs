@@ -34,7 +34,15 @@ impl DoProvider {
                 crate::desired::Kind::DoSpacesBucket,
                 spaces::observe(config, desired, ledger).await,
             );
-        } else {
+        } else if desired
+            .resources
+            .values()
+            .any(|r| r.kind() == crate::desired::Kind::DoSpacesBucket)
+            || ledger
+                .resources
+                .values()
+                .any(|e| e.kind == crate::desired::Kind::DoSpacesBucket.key())
+        {
             out.insert(
                 crate::desired::Kind::DoSpacesBucket,
                 crate::live::KindObservation {

@@ -1,0 +1,568 @@
+//! The AWS provider against moto (S3, SNS, IAM, STS, Secrets Manager) and the project's SES
+//! v2 simulator, together with the DigitalOcean and GitHub simulators: the SES identity's
+//! DKIM tokens become DigitalOcean records, the SMTP password becomes a GitHub secret and a
+//! Secrets Manager secret; drift (versioning suspended, CORS edited, a secret changed, an
+//! access key deleted) is detected and corrected; keys rotate; secrets scheduled for
+//! deletion are restored; canary values never reach the ledger.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CorsConfiguration, CorsRule, VersioningConfiguration,
+};
+use provisioner::desired::{self, DesiredState};
+use provisioner::exec::apply_sequential;
+use provisioner::ledger::Ledger;
+use provisioner::ledger::fingerprint::FingerprintKey;
+use provisioner::live::LiveState;
+use provisioner::plan::{self, Action, Plan};
+use provisioner::providers::aws::AwsProvider;
+use provisioner::providers::clouds::Clouds;
+use provisioner::providers::digitalocean::{ApiConfig, DoClient, DoProvider};
+use provisioner::providers::github::{GhApiConfig, GhClient, GhProvider};
+use provisioner::sim::digitalocean::{DoConfig, DoSim};
+use provisioner::sim::github::{GhConfig, GhSim};
+use provisioner::sim::ses::{SesConfig, SesSim};
+
+const APPS: &str = "example-org/platform-apps";
+const CANARY: &str = "canary-aws-2c9e41-do-not-leak";
+
+struct World {
+    clouds: Clouds,
+    do_sim: DoSim,
+    gh_sim: GhSim,
+    _ses_sim: SesSim,
+    dir: tempfile::TempDir,
+    key: FingerprintKey,
+    /// Unique per test: moto is shared by the whole test binary.
+    id: String,
+}
+
+fn ses_config(url: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"),
+        ))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build()
+}
+
+async fn world() -> World {
+    let do_sim = DoSim::start(DoConfig::default()).await.unwrap();
+    let gh_sim = GhSim::start(GhConfig::default()).await.unwrap();
+    gh_sim.create_repo(APPS);
+    let ses_sim = SesSim::start(SesConfig::default()).await.unwrap();
+    let mut gh = GhApiConfig::new(gh_sim.url(), "sim-gh-token");
+    gh.write_gap = Duration::ZERO;
+    let clouds = Clouds {
+        digitalocean: Ok(DoProvider {
+            client: DoClient::new(ApiConfig::new(do_sim.url(), "sim-token", 250)).unwrap(),
+            spaces: None,
+            poll_every: Duration::from_millis(50),
+        }),
+        github: Ok(GhProvider::new(GhClient::new(gh).unwrap())),
+        aws: Ok(AwsProvider::new(
+            &support::moto::aws_config(),
+            &ses_config(ses_sim.url()),
+        )),
+    };
+    World {
+        clouds,
+        do_sim,
+        gh_sim,
+        _ses_sim: ses_sim,
+        dir: tempfile::tempdir().unwrap(),
+        key: FingerprintKey::new(b"aws-test-fingerprint-key-0123456".to_vec()).unwrap(),
+        id: uuid::Uuid::new_v4().simple().to_string()[..10].to_string(),
+    }
+}
+
+impl World {
+    fn state(&self, text: &str) -> DesiredState {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("secret.txt"), CANARY).unwrap();
+        let text = text
+            .replace("SECRET_FILE", &dir.join("secret.txt").display().to_string())
+            .replace("{{ID}}", &self.id);
+        let state_dir = dir.join("desired");
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        std::fs::write(state_dir.join("aws.toml"), text).unwrap();
+        let mut d = desired::load(&state_dir).unwrap_or_else(|e| panic!("{e}"));
+        desired::secrets::fingerprint_all(&mut d, &self.key).unwrap();
+        d
+    }
+
+    async fn live(&self, d: &DesiredState, l: &Ledger) -> LiveState {
+        self.clouds.observe(d, l).await
+    }
+
+    async fn converge(&self, d: &DesiredState, ledger: &mut Ledger) -> Plan {
+        let l = self.live(d, ledger).await;
+        self.apply(d, ledger, &l).await
+    }
+
+    async fn apply(&self, d: &DesiredState, ledger: &mut Ledger, l: &LiveState) -> Plan {
+        for (kind, obs) in &l.kinds {
+            if let provisioner::live::ObserveStatus::Failed(why) = &obs.status {
+                panic!("observing {kind} failed: {why}");
+            }
+        }
+        let (plan, _) = plan::plan(d, ledger, l).unwrap();
+        let outcomes = apply_sequential(&plan, d, ledger, l, &self.clouds, Some(&self.key)).await;
+        for o in &outcomes {
+            assert!(
+                o.result.is_ok(),
+                "{} {:?}: {:?}",
+                o.address,
+                o.action,
+                o.result
+            );
+        }
+        plan
+    }
+
+    async fn assert_converged(&self, d: &DesiredState, ledger: &Ledger) {
+        let l = self.live(d, ledger).await;
+        let (again, _) = plan::plan(d, ledger, &l).unwrap();
+        assert!(
+            acting(&again).is_empty(),
+            "{:#?}",
+            again
+                .changes
+                .iter()
+                .filter(|c| c.action.acts())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    fn sm(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&support::moto::aws_config())
+    }
+
+    fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&support::moto::aws_config())
+    }
+
+    async fn secret_value(&self, name: &str) -> String {
+        self.sm()
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn keys(&self, user: &str) -> Vec<String> {
+        self.iam()
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .access_key_metadata()
+            .iter()
+            .filter_map(|k| k.access_key_id().map(str::to_string))
+            .collect()
+    }
+
+    fn gh_secret(&self, name: &str) -> String {
+        String::from_utf8(self.gh_sim.secret(APPS, None, name).unwrap()).unwrap()
+    }
+}
+
+/// Whether versioning is on, read the way the provider reads it (moto names the XML root
+/// of this answer differently from S3; the provider copes).
+async fn versioning(bucket: &str) -> bool {
+    provisioner::providers::s3api::read_rules(&support::moto::client(), bucket)
+        .await
+        .unwrap()
+        .versioning
+}
+
+fn acting(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action.acts())
+        .map(|c| (c.address.to_string(), c.action))
+        .collect()
+}
+
+/// The mail part of the worked example, with DNS at DigitalOcean and CI secrets at GitHub.
+const DESIRED: &str = r#"
+[settings]
+prune = true
+
+[aws.s3_bucket.assets]
+bucket = "assets-{{ID}}"
+versioning = true
+encryption = { algorithm = "AES256" }
+public_access_block = {}
+tags = { purpose = "assets" }
+
+[[aws.s3_bucket.assets.cors_rules]]
+allowed_origins = ["https://cloud.example.com"]
+allowed_methods = ["GET", "PUT"]
+allowed_headers = ["*"]
+max_age_seconds = 3000
+
+[[aws.s3_bucket.assets.lifecycle_rules]]
+id = "old-versions"
+noncurrent_version_expiration_days = 30
+
+[aws.sns_topic.events]
+name = "ses-events-{{ID}}"
+display_name = "SES events"
+
+[aws.ses_configuration_set.transactional]
+name = "transactional-{{ID}}"
+tls_policy = "REQUIRE"
+suppressed_reasons = ["BOUNCE", "COMPLAINT"]
+
+[aws.ses_configuration_set.transactional.event_destinations.bounces]
+matching_event_types = ["BOUNCE", "COMPLAINT"]
+sns_topic_arn = "${aws.sns_topic.events.arn}"
+
+[aws.ses_domain_identity.mail]
+domain = "{{ID}}.example.com"
+mail_from_domain = "bounce.{{ID}}.example.com"
+configuration_set = "${aws.ses_configuration_set.transactional.name}"
+
+[aws.iam_smtp_user.smtp]
+name = "smtp-{{ID}}"
+path = "/platform/"
+allowed_identities = ["${aws.ses_domain_identity.mail.arn}"]
+rotate_after = "90d"
+
+[aws.secretsmanager_secret.db]
+name = "platform/{{ID}}/db-password"
+description = "generated"
+value = { generate = { length = 32 } }
+
+[aws.secretsmanager_secret.pinned]
+name = "platform/{{ID}}/pinned"
+value = { file = "SECRET_FILE" }
+
+[aws.secretsmanager_secret.smtp]
+name = "platform/{{ID}}/smtp-password"
+value = "${aws.iam_smtp_user.smtp.smtp_password}"
+
+[digitalocean.domain.mail]
+name = "{{ID}}.example.com"
+
+[digitalocean.domain_record.dkim0]
+domain = "${digitalocean.domain.mail.name}"
+type = "CNAME"
+name = "${aws.ses_domain_identity.mail.dkim_tokens[0]}._domainkey"
+data = "${aws.ses_domain_identity.mail.dkim_cname_targets[0]}"
+
+[digitalocean.domain_record.mail_from_mx]
+domain = "${digitalocean.domain.mail.name}"
+type = "MX"
+name = "bounce"
+data = "${aws.ses_domain_identity.mail.mail_from_mx}"
+priority = 10
+
+[github.actions_secret.smtp]
+repository = "example-org/platform-apps"
+name = "SMTP_PASSWORD"
+value = "${aws.iam_smtp_user.smtp.smtp_password}"
+
+[github.actions_variable.smtp_user]
+repository = "example-org/platform-apps"
+name = "SMTP_USERNAME"
+value = "${aws.iam_smtp_user.smtp.smtp_username}"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mail_stack_converges_across_three_clouds() {
+    let w = world().await;
+    let d = w.state(DESIRED);
+    let mut ledger = Ledger::new("lineage-aws");
+    let plan = w.converge(&d, &mut ledger).await;
+    assert_eq!(acting(&plan).len(), 13, "{:?}", acting(&plan));
+    w.assert_converged(&d, &ledger).await;
+
+    // The DKIM token became a DigitalOcean record, pointing at SES's zone.
+    let records = w.do_sim.edit(|s| {
+        s.records
+            .get(&format!("{}.example.com", w.id))
+            .cloned()
+            .unwrap_or_default()
+    });
+    let dkim = records
+        .iter()
+        .find(|r| r["type"] == "CNAME")
+        .expect("a DKIM record");
+    assert!(dkim["name"].as_str().unwrap().ends_with("._domainkey"));
+    assert!(
+        dkim["data"]
+            .as_str()
+            .unwrap()
+            .ends_with("dkim.amazonses.com")
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "MX" && r["data"] == "feedback-smtp.us-east-1.amazonses.com")
+    );
+
+    // The SMTP password reached GitHub and Secrets Manager, identical, in AWS's format.
+    let gh = w.gh_secret("SMTP_PASSWORD");
+    assert_eq!(gh.len(), 44);
+    assert!(gh.starts_with('B'), "version 4 passwords start with 0x04");
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/smtp-password", w.id))
+            .await,
+        gh
+    );
+    let keys = w.keys(&format!("smtp-{}", w.id)).await;
+    assert_eq!(keys.len(), 1);
+    let user_var = w
+        .gh_sim
+        .edit(|s| s.repos[APPS].actions.variables["SMTP_USERNAME"]["value"].clone());
+    assert_eq!(user_var, keys[0].as_str());
+
+    // The generated value is in the secret only; the pinned one is the file's.
+    let generated = w
+        .secret_value(&format!("platform/{}/db-password", w.id))
+        .await;
+    assert_eq!(generated.len(), 32);
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/pinned", w.id)).await,
+        CANARY
+    );
+
+    // Bucket settings as desired.
+    assert!(versioning(&format!("assets-{}", w.id)).await);
+
+    // The ledger holds no value: not the canary, not the password, not the generated value.
+    let text = serde_json::to_string(&ledger).unwrap();
+    for secret in [CANARY, gh.as_str(), generated.as_str()] {
+        assert!(!text.contains(secret));
+    }
+    assert!(text.contains("provisioner") || text.contains("lineage-aws"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hand_edits_are_detected_and_corrected() {
+    let w = world().await;
+    let d = w.state(DESIRED);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let bucket = format!("assets-{}", w.id);
+    let s3 = support::moto::client();
+
+    // Versioning suspended and CORS edited in the console.
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s3.put_bucket_cors()
+        .bucket(&bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("*")
+                        .allowed_methods("GET")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plan = w.converge(&d, &mut ledger).await;
+    let changed = acting(&plan);
+    assert_eq!(
+        changed,
+        vec![("aws.s3_bucket.assets".to_string(), Action::Update)]
+    );
+    let fields: Vec<&str> = plan
+        .changes
+        .iter()
+        .flat_map(|c| c.fields.iter().map(|f| f.path.as_ref()))
+        .collect();
+    assert!(
+        fields.contains(&"versioning") && fields.contains(&"cors_rules"),
+        "{fields:?}"
+    );
+    assert!(versioning(&bucket).await);
+    w.assert_converged(&d, &ledger).await;
+
+    // A pinned secret changed out of band: its LastChangedDate moves, the value is written
+    // back. A generated one edited by hand is left alone.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for name in ["pinned", "db-password"] {
+        w.sm()
+            .put_secret_value()
+            .secret_id(format!("platform/{}/{name}", w.id))
+            .secret_string("typed-by-hand")
+            .send()
+            .await
+            .unwrap();
+    }
+    let plan = w.converge(&d, &mut ledger).await;
+    assert_eq!(
+        acting(&plan),
+        vec![(
+            "aws.secretsmanager_secret.pinned".to_string(),
+            Action::Update
+        )]
+    );
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/pinned", w.id)).await,
+        CANARY
+    );
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/db-password", w.id))
+            .await,
+        "typed-by-hand"
+    );
+    w.assert_converged(&d, &ledger).await;
+
+    // The access key deleted by hand: a new one, and every consumer gets the new password.
+    let user = format!("smtp-{}", w.id);
+    let before = w.gh_secret("SMTP_PASSWORD");
+    for k in w.keys(&user).await {
+        w.iam()
+            .delete_access_key()
+            .user_name(&user)
+            .access_key_id(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    let plan = w.converge(&d, &mut ledger).await;
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("aws.iam_smtp_user.smtp".into(), Action::Create)),
+        "{changed:?}"
+    );
+    assert!(
+        changed.contains(&("github.actions_secret.smtp".into(), Action::Update)),
+        "{changed:?}"
+    );
+    assert!(
+        changed.contains(&("aws.secretsmanager_secret.smtp".into(), Action::Update)),
+        "{changed:?}"
+    );
+    let after = w.gh_secret("SMTP_PASSWORD");
+    assert_ne!(after, before);
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/smtp-password", w.id))
+            .await,
+        after
+    );
+    assert_eq!(w.keys(&user).await.len(), 1);
+    w.assert_converged(&d, &ledger).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_smtp_key_rotates_and_consumers_follow() {
+    let w = world().await;
+    let d = w.state(DESIRED);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let old_key = w.keys(&user).await;
+    let old_password = w.gh_secret("SMTP_PASSWORD");
+
+    // Ninety-one days later.
+    let mut l = w.live(&d, &ledger).await;
+    l.observed_at = Some(provisioner::ledger::lease::rfc3339(
+        std::time::SystemTime::now() + Duration::from_secs(91 * 86_400),
+    ));
+    let plan = w.apply(&d, &mut ledger, &l).await;
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("aws.iam_smtp_user.smtp".into(), Action::Replace)),
+        "{changed:?}"
+    );
+    let new_key = w.keys(&user).await;
+    assert_eq!(new_key.len(), 1, "the old key is gone");
+    assert_ne!(new_key, old_key);
+    let new_password = w.gh_secret("SMTP_PASSWORD");
+    assert_ne!(new_password, old_password);
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/smtp-password", w.id))
+            .await,
+        new_password
+    );
+    let user_var = w
+        .gh_sim
+        .edit(|s| s.repos[APPS].actions.variables["SMTP_USERNAME"]["value"].clone());
+    assert_eq!(user_var, new_key[0].as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removed_resources_are_deleted_and_a_secret_desired_again_is_restored() {
+    let w = world().await;
+    let d = w.state(DESIRED);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let arn_before = ledger.resources
+        [&provisioner::desired::Address::new("aws", "secretsmanager_secret", "db")]
+        .id
+        .clone();
+    let generated = w
+        .secret_value(&format!("platform/{}/db-password", w.id))
+        .await;
+
+    let empty = w.state("[settings]\nprune = true\n");
+    let plan = w.converge(&empty, &mut ledger).await;
+    assert!(acting(&plan).iter().all(|(_, a)| *a == Action::Delete));
+    assert!(ledger.resources.is_empty());
+    let user = format!("smtp-{}", w.id);
+    assert!(
+        w.iam().get_user().user_name(&user).send().await.is_err(),
+        "the user is gone"
+    );
+    assert!(
+        support::moto::client()
+            .head_bucket()
+            .bucket(format!("assets-{}", w.id))
+            .send()
+            .await
+            .is_err()
+    );
+    // Scheduled for deletion (a 7-day recovery window), not gone.
+    let described = w
+        .sm()
+        .describe_secret()
+        .secret_id(format!("platform/{}/db-password", w.id))
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date().is_some());
+
+    // Desired again: restored, with its value, not re-created.
+    let again = w.state(DESIRED);
+    w.converge(&again, &mut ledger).await;
+    let arn_after = ledger.resources
+        [&provisioner::desired::Address::new("aws", "secretsmanager_secret", "db")]
+        .id
+        .clone();
+    assert_eq!(arn_before, arn_after);
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/db-password", w.id))
+            .await,
+        generated
+    );
+}
