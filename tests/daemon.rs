@@ -667,3 +667,107 @@ async fn sighup_and_a_changed_file_trigger_a_pass_and_systemd_hears_about_it() {
     }
     assert!(log.contains("\"address\":\"github.actions_variable.host\""));
 }
+
+/// The whole worked example (`desired-state/`), against every simulator and moto: one pass
+/// converges it, the next finds nothing to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worked_example_converges_in_one_pass() {
+    use provisioner::sim::ses::{SesConfig, SesSim};
+    let do_sim = DoSim::start(DoConfig {
+        provisioning: Duration::from_millis(300),
+        ..DoConfig::default()
+    })
+    .await
+    .unwrap();
+    let gh_sim = GhSim::start(GhConfig::default()).await.unwrap();
+    for repo in ["example-org/platform-apps", "example-org/platform-gitops"] {
+        gh_sim.create_repo(repo);
+    }
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/repos/example-org/platform-gitops/environments/production",
+            gh_sim.url()
+        ))
+        .bearer_auth("sim-gh-token")
+        .header("user-agent", "test")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let ses_sim = SesSim::start(SesConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let moto = support::moto::endpoint().to_string();
+    let run = |log: &str| {
+        let mut c = Command::new(BIN);
+        c.arg("-d")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"))
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "--once",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env(
+                "PROVISIONER_LEDGER",
+                format!("file://{}", dir.path().join("state").display()),
+            )
+            .env(
+                "PROVISIONER_FINGERPRINT_KEY",
+                "worked-example-fingerprint-key-01",
+            )
+            .env("DIGITALOCEAN_TOKEN", "sim-token")
+            .env("DIGITALOCEAN_API_URL", do_sim.url())
+            .env("SPACES_ENDPOINT_URL", &moto)
+            .env("SPACES_ACCESS_KEY_ID", "testing")
+            .env("SPACES_SECRET_ACCESS_KEY", "testing")
+            .env("GITHUB_TOKEN", "sim-gh-token")
+            .env("GITHUB_API_URL", gh_sim.url())
+            .env("AWS_ENDPOINT_URL_SESV2", ses_sim.url())
+            .env("CI_DIGITALOCEAN_TOKEN", CANARY)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap());
+        for (k, v) in support::moto::child_env() {
+            c.env(k, v);
+        }
+        c.status().unwrap()
+    };
+    let first = run("first.log");
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    assert_eq!(first.code(), Some(0), "{log}");
+    assert!(log.contains("\"result\":\"applied\""), "{log}");
+    let second = run("second.log");
+    let log2 = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert_eq!(second.code(), Some(0), "{log2}");
+    assert!(log2.contains("\"result\":\"unchanged\""), "{log2}");
+    for text in [&log, &log2] {
+        assert!(!text.contains(CANARY));
+    }
+    assert_eq!(
+        gh_sim
+            .secret(
+                "example-org/platform-gitops",
+                Some("production"),
+                "DIGITALOCEAN_TOKEN"
+            )
+            .unwrap(),
+        CANARY.as_bytes()
+    );
+    do_sim.edit(|s| {
+        assert_eq!(s.clusters.len(), 1);
+        assert_eq!(s.clusters[0]["status"]["state"], "running");
+    });
+    let ledger = std::fs::read_to_string(dir.path().join("state/ledger.json")).unwrap();
+    assert!(!ledger.contains(CANARY));
+    let doc: Value = serde_json::from_str(&ledger).unwrap();
+    let desired =
+        provisioner::desired::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"))
+            .unwrap();
+    assert_eq!(
+        doc["resources"].as_object().unwrap().len(),
+        desired.resources.len(),
+        "every resource of the worked example is recorded"
+    );
+}

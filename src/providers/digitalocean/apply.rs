@@ -405,6 +405,7 @@ async fn wait_running(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Value, ProviderError> {
     let started = Instant::now();
+    let mut polls = 0u32;
     loop {
         let c = client
             .request(Method::GET, &format!("/v2/kubernetes/clusters/{id}"), None)
@@ -437,7 +438,13 @@ async fn wait_running(
                 CLUSTER_TIMEOUT.as_secs() / 60
             )));
         }
-        tokio::time::sleep(poll_every).await;
+        // Quick looks first (a small cluster or a resize can be ready in seconds), then
+        // every `poll_every`: at most ~20 requests for the first five minutes.
+        let pause = Duration::from_millis(250)
+            .saturating_mul(1 << polls.min(8))
+            .min(poll_every);
+        polls += 1;
+        tokio::time::sleep(pause).await;
     }
 }
 
