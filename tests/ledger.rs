@@ -310,8 +310,8 @@ async fn lease_holder_process() {
     }
 }
 
-both!(a_killed_holder_is_taken_over_after_expiry_and_not_before);
-async fn a_killed_holder_is_taken_over_after_expiry_and_not_before(place: Place) {
+both!(a_killed_holder_on_this_host_is_taken_over_at_once);
+async fn a_killed_holder_on_this_host_is_taken_over_at_once(place: Place) {
     use std::io::BufRead;
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
@@ -346,7 +346,34 @@ async fn a_killed_holder_is_taken_over_after_expiry_and_not_before(place: Place)
     child.wait().unwrap();
     let (last, _) = store.lease().await.unwrap().expect("still there");
     assert_eq!(last.lease_id, lease_id, "a killed holder releases nothing");
-    let expires = humantime::parse_rfc3339(&last.expires_at).unwrap();
+    // Its process is gone from this host: the lease is stale now, not in 30 seconds.
+    let lease = store
+        .try_acquire(&me, Duration::from_secs(30))
+        .await
+        .expect("a dead holder's lease is taken over at once");
+    assert!(
+        humantime::parse_rfc3339(&lease.info.acquired_at).unwrap()
+            < humantime::parse_rfc3339(&last.expires_at).unwrap()
+    );
+    store.release(lease).await.unwrap();
+    assert!(store.lease().await.unwrap().is_none());
+}
+
+both!(a_holder_elsewhere_is_taken_over_after_expiry_and_not_before);
+async fn a_holder_elsewhere_is_taken_over_after_expiry_and_not_before(place: Place) {
+    let store = place.store().await;
+    // A holder on another machine: its process cannot be checked, only its expiry.
+    let elsewhere = Owner {
+        host: "another-host.example".into(),
+        pid: 4_000_000,
+        run_id: "remote".into(),
+    };
+    let held = store
+        .try_acquire(&elsewhere, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let expires = humantime::parse_rfc3339(&held.info.expires_at).unwrap();
+    let me = Owner::current("taker");
     let lease = loop {
         match store.try_acquire(&me, Duration::from_secs(30)).await {
             Ok(l) => break l,
@@ -357,12 +384,11 @@ async fn a_killed_holder_is_taken_over_after_expiry_and_not_before(place: Place)
             Err(e) => panic!("{e}"),
         }
     };
-    // Taken over, and not before the dead holder's lease ran out.
     assert!(
         humantime::parse_rfc3339(&lease.info.acquired_at).unwrap() >= expires,
         "taken at {} before expiry {}",
         lease.info.acquired_at,
-        last.expires_at
+        held.info.expires_at
     );
     store.release(lease).await.unwrap();
     assert!(store.lease().await.unwrap().is_none());
