@@ -566,3 +566,64 @@ async fn removed_resources_are_deleted_and_a_secret_desired_again_is_restored() 
         generated
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kubeconfig_is_handed_on_again_before_its_token_expires() {
+    let w = world().await;
+    let text = r#"
+[digitalocean.kubernetes_cluster.prod]
+name = "prod-{{ID}}"
+region = "ams3"
+version = "1.32"
+kubeconfig_expiry = "3d"
+
+[digitalocean.kubernetes_cluster.prod.node_pools.workers]
+size = "s-2vcpu-4gb"
+count = 2
+
+[github.actions_secret.kubeconfig]
+repository = "example-org/platform-apps"
+name = "KUBECONFIG"
+value = "${digitalocean.kubernetes_cluster.prod.kubeconfig}"
+"#;
+    let d = w.state(text);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let first = w.gh_secret("KUBECONFIG");
+    assert!(first.contains("kind: Config") && first.contains("token: sim-"));
+    w.assert_converged(&d, &ledger).await;
+
+    // One day on, the token (three days) is still young: nothing to do.
+    let mut l = w.live(&d, &ledger).await;
+    l.observed_at = Some(provisioner::ledger::lease::rfc3339(
+        std::time::SystemTime::now() + Duration::from_secs(86_400),
+    ));
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(acting(&plan).is_empty());
+
+    // Two and a half days on, past two thirds of its life: a fresh kubeconfig is fetched
+    // from the cluster and written, though the cluster itself is unchanged.
+    l.observed_at = Some(provisioner::ledger::lease::rfc3339(
+        std::time::SystemTime::now() + Duration::from_secs(60 * 3600),
+    ));
+    let plan = w.apply(&d, &mut ledger, &l).await;
+    assert_eq!(
+        acting(&plan),
+        vec![(
+            "github.actions_secret.kubeconfig".to_string(),
+            Action::Update
+        )]
+    );
+    let second = w.gh_secret("KUBECONFIG");
+    assert!(second.contains("kind: Config"));
+    assert_ne!(first, second, "a new token");
+    assert!(
+        w.do_sim
+            .faults
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/kubeconfig?expiry_seconds=259200"))
+            .count()
+            >= 2
+    );
+}

@@ -714,6 +714,11 @@ impl<'a> Planner<'a> {
             {
                 changed = true;
             }
+            if let Some(SecretSource::Ref(reference)) = source
+                && self.expiring(reference, entry)
+            {
+                changed = true;
+            }
             if !self.desired.secret_fingerprints.is_empty() {
                 let key = format!("{}.{name}", r.address);
                 if let (Some(want), Some(e)) = (self.desired.secret_fingerprints.get(&key), entry)
@@ -748,6 +753,42 @@ impl<'a> Planner<'a> {
             }
         }
         out
+    }
+
+    /// A value that expires — a cluster's kubeconfig, whose token lives `kubeconfig_expiry`
+    /// (default 7 days) — is written again once two thirds of its lifetime have passed since
+    /// the consumer last got it (the consumer's `updated_at` as the ledger recorded it,
+    /// against the observation's time), so CI never holds an expired token.
+    fn expiring(
+        &self,
+        reference: &crate::desired::refs::Reference,
+        entry: Option<&LedgerEntry>,
+    ) -> bool {
+        if reference.attribute != "kubeconfig" || reference.address.kind() != "kubernetes_cluster" {
+            return false;
+        }
+        let Some(&j) = self.index.get(&key_of(&reference.address)) else {
+            return false;
+        };
+        let lifetime = self.resources[j]
+            .spec_json
+            .get("kubeconfig_expiry")
+            .and_then(Value::as_str)
+            .and_then(|d| crate::desired::values::Duration::parse(d).ok())
+            .unwrap_or(7 * 86_400);
+        let (Some(written), Some(now)) = (
+            entry.and_then(|e| e.updated_at.as_deref()),
+            self.live.observed_at.as_deref(),
+        ) else {
+            return false;
+        };
+        match (
+            humantime::parse_rfc3339_weak(written),
+            humantime::parse_rfc3339_weak(now),
+        ) {
+            (Ok(w), Ok(n)) => w + std::time::Duration::from_secs(lifetime * 2 / 3) <= n,
+            _ => false,
+        }
     }
 
     /// `rotate_after`: an object older than that (by its `created_at`, as the cloud or the
