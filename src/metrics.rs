@@ -24,6 +24,10 @@ pub struct Metrics {
     pub last_success: Gauge<f64, AtomicU64>,
     /// Unix time of the last pass, whatever its result.
     pub last_pass: Gauge<f64, AtomicU64>,
+    /// Unix time the process started.
+    pub start_time: Gauge<f64, AtomicU64>,
+    /// The reconcile interval, for alerts that count in intervals.
+    pub interval: Gauge<f64, AtomicU64>,
     /// Resources out of line with the desired state after the last pass, by provider/kind.
     pub drifted: Family<Labels, Gauge>,
     /// 1 for each address out of line after the last pass.
@@ -35,7 +39,7 @@ pub struct Metrics {
     /// Changes carried out, by provider/action/outcome.
     pub changes: Family<Labels, Counter>,
     /// API answers, by provider/status class.
-    pub api_requests: Family<Labels, Gauge>,
+    pub api_requests: Family<Labels, Counter>,
     /// The provider's remaining request budget, as the API last said.
     pub rate_limit_remaining: Family<Labels, Gauge>,
     /// Kinds that could not be observed in the last pass.
@@ -71,6 +75,8 @@ impl Metrics {
             ]),
             last_success: Gauge::default(),
             last_pass: Gauge::default(),
+            start_time: Gauge::default(),
+            interval: Gauge::default(),
             drifted: Family::default(),
             resource_drifted: Family::default(),
             drift_detected: Family::default(),
@@ -106,6 +112,18 @@ impl Metrics {
             "Unix time of the last pass",
             prometheus_client::registry::Unit::Seconds,
             m.last_pass.clone(),
+        );
+        r.register_with_unit(
+            "start_time",
+            "Unix time the process started",
+            prometheus_client::registry::Unit::Seconds,
+            m.start_time.clone(),
+        );
+        r.register_with_unit(
+            "reconcile_interval",
+            "Time between reconcile passes",
+            prometheus_client::registry::Unit::Seconds,
+            m.interval.clone(),
         );
         r.register(
             "drifted_resources",
@@ -163,6 +181,12 @@ impl Metrics {
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
             .set(1);
         r.register("build_info", "The running version", build);
+        m.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
         m
     }
 

@@ -297,7 +297,10 @@ async fn the_daemon_converges_then_corrects_drift_within_an_interval() {
     assert!(metrics.contains(
         "provisioner_drift_detected_total{provider=\"digitalocean\",kind=\"domain_record\"}"
     ));
-    assert!(metrics.contains("provisioner_api_requests{provider=\"github\",status_class=\"2xx\"}"));
+    assert!(
+        metrics
+            .contains("provisioner_api_requests_total{provider=\"github\",status_class=\"2xx\"}")
+    );
     assert!(
         metrics.contains("provisioner_managed_resources{provider=\"digitalocean\",kind=\"vpc\"} 1")
     );

@@ -68,6 +68,17 @@ pub enum Command {
     },
     /// Run the whole loop against local simulators, with no cloud account.
     Sandbox,
+    /// Ask a running daemon whether it is healthy (for container health checks, where no
+    /// curl is at hand): exit 0 when `/healthz` answers 200, else 1.
+    Healthcheck {
+        /// The endpoint to ask.
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:9464/healthz",
+            value_name = "URL"
+        )]
+        url: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -87,6 +98,7 @@ pub fn main() -> ExitCode {
             Ok(url) => state::exec_ledger(&url, command),
             Err(e) => fail(e),
         },
+        Command::Healthcheck { url } => healthcheck(url),
         Command::Sandbox => pending::exec(
             "sandbox",
             "the simulators and the sandbox (issues #5 and #10)",
@@ -142,6 +154,35 @@ fn ledger_url(args: &Args) -> anyhow::Result<String> {
             "{errors}\ncould not read `[settings] ledger` from {}: fix the desired state, or name the ledger with --ledger URL",
             args.desired.display()
         ),
+    }
+}
+
+fn healthcheck(url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e.into()),
+    };
+    let answer = runtime.block_on(async {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?
+            .get(url)
+            .send()
+            .await
+    });
+    match answer {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("unhealthy: {url} answered {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {}", crate::errors::chain(&e));
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -146,6 +146,7 @@ pub async fn run(options: RunOptions) -> u8 {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| options.listen.clone());
     tracing::info!(message = "Listening.", address = %bound, endpoints = "/metrics /healthz /readyz /status");
+    shared.metrics.interval.set(interval.as_secs_f64());
     let router = super::http::router(shared.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -195,6 +196,7 @@ pub async fn run(options: RunOptions) -> u8 {
         }
         failures = if status.failed() { failures + 1 } else { 0 };
         let interval = shared.interval.lock().map(|i| *i).unwrap_or(interval);
+        shared.metrics.interval.set(interval.as_secs_f64());
         let delay = next_delay(interval, failures);
         tracing::info!(
             message = "Next pass scheduled.",
@@ -597,32 +599,36 @@ async fn work(
 
 fn update_api_metrics(shared: &Shared, clouds: &Clouds) {
     let m = &shared.metrics;
-    if let Ok(p) = &clouds.digitalocean {
-        for (class, n) in p.client.stats.classes.snapshot() {
-            m.api_requests
-                .get_or_create(&labels(&[
-                    ("provider", "digitalocean"),
-                    ("status_class", class),
-                ]))
-                .set(n as i64);
+    let record = |provider: &str, classes: [(&'static str, u64); 5], remaining: Option<u64>| {
+        for (class, n) in classes {
+            let c = m
+                .api_requests
+                .get_or_create(&labels(&[("provider", provider), ("status_class", class)]));
+            // The clients count since start; the counter follows them.
+            let seen = c.get();
+            if n > seen {
+                c.inc_by(n - seen);
+            }
         }
-        if let Some(r) = p.client.remaining() {
+        if let Some(r) = remaining {
             m.rate_limit_remaining
-                .get_or_create(&labels(&[("provider", "digitalocean")]))
+                .get_or_create(&labels(&[("provider", provider)]))
                 .set(r as i64);
         }
+    };
+    if let Ok(p) = &clouds.digitalocean {
+        record(
+            "digitalocean",
+            p.client.stats.classes.snapshot(),
+            p.client.remaining(),
+        );
     }
     if let Ok(p) = &clouds.github {
-        for (class, n) in p.client.stats.classes.snapshot() {
-            m.api_requests
-                .get_or_create(&labels(&[("provider", "github"), ("status_class", class)]))
-                .set(n as i64);
-        }
-        if let Some(r) = p.client.remaining() {
-            m.rate_limit_remaining
-                .get_or_create(&labels(&[("provider", "github")]))
-                .set(r as i64);
-        }
+        record(
+            "github",
+            p.client.stats.classes.snapshot(),
+            p.client.remaining(),
+        );
     }
 }
 
