@@ -29,8 +29,19 @@ use provisioner::sim::ses::{SesConfig, SesSim};
 const APPS: &str = "example-org/platform-apps";
 const CANARY: &str = "canary-aws-2c9e41-do-not-leak";
 
+/// Which AWS stands in: moto, or the project's own simulator (the same assertions run
+/// against both, so the two cannot disagree unnoticed).
+#[derive(Clone, Copy, Debug)]
+enum Aws {
+    Moto,
+    Sim,
+}
+
 struct World {
     clouds: Clouds,
+    /// The AWS configuration (moto or the simulator).
+    aws: aws_config::SdkConfig,
+    _aws_sim: Option<provisioner::sim::aws::AwsSim>,
     do_sim: DoSim,
     gh_sim: GhSim,
     _ses_sim: SesSim,
@@ -51,11 +62,21 @@ fn ses_config(url: &str) -> aws_config::SdkConfig {
         .build()
 }
 
-async fn world() -> World {
+async fn world(backend: Aws) -> World {
     let do_sim = DoSim::start(DoConfig::default()).await.unwrap();
     let gh_sim = GhSim::start(GhConfig::default()).await.unwrap();
     gh_sim.create_repo(APPS);
     let ses_sim = SesSim::start(SesConfig::default()).await.unwrap();
+    let (aws, ses, aws_sim) = match backend {
+        Aws::Moto => (support::moto::aws_config(), ses_config(ses_sim.url()), None),
+        Aws::Sim => {
+            let sim = provisioner::sim::aws::AwsSim::start("us-east-1")
+                .await
+                .unwrap();
+            // The simulator serves SES v2 on the same port.
+            (ses_config(sim.url()), ses_config(sim.url()), Some(sim))
+        }
+    };
     let mut gh = GhApiConfig::new(gh_sim.url(), "sim-gh-token");
     gh.write_gap = Duration::ZERO;
     let clouds = Clouds {
@@ -65,13 +86,12 @@ async fn world() -> World {
             poll_every: Duration::from_millis(50),
         }),
         github: Ok(GhProvider::new(GhClient::new(gh).unwrap())),
-        aws: Ok(AwsProvider::new(
-            &support::moto::aws_config(),
-            &ses_config(ses_sim.url()),
-        )),
+        aws: Ok(AwsProvider::new(&aws, &ses)),
     };
     World {
         clouds,
+        aws,
+        _aws_sim: aws_sim,
         do_sim,
         gh_sim,
         _ses_sim: ses_sim,
@@ -141,11 +161,11 @@ impl World {
     }
 
     fn sm(&self) -> aws_sdk_secretsmanager::Client {
-        aws_sdk_secretsmanager::Client::new(&support::moto::aws_config())
+        aws_sdk_secretsmanager::Client::new(&self.aws)
     }
 
     fn iam(&self) -> aws_sdk_iam::Client {
-        aws_sdk_iam::Client::new(&support::moto::aws_config())
+        aws_sdk_iam::Client::new(&self.aws)
     }
 
     async fn secret_value(&self, name: &str) -> String {
@@ -173,6 +193,15 @@ impl World {
             .collect()
     }
 
+    /// A raw S3 client (path-style), for tampering and checking.
+    fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.aws)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
     fn gh_secret(&self, name: &str) -> String {
         String::from_utf8(self.gh_sim.secret(APPS, None, name).unwrap()).unwrap()
     }
@@ -180,11 +209,27 @@ impl World {
 
 /// Whether versioning is on, read the way the provider reads it (moto names the XML root
 /// of this answer differently from S3; the provider copes).
-async fn versioning(bucket: &str) -> bool {
-    provisioner::providers::s3api::read_rules(&support::moto::client(), bucket)
+async fn versioning(w: &World, bucket: &str) -> bool {
+    provisioner::providers::s3api::read_rules(&w.s3(), bucket)
         .await
         .unwrap()
         .versioning
+}
+
+/// Runs a test against moto and against the simulator.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn moto() {
+                super::$name(super::Aws::Moto).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sim() {
+                super::$name(super::Aws::Sim).await
+            }
+        }
+    };
 }
 
 fn acting(plan: &Plan) -> Vec<(String, Action)> {
@@ -281,9 +326,9 @@ name = "SMTP_USERNAME"
 value = "${aws.iam_smtp_user.smtp.smtp_username}"
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_mail_stack_converges_across_three_clouds() {
-    let w = world().await;
+both!(the_mail_stack_converges_across_three_clouds);
+async fn the_mail_stack_converges_across_three_clouds(backend: Aws) {
+    let w = world(backend).await;
     let d = w.state(DESIRED);
     let mut ledger = Ledger::new("lineage-aws");
     let plan = w.converge(&d, &mut ledger).await;
@@ -341,7 +386,7 @@ async fn the_mail_stack_converges_across_three_clouds() {
     );
 
     // Bucket settings as desired.
-    assert!(versioning(&format!("assets-{}", w.id)).await);
+    assert!(versioning(&w, &format!("assets-{}", w.id)).await);
 
     // The ledger holds no value: not the canary, not the password, not the generated value.
     let text = serde_json::to_string(&ledger).unwrap();
@@ -351,14 +396,14 @@ async fn the_mail_stack_converges_across_three_clouds() {
     assert!(text.contains("provisioner") || text.contains("lineage-aws"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn hand_edits_are_detected_and_corrected() {
-    let w = world().await;
+both!(hand_edits_are_detected_and_corrected);
+async fn hand_edits_are_detected_and_corrected(backend: Aws) {
+    let w = world(backend).await;
     let d = w.state(DESIRED);
     let mut ledger = Ledger::new("lineage-aws");
     w.converge(&d, &mut ledger).await;
     let bucket = format!("assets-{}", w.id);
-    let s3 = support::moto::client();
+    let s3 = w.s3();
 
     // Versioning suspended and CORS edited in the console.
     s3.put_bucket_versioning()
@@ -403,7 +448,7 @@ async fn hand_edits_are_detected_and_corrected() {
         fields.contains(&"versioning") && fields.contains(&"cors_rules"),
         "{fields:?}"
     );
-    assert!(versioning(&bucket).await);
+    assert!(versioning(&w, &bucket).await);
     w.assert_converged(&d, &ledger).await;
 
     // A pinned secret changed out of band: its LastChangedDate moves, the value is written
@@ -474,9 +519,9 @@ async fn hand_edits_are_detected_and_corrected() {
     w.assert_converged(&d, &ledger).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_smtp_key_rotates_and_consumers_follow() {
-    let w = world().await;
+both!(the_smtp_key_rotates_and_consumers_follow);
+async fn the_smtp_key_rotates_and_consumers_follow(backend: Aws) {
+    let w = world(backend).await;
     let d = w.state(DESIRED);
     let mut ledger = Ledger::new("lineage-aws");
     w.converge(&d, &mut ledger).await;
@@ -511,9 +556,9 @@ async fn the_smtp_key_rotates_and_consumers_follow() {
     assert_eq!(user_var, new_key[0].as_str());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn removed_resources_are_deleted_and_a_secret_desired_again_is_restored() {
-    let w = world().await;
+both!(removed_resources_are_deleted_and_a_secret_desired_again_is_restored);
+async fn removed_resources_are_deleted_and_a_secret_desired_again_is_restored(backend: Aws) {
+    let w = world(backend).await;
     let d = w.state(DESIRED);
     let mut ledger = Ledger::new("lineage-aws");
     w.converge(&d, &mut ledger).await;
@@ -535,7 +580,7 @@ async fn removed_resources_are_deleted_and_a_secret_desired_again_is_restored() 
         "the user is gone"
     );
     assert!(
-        support::moto::client()
+        w.s3()
             .head_bucket()
             .bucket(format!("assets-{}", w.id))
             .send()
@@ -567,9 +612,9 @@ async fn removed_resources_are_deleted_and_a_secret_desired_again_is_restored() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_kubeconfig_is_handed_on_again_before_its_token_expires() {
-    let w = world().await;
+both!(a_kubeconfig_is_handed_on_again_before_its_token_expires);
+async fn a_kubeconfig_is_handed_on_again_before_its_token_expires(backend: Aws) {
+    let w = world(backend).await;
     let text = r#"
 [digitalocean.kubernetes_cluster.prod]
 name = "prod-{{ID}}"

@@ -20,6 +20,9 @@ struct Place {
     url: String,
     _dir: Option<tempfile::TempDir>,
     s3: bool,
+    /// The S3 endpoint (moto, or the project's AWS simulator).
+    endpoint: String,
+    _sim: Option<provisioner::sim::aws::AwsSim>,
 }
 
 impl Place {
@@ -29,6 +32,8 @@ impl Place {
             url: format!("file://{}", dir.path().join("state").display()),
             _dir: Some(dir),
             s3: false,
+            endpoint: String::new(),
+            _sim: None,
         }
     }
 
@@ -38,12 +43,30 @@ impl Place {
             url: format!("s3://{bucket}/prod"),
             _dir: None,
             s3: true,
+            endpoint: moto::endpoint().to_string(),
+            _sim: None,
+        }
+    }
+
+    /// The project's AWS simulator instead of moto: same assertions.
+    async fn sim() -> Place {
+        let sim = provisioner::sim::aws::AwsSim::start("us-east-1")
+            .await
+            .expect("AWS simulator");
+        let endpoint = sim.url().to_string();
+        let bucket = moto::bucket_at(&endpoint, true).await;
+        Place {
+            url: format!("s3://{bucket}/prod"),
+            _dir: None,
+            s3: true,
+            endpoint,
+            _sim: Some(sim),
         }
     }
 
     async fn store(&self) -> Store {
         if self.s3 {
-            Store::open_with_aws(&self.url, &moto::aws_config())
+            Store::open_with_aws(&self.url, &moto::aws_config_at(&self.endpoint))
                 .await
                 .expect("open")
         } else {
@@ -55,7 +78,7 @@ impl Place {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_provisioner"));
         cmd.arg("--ledger").arg(&self.url).args(args);
         if self.s3 {
-            cmd.envs(moto::child_env());
+            cmd.envs(moto::child_env_at(&self.endpoint));
         }
         let out = cmd.output().expect("run provisioner");
         (
@@ -70,7 +93,7 @@ impl Place {
     async fn tamper(&self, bytes: &[u8]) {
         if self.s3 {
             let (bucket, prefix) = self.url["s3://".len()..].split_once('/').unwrap();
-            moto::client()
+            moto::client_at(&self.endpoint)
                 .put_object()
                 .bucket(bucket)
                 .key(format!("{prefix}/ledger.json"))
@@ -102,7 +125,7 @@ impl Place {
 /// The moto a helper process must use: this process's (it holds the test's bucket).
 fn helper_moto(place: &Place) -> String {
     if place.s3 {
-        moto::endpoint().to_string()
+        place.endpoint.clone()
     } else {
         std::env::var("PROVISIONER_TEST_MOTO_URL").unwrap_or_default()
     }
@@ -130,6 +153,10 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn s3() {
                 super::$name(super::Place::s3().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sim() {
+                super::$name(super::Place::sim().await).await
             }
         }
     };
@@ -221,7 +248,7 @@ async fn twenty_writer_processes_queue_on_the_lease_and_lose_nothing(place: Plac
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             if place.s3 {
-                cmd.envs(moto::child_env());
+                cmd.envs(moto::child_env_at(&place.endpoint));
             }
             cmd.spawn().expect("spawn")
         })
@@ -292,10 +319,13 @@ async fn lease_holder_process() {
     let Ok(url) = std::env::var("PROVISIONER_TEST_HOLD_URL") else {
         return;
     };
+    // The helper talks to the endpoint the parent passed (moto, or the parent's simulator).
     let place = Place {
         s3: url.starts_with("s3://"),
         url,
         _dir: None,
+        endpoint: moto::endpoint().to_string(),
+        _sim: None,
     };
     let store = place.store().await;
     let ttl = Duration::from_secs(3);
@@ -784,10 +814,13 @@ async fn lease_worker_process() {
     let Ok(url) = std::env::var("PROVISIONER_TEST_WORK_URL") else {
         return;
     };
+    // The helper talks to the endpoint the parent passed (moto, or the parent's simulator).
     let place = Place {
         s3: url.starts_with("s3://"),
         url,
         _dir: None,
+        endpoint: moto::endpoint().to_string(),
+        _sim: None,
     };
     let store = place.store().await;
     let lock = provisioner::cli::state::LockArgs { lock_timeout: None };

@@ -6,6 +6,7 @@
 //! 5xx, dropped connections, truncated bodies. Out-of-band edits (drift) are methods on
 //! each simulator's handle.
 
+pub mod aws;
 pub mod digitalocean;
 pub mod faults;
 pub mod github;

@@ -140,6 +140,40 @@ impl SesSim {
     }
 }
 
+/// The SES simulator without a server of its own, for joining another simulator's port
+/// (the AWS simulator serves it under `/v2/email/`).
+#[derive(Clone)]
+pub struct SesHandle {
+    shared: Arc<Shared>,
+}
+
+impl SesHandle {
+    /// Fresh state.
+    pub fn new(config: SesConfig) -> Self {
+        SesHandle {
+            shared: Arc::new(Shared {
+                config,
+                state: Mutex::new(SesState::default()),
+                exchanges: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Answers one request (authenticated by the caller's server).
+    pub async fn handle(&self, method: Method, uri: Uri, body: Bytes) -> Response {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = "AWS4-HMAC-SHA256 joined".parse() {
+            headers.insert("authorization", v);
+        }
+        handle(State(self.shared.clone()), method, uri, headers, body).await
+    }
+
+    /// Reads or changes the state directly.
+    pub fn edit<R>(&self, f: impl FnOnce(&mut SesState) -> R) -> R {
+        f(&mut self.shared.state.lock().expect("state"))
+    }
+}
+
 struct ApiError {
     status: StatusCode,
     kind: &'static str,

@@ -51,8 +51,13 @@ pub fn endpoint() -> &'static str {
 
 /// An AWS configuration pointing at moto.
 pub fn aws_config() -> aws_config::SdkConfig {
+    aws_config_at(endpoint())
+}
+
+/// An AWS configuration pointing at `url` (moto, or the project's AWS simulator).
+pub fn aws_config_at(url: &str) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
-        .endpoint_url(endpoint())
+        .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
             aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"),
@@ -63,7 +68,12 @@ pub fn aws_config() -> aws_config::SdkConfig {
 
 /// A raw S3 client on moto (path-style), for setting buckets up and for tampering.
 pub fn client() -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&aws_config())
+    client_at(endpoint())
+}
+
+/// A raw S3 client (path-style) on `url`.
+pub fn client_at(url: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(&aws_config_at(url))
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
@@ -71,8 +81,13 @@ pub fn client() -> aws_sdk_s3::Client {
 
 /// A fresh bucket, with versioning unless `versioned` is false.
 pub async fn bucket(versioned: bool) -> String {
+    bucket_at(endpoint(), versioned).await
+}
+
+/// A fresh bucket on `url`, with versioning unless `versioned` is false.
+pub async fn bucket_at(url: &str, versioned: bool) -> String {
     let name = format!("ledger-{}", uuid::Uuid::new_v4().simple());
-    let c = client();
+    let c = client_at(url);
     c.create_bucket()
         .bucket(&name)
         .send()
@@ -95,8 +110,13 @@ pub async fn bucket(versioned: bool) -> String {
 
 /// Environment for a `provisioner` child process talking to moto.
 pub fn child_env() -> Vec<(&'static str, String)> {
+    child_env_at(endpoint())
+}
+
+/// Environment for a `provisioner` child process talking to `url`.
+pub fn child_env_at(url: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("AWS_ENDPOINT_URL", endpoint().to_string()),
+        ("AWS_ENDPOINT_URL", url.to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_REGION", "us-east-1".into()),
