@@ -672,3 +672,45 @@ value = "${digitalocean.kubernetes_cluster.prod.kubeconfig}"
             >= 2
     );
 }
+
+both!(a_consumer_changed_by_hand_gets_a_new_smtp_password);
+async fn a_consumer_changed_by_hand_gets_a_new_smtp_password(backend: Aws) {
+    let w = world(backend).await;
+    let d = w.state(DESIRED);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let old_key = w.keys(&user).await;
+    // The GitHub copy is overwritten by hand. The password cannot be read back from AWS, so
+    // the key is rotated and every consumer gets the new one.
+    assert!(
+        w.gh_sim
+            .overwrite_secret(APPS, "SMTP_PASSWORD", b"typed-by-hand")
+    );
+    let l = w.live(&d, &ledger).await;
+    let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("aws.iam_smtp_user.smtp".into(), Action::Replace)),
+        "{changed:?}"
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.subject == "aws.iam_smtp_user.smtp"
+                && n.message.contains("github.actions_secret.smtp")),
+        "{:?}",
+        report.notes
+    );
+    w.apply(&d, &mut ledger, &l).await;
+    let new_password = w.gh_secret("SMTP_PASSWORD");
+    assert_ne!(new_password, "typed-by-hand");
+    assert_eq!(
+        w.secret_value(&format!("platform/{}/smtp-password", w.id))
+            .await,
+        new_password
+    );
+    assert_ne!(w.keys(&user).await, old_key);
+    w.assert_converged(&d, &ledger).await;
+}

@@ -566,26 +566,71 @@ value = { file = "SECRET_FILE" }
 }
 
 #[tokio::test]
-async fn a_secret_whose_source_cannot_be_read_again_says_how_to_get_a_new_one() {
+async fn a_lost_private_key_copy_makes_a_new_key_unless_the_key_is_protected() {
     let w = world().await;
     let d = w.state(DESIRED, CANARY);
     let mut ledger = Ledger::new("lineage-gh");
     w.converge(&d, &mut ledger).await;
+    let before = w.keys(GITOPS);
     // The consumer of the private key vanishes; the key stays. GitHub never gives a private
-    // key back, so the consumer cannot be re-created without a new key.
-    w.sim.edit(|s| {
-        s.repos
-            .get_mut(GITOPS)
-            .unwrap()
-            .environments
-            .get_mut("production")
-            .unwrap()
-            .secrets
-            .remove("FLUX_IDENTITY");
-    });
-    let l = w.live(&d, &ledger).await;
-    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
-    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    // key back, so the consumer is re-created with a new key (new first, old deleted).
+    let lose_copy = || {
+        w.sim.edit(|s| {
+            s.repos
+                .get_mut(GITOPS)
+                .unwrap()
+                .environments
+                .get_mut("production")
+                .unwrap()
+                .secrets
+                .remove("FLUX_IDENTITY");
+        })
+    };
+    lose_copy();
+    let plan = w.converge(&d, &mut ledger).await;
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("github.deploy_key.flux".into(), Action::Replace)),
+        "{changed:?}"
+    );
+    assert!(changed.contains(&(
+        "github.environment_secret.flux_identity".into(),
+        Action::Create
+    )));
+    let after = w.keys(GITOPS);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after[0]["id"], before[0]["id"]);
+    let private = w
+        .sim
+        .secret(GITOPS, Some("production"), "FLUX_IDENTITY")
+        .unwrap();
+    assert_public_matches(&private, after[0]["key"].as_str().unwrap());
+
+    // With `prevent_destroy` the key is not replaced behind the user's back: the plan says
+    // what to run, and the consumer's change fails saying the same.
+    let protected = w.state(
+        &format!("{DESIRED}\n[github.deploy_key.flux.lifecycle]\nprevent_destroy = true\n"),
+        CANARY,
+    );
+    lose_copy();
+    let l = w.live(&protected, &ledger).await;
+    let (plan, report) = plan::plan(&protected, &ledger, &l).unwrap();
+    assert!(
+        report.notes.iter().any(|n| n
+            .message
+            .contains("provisioner apply --replace github.deploy_key.flux")),
+        "{:?}",
+        report.notes
+    );
+    let outcomes = apply_sequential(
+        &plan,
+        &protected,
+        &mut ledger,
+        &l,
+        &w.provider,
+        Some(&w.key),
+    )
+    .await;
     let err = outcomes
         .iter()
         .find(|o| o.address.as_str() == "github.environment_secret.flux_identity")
@@ -594,5 +639,6 @@ async fn a_secret_whose_source_cannot_be_read_again_says_how_to_get_a_new_one() 
         .as_ref()
         .unwrap_err();
     assert!(err.contains("--replace github.deploy_key.flux"), "{err}");
+    assert_eq!(w.keys(GITOPS).len(), 1, "the protected key was left alone");
     assert!(Path::new(&w.dir.path().join("desired")).exists());
 }

@@ -1149,10 +1149,3 @@ fn a_missing_folder_exits_1_with_a_clear_message() {
         "{err}"
     );
 }
-
-#[test]
-fn commands_that_have_not_landed_say_so_and_exit_1() {
-    let (code, _, err) = provisioner(&["sandbox"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("is not available in this build yet"), "{err}");
-}

@@ -3,8 +3,8 @@
 
 mod apply;
 mod diff;
-mod pending;
 mod run;
+mod sandbox;
 pub mod state;
 mod validate;
 
@@ -67,7 +67,7 @@ pub enum Command {
         command: state::LedgerCommand,
     },
     /// Run the whole loop against local simulators, with no cloud account.
-    Sandbox,
+    Sandbox(sandbox::SandboxArgs),
     /// Ask a running daemon whether it is healthy (for container health checks, where no
     /// curl is at hand): exit 0 when `/healthz` answers 200, else 1.
     Healthcheck {
@@ -99,10 +99,7 @@ pub fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::Healthcheck { url } => healthcheck(url),
-        Command::Sandbox => pending::exec(
-            "sandbox",
-            "the simulators and the sandbox (issues #5 and #10)",
-        ),
+        Command::Sandbox(a) => sandbox::exec(&args.desired, a),
     }
 }
 

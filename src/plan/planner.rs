@@ -29,7 +29,59 @@ pub fn plan(
     ledger: &Ledger,
     live: &LiveState,
 ) -> Result<(Plan, PlanReport), PlanError> {
-    Planner::new(desired, ledger, live).run()
+    let first = Planner::new(desired, ledger, live);
+    let (result, needs_new) = first.run();
+    // A consumer must be written again (its copy was changed by hand, or lost) with a secret
+    // output its producer's cloud cannot give back (a private key, an SMTP password): the
+    // producer makes a new one in the same apply, and every consumer gets it. A protected
+    // producer (`prevent_destroy`) is not replaced behind the user's back: the plan says so.
+    if needs_new.is_empty() {
+        return result;
+    }
+    let mut again = desired.clone();
+    let mut notes = Vec::new();
+    for (producer, consumer) in needs_new {
+        let protected = desired
+            .resources
+            .get(&producer)
+            .is_some_and(|r| r.lifecycle.prevent_destroy);
+        if protected {
+            notes.push(Note {
+                subject: consumer.to_string(),
+                message: format!(
+                    "must be written again, but its value comes from {producer}, which cannot give it back and is protected by prevent_destroy: run `provisioner apply --replace {producer}` to make a new one"
+                ),
+            });
+        } else {
+            again.replace.insert(producer.clone());
+            notes.push(Note {
+                subject: producer.to_string(),
+                message: format!(
+                    "replaced so that {consumer}, whose copy was changed or lost, gets a new value: the old one cannot be read back"
+                ),
+            });
+        }
+    }
+    let (result, _) = Planner::new(&again, ledger, live).run();
+    let (plan, mut report) = result?;
+    report.notes.extend(notes);
+    report.notes.sort();
+    report.notes.dedup();
+    Ok((plan, report))
+}
+
+/// What one planner run returns.
+type PlanResult = Result<(Plan, PlanReport), PlanError>;
+
+/// Secret outputs the cloud keeps no copy of: they exist only in the apply that creates (or
+/// rotates) their producer.
+fn unrecoverable(kind: Kind, output: &str) -> bool {
+    matches!(
+        (kind, output),
+        (Kind::AwsIamSmtpUser, "smtp_password")
+            | (Kind::GhDeployKey, "private_key")
+            | (Kind::DoSpacesKey, "secret_key")
+    )
 }
 
 /// Fields of a kind that identify its cloud object (matched case-insensitively where the
@@ -340,6 +392,9 @@ struct Planner<'a> {
     claimed: FastSet<(Kind, &'a str)>,
     /// Kinds whose observation failed, by kind index.
     failed: Vec<bool>,
+    /// (producer, consumer): consumers that need a secret output their producer must make
+    /// anew.
+    needs_new: Vec<(Address, Address)>,
 }
 
 impl AttributeSource for Planner<'_> {
@@ -411,6 +466,7 @@ impl<'a> Planner<'a> {
             protected: Vec::new(),
             claimed: FastSet::default(),
             failed: Kind::ALL.iter().map(|k| !live.is_complete(*k)).collect(),
+            needs_new: Vec::new(),
         }
     }
 
@@ -439,7 +495,7 @@ impl<'a> Planner<'a> {
         });
     }
 
-    fn run(mut self) -> Result<(Plan, PlanReport), PlanError> {
+    fn run(mut self) -> (PlanResult, Vec<(Address, Address)>) {
         for kind in Kind::ALL {
             if let Some(reason) = self.live.failure(*kind) {
                 let has_any = self.resources.iter().any(|r| r.kind() == *kind)
@@ -463,14 +519,15 @@ impl<'a> Planner<'a> {
         }
         self.plan_removed();
         self.plan_interrupted();
+        let needs_new = std::mem::take(&mut self.needs_new);
         if !self.protected.is_empty() {
-            return Err(PlanError::PreventDestroy(self.protected));
+            return (Err(PlanError::PreventDestroy(self.protected)), needs_new);
         }
         let mut notes = std::mem::take(&mut self.notes);
         notes.sort();
         notes.dedup();
         let plan = self.order_into_waves(&order);
-        Ok((plan, PlanReport { notes }))
+        (Ok((plan, PlanReport { notes })), needs_new)
     }
 
     fn mode(&self, r: &Resource) -> Mode {
@@ -596,6 +653,9 @@ impl<'a> Planner<'a> {
             } else {
                 Action::Create
             };
+            if entry.is_some() && !detect {
+                self.note_needs_new(r);
+            }
             let shown = create_fields(r, spec, &fields);
             self.changes[i] = Some(change(address.clone(), action, None, shown, reason));
             self.attrs[i] = match entry {
@@ -698,7 +758,7 @@ impl<'a> Planner<'a> {
     /// when the cloud says it changed after provisioner's last write, or when the value comes
     /// from a resource that gets a new one in this apply.
     fn secret_changes(
-        &self,
+        &mut self,
         r: &Resource,
         spec: &Value,
         entry: Option<&LedgerEntry>,
@@ -744,6 +804,9 @@ impl<'a> Planner<'a> {
                 changed = true;
             }
             if changed {
+                if let Some(SecretSource::Ref(reference)) = source {
+                    self.need_new_from(reference, &r.address);
+                }
                 out.push(FieldChange {
                     path: Cow::Borrowed(name),
                     old: Shown::Sensitive,
@@ -788,6 +851,31 @@ impl<'a> Planner<'a> {
         ) {
             (Ok(w), Ok(n)) => w + std::time::Duration::from_secs(lifetime * 2 / 3) <= n,
             _ => false,
+        }
+    }
+
+    /// A consumer re-created from scratch needs every unrecoverable output it reads anew.
+    fn note_needs_new(&mut self, r: &Resource) {
+        for &name in secret_fields(r.kind()) {
+            if let Some(SecretSource::Ref(reference)) = r.spec.secret(name) {
+                self.need_new_from(reference, &r.address);
+            }
+        }
+    }
+
+    /// Records that `consumer` needs `reference` anew, when its producer's cloud cannot give
+    /// it back and the producer is not already making a new one in this plan.
+    fn need_new_from(&mut self, reference: &crate::desired::refs::Reference, consumer: &Address) {
+        let Some(&j) = self.index.get(&key_of(&reference.address)) else {
+            return;
+        };
+        let producer = self.resources[j];
+        if unrecoverable(producer.kind(), &reference.attribute)
+            && !matches!(self.attrs[j], Attrs::AfterApply)
+            && !self.desired.replace.contains(&producer.address)
+        {
+            self.needs_new
+                .push((producer.address.clone(), consumer.clone()));
         }
     }
 

@@ -183,6 +183,21 @@ impl GhSim {
         });
     }
 
+    /// Creates a deployment environment in a repository (as someone would in its settings).
+    pub fn create_environment(&self, full_name: &str, environment: &str) -> bool {
+        self.edit(|s| {
+            s.next_id += 1;
+            let id = s.next_id;
+            let Some(r) = s.repos.get_mut(&full_name.to_ascii_lowercase()) else {
+                return false;
+            };
+            r.environments
+                .entry(environment.to_string())
+                .or_insert_with(|| Scope::new(id * 10 + 1));
+            true
+        })
+    }
+
     /// The decrypted value of a repository secret (or an environment's), if set.
     pub fn secret(&self, repo: &str, environment: Option<&str>, name: &str) -> Option<Vec<u8>> {
         self.edit(|s| {

@@ -99,6 +99,22 @@ impl AwsSim {
     pub fn edit<R>(&self, f: impl FnOnce(&mut AwsState) -> R) -> R {
         f(&mut self.shared.state.lock().expect("state"))
     }
+
+    /// The SES v2 part.
+    pub fn ses(&self) -> &super::ses::SesHandle {
+        &self.shared.ses
+    }
+
+    /// Drift: versioning suspended on a bucket by hand.
+    pub fn suspend_versioning(&self, bucket: &str) -> bool {
+        self.edit(|s| match s.buckets.get_mut(bucket) {
+            Some(b) if b.versioning == "Enabled" => {
+                b.versioning = "Suspended".into();
+                true
+            }
+            _ => false,
+        })
+    }
 }
 
 async fn handle(
