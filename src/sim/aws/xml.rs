@@ -36,14 +36,17 @@ pub fn el(tag: &str, text: &str) -> String {
 pub fn all<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
     let open = format!("<{tag}>");
     let open_attr = format!("<{tag} ");
+    let self_closed = format!("<{tag}/>");
     let close = format!("</{tag}>");
     let mut out = Vec::new();
     let mut rest = xml;
     loop {
-        let start = match (rest.find(&open), rest.find(&open_attr)) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => break,
+        let Some(start) = [&open, &open_attr, &self_closed]
+            .iter()
+            .filter_map(|p| rest.find(p.as_str()))
+            .min()
+        else {
+            break;
         };
         let after = &rest[start..];
         let Some(gt) = after.find('>') else { break };
