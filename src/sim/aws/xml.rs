@@ -40,14 +40,11 @@ pub fn all<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
     let close = format!("</{tag}>");
     let mut out = Vec::new();
     let mut rest = xml;
-    loop {
-        let Some(start) = [&open, &open_attr, &self_closed]
-            .iter()
-            .filter_map(|p| rest.find(p.as_str()))
-            .min()
-        else {
-            break;
-        };
+    while let Some(start) = [&open, &open_attr, &self_closed]
+        .iter()
+        .filter_map(|p| rest.find(p.as_str()))
+        .min()
+    {
         let after = &rest[start..];
         let Some(gt) = after.find('>') else { break };
         if after[..gt].ends_with('/') {
