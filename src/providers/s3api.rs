@@ -37,83 +37,98 @@ pub struct BucketRules {
 
 /// Reads a bucket's versioning, CORS and lifecycle rules.
 pub async fn read_rules(client: &Client, name: &str) -> Result<BucketRules, ProviderError> {
-    let versioning = match client.get_bucket_versioning().bucket(name).send().await {
-        Ok(v) => v.status() == Some(&BucketVersioningStatus::Enabled),
-        // An S3-compatible server may name the XML root differently; the answer is there.
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => e
-            .raw_response()
-            .and_then(|r| r.body().bytes())
-            .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
-        Err(e) => return Err(err(&format!("reading {name}'s versioning"), e)),
+    // The three reads are independent: one round trip, not three.
+    let versioning = async {
+        Ok::<bool, ProviderError>(
+            match client.get_bucket_versioning().bucket(name).send().await {
+                Ok(v) => v.status() == Some(&BucketVersioningStatus::Enabled),
+                // An S3-compatible server may name the XML root differently; the answer is there.
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => e
+                    .raw_response()
+                    .and_then(|r| r.body().bytes())
+                    .is_some_and(|b| {
+                        String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")
+                    }),
+                Err(e) => return Err(err(&format!("reading {name}'s versioning"), e)),
+            },
+        )
     };
-    let cors: Vec<Value> = match client.get_bucket_cors().bucket(name).send().await {
-        Ok(c) => c
-            .cors_rules()
-            .iter()
-            .map(|r| {
-                let mut rule = json!({
-                    "allowed_origins": r.allowed_origins(),
-                    "allowed_methods": r.allowed_methods(),
-                    "allowed_headers": r.allowed_headers(),
-                    "expose_headers": r.expose_headers(),
-                });
-                if let Some(age) = r.max_age_seconds() {
-                    rule["max_age_seconds"] = json!(age);
-                }
-                rule
-            })
-            .collect(),
-        Err(e)
-            if e.as_service_error()
-                .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
-                == Some("NoSuchCORSConfiguration") =>
-        {
-            Vec::new()
-        }
-        Err(e) => return Err(err(&format!("reading {name}'s CORS rules"), e)),
+    let cors = async {
+        Ok::<Vec<Value>, ProviderError>(match client.get_bucket_cors().bucket(name).send().await {
+            Ok(c) => c
+                .cors_rules()
+                .iter()
+                .map(|r| {
+                    let mut rule = json!({
+                        "allowed_origins": r.allowed_origins(),
+                        "allowed_methods": r.allowed_methods(),
+                        "allowed_headers": r.allowed_headers(),
+                        "expose_headers": r.expose_headers(),
+                    });
+                    if let Some(age) = r.max_age_seconds() {
+                        rule["max_age_seconds"] = json!(age);
+                    }
+                    rule
+                })
+                .collect(),
+            Err(e)
+                if e.as_service_error()
+                    .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
+                    == Some("NoSuchCORSConfiguration") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(err(&format!("reading {name}'s CORS rules"), e)),
+        })
     };
-    let lifecycle: Vec<Value> = match client
-        .get_bucket_lifecycle_configuration()
-        .bucket(name)
-        .send()
-        .await
-    {
-        Ok(l) => l
-            .rules()
-            .iter()
-            .map(|r| {
-                let mut rule = json!({
-                    "id": r.id().unwrap_or(""),
-                    "enabled": r.status() == &ExpirationStatus::Enabled,
-                    "prefix": r.filter().and_then(|f| f.prefix()).unwrap_or(""),
-                });
-                if let Some(d) = r.expiration().and_then(|e| e.days()) {
-                    rule["expiration_days"] = json!(d);
-                }
-                if let Some(d) = r
-                    .noncurrent_version_expiration()
-                    .and_then(|e| e.noncurrent_days())
+    let lifecycle = async {
+        Ok::<Vec<Value>, ProviderError>(
+            match client
+                .get_bucket_lifecycle_configuration()
+                .bucket(name)
+                .send()
+                .await
+            {
+                Ok(l) => l
+                    .rules()
+                    .iter()
+                    .map(|r| {
+                        let mut rule = json!({
+                            "id": r.id().unwrap_or(""),
+                            "enabled": r.status() == &ExpirationStatus::Enabled,
+                            "prefix": r.filter().and_then(|f| f.prefix()).unwrap_or(""),
+                        });
+                        if let Some(d) = r.expiration().and_then(|e| e.days()) {
+                            rule["expiration_days"] = json!(d);
+                        }
+                        if let Some(d) = r
+                            .noncurrent_version_expiration()
+                            .and_then(|e| e.noncurrent_days())
+                        {
+                            rule["noncurrent_version_expiration_days"] = json!(d);
+                        }
+                        if let Some(d) = r
+                            .abort_incomplete_multipart_upload()
+                            .and_then(|a| a.days_after_initiation())
+                        {
+                            rule["abort_incomplete_multipart_upload_days"] = json!(d);
+                        }
+                        rule
+                    })
+                    .collect(),
+                Err(e)
+                    if e.as_service_error()
+                        .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
+                        == Some("NoSuchLifecycleConfiguration") =>
                 {
-                    rule["noncurrent_version_expiration_days"] = json!(d);
+                    Vec::new()
                 }
-                if let Some(d) = r
-                    .abort_incomplete_multipart_upload()
-                    .and_then(|a| a.days_after_initiation())
-                {
-                    rule["abort_incomplete_multipart_upload_days"] = json!(d);
-                }
-                rule
-            })
-            .collect(),
-        Err(e)
-            if e.as_service_error()
-                .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
-                == Some("NoSuchLifecycleConfiguration") =>
-        {
-            Vec::new()
-        }
-        Err(e) => return Err(err(&format!("reading {name}'s lifecycle rules"), e)),
+                Err(e) => return Err(err(&format!("reading {name}'s lifecycle rules"), e)),
+            },
+        )
     };
+    let (versioning, cors, lifecycle) = futures_util::join!(versioning, cors, lifecycle);
+    let (versioning, cors, lifecycle) = (versioning?, cors?, lifecycle?);
     Ok(BucketRules {
         versioning,
         cors,

@@ -8,6 +8,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule, Tag, Tagging,
 };
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::{AwsProvider, code, err, object, split_tags, text, wanted_tags};
@@ -29,15 +30,18 @@ pub async fn observe(
             .send()
             .await
             .map_err(|e| err("listing S3 buckets", e))?;
-    let mut out = Vec::new();
-    for b in listed.buckets() {
-        let Some(name) = b.name() else { continue };
-        if !wanted.contains(name) {
-            continue;
-        }
-        out.push(read(p, name).await?);
-    }
-    Ok(out)
+    // Every managed bucket at once (16 in flight).
+    let reads = listed
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name())
+        .filter(|name| wanted.contains(*name))
+        .map(|name| read(p, name));
+    let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    read.into_iter().collect()
 }
 
 async fn region_of(p: &AwsProvider, name: &str) -> Result<String, ProviderError> {
@@ -58,51 +62,68 @@ async fn region_of(p: &AwsProvider, name: &str) -> Result<String, ProviderError>
 async fn read(p: &AwsProvider, name: &str) -> Result<LiveObject, ProviderError> {
     let region = region_of(p, name).await?;
     let client = p.s3_in(&region);
-    let rules = s3api::read_rules(&client, name).await?;
-    let encryption = match client.get_bucket_encryption().bucket(name).send().await {
-        Ok(e) => e
-            .server_side_encryption_configuration()
-            .and_then(|c| c.rules().first())
-            .map(|r| {
-                let d = r.apply_server_side_encryption_by_default();
-                let mut v = json!({
-                    "algorithm": d.map(|d| d.sse_algorithm().as_str()).unwrap_or("AES256"),
-                    "bucket_key_enabled": r.bucket_key_enabled().unwrap_or(false),
-                });
-                if let Some(k) = d.and_then(|d| d.kms_master_key_id()) {
-                    v["kms_key_id"] = json!(k);
+    // The configuration reads are independent: one round trip after the location.
+    let rules = s3api::read_rules(&client, name);
+    let encryption = async {
+        Ok::<Value, ProviderError>(
+            match client.get_bucket_encryption().bucket(name).send().await {
+                Ok(e) => e
+                    .server_side_encryption_configuration()
+                    .and_then(|c| c.rules().first())
+                    .map(|r| {
+                        let d = r.apply_server_side_encryption_by_default();
+                        let mut v = json!({
+                            "algorithm": d.map(|d| d.sse_algorithm().as_str()).unwrap_or("AES256"),
+                            "bucket_key_enabled": r.bucket_key_enabled().unwrap_or(false),
+                        });
+                        if let Some(k) = d.and_then(|d| d.kms_master_key_id()) {
+                            v["kms_key_id"] = json!(k);
+                        }
+                        v
+                    })
+                    .unwrap_or(Value::Null),
+                Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+                    Value::Null
                 }
-                v
-            })
-            .unwrap_or(Value::Null),
-        Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => Value::Null,
-        Err(e) => return Err(err(&format!("reading {name}'s encryption"), e)),
+                Err(e) => return Err(err(&format!("reading {name}'s encryption"), e)),
+            },
+        )
     };
-    let public = match client.get_public_access_block().bucket(name).send().await {
-        Ok(b) => b
-            .public_access_block_configuration()
-            .map(|c| {
-                json!({
-                    "block_public_acls": c.block_public_acls().unwrap_or(false),
-                    "ignore_public_acls": c.ignore_public_acls().unwrap_or(false),
-                    "block_public_policy": c.block_public_policy().unwrap_or(false),
-                    "restrict_public_buckets": c.restrict_public_buckets().unwrap_or(false),
-                })
-            })
-            .unwrap_or(Value::Null),
-        Err(e) if code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => Value::Null,
-        Err(e) => return Err(err(&format!("reading {name}'s public access block"), e)),
+    let public = async {
+        Ok::<Value, ProviderError>(
+            match client.get_public_access_block().bucket(name).send().await {
+                Ok(b) => b
+                    .public_access_block_configuration()
+                    .map(|c| {
+                        json!({
+                            "block_public_acls": c.block_public_acls().unwrap_or(false),
+                            "ignore_public_acls": c.ignore_public_acls().unwrap_or(false),
+                            "block_public_policy": c.block_public_policy().unwrap_or(false),
+                            "restrict_public_buckets": c.restrict_public_buckets().unwrap_or(false),
+                        })
+                    })
+                    .unwrap_or(Value::Null),
+                Err(e) if code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => Value::Null,
+                Err(e) => return Err(err(&format!("reading {name}'s public access block"), e)),
+            },
+        )
     };
-    let tag_pairs: Vec<(String, String)> =
-        match client.get_bucket_tagging().bucket(name).send().await {
-            Ok(t) => t
-                .tag_set()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
-            Err(e) if code(&e) == Some("NoSuchTagSet") => Vec::new(),
-            Err(e) => return Err(err(&format!("reading {name}'s tags"), e)),
-        };
+    let tag_pairs = async {
+        Ok::<Vec<(String, String)>, ProviderError>(
+            match client.get_bucket_tagging().bucket(name).send().await {
+                Ok(t) => t
+                    .tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+                Err(e) if code(&e) == Some("NoSuchTagSet") => Vec::new(),
+                Err(e) => return Err(err(&format!("reading {name}'s tags"), e)),
+            },
+        )
+    };
+    let (rules, encryption, public, tag_pairs) =
+        futures_util::join!(rules, encryption, public, tag_pairs);
+    let (rules, encryption, public, tag_pairs) = (rules?, encryption?, public?, tag_pairs?);
     let (tags, lineage) = split_tags(tag_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut fields = Map::new();
     fields.insert("bucket".into(), json!(name));

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_sns::types::Tag;
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::{AwsProvider, err, object, split_tags, text, wanted_tags};
@@ -38,33 +39,27 @@ pub async fn observe(
             None => break,
         }
     }
-    let mut out = Vec::new();
-    for arn in arns {
-        let name = arn.rsplit(':').next().unwrap_or_default().to_string();
-        if !wanted.contains(&name) {
-            continue;
-        }
-        out.push(read(p, &arn, &name).await?);
-    }
-    Ok(out)
+    // Every managed topic at once (16 in flight).
+    let reads = arns
+        .iter()
+        .map(|arn| (arn, arn.rsplit(':').next().unwrap_or_default().to_string()))
+        .filter(|(_, name)| wanted.contains(name))
+        .map(|(arn, name)| async move { read(p, arn, &name).await });
+    let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    read.into_iter().collect()
 }
 
 async fn read(p: &AwsProvider, arn: &str, name: &str) -> Result<LiveObject, ProviderError> {
-    let attrs = p
-        .sns
-        .get_topic_attributes()
-        .topic_arn(arn)
-        .send()
-        .await
-        .map_err(|e| err(&format!("reading SNS topic {name}"), e))?;
+    let (attrs, tags) = futures_util::join!(
+        p.sns.get_topic_attributes().topic_arn(arn).send(),
+        p.sns.list_tags_for_resource().resource_arn(arn).send()
+    );
+    let attrs = attrs.map_err(|e| err(&format!("reading SNS topic {name}"), e))?;
     let a = attrs.attributes().cloned().unwrap_or_default();
-    let tags = p
-        .sns
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| err(&format!("reading SNS topic {name}'s tags"), e))?;
+    let tags = tags.map_err(|e| err(&format!("reading SNS topic {name}'s tags"), e))?;
     let (tags, lineage) = split_tags(tags.tags().iter().map(|t| (t.key(), t.value())));
     let mut fields = Map::new();
     fields.insert("name".into(), json!(name));

@@ -28,16 +28,23 @@ pub const API_KINDS: &[Kind] = &[
 /// Maps one API object to a live object (`None` for what is not the user's).
 type MapFn = fn(&Value) -> Option<LiveObject>;
 
-/// Observes every DigitalOcean kind. Records are listed for the domains the desired state or
-/// the ledger mentions; project resources for the projects they mention.
+/// Observes every DigitalOcean kind the desired state or the ledger uses, all lists at once
+/// (the client's budget paces them). Records are listed for the domains the desired state or
+/// the ledger mentions, every domain at once; project resources for the projects they
+/// mention. A kind nobody uses costs no request.
 pub async fn observe(
     client: &DoClient,
     desired: &DesiredState,
     ledger: &Ledger,
 ) -> BTreeMap<Kind, KindObservation> {
-    let mut out = BTreeMap::new();
-    let failed = |e: &DoError| KindObservation {
-        status: ObserveStatus::Failed(e.to_string()),
+    use futures_util::future::join_all;
+    let used = |k: Kind| {
+        desired.resources.values().any(|r| r.kind() == k)
+            || ledger.resources.values().any(|e| e.kind == k.key())
+            || ledger.pending.values().any(|i| i.kind == k.key())
+    };
+    let empty = || KindObservation {
+        status: ObserveStatus::Complete,
         objects: Vec::new(),
     };
     let lists: [(Kind, &str, &str, MapFn); 6] = [
@@ -63,121 +70,165 @@ pub async fn observe(
         ),
         (Kind::DoSpacesKey, "/v2/spaces/keys", "keys", spaces_key),
     ];
-    for (kind, path, key, map) in lists {
-        let obs = match client.list(path, key).await {
-            Ok(items) => KindObservation {
-                status: ObserveStatus::Complete,
-                objects: items.iter().filter_map(map).collect(),
-            },
-            Err(e) => failed(&e),
-        };
-        out.insert(kind, obs);
-    }
-
-    // Domains, then the records of the domains that matter here.
-    let domains = client.list("/v2/domains", "domains").await;
-    let wanted_domains = record_domains(desired, ledger);
-    match domains {
-        Ok(items) => {
-            let mut records = Vec::new();
-            let mut record_error = None;
-            let mut apex: BTreeMap<String, String> = BTreeMap::new();
-            for d in &items {
-                let Some(name) = d["name"].as_str() else {
-                    continue;
-                };
-                if !wanted_domains.contains(name) {
-                    continue;
-                }
-                match client
-                    .list(&format!("/v2/domains/{name}/records"), "domain_records")
-                    .await
-                {
-                    Ok(rs) => {
-                        for r in &rs {
-                            if r["type"] == "A"
-                                && r["name"] == "@"
-                                && let Some(ip) = r["data"].as_str()
-                            {
-                                apex.entry(name.to_string())
-                                    .or_insert_with(|| ip.to_string());
-                            }
-                            if let Some(o) = record(name, r) {
-                                records.push(o);
-                            }
-                        }
-                    }
-                    Err(e) => record_error = Some(e),
-                }
+    let kinds = join_all(lists.into_iter().map(|(kind, path, key, map)| {
+        let used = used(kind);
+        async move {
+            if !used {
+                return (kind, empty());
             }
-            out.insert(
-                Kind::DoDomain,
-                KindObservation {
+            let obs = match client.list(path, key).await {
+                Ok(items) => KindObservation {
                     status: ObserveStatus::Complete,
-                    objects: items.iter().filter_map(|d| domain(d, &apex)).collect(),
+                    objects: items.iter().filter_map(map).collect(),
                 },
-            );
-            out.insert(
-                Kind::DoDomainRecord,
-                match record_error {
-                    None => KindObservation {
-                        status: ObserveStatus::Complete,
-                        objects: records,
-                    },
-                    Some(e) => failed(&e),
-                },
-            );
+                Err(e) => failed(&e),
+            };
+            (kind, obs)
         }
-        Err(e) => {
-            out.insert(Kind::DoDomain, failed(&e));
-            out.insert(Kind::DoDomainRecord, failed(&e));
+    }));
+    let zones = async {
+        if !used(Kind::DoDomain) && !used(Kind::DoDomainRecord) {
+            return vec![(Kind::DoDomain, empty()), (Kind::DoDomainRecord, empty())];
         }
-    }
+        observe_zones(client, desired, ledger).await
+    };
+    let projects = async {
+        if !used(Kind::DoProject) {
+            return (Kind::DoProject, empty());
+        }
+        (
+            Kind::DoProject,
+            observe_projects(client, desired, ledger).await,
+        )
+    };
+    let (kinds, zones, projects) = futures_util::join!(kinds, zones, projects);
+    // Spaces buckets live behind the S3-compatible Spaces API: see `spaces`.
+    kinds
+        .into_iter()
+        .chain(zones)
+        .chain(std::iter::once(projects))
+        .collect()
+}
 
-    // Projects, with the resources of the projects that matter here.
-    let wanted_projects = project_names(desired, ledger);
-    match client.list("/v2/projects", "projects").await {
-        Ok(items) => {
-            let mut objects = Vec::new();
-            let mut error = None;
-            for p in &items {
-                let Some(mut o) = project(p) else { continue };
-                let name = p["name"].as_str().unwrap_or("");
-                if wanted_projects.contains(name) || wanted_projects.contains(o.id.as_str()) {
-                    match client
-                        .list(&format!("/v2/projects/{}/resources", o.id), "resources")
-                        .await
+fn failed(e: &DoError) -> KindObservation {
+    KindObservation {
+        status: ObserveStatus::Failed(e.to_string()),
+        objects: Vec::new(),
+    }
+}
+
+/// Domains, then the records of the domains that matter here, all zones at once.
+async fn observe_zones(
+    client: &DoClient,
+    desired: &DesiredState,
+    ledger: &Ledger,
+) -> Vec<(Kind, KindObservation)> {
+    let items = match client.list("/v2/domains", "domains").await {
+        Ok(items) => items,
+        Err(e) => {
+            return vec![
+                (Kind::DoDomain, failed(&e)),
+                (Kind::DoDomainRecord, failed(&e)),
+            ];
+        }
+    };
+    let wanted_domains = record_domains(desired, ledger);
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .filter(|n| wanted_domains.contains(*n))
+        .collect();
+    let lists = futures_util::future::join_all(names.iter().map(|name| async move {
+        let listed = client
+            .list(&format!("/v2/domains/{name}/records"), "domain_records")
+            .await;
+        (*name, listed)
+    }))
+    .await;
+    let mut records = Vec::new();
+    let mut record_error = None;
+    let mut apex: BTreeMap<String, String> = BTreeMap::new();
+    for (name, listed) in lists {
+        match listed {
+            Ok(rs) => {
+                for r in &rs {
+                    if r["type"] == "A"
+                        && r["name"] == "@"
+                        && let Some(ip) = r["data"].as_str()
                     {
-                        Ok(rs) => {
-                            let urns: Vec<Value> = rs
-                                .iter()
-                                .filter_map(|r| r["urn"].as_str())
-                                .map(|u| json!(u))
-                                .collect();
-                            o.fields.insert("resources".into(), Value::Array(urns));
-                        }
-                        Err(e) => error = Some(e),
+                        apex.entry(name.to_string())
+                            .or_insert_with(|| ip.to_string());
+                    }
+                    if let Some(o) = record(name, r) {
+                        records.push(o);
                     }
                 }
-                objects.push(o);
             }
-            out.insert(
-                Kind::DoProject,
-                match error {
-                    None => KindObservation {
-                        status: ObserveStatus::Complete,
-                        objects,
-                    },
-                    Some(e) => failed(&e),
-                },
-            );
-        }
-        Err(e) => {
-            out.insert(Kind::DoProject, failed(&e));
+            Err(e) => record_error = Some(e),
         }
     }
-    // Spaces buckets live behind the S3-compatible Spaces API: see `spaces`.
-    out
+    vec![
+        (
+            Kind::DoDomain,
+            KindObservation {
+                status: ObserveStatus::Complete,
+                objects: items.iter().filter_map(|d| domain(d, &apex)).collect(),
+            },
+        ),
+        (
+            Kind::DoDomainRecord,
+            match record_error {
+                None => KindObservation {
+                    status: ObserveStatus::Complete,
+                    objects: records,
+                },
+                Some(e) => failed(&e),
+            },
+        ),
+    ]
+}
+
+/// Projects, with the resources of the projects that matter here.
+async fn observe_projects(
+    client: &DoClient,
+    desired: &DesiredState,
+    ledger: &Ledger,
+) -> KindObservation {
+    let wanted_projects = project_names(desired, ledger);
+    let items = match client.list("/v2/projects", "projects").await {
+        Ok(items) => items,
+        Err(e) => return failed(&e),
+    };
+    let mut objects = Vec::new();
+    let mut error = None;
+    for p in &items {
+        let Some(mut o) = project(p) else { continue };
+        let name = p["name"].as_str().unwrap_or("");
+        if wanted_projects.contains(name) || wanted_projects.contains(o.id.as_str()) {
+            match client
+                .list(&format!("/v2/projects/{}/resources", o.id), "resources")
+                .await
+            {
+                Ok(rs) => {
+                    let urns: Vec<Value> = rs
+                        .iter()
+                        .filter_map(|r| r["urn"].as_str())
+                        .map(|u| json!(u))
+                        .collect();
+                    o.fields.insert("resources".into(), Value::Array(urns));
+                }
+                Err(e) => error = Some(e),
+            }
+        }
+        objects.push(o);
+    }
+    match error {
+        None => KindObservation {
+            status: ObserveStatus::Complete,
+            objects,
+        },
+        Some(e) => failed(&e),
+    }
 }
 
 fn record_domains(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<String> {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::types::BucketCannedAcl;
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::desired::{DesiredState, Kind, Spec};
@@ -144,11 +145,17 @@ async fn observe_inner(
             .iter()
             .filter_map(|b| b.name().map(str::to_string))
             .collect();
-        for (name, r) in &wanted {
-            if r != region || !names.contains(name) {
-                continue;
-            }
-            out.push(read_bucket(&client, name, region).await?);
+        // Every bucket at once (16 in flight): each read is its own round trip.
+        let reads = wanted
+            .iter()
+            .filter(|(name, r)| *r == region && names.contains(*name))
+            .map(|(name, _)| read_bucket(&client, name, region));
+        let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in read {
+            out.push(r?);
         }
     }
     Ok(out)
@@ -159,22 +166,27 @@ async fn read_bucket(
     name: &str,
     region: &str,
 ) -> Result<LiveObject, ProviderError> {
+    let rules = super::super::s3api::read_rules(client, name);
+    let acl = async {
+        Ok::<&str, ProviderError>(match client.get_bucket_acl().bucket(name).send().await {
+            Ok(a) => {
+                let public = a.grants().iter().any(|g| {
+                    g.grantee()
+                        .and_then(|x| x.uri())
+                        .is_some_and(|u| u.ends_with("/AllUsers"))
+                });
+                if public { "public-read" } else { "private" }
+            }
+            Err(e) => return Err(err(&format!("reading {name}'s ACL"), e)),
+        })
+    };
+    let (rules, acl) = futures_util::join!(rules, acl);
     let super::super::s3api::BucketRules {
         versioning,
         cors,
         lifecycle,
-    } = super::super::s3api::read_rules(client, name).await?;
-    let acl = match client.get_bucket_acl().bucket(name).send().await {
-        Ok(a) => {
-            let public = a.grants().iter().any(|g| {
-                g.grantee()
-                    .and_then(|x| x.uri())
-                    .is_some_and(|u| u.ends_with("/AllUsers"))
-            });
-            if public { "public-read" } else { "private" }
-        }
-        Err(e) => return Err(err(&format!("reading {name}'s ACL"), e)),
-    };
+    } = rules?;
+    let acl = acl?;
     let mut fields = Map::new();
     fields.insert("name".into(), json!(name));
     fields.insert("region".into(), json!(region));
