@@ -17,6 +17,11 @@ use crate::desired::Kind;
 use crate::plan::Action;
 use crate::plan::model::ReplaceStrategy;
 
+/// Per-object reads in flight at once while observing (a bucket's configuration, a topic's
+/// attributes): enough that a thousand-resource pass takes a few round trips, few enough
+/// to stay far below the services' request rates.
+pub const READS_IN_FLIGHT: usize = 16;
+
 /// One change for a provider to make.
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyRequest<'a> {

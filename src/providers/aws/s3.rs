@@ -30,7 +30,7 @@ pub async fn observe(
             .send()
             .await
             .map_err(|e| err("listing S3 buckets", e))?;
-    // Every managed bucket at once (16 in flight).
+    // Every managed bucket at once (`READS_IN_FLIGHT` at a time).
     let reads = listed
         .buckets()
         .iter()
@@ -38,7 +38,7 @@ pub async fn observe(
         .filter(|name| wanted.contains(*name))
         .map(|name| read(p, name));
     let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
-        .buffer_unordered(16)
+        .buffer_unordered(crate::providers::READS_IN_FLIGHT)
         .collect()
         .await;
     read.into_iter().collect()

@@ -39,14 +39,14 @@ pub async fn observe(
             None => break,
         }
     }
-    // Every managed topic at once (16 in flight).
+    // Every managed topic at once (`READS_IN_FLIGHT` at a time).
     let reads = arns
         .iter()
         .map(|arn| (arn, arn.rsplit(':').next().unwrap_or_default().to_string()))
         .filter(|(_, name)| wanted.contains(name))
         .map(|(arn, name)| async move { read(p, arn, &name).await });
     let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
-        .buffer_unordered(16)
+        .buffer_unordered(crate::providers::READS_IN_FLIGHT)
         .collect()
         .await;
     read.into_iter().collect()

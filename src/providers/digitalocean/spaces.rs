@@ -145,13 +145,13 @@ async fn observe_inner(
             .iter()
             .filter_map(|b| b.name().map(str::to_string))
             .collect();
-        // Every bucket at once (16 in flight): each read is its own round trip.
+        // Every bucket at once (`READS_IN_FLIGHT` at a time): each read is its own round trip.
         let reads = wanted
             .iter()
             .filter(|(name, r)| *r == region && names.contains(*name))
             .map(|(name, _)| read_bucket(&client, name, region));
         let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
-            .buffer_unordered(16)
+            .buffer_unordered(crate::providers::READS_IN_FLIGHT)
             .collect()
             .await;
         for r in read {
