@@ -15,7 +15,7 @@ use crate::daemon::run::{LEASE_TTL, LogProgress, PassStatus};
 use crate::desired::Address;
 use crate::exec::{Outcome, Progress};
 use crate::ledger::lease::{Owner, rfc3339};
-use crate::ledger::store::{ActionRecord, JournalRecord, Store};
+use crate::ledger::store::Store;
 use crate::plan::display::PlanDisplay;
 use crate::plan::{Action, Change};
 use crate::providers::clouds::Clouds;
@@ -201,39 +201,7 @@ async fn work(
                 .unwrap_or_default()
         );
     }
-    let journal = JournalRecord {
-        run_id: uuid::Uuid::new_v4().to_string(),
-        by: crate::ledger::lease::who(),
-        started_at,
-        finished_at: rfc3339(SystemTime::now()),
-        command: "apply".into(),
-        summary: format!("{done} done, {failed} failed, {skipped} skipped"),
-        outcome: if report.succeeded() {
-            "succeeded"
-        } else if done > 0 {
-            "partial"
-        } else {
-            "failed"
-        }
-        .into(),
-        actions: report
-            .outcomes
-            .iter()
-            .map(|o| ActionRecord {
-                address: o.address.to_string(),
-                action: format!("{:?}", o.action).to_ascii_lowercase(),
-                outcome: if o.result.is_ok() {
-                    "done"
-                } else if o.skipped {
-                    "skipped"
-                } else {
-                    "failed"
-                }
-                .into(),
-                error: o.result.as_ref().err().cloned(),
-            })
-            .collect(),
-    };
+    let journal = crate::daemon::journal_record("apply", started_at, &report);
     if let Err(e) = store.append_journal(&journal).await {
         eprintln!("warning: writing the journal: {}", crate::errors::chain(&e));
     }

@@ -231,6 +231,47 @@ pub async fn apply<G: Progress>(
     report
 }
 
+/// The audit record of one apply (`command` is `apply` or `run`).
+pub fn journal_record(
+    command: &str,
+    started_at: String,
+    report: &ApplyReport,
+) -> crate::ledger::store::JournalRecord {
+    use crate::ledger::store::{ActionRecord, JournalRecord};
+    let (done, failed, skipped) = report.counts();
+    let outcome = |o: &crate::exec::Outcome| match (&o.result, o.skipped) {
+        (Ok(()), _) => "done",
+        (Err(_), true) => "skipped",
+        (Err(_), false) => "failed",
+    };
+    JournalRecord {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        by: crate::ledger::lease::who(),
+        started_at,
+        finished_at: crate::ledger::lease::rfc3339(std::time::SystemTime::now()),
+        command: command.into(),
+        summary: format!("{done} done, {failed} failed, {skipped} skipped"),
+        outcome: if report.succeeded() {
+            "succeeded"
+        } else if done > 0 {
+            "partial"
+        } else {
+            "failed"
+        }
+        .into(),
+        actions: report
+            .outcomes
+            .iter()
+            .map(|o| ActionRecord {
+                address: o.address.to_string(),
+                action: format!("{:?}", o.action).to_ascii_lowercase(),
+                outcome: outcome(o).into(),
+                error: o.result.as_ref().err().cloned(),
+            })
+            .collect(),
+    }
+}
+
 /// Every `*.toml` under `dir` with its modification time and size: a cheap fingerprint for
 /// noticing that the desired state changed.
 pub fn files_signature(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime, u64)> {

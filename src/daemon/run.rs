@@ -13,7 +13,7 @@ use super::{PassConfig, notify};
 use crate::exec::{Outcome, Progress};
 use crate::ledger::LedgerError;
 use crate::ledger::lease::{Owner, rfc3339};
-use crate::ledger::store::{ActionRecord, JournalRecord, Store};
+use crate::ledger::store::Store;
 use crate::metrics::labels;
 use crate::plan::{Action, Change};
 use crate::providers::clouds::Clouds;
@@ -519,39 +519,7 @@ async fn work(
                 ]))
                 .inc();
         }
-        let journal = JournalRecord {
-            run_id: uuid::Uuid::new_v4().to_string(),
-            by: crate::ledger::lease::who(),
-            started_at: record.started_at.clone(),
-            finished_at: rfc3339(SystemTime::now()),
-            command: "run".into(),
-            summary: format!("{done} done, {failed} failed, {skipped} skipped"),
-            outcome: if report.succeeded() {
-                "succeeded"
-            } else if done > 0 {
-                "partial"
-            } else {
-                "failed"
-            }
-            .into(),
-            actions: report
-                .outcomes
-                .iter()
-                .map(|o| ActionRecord {
-                    address: o.address.to_string(),
-                    action: format!("{:?}", o.action).to_ascii_lowercase(),
-                    outcome: if o.result.is_ok() {
-                        "done"
-                    } else if o.skipped {
-                        "skipped"
-                    } else {
-                        "failed"
-                    }
-                    .into(),
-                    error: o.result.as_ref().err().cloned(),
-                })
-                .collect(),
-        };
+        let journal = super::journal_record("run", record.started_at.clone(), &report);
         if let Err(e) = store.append_journal(&journal).await {
             tracing::warn!(message = "Writing the journal failed.", error = %crate::errors::chain(&e));
         }
