@@ -43,6 +43,8 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 pub fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Debug builds keep large futures on the stack; release builds need far less.
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(r) => r,

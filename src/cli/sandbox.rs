@@ -42,6 +42,8 @@ pub struct SandboxArgs {
 pub fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Debug builds keep large futures on the stack; release builds need far less.
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(r) => r,

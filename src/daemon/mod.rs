@@ -216,7 +216,7 @@ pub async fn apply<G: Progress>(
         store,
         snapshot: planned.snapshot.clone(),
     };
-    let report = execute(
+    let report = Box::pin(execute(
         &planned.plan,
         &loaded.desired,
         &mut planned.ledger,
@@ -225,7 +225,7 @@ pub async fn apply<G: Progress>(
         &options,
         &mut persist,
         progress,
-    )
+    ))
     .await;
     planned.snapshot = persist.snapshot;
     report

@@ -162,7 +162,7 @@ pub async fn apply_sequential<P: Provider>(
         ..ExecOptions::sequential()
     };
     forget_dropped(plan, desired, ledger, live);
-    execute(
+    Box::pin(execute(
         plan,
         desired,
         ledger,
@@ -171,7 +171,7 @@ pub async fn apply_sequential<P: Provider>(
         &options,
         &mut engine::NoPersist,
         &engine::NoProgress,
-    )
+    ))
     .await
     .outcomes
 }

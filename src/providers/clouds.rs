@@ -94,21 +94,23 @@ impl Clouds {
         let (d, g, a) = futures_util::join!(
             async {
                 match &self.digitalocean {
-                    Ok(p) if used("digitalocean") => Some(Ok(p.observe(desired, ledger).await)),
+                    Ok(p) if used("digitalocean") => {
+                        Some(Ok(Box::pin(p.observe(desired, ledger)).await))
+                    }
                     Err(why) if used("digitalocean") => Some(Err(why.clone())),
                     _ => None,
                 }
             },
             async {
                 match &self.github {
-                    Ok(p) if used("github") => Some(Ok(p.observe(desired, ledger).await)),
+                    Ok(p) if used("github") => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
                     Err(why) if used("github") => Some(Err(why.clone())),
                     _ => None,
                 }
             },
             async {
                 match &self.aws {
-                    Ok(p) if used("aws") => Some(Ok(p.observe(desired, ledger).await)),
+                    Ok(p) if used("aws") => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
                     Err(why) if used("aws") => Some(Err(why.clone())),
                     _ => None,
                 }
@@ -133,16 +135,18 @@ impl Clouds {
 impl Provider for Clouds {
     async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
         match req.kind.provider() {
+            // Each provider's future lives on the heap: together they would make this one
+            // too large for a thread's stack in debug builds.
             "digitalocean" => match &self.digitalocean {
-                Ok(p) => p.apply(req).await,
+                Ok(p) => Box::pin(p.apply(req)).await,
                 Err(why) => Err(ProviderError::msg(why.clone())),
             },
             "github" => match &self.github {
-                Ok(p) => p.apply(req).await,
+                Ok(p) => Box::pin(p.apply(req)).await,
                 Err(why) => Err(ProviderError::msg(why.clone())),
             },
             "aws" => match &self.aws {
-                Ok(p) => p.apply(req).await,
+                Ok(p) => Box::pin(p.apply(req)).await,
                 Err(why) => Err(ProviderError::msg(why.clone())),
             },
             other => Err(ProviderError::msg(format!("{other} is not a provider"))),
@@ -158,11 +162,11 @@ impl Provider for Clouds {
     ) -> Result<Option<SecretValue>, ProviderError> {
         match kind.provider() {
             "digitalocean" => match &self.digitalocean {
-                Ok(p) => p.secret_output(kind, id, output, spec).await,
+                Ok(p) => Box::pin(p.secret_output(kind, id, output, spec)).await,
                 Err(_) => Ok(None),
             },
             "aws" => match &self.aws {
-                Ok(p) => p.secret_output(kind, id, output, spec).await,
+                Ok(p) => Box::pin(p.secret_output(kind, id, output, spec)).await,
                 Err(_) => Ok(None),
             },
             _ => Ok(None),

@@ -156,12 +156,21 @@ impl AwsProvider {
         let names = managed_names(desired, ledger);
         let wanted = |k: Kind| names.get(&k).cloned().unwrap_or_default();
         let (b, t, i, c, u, s) = futures_util::join!(
-            s3::observe(self, wanted(Kind::AwsS3Bucket)),
-            sns::observe(self, wanted(Kind::AwsSnsTopic)),
-            ses::observe_identities(self, wanted(Kind::AwsSesDomainIdentity)),
-            ses::observe_configuration_sets(self, wanted(Kind::AwsSesConfigurationSet)),
-            iam::observe(self, wanted(Kind::AwsIamSmtpUser), ledger),
-            secrets::observe(self, wanted(Kind::AwsSecretsmanagerSecret)),
+            Box::pin(s3::observe(self, wanted(Kind::AwsS3Bucket))),
+            Box::pin(sns::observe(self, wanted(Kind::AwsSnsTopic))),
+            Box::pin(ses::observe_identities(
+                self,
+                wanted(Kind::AwsSesDomainIdentity)
+            )),
+            Box::pin(ses::observe_configuration_sets(
+                self,
+                wanted(Kind::AwsSesConfigurationSet)
+            )),
+            Box::pin(iam::observe(self, wanted(Kind::AwsIamSmtpUser), ledger)),
+            Box::pin(secrets::observe(
+                self,
+                wanted(Kind::AwsSecretsmanagerSecret)
+            )),
         );
         let mut out = BTreeMap::new();
         for (kind, result) in [
@@ -195,13 +204,16 @@ impl crate::providers::Provider for AwsProvider {
         if matches!(req.action, Action::Orphan | Action::Drift | Action::NoOp) {
             return Err(ProviderError::msg("nothing to apply for this action"));
         }
+        // Boxed: the SDK futures are large, and a thread's stack is not.
         match req.kind {
-            Kind::AwsS3Bucket => s3::apply(self, &req).await,
-            Kind::AwsSnsTopic => sns::apply(self, &req).await,
-            Kind::AwsSesDomainIdentity => ses::apply_identity(self, &req).await,
-            Kind::AwsSesConfigurationSet => ses::apply_configuration_set(self, &req).await,
-            Kind::AwsIamSmtpUser => iam::apply(self, &req).await,
-            Kind::AwsSecretsmanagerSecret => secrets::apply(self, &req).await,
+            Kind::AwsS3Bucket => Box::pin(s3::apply(self, &req)).await,
+            Kind::AwsSnsTopic => Box::pin(sns::apply(self, &req)).await,
+            Kind::AwsSesDomainIdentity => Box::pin(ses::apply_identity(self, &req)).await,
+            Kind::AwsSesConfigurationSet => {
+                Box::pin(ses::apply_configuration_set(self, &req)).await
+            }
+            Kind::AwsIamSmtpUser => Box::pin(iam::apply(self, &req)).await,
+            Kind::AwsSecretsmanagerSecret => Box::pin(secrets::apply(self, &req)).await,
             other => Err(ProviderError::msg(format!("{other} is not an AWS kind"))),
         }
     }

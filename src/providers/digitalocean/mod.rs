@@ -68,9 +68,9 @@ impl crate::providers::Provider for DoProvider {
                     "no Spaces credentials: set SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY",
                 )
             })?;
-            return spaces::apply(config, &req).await;
+            return Box::pin(spaces::apply(config, &req)).await;
         }
-        apply::apply(&self.client, &req, self.poll_every, &|_| {}).await
+        Box::pin(apply::apply(&self.client, &req, self.poll_every, &|_| {})).await
     }
 
     async fn secret_output(
