@@ -55,7 +55,7 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode 
     match runtime.block_on(apply(desired, ledger, args)) {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            super::print_error(&e);
             ExitCode::FAILURE
         }
     }

@@ -184,6 +184,17 @@ fn healthcheck(url: &str) -> ExitCode {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
+    print_error(&e);
     ExitCode::FAILURE
+}
+
+/// Prints an error with its causes. Validation reports are printed as they are: they
+/// already start with `error:` and end with a count.
+fn print_error(e: &anyhow::Error) {
+    let text = format!("{e:#}");
+    if text.starts_with("error:") {
+        eprintln!("{text}");
+    } else {
+        eprintln!("error: {text}");
+    }
 }

@@ -55,7 +55,7 @@ pub fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
     match runtime.block_on(sandbox(desired, args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            super::print_error(&e);
             ExitCode::FAILURE
         }
     }

@@ -17,6 +17,20 @@ use crate::desired::Kind;
 use crate::plan::Action;
 use crate::plan::model::ReplaceStrategy;
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (a URL path segment, a
+/// form value).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Per-object reads in flight at once while observing (a bucket's configuration, a topic's
 /// attributes): enough that a thousand-resource pass takes a few round trips, few enough
 /// to stay far below the services' request rates.

@@ -126,16 +126,19 @@ async fn read(
     fields.insert("allowed_identities".into(), allowed);
     fields.insert("tags".into(), Value::Object(tags));
     let key_id = current.access_key_id().unwrap_or_default();
-    let created = current.create_date().map(|d| {
-        crate::ledger::lease::rfc3339(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.secs().max(0) as u64),
-        )
-    });
+    let created = current.create_date().map(key_created_at);
     let mut attributes = attributes(u.arn(), name, key_id, region.as_str().unwrap_or(&p.region));
     if let Some(c) = created {
         attributes.insert("created_at".into(), json!(c));
     }
     Ok(Some(object(name.to_string(), fields, attributes, lineage)))
+}
+
+/// An access key's creation time, as the planner's rotation rule reads it.
+fn key_created_at(d: &aws_sdk_iam::primitives::DateTime) -> String {
+    crate::ledger::lease::rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.secs().max(0) as u64),
+    )
 }
 
 /// The identity ARNs the policy document allows (`[]` when it allows any).
@@ -329,11 +332,7 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
             smtp::password(&secret, &region),
         );
         let new_id = key.access_key_id().to_string();
-        created_at = key.create_date().map(|d| {
-            crate::ledger::lease::rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.secs().max(0) as u64),
-            )
-        });
+        created_at = key.create_date().map(key_created_at);
         // The consumers are rewritten with the new password in this same apply; the
         // previous key goes now, so only one key is ever live afterwards.
         for (old, _) in &sorted {

@@ -83,15 +83,7 @@ impl Scope {
 
 /// Percent-encodes a path segment.
 fn segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::providers::percent_encode(s)
 }
 
 /// The GitHub provider.

@@ -260,16 +260,7 @@ fn iam(state: &mut AwsState, action: &str, p: &BTreeMap<String, String>) -> Resu
                 )
             })?;
             // IAM returns the document URL-encoded.
-            let encoded: String = doc
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
+            let encoded = crate::providers::percent_encode(doc);
             Ok(format!(
                 "{}{}{}",
                 el("UserName", &name),
