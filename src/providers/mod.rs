@@ -31,6 +31,34 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The one HTTP client (and so the one connection pool) behind every AWS SDK client: S3 in
+/// each region, Spaces in each region, SNS, SES, IAM, Secrets Manager and STS. Without it
+/// each SDK client makes its own pool, so connections are not reused across clients and a
+/// client made per pass opens (and, over TLS, handshakes) new connections every pass.
+///
+/// It is the SDK's default client (rustls with aws-lc, proxy settings from the
+/// environment), built once.
+pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            Builder::new().build_with_connector_fn(|settings, components| {
+                let mut connector = ConnectorBuilder::default()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                connector.build()
+            })
+        })
+        .clone()
+}
+
 /// Per-object reads in flight at once while observing (a bucket's configuration, a topic's
 /// attributes): enough that a thousand-resource pass takes a few round trips, few enough
 /// to stay far below the services' request rates.

@@ -87,6 +87,15 @@ impl AwsProvider {
     /// With explicit configurations: `ses` for SES v2 (tests point it at the SES simulator,
     /// everything else at moto), `config` for the rest.
     pub fn new(config: &aws_config::SdkConfig, ses: &aws_config::SdkConfig) -> Self {
+        // One connection pool for every client (unless the caller chose an HTTP client).
+        let shared = |c: &aws_config::SdkConfig| match c.http_client() {
+            Some(_) => c.clone(),
+            None => c
+                .to_builder()
+                .http_client(crate::providers::aws_http_client())
+                .build(),
+        };
+        let (config, ses) = (&shared(config), &shared(ses));
         let path_style = config
             .endpoint_url()
             .is_some_and(crate::ledger::store::needs_path_style);

@@ -18,6 +18,11 @@ use crate::providers::s3api;
 use crate::providers::{Applied, ApplyRequest, ProviderError};
 
 /// Lists the buckets, then reads the ones provisioner manages.
+///
+/// The list is asked for with `max-buckets`, so that S3 names each bucket's region in it
+/// (`BucketRegion`, returned only to a request with a parameter): a bucket's configuration
+/// is then read one round trip after the list, not two. A server that leaves the region
+/// out (older S3-compatible servers, moto) costs one `GetBucketLocation` per bucket.
 pub async fn observe(
     p: &AwsProvider,
     wanted: BTreeSet<String>,
@@ -25,18 +30,32 @@ pub async fn observe(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let listed =
-        p.s3.list_buckets()
-            .send()
-            .await
-            .map_err(|e| err("listing S3 buckets", e))?;
+    let mut found: Vec<(String, Option<String>)> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page =
+            p.s3.list_buckets()
+                .max_buckets(10_000)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| err("listing S3 buckets", e))?;
+        found.extend(
+            page.buckets()
+                .iter()
+                .filter_map(|b| Some((b.name()?, b.bucket_region())))
+                .filter(|(name, _)| wanted.contains(*name))
+                .map(|(name, region)| (name.to_string(), region.map(str::to_string))),
+        );
+        match page.continuation_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
     // Every managed bucket at once (`READS_IN_FLIGHT` at a time).
-    let reads = listed
-        .buckets()
+    let reads = found
         .iter()
-        .filter_map(|b| b.name())
-        .filter(|name| wanted.contains(*name))
-        .map(|name| read(p, name));
+        .map(|(name, region)| read(p, name, region.as_deref()));
     let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
         .buffer_unordered(crate::providers::READS_IN_FLIGHT)
         .collect()
@@ -59,8 +78,15 @@ async fn region_of(p: &AwsProvider, name: &str) -> Result<String, ProviderError>
     })
 }
 
-async fn read(p: &AwsProvider, name: &str) -> Result<LiveObject, ProviderError> {
-    let region = region_of(p, name).await?;
+async fn read(
+    p: &AwsProvider,
+    name: &str,
+    listed_region: Option<&str>,
+) -> Result<LiveObject, ProviderError> {
+    let region = match listed_region {
+        Some(r) if !r.is_empty() => r.to_string(),
+        _ => region_of(p, name).await?,
+    };
     let client = p.s3_in(&region);
     // The configuration reads are independent: one round trip after the location.
     let rules = s3api::read_rules(&client, name);

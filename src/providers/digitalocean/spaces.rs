@@ -67,6 +67,7 @@ impl SpacesConfig {
                 "spaces",
             ))
             .force_path_style(path_style)
+            .http_client(crate::providers::aws_http_client())
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())

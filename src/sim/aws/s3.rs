@@ -95,21 +95,7 @@ pub fn handle(
     let body_text = String::from_utf8_lossy(&body).to_string();
     if bucket.is_empty() {
         return match *method {
-            Method::GET => ok_xml(
-                "ListAllMyBucketsResult",
-                &format!(
-                    "<Owner><ID>sandbox</ID><DisplayName>sandbox</DisplayName></Owner><Buckets>{}</Buckets>",
-                    state
-                        .buckets
-                        .iter()
-                        .map(|(n, b)| format!(
-                            "<Bucket>{}{}</Bucket>",
-                            el("Name", n),
-                            el("CreationDate", &b.created)
-                        ))
-                        .collect::<String>()
-                ),
-            ),
+            Method::GET => list_buckets(state, &q),
             _ => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
@@ -552,4 +538,60 @@ fn httpdate_of(t: std::time::SystemTime) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ][mo.parse::<usize>().unwrap_or(1).saturating_sub(1)];
     format!("{weekday}, {d} {month} {y} {h:02}:{m:02}:{s:02} GMT")
+}
+
+/// `ListBuckets`. With any of its parameters (`max-buckets`, `continuation-token`,
+/// `prefix`, `bucket-region`) the answer is paginated and each bucket carries its
+/// `BucketRegion`, as S3 does; without, it is the classic answer: every bucket, names and
+/// dates only.
+fn list_buckets(state: &AwsState, q: &BTreeMap<String, String>) -> Response {
+    let paged = ["max-buckets", "continuation-token", "prefix", "bucket-region"]
+        .iter()
+        .any(|k| q.contains_key(*k));
+    let max = match q.get("max-buckets").map(|m| m.parse::<usize>()) {
+        None => 10_000,
+        Some(Ok(m)) if (1..=10_000).contains(&m) => m,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "max-buckets must be between 1 and 10000",
+            );
+        }
+    };
+    let after = q.get("continuation-token").cloned().unwrap_or_default();
+    let prefix = q.get("prefix").cloned().unwrap_or_default();
+    let region = q.get("bucket-region");
+    let mut matching = state
+        .buckets
+        .iter()
+        .filter(|(n, _)| n.as_str() > after.as_str() && n.starts_with(&prefix))
+        .filter(|(_, b)| region.is_none_or(|r| &b.region == r));
+    let page: Vec<_> = matching.by_ref().take(max).collect();
+    let more = paged && matching.next().is_some();
+    let buckets: String = page
+        .iter()
+        .map(|(n, b)| {
+            format!(
+                "<Bucket>{}{}{}</Bucket>",
+                el("Name", n),
+                el("CreationDate", &b.created),
+                if paged {
+                    el("BucketRegion", &b.region)
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    let token = match page.last() {
+        Some((n, _)) if more => el("ContinuationToken", n),
+        _ => String::new(),
+    };
+    ok_xml(
+        "ListAllMyBucketsResult",
+        &format!(
+            "<Owner><ID>sandbox</ID><DisplayName>sandbox</DisplayName></Owner><Buckets>{buckets}</Buckets>{token}"
+        ),
+    )
 }
