@@ -752,10 +752,7 @@ versioning = true
     assert_eq!(region("away"), Some(serde_json::json!("eu-west-1")));
     if let Some(sim) = &w._aws_sim {
         let seen = sim.faults.requests();
-        assert!(
-            seen.iter().any(|r| r.contains("max-buckets=")),
-            "{seen:?}"
-        );
+        assert!(seen.iter().any(|r| r.contains("max-buckets=")), "{seen:?}");
         assert!(!seen.iter().any(|r| r.contains("?location")), "{seen:?}");
     }
 }
@@ -782,7 +779,12 @@ async fn the_bucket_list_pages_with_continuation_tokens() {
             .unwrap();
         pages += 1;
         assert!(page.buckets().len() <= 2);
-        seen.extend(page.buckets().iter().filter_map(|b| b.name()).map(String::from));
+        seen.extend(
+            page.buckets()
+                .iter()
+                .filter_map(|b| b.name())
+                .map(String::from),
+        );
         match page.continuation_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_string()),
             _ => break,

@@ -100,7 +100,9 @@ pub async fn load(config: &PassConfig) -> anyhow::Result<Loaded> {
 /// A plan and what it was made from.
 #[derive(Debug)]
 pub struct Planned {
-    /// The ledger as read (none before the first write).
+    /// The base of the next conditional write: the version read (or written since), with
+    /// only the lineage and serial of its ledger; `None` before the first write. The
+    /// ledger itself is `ledger`.
     pub snapshot: Option<Snapshot>,
     /// The ledger to change.
     pub ledger: Ledger,
@@ -119,26 +121,27 @@ pub async fn plan(
     clouds: &Clouds,
     targets: &[Address],
 ) -> anyhow::Result<Planned> {
-    let snapshot = store.read().await.context("reading the ledger")?;
-    let mut ledger = match &snapshot {
-        Some(s) => s.ledger.clone(),
-        None => Ledger::create(),
+    let (mut ledger, mut snapshot) = match store.read().await.context("reading the ledger")? {
+        Some(s) => {
+            let (ledger, base) = s.into_base();
+            (ledger, Some(base))
+        }
+        None => (Ledger::create(), None),
     };
+    let counts = |l: &Ledger| (l.resources.len(), l.pending.len());
+    let read = counts(&ledger);
     let live = clouds.observe(&loaded.desired, &ledger).await;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;
     crate::exec::forget_dropped(&plan, &loaded.desired, &mut ledger, &live);
-    let mut snapshot = snapshot;
     if let Some(s) = &snapshot
-        && (s.ledger.resources.len() != ledger.resources.len()
-            || s.ledger.pending.len() != ledger.pending.len())
+        && read != counts(&ledger)
     {
         // Entries the plan says are gone: forgotten now, whatever the apply does.
-        snapshot = Some(
-            store
-                .write(ledger.clone(), Some(s), "forgot resources that are gone")
-                .await
-                .context("writing the ledger")?,
-        );
+        let written = store
+            .write(ledger.clone(), Some(s), "forgot resources that are gone")
+            .await
+            .context("writing the ledger")?;
+        snapshot = Some(written.into_base().1);
     }
     let plan = restrict(plan, targets);
     Ok(Planned {
@@ -188,7 +191,7 @@ impl Persist for StorePersist<'_> {
             .await
         {
             Ok(s) => {
-                self.snapshot = Some(s);
+                self.snapshot = Some(s.into_base().1);
                 Ok(())
             }
             Err(e) => Err(crate::errors::chain(&e)),

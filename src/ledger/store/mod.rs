@@ -41,6 +41,30 @@ pub struct Snapshot {
     pub version: Version,
 }
 
+impl Snapshot {
+    /// Splits the snapshot into its ledger and the base of the next conditional write: the
+    /// version, with a ledger that keeps only the lineage and serial. A base needs no more,
+    /// and a second copy of a large ledger is memory held for nothing.
+    pub fn into_base(self) -> (Ledger, Snapshot) {
+        let base = Ledger {
+            schema_version: self.ledger.schema_version,
+            lineage: self.ledger.lineage.clone(),
+            serial: self.ledger.serial,
+            resources: Default::default(),
+            pending: Default::default(),
+            outputs: Default::default(),
+            written: None,
+        };
+        (
+            self.ledger,
+            Snapshot {
+                ledger: base,
+                version: self.version,
+            },
+        )
+    }
+}
+
 /// One version of the ledger document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Version {

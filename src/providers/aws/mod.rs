@@ -122,19 +122,16 @@ impl AwsProvider {
 
     /// An S3 client for another region (bucket operations must go to the bucket's region).
     fn s3_in(&self, region: &str) -> aws_sdk_s3::Client {
-        if region == self.region {
-            return self.s3.clone();
+        self.s3_clients().in_region(region)
+    }
+
+    /// What makes S3 clients for any region, owned (for reads that run as tasks).
+    fn s3_clients(&self) -> S3Clients {
+        S3Clients {
+            home: self.s3.clone(),
+            config: self.config.clone(),
+            region: self.region.clone(),
         }
-        let path_style = self
-            .config
-            .endpoint_url()
-            .is_some_and(crate::ledger::store::needs_path_style);
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.config)
-                .region(aws_config::Region::new(region.to_string()))
-                .force_path_style(path_style)
-                .build(),
-        )
     }
 
     /// The account id (for ARNs the APIs do not return), asked once.
@@ -347,5 +344,32 @@ pub fn object(
         attributes,
         tags,
         updated_at: None,
+    }
+}
+
+/// The S3 client of the home region, and what makes the clients of other regions.
+#[derive(Clone)]
+struct S3Clients {
+    home: aws_sdk_s3::Client,
+    config: aws_config::SdkConfig,
+    region: String,
+}
+
+impl S3Clients {
+    /// The client for `region` (bucket operations must go to the bucket's region).
+    fn in_region(&self, region: &str) -> aws_sdk_s3::Client {
+        if region == self.region {
+            return self.home.clone();
+        }
+        let path_style = self
+            .config
+            .endpoint_url()
+            .is_some_and(crate::ledger::store::needs_path_style);
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.config)
+                .region(aws_config::Region::new(region.to_string()))
+                .force_path_style(path_style)
+                .build(),
+        )
     }
 }

@@ -8,10 +8,9 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule, Tag, Tagging,
 };
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::{AwsProvider, code, err, object, split_tags, text, wanted_tags};
+use super::{AwsProvider, S3Clients, code, err, object, split_tags, text, wanted_tags};
 use crate::live::LiveObject;
 use crate::plan::Action;
 use crate::providers::s3api;
@@ -53,23 +52,23 @@ pub async fn observe(
         }
     }
     // Every managed bucket at once (`READS_IN_FLIGHT` at a time).
+    let clients = p.s3_clients();
     let reads = found
-        .iter()
-        .map(|(name, region)| read(p, name, region.as_deref()));
-    let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
-        .buffer_unordered(crate::providers::READS_IN_FLIGHT)
+        .into_iter()
+        .map(|(name, region)| read(clients.clone(), name, region));
+    crate::providers::read_each(reads)
+        .await
+        .into_iter()
         .collect()
-        .await;
-    read.into_iter().collect()
 }
 
-async fn region_of(p: &AwsProvider, name: &str) -> Result<String, ProviderError> {
-    let loc =
-        p.s3.get_bucket_location()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(|e| err(&format!("reading {name}'s region"), e))?;
+async fn region_of(s3: &aws_sdk_s3::Client, name: &str) -> Result<String, ProviderError> {
+    let loc = s3
+        .get_bucket_location()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(|e| err(&format!("reading {name}'s region"), e))?;
     Ok(match loc.location_constraint() {
         None => "us-east-1".to_string(),
         Some(c) if c.as_str().is_empty() => "us-east-1".to_string(),
@@ -79,15 +78,16 @@ async fn region_of(p: &AwsProvider, name: &str) -> Result<String, ProviderError>
 }
 
 async fn read(
-    p: &AwsProvider,
-    name: &str,
-    listed_region: Option<&str>,
+    clients: S3Clients,
+    name: String,
+    listed_region: Option<String>,
 ) -> Result<LiveObject, ProviderError> {
+    let name = name.as_str();
     let region = match listed_region {
-        Some(r) if !r.is_empty() => r.to_string(),
-        _ => region_of(p, name).await?,
+        Some(r) if !r.is_empty() => r,
+        _ => region_of(&clients.home, name).await?,
     };
-    let client = p.s3_in(&region);
+    let client = clients.in_region(&region);
     // The configuration reads are independent: one round trip after the location.
     let rules = s3api::read_rules(&client, name);
     let encryption = async {
@@ -201,7 +201,9 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         }
         Action::Replace => {
             let old = req.cloud_id.unwrap_or(&name);
-            let old_region = region_of(p, old).await.unwrap_or_else(|_| region.clone());
+            let old_region = region_of(&p.s3, old)
+                .await
+                .unwrap_or_else(|_| region.clone());
             s3api::delete_bucket(&p.s3_in(&old_region), old, force).await?;
             create(&client, &name, &region).await?;
         }

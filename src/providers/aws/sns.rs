@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_sns::types::Tag;
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::{AwsProvider, err, object, split_tags, text, wanted_tags};
@@ -41,21 +40,28 @@ pub async fn observe(
     }
     // Every managed topic at once (`READS_IN_FLIGHT` at a time).
     let reads = arns
-        .iter()
-        .map(|arn| (arn, arn.rsplit(':').next().unwrap_or_default().to_string()))
+        .into_iter()
+        .map(|arn| {
+            let name = arn.rsplit(':').next().unwrap_or_default().to_string();
+            (arn, name)
+        })
         .filter(|(_, name)| wanted.contains(name))
-        .map(|(arn, name)| async move { read(p, arn, &name).await });
-    let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
-        .buffer_unordered(crate::providers::READS_IN_FLIGHT)
+        .map(|(arn, name)| read(p.sns.clone(), arn, name));
+    crate::providers::read_each(reads)
+        .await
+        .into_iter()
         .collect()
-        .await;
-    read.into_iter().collect()
 }
 
-async fn read(p: &AwsProvider, arn: &str, name: &str) -> Result<LiveObject, ProviderError> {
+async fn read(
+    sns: aws_sdk_sns::Client,
+    arn: String,
+    name: String,
+) -> Result<LiveObject, ProviderError> {
+    let (arn, name) = (arn.as_str(), name.as_str());
     let (attrs, tags) = futures_util::join!(
-        p.sns.get_topic_attributes().topic_arn(arn).send(),
-        p.sns.list_tags_for_resource().resource_arn(arn).send()
+        sns.get_topic_attributes().topic_arn(arn).send(),
+        sns.list_tags_for_resource().resource_arn(arn).send()
     );
     let attrs = attrs.map_err(|e| err(&format!("reading SNS topic {name}"), e))?;
     let a = attrs.attributes().cloned().unwrap_or_default();

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::types::BucketCannedAcl;
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::desired::{DesiredState, Kind, Spec};
@@ -150,12 +149,8 @@ async fn observe_inner(
         let reads = wanted
             .iter()
             .filter(|(name, r)| *r == region && names.contains(*name))
-            .map(|(name, _)| read_bucket(&client, name, region));
-        let read: Vec<Result<LiveObject, ProviderError>> = futures_util::stream::iter(reads)
-            .buffer_unordered(crate::providers::READS_IN_FLIGHT)
-            .collect()
-            .await;
-        for r in read {
+            .map(|(name, _)| read_bucket(client.clone(), name.clone(), region.clone()));
+        for r in crate::providers::read_each(reads).await {
             out.push(r?);
         }
     }
@@ -163,10 +158,11 @@ async fn observe_inner(
 }
 
 async fn read_bucket(
-    client: &Client,
-    name: &str,
-    region: &str,
+    client: Client,
+    name: String,
+    region: String,
 ) -> Result<LiveObject, ProviderError> {
+    let (client, name, region) = (&client, name.as_str(), region.as_str());
     let rules = super::super::s3api::read_rules(client, name);
     let acl = async {
         Ok::<&str, ProviderError>(match client.get_bucket_acl().bucket(name).send().await {

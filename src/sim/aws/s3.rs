@@ -545,9 +545,14 @@ fn httpdate_of(t: std::time::SystemTime) -> String {
 /// `BucketRegion`, as S3 does; without, it is the classic answer: every bucket, names and
 /// dates only.
 fn list_buckets(state: &AwsState, q: &BTreeMap<String, String>) -> Response {
-    let paged = ["max-buckets", "continuation-token", "prefix", "bucket-region"]
-        .iter()
-        .any(|k| q.contains_key(*k));
+    let paged = [
+        "max-buckets",
+        "continuation-token",
+        "prefix",
+        "bucket-region",
+    ]
+    .iter()
+    .any(|k| q.contains_key(*k));
     let max = match q.get("max-buckets").map(|m| m.parse::<usize>()) {
         None => 10_000,
         Some(Ok(m)) if (1..=10_000).contains(&m) => m,
