@@ -28,12 +28,18 @@ impl DoProvider {
         desired: &crate::desired::DesiredState,
         ledger: &crate::ledger::Ledger,
     ) -> std::collections::BTreeMap<crate::desired::Kind, crate::live::KindObservation> {
-        let mut out = observe::observe(&self.client, desired, ledger).await;
-        if let Some(config) = &self.spaces {
-            out.insert(
-                crate::desired::Kind::DoSpacesBucket,
-                spaces::observe(config, desired, ledger).await,
-            );
+        // The Spaces API is another endpoint: it is observed alongside the DigitalOcean API,
+        // not after it.
+        let spaces = async {
+            match &self.spaces {
+                Some(config) => Some(spaces::observe(config, desired, ledger).await),
+                None => None,
+            }
+        };
+        let (mut out, spaces) =
+            futures_util::join!(observe::observe(&self.client, desired, ledger), spaces);
+        if let Some(spaces) = spaces {
+            out.insert(crate::desired::Kind::DoSpacesBucket, spaces);
         } else if desired
             .resources
             .values()

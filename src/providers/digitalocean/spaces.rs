@@ -132,27 +132,35 @@ async fn observe_inner(
 ) -> Result<Vec<LiveObject>, ProviderError> {
     let wanted = wanted(desired, ledger);
     let regions: BTreeSet<&String> = wanted.values().collect();
-    let mut out = Vec::new();
-    for region in regions {
-        let client = config.client(region);
-        let listed = client
-            .list_buckets()
-            .send()
-            .await
-            .map_err(|e| err("listing Spaces buckets", e))?;
-        let names: BTreeSet<String> = listed
-            .buckets()
-            .iter()
-            .filter_map(|b| b.name().map(str::to_string))
-            .collect();
-        // Every bucket at once (`READS_IN_FLIGHT` at a time): each read is its own round trip.
-        let reads = wanted
-            .iter()
-            .filter(|(name, r)| *r == region && names.contains(*name))
-            .map(|(name, _)| read_bucket(client.clone(), name.clone(), region.clone()));
-        for r in crate::providers::read_each(reads).await {
-            out.push(r?);
+    // Each region is its own endpoint: all are listed and read at once.
+    let per_region = regions.into_iter().map(|region| {
+        let wanted = &wanted;
+        async move {
+            let client = config.client(region);
+            let listed = client
+                .list_buckets()
+                .send()
+                .await
+                .map_err(|e| err("listing Spaces buckets", e))?;
+            let names: BTreeSet<String> = listed
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_string))
+                .collect();
+            // Every bucket at once (`READS_IN_FLIGHT` at a time).
+            let reads = wanted
+                .iter()
+                .filter(|(name, r)| *r == region && names.contains(*name))
+                .map(|(name, _)| read_bucket(client.clone(), name.clone(), region.clone()));
+            crate::providers::read_each(reads)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<LiveObject>, ProviderError>>()
         }
+    });
+    let mut out = Vec::new();
+    for objects in futures_util::future::join_all(per_region).await {
+        out.extend(objects?);
     }
     Ok(out)
 }
