@@ -196,6 +196,42 @@ async fn a_lost_race_is_a_typed_error_and_overwrites_nothing(place: Place) {
     assert_eq!(now.ledger.lineage, first.lineage);
 }
 
+both!(a_write_base_without_the_resources_guards_like_the_whole_snapshot);
+/// The daemon keeps only the lineage and serial of the version it read (`into_base`): the
+/// writes it makes on that base still number the versions, refuse another lineage, and
+/// lose to a newer version.
+async fn a_write_base_without_the_resources_guards_like_the_whole_snapshot(place: Place) {
+    let store = place.store().await;
+    let mut first = Ledger::create();
+    first.resources.insert(addr("a"), entry("vpc-a"));
+    store.write(first, None, "first").await.unwrap();
+    let (mut ledger, base) = store.read().await.unwrap().unwrap().into_base();
+    assert!(base.ledger.resources.is_empty());
+    assert_eq!(ledger.resources.len(), 1);
+    ledger.resources.insert(addr("b"), entry("vpc-b"));
+    let (_, stale) = store.read().await.unwrap().unwrap().into_base();
+    let written = store
+        .write(ledger.clone(), Some(&base), "second")
+        .await
+        .unwrap();
+    assert_eq!(written.ledger.serial, 2);
+    let (_, base2) = written.into_base();
+    // The stale base lost; another lineage is refused.
+    let e = store
+        .write(ledger.clone(), Some(&stale), "late")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::Conflict { .. }), "{e}");
+    let e = store
+        .write(Ledger::create(), Some(&base2), "foreign")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::LineageMismatch { .. }), "{e}");
+    let now = store.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.serial, 2);
+    assert_eq!(now.ledger.resources.len(), 2);
+}
+
 both!(racing_writers_lose_no_write);
 async fn racing_writers_lose_no_write(place: Place) {
     let store = place.store().await;

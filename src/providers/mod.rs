@@ -77,8 +77,9 @@ where
 }
 
 /// Per-object reads in flight at once while observing, per kind (a bucket's configuration
-/// reads, a topic's attributes and tags). Each read in flight is an HTTP/1.1 connection
-/// (S3 has no HTTP/2), so this trades memory for round trips. Measured at 1,000 resources
+/// reads, a topic's attributes and tags). An object's reads go side by side (up to six for
+/// an S3 bucket), and each request in flight is an HTTP/1.1 connection (S3 has no HTTP/2),
+/// so this trades memory for round trips. Measured at 1,000 resources
 /// with a 50 ms round trip (docs/performance.md): 16 gives a 0.29 s pass and a 41 MB
 /// daemon, 24 gives 0.23 s and 45 MB, 32 gives 0.21 s and 49 MB. 24 keeps a margin under
 /// the 50 MB target, which TLS buffers eat into in production.

@@ -125,7 +125,7 @@ impl AwsProvider {
         self.s3_clients().in_region(region)
     }
 
-    /// What makes S3 clients for any region, owned (for reads that run as tasks).
+    /// What makes S3 clients for any region, owned, so that each bucket's read carries one.
     fn s3_clients(&self) -> S3Clients {
         S3Clients {
             home: self.s3.clone(),

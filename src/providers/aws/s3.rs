@@ -32,10 +32,11 @@ pub async fn observe(
     let mut found: Vec<(String, Option<String>)> = Vec::new();
     let mut token: Option<String> = None;
     loop {
+        let asked = token.take();
         let page =
             p.s3.list_buckets()
                 .max_buckets(10_000)
-                .set_continuation_token(token.take())
+                .set_continuation_token(asked.clone())
                 .send()
                 .await
                 .map_err(|e| err("listing S3 buckets", e))?;
@@ -47,7 +48,8 @@ pub async fn observe(
                 .map(|(name, region)| (name.to_string(), region.map(str::to_string))),
         );
         match page.continuation_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            // A server that hands back the token it was given would page forever.
+            Some(t) if !t.is_empty() && Some(t) != asked.as_deref() => token = Some(t.to_string()),
             _ => break,
         }
     }
@@ -88,7 +90,8 @@ async fn read(
         _ => region_of(&clients.home, name).await?,
     };
     let client = clients.in_region(&region);
-    // The configuration reads are independent: one round trip after the location.
+    // The configuration reads are independent: one round trip after the list (or the
+    // location).
     let rules = s3api::read_rules(&client, name);
     let encryption = async {
         Ok::<Value, ProviderError>(
