@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_iam::types::Tag;
 use serde_json::{Map, Value, json};
 
-use super::{AwsProvider, code, err, object, smtp, split_tags, text, wanted_tags};
+use super::{AwsProvider, code, err, object, smtp, split_tags, text, tolerate, wanted_tags};
 use crate::ledger::Ledger;
 use crate::live::LiveObject;
 use crate::plan::Action;
@@ -354,18 +354,16 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
 }
 
 async fn delete_key(p: &AwsProvider, user: &str, key: &str) -> Result<(), ProviderError> {
-    match p
-        .iam
-        .delete_access_key()
-        .user_name(user)
-        .access_key_id(key)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
-        Err(e) => Err(err(&format!("deleting {user}'s access key"), e)),
-    }
+    tolerate(
+        p.iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key)
+            .send()
+            .await,
+        "NoSuchEntity",
+        &format!("deleting {user}'s access key"),
+    )
 }
 
 /// Deletes the user with its keys and inline policies (IAM refuses otherwise).
@@ -396,9 +394,9 @@ async fn delete_user(p: &AwsProvider, name: &str) -> Result<(), ProviderError> {
             .await
             .map_err(|e| err(&format!("deleting {name}'s policy {pol}"), e))?;
     }
-    match p.iam.delete_user().user_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
-        Err(e) => Err(err(&format!("deleting IAM user {name}"), e)),
-    }
+    tolerate(
+        p.iam.delete_user().user_name(name).send().await,
+        "NoSuchEntity",
+        &format!("deleting IAM user {name}"),
+    )
 }

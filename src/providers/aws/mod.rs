@@ -250,6 +250,24 @@ pub fn err(what: &str, e: impl std::error::Error + 'static) -> ProviderError {
     }
 }
 
+/// `Ok` when the call succeeded or failed only with the service error `tolerated` (an
+/// object already gone, or already there); any other failure is `what` failing.
+pub fn tolerate<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    tolerated: &str,
+    what: &str,
+) -> Result<(), ProviderError>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e) == Some(tolerated) => Ok(()),
+        Err(e) => Err(err(what, e)),
+    }
+}
+
 /// The error code of an SDK service error.
 pub fn code<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Option<&str>
 where

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use serde_json::{Map, Value, json};
 
-use super::{AwsProvider, code, err, object, split_tags, text, wanted_tags};
+use super::{AwsProvider, code, err, object, split_tags, text, tolerate, wanted_tags};
 use crate::live::LiveObject;
 use crate::plan::Action;
 use crate::providers::{Applied, ApplyRequest, ProviderError, SecretValue};
@@ -333,11 +333,11 @@ async fn delete(p: &AwsProvider, id: &str, spec: Option<&Value>) -> Result<(), P
     } else {
         op.recovery_window_in_days(days)
     };
-    match op.send().await {
-        Ok(_) => Ok(()),
-        Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(()),
-        Err(e) => Err(err("deleting a secret", e)),
-    }
+    tolerate(
+        op.send().await,
+        "ResourceNotFoundException",
+        "deleting a secret",
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use aws_sdk_sesv2::types::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{AwsProvider, code, err, object, split_tags, text, wanted_tags};
+use super::{AwsProvider, err, object, split_tags, text, tolerate, wanted_tags};
 use crate::live::LiveObject;
 use crate::plan::Action;
 use crate::providers::{Applied, ApplyRequest, ProviderError};
@@ -167,17 +167,15 @@ pub async fn apply_identity(
         let old = req
             .cloud_id
             .ok_or_else(|| ProviderError::msg("an identity delete needs its domain"))?;
-        match p
-            .ses
-            .delete_email_identity()
-            .email_identity(old)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if code(&e) == Some("NotFoundException") => {}
-            Err(e) => return Err(err(&format!("deleting SES identity {old}"), e)),
-        }
+        tolerate(
+            p.ses
+                .delete_email_identity()
+                .email_identity(old)
+                .send()
+                .await,
+            "NotFoundException",
+            &format!("deleting SES identity {old}"),
+        )?;
         if req.action == Action::Delete {
             return Ok(Applied::default());
         }
@@ -201,12 +199,12 @@ pub async fn apply_identity(
         if let Some(cs) = text(f, "configuration_set") {
             op = op.configuration_set_name(cs);
         }
-        match op.send().await {
-            Ok(_) => {}
-            // A create whose answer was lost, or an identity made by hand: configure it.
-            Err(e) if code(&e) == Some("AlreadyExistsException") => {}
-            Err(e) => return Err(err(&format!("creating SES identity {domain}"), e)),
-        }
+        // A create whose answer was lost, or an identity made by hand: configure it.
+        tolerate(
+            op.send().await,
+            "AlreadyExistsException",
+            &format!("creating SES identity {domain}"),
+        )?;
     }
     // Everything below is idempotent: set it all, whatever changed.
     p.ses
@@ -450,17 +448,15 @@ pub async fn apply_configuration_set(
         let old = req
             .cloud_id
             .ok_or_else(|| ProviderError::msg("a configuration set delete needs its name"))?;
-        match p
-            .ses
-            .delete_configuration_set()
-            .configuration_set_name(old)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if code(&e) == Some("NotFoundException") => {}
-            Err(e) => return Err(err(&format!("deleting SES configuration set {old}"), e)),
-        }
+        tolerate(
+            p.ses
+                .delete_configuration_set()
+                .configuration_set_name(old)
+                .send()
+                .await,
+            "NotFoundException",
+            &format!("deleting SES configuration set {old}"),
+        )?;
         if req.action == Action::Delete {
             return Ok(Applied::default());
         }
@@ -484,26 +480,24 @@ pub async fn apply_configuration_set(
         .collect();
     let tags = wanted_tags(f, req.lineage);
     if matches!(req.action, Action::Create | Action::Replace) {
-        match p
-            .ses
-            .create_configuration_set()
-            .configuration_set_name(name)
-            .sending_options(sending.clone())
-            .reputation_options(reputation.clone())
-            .delivery_options(DeliveryOptions::builder().tls_policy(tls.clone()).build())
-            .suppression_options(
-                SuppressionOptions::builder()
-                    .set_suppressed_reasons(Some(reasons.clone()))
-                    .build(),
-            )
-            .set_tags(Some(sdk_tags(tags.clone())?))
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if code(&e) == Some("AlreadyExistsException") => {}
-            Err(e) => return Err(err(&format!("creating SES configuration set {name}"), e)),
-        }
+        tolerate(
+            p.ses
+                .create_configuration_set()
+                .configuration_set_name(name)
+                .sending_options(sending.clone())
+                .reputation_options(reputation.clone())
+                .delivery_options(DeliveryOptions::builder().tls_policy(tls.clone()).build())
+                .suppression_options(
+                    SuppressionOptions::builder()
+                        .set_suppressed_reasons(Some(reasons.clone()))
+                        .build(),
+                )
+                .set_tags(Some(sdk_tags(tags.clone())?))
+                .send()
+                .await,
+            "AlreadyExistsException",
+            &format!("creating SES configuration set {name}"),
+        )?;
     }
     p.ses
         .put_configuration_set_sending_options()
