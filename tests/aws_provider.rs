@@ -797,3 +797,65 @@ async fn the_bucket_list_pages_with_continuation_tokens() {
     assert_eq!(unique.len(), seen.len(), "a bucket listed twice: {seen:?}");
     assert!(pages >= 3);
 }
+
+/// The buckets whose reads reach the simulator in the first round trip of a pass with
+/// `latency` on every `GET`: before any answer can have come back, only the reads the
+/// provider let into flight at once have arrived.
+async fn buckets_read_at_once(w: &World, d: &DesiredState, ledger: &Ledger) -> usize {
+    const LATENCY: Duration = Duration::from_millis(500);
+    let sim = w._aws_sim.as_ref().expect("the simulator");
+    sim.faults.reset_requests();
+    sim.faults.inject(
+        Some("GET"),
+        "/",
+        provisioner::sim::faults::Fault::Latency(LATENCY),
+        None,
+    );
+    let live = w.live(d, ledger).await;
+    sim.faults.clear();
+    assert_eq!(live.kinds["aws.s3_bucket"].objects.len(), 6);
+    // `GET /bucket?versioning` and the like; the list is `GET /?max-buckets=…`.
+    let reads: Vec<(std::time::Instant, String)> = sim
+        .faults
+        .requests_timed()
+        .into_iter()
+        .filter_map(|(at, r)| {
+            let path = r.strip_prefix("GET /")?;
+            let bucket = path.split(['?', '/']).next()?;
+            bucket.contains(&w.id).then(|| (at, bucket.to_string()))
+        })
+        .collect();
+    let first = reads.iter().map(|(at, _)| *at).min().expect("bucket reads");
+    let at_once: std::collections::BTreeSet<&String> = reads
+        .iter()
+        .filter(|(at, _)| *at < first + LATENCY)
+        .map(|(_, bucket)| bucket)
+        .collect();
+    at_once.len()
+}
+
+/// `[settings.concurrency] reads` bounds how many buckets are read at once: with 2, the
+/// reads of the first round trip name at most two of six buckets; by default, more.
+#[tokio::test(flavor = "multi_thread")]
+async fn buckets_are_read_as_many_at_once_as_the_setting_allows() {
+    let w = world(Aws::Sim).await;
+    let buckets: String = (0..6)
+        .map(|i| format!("[aws.s3_bucket.b{i}]\nbucket = \"reads-{i}-{{{{ID}}}}\"\n\n"))
+        .collect();
+    let by_default = w.state(&buckets);
+    let mut ledger = Ledger::new("lineage-reads");
+    w.converge(&by_default, &mut ledger).await;
+    let two = w.state(&format!("[settings.concurrency]\nreads = 2\n\n{buckets}"));
+    assert_eq!(two.settings.concurrency.reads, 2);
+
+    let with_two = buckets_read_at_once(&w, &two, &ledger).await;
+    assert!(
+        with_two <= 2,
+        "{with_two} buckets read at once with reads = 2"
+    );
+    let default = buckets_read_at_once(&w, &by_default, &ledger).await;
+    assert!(
+        default > 2,
+        "{default} buckets read at once by default (24): the setting is not what limits them"
+    );
+}

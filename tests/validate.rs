@@ -1042,6 +1042,7 @@ fn the_worked_example_covers_every_kind() {
     }
     assert_eq!(state.settings.interval.seconds(), 300);
     assert_eq!(state.settings.concurrency.github, 2);
+    assert_eq!(state.settings.concurrency.reads, 24);
 }
 
 #[test]

@@ -33,7 +33,7 @@ block! {
 }
 
 block! {
-    /// How many changes run at once per provider.
+    /// How many changes (and reads) run at once.
     pub struct Concurrency {
         /// DigitalOcean changes in flight.
         digitalocean: u32 = 4 => local [1, 32],
@@ -41,6 +41,8 @@ block! {
         aws: u32 = 8 => local [1, 64],
         /// GitHub changes in flight (GitHub asks for serial writes per repository).
         github: u32 = 2 => local [1, 16],
+        /// Objects read at once per kind while observing (S3 and Spaces buckets, SNS topics), like Terraform's `-parallelism` for refresh. Each read is an HTTP connection: more is a faster pass and a larger daemon (docs/performance.md).
+        reads: u32 = 24 => local [1, 64],
     }
 }
 
@@ -77,7 +79,7 @@ block! {
         ledger: Option<LedgerUrl> => local,
         /// Secrets Manager secret holding the fingerprint key, when `PROVISIONER_FINGERPRINT_KEY` is unset.
         fingerprint_key_secret: Option<SecretName> => local,
-        /// Changes in flight per provider.
+        /// Changes in flight per provider, and reads in flight per kind.
         concurrency: Concurrency => local,
         /// Request budgets.
         rate_limits: RateLimits => local,

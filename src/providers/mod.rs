@@ -59,31 +59,29 @@ pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClie
         .clone()
 }
 
-/// Runs per-object reads (a bucket's configuration, a topic's attributes),
-/// `READS_IN_FLIGHT` at a time; the answers come back in the order they finish.
+/// Runs per-object reads (a bucket's configuration, a topic's attributes), `in_flight` at
+/// a time (`[settings.concurrency] reads`); the answers come back in the order they finish.
+///
+/// An object's reads go side by side (up to six for an S3 bucket), and each request in
+/// flight is an HTTP/1.1 connection (S3 has no HTTP/2), so `in_flight` trades memory for
+/// round trips. Measured at 1,000 resources with a 50 ms round trip (docs/performance.md):
+/// 16 gives a 0.29 s pass and a 41 MB daemon, 24 (the default) 0.23 s and 45 MB, 32 0.21 s
+/// and 49 MB. 24 keeps a margin under the 50 MB target, which TLS buffers eat into in
+/// production.
 ///
 /// Running them as tasks of their own, to spread the signing and parsing over the
 /// runtime's threads, was measured: no gain in the pass's wall time on two cores, so they
 /// stay in the observing task.
-pub async fn read_each<T, F>(reads: impl IntoIterator<Item = F>) -> Vec<T>
+pub async fn read_each<T, F>(in_flight: u32, reads: impl IntoIterator<Item = F>) -> Vec<T>
 where
     F: std::future::Future<Output = T>,
 {
     use futures_util::StreamExt;
     futures_util::stream::iter(reads)
-        .buffer_unordered(READS_IN_FLIGHT)
+        .buffer_unordered(in_flight.max(1) as usize)
         .collect()
         .await
 }
-
-/// Per-object reads in flight at once while observing, per kind (a bucket's configuration
-/// reads, a topic's attributes and tags). An object's reads go side by side (up to six for
-/// an S3 bucket), and each request in flight is an HTTP/1.1 connection (S3 has no HTTP/2),
-/// so this trades memory for round trips. Measured at 1,000 resources
-/// with a 50 ms round trip (docs/performance.md): 16 gives a 0.29 s pass and a 41 MB
-/// daemon, 24 gives 0.23 s and 45 MB, 32 gives 0.21 s and 49 MB. 24 keeps a margin under
-/// the 50 MB target, which TLS buffers eat into in production.
-pub const READS_IN_FLIGHT: usize = 24;
 
 /// One change for a provider to make.
 #[derive(Clone, Copy, Debug)]

@@ -161,9 +161,10 @@ impl AwsProvider {
     ) -> BTreeMap<Kind, KindObservation> {
         let names = managed_names(desired, ledger);
         let wanted = |k: Kind| names.get(&k).cloned().unwrap_or_default();
+        let reads = desired.settings.concurrency.reads;
         let (b, t, i, c, u, s) = futures_util::join!(
-            Box::pin(s3::observe(self, wanted(Kind::AwsS3Bucket))),
-            Box::pin(sns::observe(self, wanted(Kind::AwsSnsTopic))),
+            Box::pin(s3::observe(self, wanted(Kind::AwsS3Bucket), reads)),
+            Box::pin(sns::observe(self, wanted(Kind::AwsSnsTopic), reads)),
             Box::pin(ses::observe_identities(
                 self,
                 wanted(Kind::AwsSesDomainIdentity)

@@ -25,6 +25,7 @@ use crate::providers::{Applied, ApplyRequest, ProviderError};
 pub async fn observe(
     p: &AwsProvider,
     wanted: BTreeSet<String>,
+    in_flight: u32,
 ) -> Result<Vec<LiveObject>, ProviderError> {
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -53,12 +54,12 @@ pub async fn observe(
             _ => break,
         }
     }
-    // Every managed bucket at once (`READS_IN_FLIGHT` at a time).
+    // Every managed bucket at once (`in_flight` at a time).
     let clients = p.s3_clients();
     let reads = found
         .into_iter()
         .map(|(name, region)| read(clients.clone(), name, region));
-    crate::providers::read_each(reads)
+    crate::providers::read_each(in_flight, reads)
         .await
         .into_iter()
         .collect()

@@ -14,6 +14,7 @@ use crate::providers::{Applied, ApplyRequest, ProviderError};
 pub async fn observe(
     p: &AwsProvider,
     wanted: BTreeSet<String>,
+    in_flight: u32,
 ) -> Result<Vec<LiveObject>, ProviderError> {
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -38,7 +39,7 @@ pub async fn observe(
             None => break,
         }
     }
-    // Every managed topic at once (`READS_IN_FLIGHT` at a time).
+    // Every managed topic at once (`in_flight` at a time).
     let reads = arns
         .into_iter()
         .map(|arn| {
@@ -47,7 +48,7 @@ pub async fn observe(
         })
         .filter(|(_, name)| wanted.contains(name))
         .map(|(arn, name)| read(p.sns.clone(), arn, name));
-    crate::providers::read_each(reads)
+    crate::providers::read_each(in_flight, reads)
         .await
         .into_iter()
         .collect()

@@ -147,12 +147,12 @@ async fn observe_inner(
                 .iter()
                 .filter_map(|b| b.name().map(str::to_string))
                 .collect();
-            // Every bucket at once (`READS_IN_FLIGHT` at a time).
+            // Every bucket at once (`[settings.concurrency] reads` at a time).
             let reads = wanted
                 .iter()
                 .filter(|(name, r)| *r == region && names.contains(*name))
                 .map(|(name, _)| read_bucket(client.clone(), name.clone(), region.clone()));
-            crate::providers::read_each(reads)
+            crate::providers::read_each(desired.settings.concurrency.reads, reads)
                 .await
                 .into_iter()
                 .collect::<Result<Vec<LiveObject>, ProviderError>>()
