@@ -264,8 +264,8 @@ fn clouds(s: &Sims, fast: bool) -> Clouds {
         gh.write_gap = Duration::ZERO;
     }
     let aws = aws_config(s.aws_sim.url());
-    Clouds {
-        digitalocean: Ok(DoProvider {
+    Clouds::new(
+        Ok(DoProvider {
             client: DoClient::new(do_config).unwrap(),
             spaces: Some(SpacesConfig {
                 endpoint: Some(s.aws_sim.url().into()),
@@ -274,9 +274,9 @@ fn clouds(s: &Sims, fast: bool) -> Clouds {
             }),
             poll_every: Duration::from_millis(100),
         }),
-        github: Ok(GhProvider::new(GhClient::new(gh).unwrap())),
-        aws: Ok(AwsProvider::new(&aws, &aws)),
-    }
+        Ok(GhProvider::new(GhClient::new(gh).unwrap())),
+        Ok(AwsProvider::new(&aws, &aws)),
+    )
 }
 
 /// One GET per managed resource, ten at a time: the per-resource refresh.

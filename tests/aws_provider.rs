@@ -79,15 +79,15 @@ async fn world(backend: Aws) -> World {
     };
     let mut gh = GhApiConfig::new(gh_sim.url(), "sim-gh-token");
     gh.write_gap = Duration::ZERO;
-    let clouds = Clouds {
-        digitalocean: Ok(DoProvider {
+    let clouds = Clouds::new(
+        Ok(DoProvider {
             client: DoClient::new(ApiConfig::new(do_sim.url(), "sim-token", 250)).unwrap(),
             spaces: None,
             poll_every: Duration::from_millis(50),
         }),
-        github: Ok(GhProvider::new(GhClient::new(gh).unwrap())),
-        aws: Ok(AwsProvider::new(&aws, &ses)),
-    };
+        Ok(GhProvider::new(GhClient::new(gh).unwrap())),
+        Ok(AwsProvider::new(&aws, &ses)),
+    );
     World {
         clouds,
         aws,

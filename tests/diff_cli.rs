@@ -107,8 +107,8 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
         .expect("run provisioner");
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "{}",
+        Some(3),
+        "unknown is never \"no changes\": an incomplete plan exits 3\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -116,11 +116,12 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
         plan["has_changes"], false,
         "unknown is not absent: nothing is created"
     );
-    let notes = plan["notes"].to_string();
-    assert!(notes.contains("DIGITALOCEAN_TOKEN"), "{notes}");
+    assert_eq!(plan["complete"], false);
+    let unobserved = plan["unobserved"].to_string();
+    assert!(unobserved.contains("DIGITALOCEAN_TOKEN"), "{unobserved}");
     assert!(
-        notes.contains("no AWS credentials") && notes.contains("set GITHUB_TOKEN"),
-        "{notes}"
+        unobserved.contains("no AWS credentials") && unobserved.contains("set GITHUB_TOKEN"),
+        "{unobserved}"
     );
 }
 
@@ -180,7 +181,8 @@ async fn diff_observes_digitalocean_when_it_has_a_token() {
             "create digitalocean.vpc.main"
         ]
     );
-    // Someone makes the VPC by hand: the next diff adopts it.
+    // Someone makes the VPC by hand: nothing proves it is this ledger's, so the next diff
+    // reports a conflict instead of adopting it.
     sim.edit(|s| {
         s.vpcs.push(serde_json::json!({"id": "11111111-2222-3333-4444-555555555555", "urn": "do:vpc:11111111-2222-3333-4444-555555555555", "name": "prod", "region": "nyc3", "ip_range": "10.1.0.0/20", "description": "", "default": true, "created_at": "2026-11-25T00:00:00Z"}))
     });
@@ -191,7 +193,7 @@ async fn diff_observes_digitalocean_when_it_has_a_token() {
             .as_array()
             .expect("changes")
             .iter()
-            .any(|c| c["action"] == "adopt" && c["address"] == "digitalocean.vpc.main")
+            .any(|c| c["action"] == "conflict" && c["address"] == "digitalocean.vpc.main")
     );
     let requests = sim.faults.requests();
     assert!(

@@ -438,12 +438,14 @@ async fn without_spaces_credentials_buckets_are_unknown_not_absent() {
     );
     assert!(
         report
-            .notes
+            .unobserved
             .iter()
-            .any(|n| n.message.contains("SPACES_ACCESS_KEY_ID")),
+            .any(|u| u.kind == "digitalocean.spaces_bucket"
+                && u.reason.contains("SPACES_ACCESS_KEY_ID")),
         "{:?}",
-        report.notes
+        report.unobserved
     );
+    assert!(!report.is_complete());
 }
 
 #[tokio::test]
@@ -467,7 +469,7 @@ async fn objects_carry_the_lineage_and_another_ledger_does_not_adopt_them() {
         .iter()
         .find(|c| c.address.name() == "prod")
         .unwrap();
-    assert_eq!(c.action, Action::Drift);
+    assert_eq!(c.action, Action::Conflict);
     assert!(
         c.reason.as_deref().unwrap().contains(&ours.lineage),
         "{:?}",
@@ -480,8 +482,16 @@ async fn objects_carry_the_lineage_and_another_ledger_does_not_adopt_them() {
         .unwrap();
     assert_eq!(
         vpc.action,
-        Action::Adopt,
-        "kinds without tags cannot tell, and are adopted"
+        Action::Conflict,
+        "kinds without tags cannot prove whose they are, and are not adopted"
+    );
+    assert!(
+        vpc.reason
+            .as_deref()
+            .unwrap()
+            .contains("lifecycle.adopt = true"),
+        "{:?}",
+        vpc.reason
     );
 }
 

@@ -639,7 +639,7 @@ async fn canary_secrets_never_reach_a_ledger_version_or_journal_record(place: Pl
     assert_eq!(state.secret_fingerprints.len(), 2);
 
     let store = place.store().await;
-    let (plan, _) =
+    let (plan, report) =
         provisioner::plan::plan(&state, &Ledger::default(), &LiveState::default()).unwrap();
     let mut cloud = FakeCloud::default();
     let mut ledger = Ledger::create();
@@ -659,7 +659,11 @@ async fn canary_secrets_never_reach_a_ledger_version_or_journal_record(place: Pl
             started_at: "2026-11-25T00:00:00Z".into(),
             finished_at: "2026-11-25T00:00:01Z".into(),
             command: "apply".into(),
-            summary: provisioner::plan::display::Summary(&plan).to_string(),
+            summary: provisioner::plan::display::Summary {
+                plan: &plan,
+                report: &report,
+            }
+            .to_string(),
             outcome: "succeeded".into(),
             actions: plan
                 .changes

@@ -250,8 +250,18 @@ fn a_kind_whose_observe_failed_gets_no_create_adopt_or_delete() {
         "{:?}",
         p.changes
     );
+    assert!(!r.is_complete());
     let text = render(&p, &r);
-    assert!(text.contains("digitalocean.domain: observing failed (429 too_many_requests): no create, adopt or delete planned"), "{text}");
+    assert!(
+        text.contains("Not observed (nothing of these kinds is created, adopted or deleted")
+            && text.contains("  - digitalocean.domain: 429 too_many_requests"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Incomplete: 1 kind could not be observed"),
+        "{text}"
+    );
+    assert!(!text.contains("No changes"), "{text}");
 }
 
 #[test]

@@ -33,6 +33,11 @@ pub struct ApplyArgs {
     /// token, handed on to every consumer (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub replace: Vec<String>,
+    /// Let this apply destroy a resource protected by `prevent_destroy` (a deliberate
+    /// replacement with `--replace`, or a removal with `prune`); repeatable. The
+    /// protection itself stays in force for every other command.
+    #[arg(long, value_name = "ADDR")]
+    pub allow_destroy: Vec<String>,
     /// Lease options.
     #[command(flatten)]
     pub lock: super::state::LockArgs,
@@ -80,6 +85,7 @@ async fn apply(
         replace: addresses(&args.replace)?
             .into_iter()
             .collect::<BTreeSet<_>>(),
+        allow_destroy: addresses(&args.allow_destroy)?.into_iter().collect(),
     };
     let interactive = std::io::stdin().is_terminal();
     if !args.auto_approve && !interactive {
@@ -172,7 +178,9 @@ async fn work(
         }
     );
     if !planned.plan.has_changes() {
-        return Ok(PassStatus::Unchanged);
+        let status = PassStatus::conclude(&planned.plan, &planned.report, None, 0);
+        explain(&status);
+        return Ok(status);
     }
     if !args.auto_approve {
         print!("\nApply these changes? Only `yes` is accepted: ");
@@ -211,18 +219,34 @@ async fn work(
         "Apply finished in {:.1}s: {done} done, {failed} failed, {skipped} skipped.",
         report.elapsed.as_secs_f64()
     );
-    Ok(if let Some(e) = report.ledger_error {
-        eprintln!("error: writing the ledger: {e}");
-        PassStatus::Failed(e)
-    } else if failed + skipped > 0 {
-        PassStatus::Partial {
-            done,
-            failed,
-            skipped,
-        }
-    } else {
-        PassStatus::Applied { done }
-    })
+    if let Some(e) = &report.ledger_error {
+        eprintln!(
+            "error: writing the ledger: {e}{}",
+            if done + failed > 0 {
+                "; the changes made are found again and recorded by the next apply"
+            } else {
+                ""
+            }
+        );
+    }
+    let status = PassStatus::conclude(&planned.plan, &planned.report, Some(&report), 0);
+    explain(&status);
+    Ok(status)
+}
+
+/// Says on stderr why an apply that is not failing outright still does not exit 0.
+fn explain(status: &PassStatus) {
+    match status {
+        PassStatus::Incomplete { unobserved, .. } => eprintln!(
+            "incomplete: {unobserved} kind{} could not be observed (listed above), so whether they match is unknown; exit 3",
+            if *unobserved == 1 { "" } else { "s" }
+        ),
+        PassStatus::Partial { skipped, .. } if *skipped > 0 => eprintln!(
+            "partial: {skipped} change{} skipped or blocked by a conflict (listed above); exit 3",
+            if *skipped == 1 { " was" } else { "s were" }
+        ),
+        _ => {}
+    }
 }
 
 fn verb(a: Action) -> &'static str {

@@ -58,16 +58,26 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
                     }
                 );
             }
-            if args.detailed_exitcode && plan.has_changes() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            }
+            exit_code(&plan, &report, args.detailed_exitcode)
         }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `diff`'s exit code: 3 whenever a kind the plan needed could not be observed (with or
+/// without `--detailed-exitcode`: an incomplete plan never exits 0); with
+/// `--detailed-exitcode`, 2 when there are changes to make or conflicts to resolve, 0 when
+/// the clouds match; without it, 0. Errors exit 1 (see [`exec`]).
+pub fn exit_code(plan: &Plan, report: &PlanReport, detailed: bool) -> ExitCode {
+    if !report.is_complete() {
+        ExitCode::from(3)
+    } else if detailed && (plan.has_changes() || plan.conflicts().next().is_some()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -111,8 +121,13 @@ fn observe_clouds(state: &desired::DesiredState, ledger: &Ledger) -> anyhow::Res
 pub fn read_live(path: &Path) -> anyhow::Result<LiveState> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading live-state snapshot {}", path.display()))?;
-    let live: LiveState = serde_json::from_str(&text)
+    let mut live: LiveState = serde_json::from_str(&text)
         .with_context(|| format!("parsing live-state snapshot {}", path.display()))?;
+    // Unknown is never absent: a kind the snapshot leaves out was not observed.
+    live.mark_missing(
+        crate::desired::Kind::ALL.iter().copied(),
+        &format!("not in the snapshot {}", path.display()),
+    );
     if live.format_version != LIVE_FORMAT_VERSION {
         bail!(
             "{}: snapshot format_version {} is not supported (this build reads {LIVE_FORMAT_VERSION})",
@@ -184,6 +199,10 @@ pub fn to_json(plan: &Plan, report: &PlanReport) -> String {
         "format_version": plan.format_version,
         "summary": summary,
         "has_changes": plan.has_changes(),
+        "complete": report.is_complete(),
+        "unobserved": report.unobserved,
+        "drift": plan.drifted().count(),
+        "conflicts": plan.conflicts().count(),
         "changes": plan.changes,
         "notes": report.notes,
     });

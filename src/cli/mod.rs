@@ -91,7 +91,7 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => apply::exec(&args.desired, args.ledger.as_deref(), a),
         Command::Run(a) => run::exec(&args.desired, args.ledger.as_deref(), a),
         Command::State { command } => match ledger_url(&args) {
-            Ok(url) => state::exec_state(&url, command),
+            Ok(url) => state::exec_state(&args.desired, &url, command),
             Err(e) => fail(e),
         },
         Command::Ledger { command } => match ledger_url(&args) {

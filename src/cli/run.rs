@@ -60,6 +60,7 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
             mode: args.mode,
             targets: Vec::new(),
             replace: Default::default(),
+            allow_destroy: Default::default(),
         },
         listen: args.listen.clone(),
         once: args.once,

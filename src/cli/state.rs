@@ -97,9 +97,10 @@ pub enum LedgerCommand {
 /// How long a lease taken by a state command lasts without renewal.
 const LEASE_TTL: Duration = Duration::from_secs(60);
 
-/// Runs a `state` command.
-pub fn exec_state(ledger_url: &str, command: &StateCommand) -> ExitCode {
-    finish(runtime().and_then(|rt| rt.block_on(state(ledger_url, command))))
+/// Runs a `state` command (`desired` is the desired-state folder, which `import` checks
+/// the address against and observes the clouds for).
+pub fn exec_state(desired: &std::path::Path, ledger_url: &str, command: &StateCommand) -> ExitCode {
+    finish(runtime().and_then(|rt| rt.block_on(state(desired, ledger_url, command))))
 }
 
 /// Runs a `ledger` command.
@@ -125,6 +126,60 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Before `state import` writes anything: the address must be in the desired state (as
+/// Terraform's `import` needs the resource in configuration), its kind must be observable
+/// now, an object with `cloud_id` must exist, and it must not carry another ledger's
+/// lineage. Observing costs the same requests as a plan.
+async fn check_importable(
+    desired_dir: &std::path::Path,
+    ledger: Option<Ledger>,
+    address: &Address,
+    kind: Kind,
+    cloud_id: &str,
+) -> anyhow::Result<()> {
+    let desired = crate::desired::load(desired_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n`state import` checks the address against the desired state in {}: fix it first",
+            desired_dir.display()
+        )
+    })?;
+    if !desired.resources.contains_key(address) {
+        bail!(
+            "{address} is not in the desired state ({}): write its block first, then import the object into it",
+            desired_dir.display()
+        );
+    }
+    let mut probe = ledger.unwrap_or_else(Ledger::create);
+    probe.resources.insert(
+        address.clone(),
+        LedgerEntry {
+            kind: kind.key().to_string(),
+            id: cloud_id.to_string(),
+            ..LedgerEntry::default()
+        },
+    );
+    let clouds = crate::providers::clouds::Clouds::from_env(&desired).await;
+    let live = clouds.observe(&desired, &probe).await;
+    if let Some(why) = live.failure(kind) {
+        bail!(
+            "cannot check that {kind} {cloud_id} exists: {kind} could not be observed ({why}); nothing was written"
+        );
+    }
+    let Some(object) = live.objects(kind).iter().find(|o| o.id == cloud_id) else {
+        let seen = live.objects(kind).len();
+        bail!(
+            "no {kind} with id {cloud_id} exists (observed {seen} object{} of this kind); nothing was written",
+            if seen == 1 { "" } else { "s" }
+        );
+    };
+    if let Some(theirs) = object.lineage().filter(|l| *l != probe.lineage) {
+        bail!(
+            "{kind} {cloud_id} belongs to another provisioner ledger (lineage {theirs}): run `provisioner state forget` for it in that ledger first; nothing was written"
+        );
+    }
+    Ok(())
+}
+
 /// Opens the store, printing its warnings.
 pub async fn open(ledger_url: &str) -> anyhow::Result<Store> {
     let store = Store::open(ledger_url).await?;
@@ -134,7 +189,11 @@ pub async fn open(ledger_url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn state(ledger_url: &str, command: &StateCommand) -> anyhow::Result<()> {
+async fn state(
+    desired_dir: &std::path::Path,
+    ledger_url: &str,
+    command: &StateCommand,
+) -> anyhow::Result<()> {
     let store = open(ledger_url).await?;
     match command {
         StateCommand::List { json } => {
@@ -246,7 +305,9 @@ async fn state(ledger_url: &str, command: &StateCommand) -> anyhow::Result<()> {
                     .await?;
                 println!(
                     "{address} is no longer managed{}; the cloud object was left alone (serial {}). \
-                     If it is still in the desired state, the next plan adopts it again by name.",
+                     If it is still in the desired state, the next plan adopts it again only with proof \
+                     that it is this ledger's (its lineage marker) or `lifecycle.adopt`; otherwise it \
+                     reports a conflict.",
                     entry.map(|e| format!(" (was {})", e.id)).unwrap_or_default(),
                     written.ledger.serial
                 );
@@ -265,6 +326,8 @@ async fn state(ledger_url: &str, command: &StateCommand) -> anyhow::Result<()> {
             if cloud_id.trim().is_empty() {
                 bail!("the cloud id must not be empty");
             }
+            let read = store.read().await?.map(|s| s.ledger);
+            check_importable(desired_dir, read, &address, kind, cloud_id).await?;
             with_lease(&store, lock, async {
                 let current = store.read().await?;
                 let mut ledger = current

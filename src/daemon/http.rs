@@ -25,7 +25,7 @@ pub struct PassRecord {
     pub started_at: String,
     /// How long it took, in seconds.
     pub duration_seconds: f64,
-    /// `unchanged`, `applied`, `partial`, `failed`, `detected`, `contended`.
+    /// `unchanged`, `applied`, `partial`, `incomplete`, `failed`, `detected`, `contended`.
     pub result: String,
     /// Why it failed, when it did (never a secret).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,8 +134,36 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
                 at.elapsed().as_secs()
             ),
         ),
-        Some(_) => (StatusCode::OK, "ready\n".to_string()),
+        Some(_) => match incomplete(&s) {
+            Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+            None => (StatusCode::OK, "ready\n".to_string()),
+        },
     }
+}
+
+/// Why the last pass that observed the clouds is incomplete: the kinds it could not
+/// observe, with their reasons. Passes that never observed (the lease was held, the pass
+/// failed before planning) neither set nor clear it.
+fn incomplete(s: &Shared) -> Option<String> {
+    let passes = s.passes.lock().ok()?;
+    let last = passes
+        .iter()
+        .rev()
+        .find(|p| p.result != "contended" && (p.result != "failed" || !p.unobserved.is_empty()))?;
+    if last.unobserved.is_empty() {
+        return None;
+    }
+    let kinds: Vec<String> = last
+        .unobserved
+        .iter()
+        .map(|(k, why)| format!("{k} ({why})"))
+        .collect();
+    Some(format!(
+        "the last pass could not observe {} kind{}, so whether they match is unknown: {}\n",
+        kinds.len(),
+        if kinds.len() == 1 { "" } else { "s" },
+        kinds.join("; ")
+    ))
 }
 
 async fn status(State(s): State<Arc<Shared>>) -> impl IntoResponse {

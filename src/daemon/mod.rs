@@ -35,6 +35,8 @@ pub struct PassConfig {
     pub targets: Vec<Address>,
     /// Replace these even though nothing forces it.
     pub replace: BTreeSet<Address>,
+    /// Protected resources this command may destroy anyway (`--allow-destroy`).
+    pub allow_destroy: BTreeSet<Address>,
 }
 
 /// The desired state, ready to plan: validated, secret values fingerprinted.
@@ -67,6 +69,7 @@ pub async fn load(config: &PassConfig) -> anyhow::Result<Loaded> {
         }
     }
     desired.replace = config.replace.clone();
+    desired.allow_destroy = config.allow_destroy.clone();
     let mut warnings = Vec::new();
     let secret = desired
         .settings
@@ -133,12 +136,23 @@ pub async fn plan(
     let live = clouds.observe(&loaded.desired, &ledger).await;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;
     crate::exec::forget_dropped(&plan, &loaded.desired, &mut ledger, &live);
+    let forgot = read != counts(&ledger);
+    let protections = crate::exec::record_protections(&loaded.desired, &mut ledger);
     if let Some(s) = &snapshot
-        && read != counts(&ledger)
+        && (forgot || !protections.is_empty())
     {
-        // Entries the plan says are gone: forgotten now, whatever the apply does.
+        // Entries the plan says are gone are forgotten, and protections recorded, now,
+        // whatever the apply does.
+        let why = match (forgot, protections.is_empty()) {
+            (true, true) => "forgot resources that are gone".to_string(),
+            (false, _) => format!("recorded prevent_destroy of {}", join(&protections)),
+            (true, false) => format!(
+                "forgot resources that are gone; recorded prevent_destroy of {}",
+                join(&protections)
+            ),
+        };
         let written = store
-            .write(ledger.clone(), Some(s), "forgot resources that are gone")
+            .write(ledger.clone(), Some(s), &why)
             .await
             .context("writing the ledger")?;
         snapshot = Some(written.into_base().1);
@@ -151,6 +165,14 @@ pub async fn plan(
         plan,
         report,
     })
+}
+
+fn join(addresses: &[Address]) -> String {
+    addresses
+        .iter()
+        .map(Address::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Keeps only the changes of `targets` and of what they depend on (transitively). Empty

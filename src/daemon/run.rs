@@ -40,7 +40,15 @@ pub enum PassStatus {
         /// Not attempted.
         skipped: usize,
     },
-    /// Detect mode: drift found and left alone.
+    /// Everything observed was handled, but kinds the plan needed could not be observed:
+    /// whether they match is unknown (never reported as `unchanged`).
+    Incomplete {
+        /// Kinds not observed.
+        unobserved: usize,
+        /// Changes made to what was observed.
+        done: usize,
+    },
+    /// Detect mode: differences found and left alone.
     Detected {
         /// Resources out of line.
         drifted: usize,
@@ -58,26 +66,75 @@ impl PassStatus {
             PassStatus::Unchanged => "unchanged",
             PassStatus::Applied { .. } => "applied",
             PassStatus::Partial { .. } => "partial",
+            PassStatus::Incomplete { .. } => "incomplete",
             PassStatus::Detected { .. } => "detected",
             PassStatus::Contended(_) => "contended",
             PassStatus::Failed(_) => "failed",
         }
     }
 
-    /// The exit code `apply` and `run --once` use: 0 converged (or drift reported in detect
-    /// mode), 1 the pass could not run, 3 some changes failed, 4 the lease was held.
+    /// The exit code `apply` and `run --once` use (docs/running.md): 0 converged (or
+    /// differences reported in detect mode), 1 nothing was attempted, 3 partial or
+    /// incomplete (some changes failed, were skipped or could not be recorded, a conflict
+    /// blocked one, or some kinds could not be observed), 4 the lease was held.
     pub fn exit_code(&self) -> u8 {
         match self {
             PassStatus::Unchanged | PassStatus::Applied { .. } | PassStatus::Detected { .. } => 0,
             PassStatus::Failed(_) => 1,
-            PassStatus::Partial { .. } => 3,
+            PassStatus::Partial { .. } | PassStatus::Incomplete { .. } => 3,
             PassStatus::Contended(_) => 4,
         }
     }
 
-    /// True for a pass that should back off the next one.
+    /// True for a pass that should back off the next one, and that is not a successful
+    /// reconcile (`provisioner_last_success_timestamp_seconds` stays where it was).
     pub fn failed(&self) -> bool {
-        matches!(self, PassStatus::Failed(_) | PassStatus::Partial { .. })
+        matches!(
+            self,
+            PassStatus::Failed(_) | PassStatus::Partial { .. } | PassStatus::Incomplete { .. }
+        )
+    }
+
+    /// How a pass ended, from its plan and what applying it did: the one rule `apply` and
+    /// the daemon share. A ledger write that failed after changes were attempted is partial
+    /// (they happened; the next pass finds them), before any was attempted a failure;
+    /// conflicts count as skipped; unobserved kinds make an otherwise clean pass
+    /// incomplete; `reported` is what is still out of line and was left alone (detect mode).
+    pub fn conclude(
+        plan: &crate::plan::Plan,
+        report: &crate::plan::PlanReport,
+        applied: Option<&crate::exec::ApplyReport>,
+        reported: usize,
+    ) -> PassStatus {
+        let conflicts = plan.conflicts().count();
+        let (done, failed, skipped) = applied.map(|r| r.counts()).unwrap_or_default();
+        if let Some(e) = applied.and_then(|r| r.ledger_error.as_ref())
+            && done + failed == 0
+        {
+            return PassStatus::Failed(format!("writing the ledger: {e}"));
+        }
+        let unrecorded = applied.is_some_and(|r| r.ledger_error.is_some());
+        if failed + skipped + conflicts > 0 || unrecorded {
+            return PassStatus::Partial {
+                done,
+                failed,
+                skipped: skipped + conflicts,
+            };
+        }
+        if !report.is_complete() {
+            return PassStatus::Incomplete {
+                unobserved: report.unobserved.len(),
+                done,
+            };
+        }
+        if reported > 0 {
+            return PassStatus::Detected { drifted: reported };
+        }
+        if done > 0 {
+            PassStatus::Applied { done }
+        } else {
+            PassStatus::Unchanged
+        }
     }
 }
 
@@ -356,13 +413,13 @@ async fn pass_inner(
         }
     };
     // Providers are kept across passes (GitHub's ETag cache lives in them); AWS is set up
-    // once the desired state has AWS resources.
-    let wants_aws = loaded
-        .desired
-        .resources
-        .values()
-        .any(|r| r.kind().provider() == "aws");
-    if clouds.is_none() || (wants_aws && clouds.as_ref().is_some_and(|c| c.aws.is_err())) {
+    // once the desired state or the ledger has AWS resources, and set up again while it
+    // could not be (credentials that appear later are picked up).
+    if clouds.is_none()
+        || clouds
+            .as_ref()
+            .is_some_and(|c| c.aws().is_some_and(|a| a.is_err()))
+    {
         *clouds = Some(Clouds::from_env(&loaded.desired).await);
     }
     let Some(clouds) = clouds.as_ref() else {
@@ -452,16 +509,16 @@ async fn work(
     };
     let m = &shared.metrics;
     m.observe_failures.clear();
-    for (kind, obs) in &planned.live.kinds {
-        if let crate::live::ObserveStatus::Failed(why) = &obs.status {
-            record.unobserved.insert(kind.clone(), why.clone());
-            let (p, k) = kind.split_once('.').unwrap_or((kind, ""));
-            m.observe_failures
-                .get_or_create(&labels(&[("provider", p), ("kind", k)]))
-                .set(1);
-        }
+    for u in &planned.report.unobserved {
+        record.unobserved.insert(u.kind.clone(), u.reason.clone());
+        let (p, k) = u.kind.split_once('.').unwrap_or((&u.kind, ""));
+        m.observe_failures
+            .get_or_create(&labels(&[("provider", p), ("kind", k)]))
+            .set(1);
+        tracing::warn!(message = "Not observed: nothing of this kind is planned.", kind = %u.kind, reason = %u.reason);
     }
-    let drift: Vec<Change> = planned
+    // Out of line: what acts, and what detect mode only reports.
+    let out_of_line: Vec<Change> = planned
         .plan
         .changes
         .iter()
@@ -469,11 +526,10 @@ async fn work(
         .cloned()
         .collect();
     for (action, n) in planned.plan.counts() {
-        record
-            .planned
-            .insert(format!("{action:?}").to_ascii_lowercase(), n);
+        record.planned.insert(action.as_str().to_string(), n);
     }
-    for c in &drift {
+    // Only drift is drift: a rollout of edited files is not counted.
+    for c in out_of_line.iter().filter(|c| c.cause.is_drift()) {
         m.drift_detected
             .get_or_create(&labels(&[
                 ("provider", c.address.provider()),
@@ -481,15 +537,9 @@ async fn work(
             ]))
             .inc();
     }
-    let mut still: Vec<&Change> = drift.iter().collect();
+    let mut still: Vec<&Change> = out_of_line.iter().collect();
     let acting = planned.plan.has_changes();
-    let mut status = if drift.is_empty() {
-        PassStatus::Unchanged
-    } else {
-        PassStatus::Detected {
-            drifted: drift.len(),
-        }
-    };
+    let mut applied = None;
     if acting {
         let report = super::apply(loaded, store, clouds, &mut planned, &LogProgress, stop).await;
         let (done, failed, skipped) = report.counts();
@@ -523,27 +573,23 @@ async fn work(
         if let Err(e) = store.append_journal(&journal).await {
             tracing::warn!(message = "Writing the journal failed.", error = %crate::errors::chain(&e));
         }
-        status = if let Some(e) = &report.ledger_error {
+        if let Some(e) = &report.ledger_error {
             *ledger_ok = false;
-            PassStatus::Failed(format!("writing the ledger: {e}"))
-        } else if failed + skipped > 0 {
-            PassStatus::Partial {
-                done,
-                failed,
-                skipped,
-            }
-        } else if still.is_empty() {
-            PassStatus::Applied { done }
-        } else {
-            PassStatus::Detected {
-                drifted: still.len(),
-            }
-        };
+            record.error = Some(format!("writing the ledger: {e}"));
+        }
+        applied = Some(report);
     }
-    // Gauges describe the state after this pass.
+    let status = PassStatus::conclude(
+        &planned.plan,
+        &planned.report,
+        applied.as_ref(),
+        still.len(),
+    );
+    // Gauges describe the state after this pass: drift still there (not corrected, or its
+    // correction failed), never a change of the files waiting to be applied.
     m.drifted.clear();
     m.resource_drifted.clear();
-    for c in &still {
+    for c in still.iter().filter(|c| c.cause.is_drift()) {
         m.drifted
             .get_or_create(&labels(&[
                 ("provider", c.address.provider()),
@@ -635,5 +681,13 @@ mod tests {
             3
         );
         assert_eq!(PassStatus::Contended("x".into()).exit_code(), 4);
+        assert_eq!(
+            PassStatus::Incomplete {
+                unobserved: 1,
+                done: 0
+            }
+            .exit_code(),
+            3
+        );
     }
 }

@@ -29,6 +29,8 @@ block! {
         ignore_changes: Vec<String> => local,
         /// `enforce` or `detect` for this resource; `[settings] mode` when left out.
         mode: Option<Mode> => local,
+        /// Take over an existing object of this name that this ledger cannot prove it made (made by hand, by Terraform, or by another tool). Without it such an object is a conflict: never adopted silently, never deleted. Objects whose secret output is read elsewhere and cannot be read back (a deploy key's private key) are never adopted.
+        adopt: bool = false => local,
     }
 }
 
@@ -179,6 +181,11 @@ pub struct DesiredState {
     /// key pair, a new access key, a new kubeconfig token, handed on to every consumer.
     #[serde(skip)]
     pub replace: std::collections::BTreeSet<Address>,
+    /// Protected resources (`prevent_destroy`) that this one command may destroy anyway
+    /// (`apply --allow-destroy ADDR`): the explicit override for a deliberate replacement
+    /// or removal. Never read from the files.
+    #[serde(skip)]
+    pub allow_destroy: std::collections::BTreeSet<Address>,
 }
 
 impl DesiredState {

@@ -249,6 +249,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             files,
             secret_fingerprints: BTreeMap::new(),
             replace: Default::default(),
+            allow_destroy: Default::default(),
         }),
         _ => {
             diagnostics.sort_by_key(|d| d.sort_key(&sources));

@@ -146,6 +146,23 @@ pub fn forget_dropped(plan: &Plan, desired: &DesiredState, ledger: &mut Ledger, 
     ledger.pending.retain(|a, i| keep(a, &i.kind));
 }
 
+/// Records each desired resource's `prevent_destroy` in its ledger entry, whatever else the
+/// plan does: a protection added to a resource that needs no change still holds once its
+/// block is deleted from the files (the planner reads the ledger's copy for removed
+/// resources). Returns the addresses whose protection changed.
+pub fn record_protections(desired: &DesiredState, ledger: &mut Ledger) -> Vec<Address> {
+    let mut changed = Vec::new();
+    for (address, r) in &desired.resources {
+        if let Some(e) = ledger.resources.get_mut(address)
+            && e.prevent_destroy != r.lifecycle.prevent_destroy
+        {
+            e.prevent_destroy = r.lifecycle.prevent_destroy;
+            changed.push(address.clone());
+        }
+    }
+    changed
+}
+
 /// Applies every acting change of `plan` one at a time, recording results in `ledger` (in
 /// memory only): the executor with a concurrency of one and nothing persisted, for tests
 /// and tools.

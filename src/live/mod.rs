@@ -31,8 +31,10 @@ pub struct LiveState {
     /// When the observation finished (RFC 3339), the planner's only notion of "now".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<String>,
-    /// Observations by kind (`digitalocean.vpc`). A kind absent from a snapshot counts as
-    /// observed and empty; a kind that could not be observed must say so with `failed`.
+    /// Observations by kind (`digitalocean.vpc`). A kind that could not be observed says so
+    /// with `failed`. A kind absent from a provider's answer or from a `--live-from`
+    /// snapshot is marked not observed by [`LiveState::mark_missing`] (unknown is never
+    /// absent); only a `LiveState` built in code treats an absent kind as empty.
     #[serde(default)]
     pub kinds: BTreeMap<String, KindObservation>,
 }
@@ -111,6 +113,28 @@ impl LiveState {
             Some(ObserveStatus::Failed(r)) => Some(r),
             _ => None,
         }
+    }
+
+    /// Marks every kind of `kinds` that this observation does not mention as not observed,
+    /// with `reason`: a provider that forgot a kind, or a snapshot that leaves one out,
+    /// must never make it look empty.
+    pub fn mark_missing(&mut self, kinds: impl IntoIterator<Item = Kind>, reason: &str) {
+        for kind in kinds {
+            self.kinds
+                .entry(kind.key().to_string())
+                .or_insert_with(|| KindObservation {
+                    status: ObserveStatus::Failed(reason.to_string()),
+                    objects: Vec::new(),
+                });
+        }
+    }
+
+    /// The kinds not observed, with the reason, in key order.
+    pub fn unobserved(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.kinds.iter().filter_map(|(k, o)| match &o.status {
+            ObserveStatus::Failed(why) => Some((k.as_str(), why.as_str())),
+            ObserveStatus::Complete => None,
+        })
     }
 
     /// Objects of a kind (none when absent).

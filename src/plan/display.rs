@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::model::{Action, Change, Plan, PlanReport, ReplaceStrategy};
+use super::model::{Action, Cause, Change, Plan, PlanReport, ReplaceStrategy};
 use crate::desired::kinds::PROVIDERS;
 
 /// Every label and prefix a rendered plan uses.
@@ -24,6 +24,8 @@ pub mod labels {
     pub const ORPHAN: &str = "!";
     /// Drift on a detect-only resource.
     pub const DRIFT: &str = "?";
+    /// A same-named object this ledger cannot prove is its own: nothing done.
+    pub const CONFLICT: &str = "x";
     /// Unchanged (shown with `-v`).
     pub const NOOP: &str = " ";
     /// The arrow between old and new values.
@@ -51,6 +53,7 @@ fn prefix(a: Action) -> &'static str {
         Action::Adopt => labels::ADOPT,
         Action::Orphan => labels::ORPHAN,
         Action::Drift => labels::DRIFT,
+        Action::Conflict => labels::CONFLICT,
         Action::NoOp => labels::NOOP,
     }
 }
@@ -59,7 +62,7 @@ fn colour(a: Action) -> &'static str {
     match a {
         Action::Create => "\x1b[32m",
         Action::Update | Action::Adopt => "\x1b[33m",
-        Action::Replace | Action::Delete => "\x1b[31m",
+        Action::Replace | Action::Delete | Action::Conflict => "\x1b[31m",
         Action::Orphan | Action::Drift => "\x1b[35m",
         Action::NoOp => "",
     }
@@ -78,7 +81,12 @@ fn verb(c: &Change) -> String {
         Action::Delete => "will be deleted".into(),
         Action::Adopt => "will be adopted".into(),
         Action::Orphan => "is orphaned".into(),
-        Action::Drift => "has drifted (detect mode: not corrected)".into(),
+        Action::Drift if c.cause.is_drift() => "has drifted (detect mode: not corrected)".into(),
+        Action::Drift => "differs from the desired state (detect mode: not changed)".into(),
+        Action::Conflict => {
+            "cannot be created: an object of that name exists that is not provably this ledger's"
+                .into()
+        }
         Action::NoOp if !c.ignored.is_empty() => "is unchanged apart from expected drift".into(),
         Action::NoOp => "is unchanged".into(),
     }
@@ -129,6 +137,20 @@ impl fmt::Display for PlanDisplay<'_> {
                 if let Some(reason) = &c.reason {
                     writeln!(f, "        # {reason}")?;
                 }
+                // A re-create's reason already says the object was deleted outside.
+                if (c.action.acts() || c.action == Action::Drift) && c.action != Action::Create {
+                    match c.cause {
+                        Cause::Drift => writeln!(
+                            f,
+                            "        # drift: changed outside provisioner since it was last applied"
+                        )?,
+                        Cause::DesiredAndDrift => writeln!(
+                            f,
+                            "        # the desired state changed, and fields marked (drift) were changed outside provisioner"
+                        )?,
+                        Cause::Desired | Cause::Recovery => {}
+                    }
+                }
                 let width = c
                     .fields
                     .iter()
@@ -140,10 +162,14 @@ impl fmt::Display for PlanDisplay<'_> {
                     if c.action == Action::Create {
                         writeln!(f, "        {:width$} = {}", x.path, x.new.render())?;
                     } else {
-                        let forces = if x.forces_replacement {
-                            "   # forces replacement"
-                        } else {
-                            ""
+                        let forces = match (
+                            x.forces_replacement,
+                            x.drift && c.cause == Cause::DesiredAndDrift,
+                        ) {
+                            (true, true) => "   # forces replacement (drift)",
+                            (true, false) => "   # forces replacement",
+                            (false, true) => "   # (drift)",
+                            (false, false) => "",
                         };
                         writeln!(
                             f,
@@ -168,7 +194,23 @@ impl fmt::Display for PlanDisplay<'_> {
             }
             writeln!(f)?;
         }
-        write!(f, "{}", Summary(self.plan))?;
+        write!(
+            f,
+            "{}",
+            Summary {
+                plan: self.plan,
+                report: self.report
+            }
+        )?;
+        if !self.report.unobserved.is_empty() {
+            writeln!(
+                f,
+                "\nNot observed (nothing of these kinds is created, adopted or deleted; whether they match is unknown):"
+            )?;
+            for u in &self.report.unobserved {
+                writeln!(f, "  - {}: {}", u.kind, u.reason)?;
+            }
+        }
         if !self.report.notes.is_empty() {
             writeln!(f, "\nNotes:")?;
             for n in &self.report.notes {
@@ -179,14 +221,32 @@ impl fmt::Display for PlanDisplay<'_> {
     }
 }
 
-/// The one-line summary, replacements and deletions first.
-pub struct Summary<'a>(pub &'a Plan);
+/// The summary, replacements and deletions first. It says the clouds match only when every
+/// kind the plan needed was observed and nothing is to do, in conflict or drifted.
+pub struct Summary<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Its report (what could not be observed).
+    pub report: &'a PlanReport,
+}
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = |a: Action| self.0.changes.iter().filter(|c| c.action == a).count();
-        if !self.0.has_changes() && n(Action::Orphan) == 0 && n(Action::Drift) == 0 {
+        let n = |a: Action| self.plan.changes.iter().filter(|c| c.action == a).count();
+        let unobserved = self.report.unobserved.len();
+        let quiet = !self.plan.has_changes()
+            && n(Action::Orphan) == 0
+            && n(Action::Drift) == 0
+            && n(Action::Conflict) == 0;
+        if quiet && unobserved == 0 {
             return writeln!(f, "No changes: the clouds match the desired state.");
+        }
+        if quiet {
+            return writeln!(
+                f,
+                "Incomplete: {unobserved} kind{} could not be observed, so whether the clouds match is unknown. Nothing else to do.",
+                if unobserved == 1 { "" } else { "s" }
+            );
         }
         write!(
             f,
@@ -197,10 +257,25 @@ impl fmt::Display for Summary<'_> {
             n(Action::Update),
             n(Action::Adopt)
         )?;
-        let (o, d) = (n(Action::Orphan), n(Action::Drift));
+        let (o, d, x) = (n(Action::Orphan), n(Action::Drift), n(Action::Conflict));
         if o + d > 0 {
             write!(f, "; {o} orphaned, {d} drifted (reported only)")?;
         }
-        writeln!(f, ".")
+        if x > 0 {
+            write!(f, "; {x} in conflict (not changed)")?;
+        }
+        let drift = self.plan.drifted().count();
+        if drift > 0 {
+            write!(f, "; {drift} because of drift")?;
+        }
+        writeln!(f, ".")?;
+        if unobserved > 0 {
+            writeln!(
+                f,
+                "Incomplete: {unobserved} kind{} could not be observed (below); nothing of them is planned.",
+                if unobserved == 1 { "" } else { "s" }
+            )?;
+        }
+        Ok(())
     }
 }

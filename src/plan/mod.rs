@@ -6,5 +6,7 @@ pub mod invariants;
 pub mod model;
 pub mod planner;
 
-pub use model::{Action, Change, FieldChange, Plan, PlanError, PlanReport, Shown};
+pub use model::{
+    Action, Cause, Change, FieldChange, Plan, PlanError, PlanReport, Shown, Unobserved,
+};
 pub use planner::plan;

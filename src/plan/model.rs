@@ -30,6 +30,10 @@ pub enum Action {
     Orphan,
     /// Drift seen on a `detect` resource: reported, not corrected.
     Drift,
+    /// An object with the resource's name exists that this ledger cannot prove is its own
+    /// (no lineage marker of this ledger, no write-ahead intent, no `lifecycle.adopt`):
+    /// nothing is done, and the change's reason says how to adopt it or rename.
+    Conflict,
     /// Nothing to do.
     NoOp,
 }
@@ -45,6 +49,7 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Orphan => "orphan",
             Action::Drift => "drift",
+            Action::Conflict => "conflict",
             Action::NoOp => "no-op",
         }
     }
@@ -55,6 +60,53 @@ impl Action {
             self,
             Action::Replace | Action::Delete | Action::Create | Action::Update | Action::Adopt
         )
+    }
+}
+
+/// Why a change is planned: because the desired state asks for something the ledger has
+/// not applied, or because the cloud no longer matches what provisioner last applied.
+/// Only drift is drift: `provisioner_drift_detected_total` and the drift alert count
+/// `drift` and `desired-and-drift`, never a rollout of edited files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The desired state changed: a new resource, an edited field, a removal, a requested
+    /// replacement or rotation, a value from a producer that changes in this apply.
+    #[default]
+    Desired,
+    /// The cloud changed: an object deleted, a field edited or a secret overwritten outside
+    /// provisioner since it last applied the resource.
+    Drift,
+    /// Both: some fields were edited in the files, others in the cloud.
+    DesiredAndDrift,
+    /// Left by an interrupted apply: a create whose result was never recorded.
+    Recovery,
+}
+
+impl Cause {
+    /// The word used in the JSON plan, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Desired => "desired",
+            Cause::Drift => "drift",
+            Cause::DesiredAndDrift => "desired-and-drift",
+            Cause::Recovery => "recovery",
+        }
+    }
+
+    /// True when the cloud changed behind provisioner's back.
+    pub fn is_drift(self) -> bool {
+        matches!(self, Cause::Drift | Cause::DesiredAndDrift)
+    }
+
+    /// The cause of a change made of fields, some of which drifted.
+    pub fn of_fields(fields: &[FieldChange]) -> Cause {
+        let drift = fields.iter().filter(|f| f.drift).count();
+        match drift {
+            0 => Cause::Desired,
+            n if n == fields.len() => Cause::Drift,
+            _ => Cause::DesiredAndDrift,
+        }
     }
 }
 
@@ -107,6 +159,10 @@ pub struct FieldChange {
     /// True when this field forces the replacement.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub forces_replacement: bool,
+    /// True when the cloud's value is no longer what provisioner last applied (someone
+    /// changed it outside provisioner); false when only the desired state changed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 /// One planned change.
@@ -116,6 +172,8 @@ pub struct Change {
     pub address: Address,
     /// What happens.
     pub action: Action,
+    /// Why: the desired state changed, the cloud drifted, or both.
+    pub cause: Cause,
     /// The cloud id of the existing object (update, replace, delete, adopt, orphan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_id: Option<String>,
@@ -162,6 +220,19 @@ impl Plan {
         changes.iter().any(|c| c.action.acts())
     }
 
+    /// Changes that cannot be made because an object of the same name exists that this
+    /// ledger cannot prove is its own.
+    pub fn conflicts(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action == Action::Conflict)
+    }
+
+    /// Changes caused, at least in part, by drift (acting ones and detect-mode reports).
+    pub fn drifted(&self) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(|c| (c.action.acts() || c.action == Action::Drift) && c.cause.is_drift())
+    }
+
     /// Number of changes with each action, in summary order.
     pub fn counts(&self) -> Vec<(Action, usize)> {
         let mut counts: std::collections::BTreeMap<Action, usize> = Default::default();
@@ -181,12 +252,34 @@ pub struct Note {
     pub message: String,
 }
 
+/// A kind the plan needed (the desired state or the ledger has resources of it) that could
+/// not be observed: nothing of it is created, adopted or deleted, and whether it matches is
+/// unknown.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Unobserved {
+    /// `provider.kind`.
+    pub kind: String,
+    /// Why: missing credentials, 401/403, rate limit, timeout, an answer that could not be
+    /// read, or a provider that did not report the kind.
+    pub reason: String,
+}
+
 /// What the planner skipped or withheld, and why.
 #[must_use]
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PlanReport {
     /// Notes, sorted.
     pub notes: Vec<Note>,
+    /// Kinds the plan needed that could not be observed, sorted. Non-empty means the plan
+    /// is incomplete: no output may say the clouds match.
+    pub unobserved: Vec<Unobserved>,
+}
+
+impl PlanReport {
+    /// True when every kind the plan needed was observed.
+    pub fn is_complete(&self) -> bool {
+        self.unobserved.is_empty()
+    }
 }
 
 /// A plan that must not be carried out.

@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use super::model::{
-    Action, Change, FieldChange, Note, PLAN_FORMAT_VERSION, Plan, PlanError, PlanReport,
-    ReplaceStrategy, Shown,
+    Action, Cause, Change, FieldChange, Note, PLAN_FORMAT_VERSION, Plan, PlanError, PlanReport,
+    ReplaceStrategy, Shown, Unobserved,
 };
 use crate::desired::kinds::Kind;
 use crate::desired::refs::{Part, RefParts, may_hold_reference, parse_parts, sole_reference};
@@ -44,12 +44,13 @@ pub fn plan(
         let protected = desired
             .resources
             .get(&producer)
-            .is_some_and(|r| r.lifecycle.prevent_destroy);
+            .is_some_and(|r| r.lifecycle.prevent_destroy)
+            && !desired.allow_destroy.contains(&producer);
         if protected {
             notes.push(Note {
                 subject: consumer.to_string(),
                 message: format!(
-                    "must be written again, but its value comes from {producer}, which cannot give it back and is protected by prevent_destroy: run `provisioner apply --replace {producer}` to make a new one"
+                    "must be written again, but its value comes from {producer}, which cannot give it back and is protected by prevent_destroy: run `provisioner apply --replace {producer} --allow-destroy {producer}` to make a new one"
                 ),
             });
         } else {
@@ -76,12 +77,36 @@ type PlanResult = Result<(Plan, PlanReport), PlanError>;
 /// Secret outputs the cloud keeps no copy of: they exist only in the apply that creates (or
 /// rotates) their producer.
 fn unrecoverable(kind: Kind, output: &str) -> bool {
-    matches!(
-        (kind, output),
-        (Kind::AwsIamSmtpUser, "smtp_password")
-            | (Kind::GhDeployKey, "private_key")
-            | (Kind::DoSpacesKey, "secret_key")
-    )
+    UNRECOVERABLE
+        .iter()
+        .any(|(k, o)| *k == kind && *o == output)
+}
+
+/// (kind, output) of every secret output the cloud returns only once.
+const UNRECOVERABLE: &[(Kind, &str)] = &[
+    (Kind::AwsIamSmtpUser, "smtp_password"),
+    (Kind::GhDeployKey, "private_key"),
+    (Kind::DoSpacesKey, "secret_key"),
+];
+
+/// Whether an object found by name may be adopted.
+enum Adoption {
+    /// Yes, and why.
+    Proven(&'static str),
+    /// It is this ledger's (marker or intent), but its unrecoverable output (named) was
+    /// never delivered: replace it.
+    ReplaceLeftover(&'static str),
+    /// No: a conflict, with the reason and what to do.
+    Refused(String),
+}
+
+/// True when one field path is the other or contains it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let within = |outer: &str, inner: &str| {
+        inner == outer
+            || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'.'))
+    };
+    within(a, b) || within(b, a)
 }
 
 /// Fields of a kind that identify its cloud object (matched case-insensitively where the
@@ -496,20 +521,21 @@ impl<'a> Planner<'a> {
     }
 
     fn run(mut self) -> (PlanResult, Vec<(Address, Address)>) {
+        // Unknown is never absent, and never "unchanged": every kind the plan needed (the
+        // desired state, the ledger or a write-ahead intent has something of it) that could
+        // not be observed is reported, and makes the plan incomplete.
+        let mut unobserved = Vec::new();
         for kind in Kind::ALL {
             if let Some(reason) = self.live.failure(*kind) {
+                let key = kind.key();
                 let has_any = self.resources.iter().any(|r| r.kind() == *kind)
-                    || self
-                        .entries
-                        .iter()
-                        .flatten()
-                        .any(|e| Kind::parse(&e.kind) == Some(*kind))
-                    || self
-                        .removed
-                        .iter()
-                        .any(|(_, e)| Kind::parse(&e.kind) == Some(*kind));
+                    || self.ledger.resources.values().any(|e| e.kind == key)
+                    || self.ledger.pending.values().any(|p| p.kind == key);
                 if has_any {
-                    self.note(kind, format!("observing failed ({reason}): no create, adopt or delete planned for this kind"));
+                    unobserved.push(Unobserved {
+                        kind: key.to_string(),
+                        reason: reason.to_string(),
+                    });
                 }
             }
         }
@@ -527,7 +553,7 @@ impl<'a> Planner<'a> {
         notes.sort();
         notes.dedup();
         let plan = self.order_into_waves(&order);
-        (Ok((plan, PlanReport { notes })), needs_new)
+        (Ok((plan, PlanReport { notes, unobserved })), needs_new)
     }
 
     fn mode(&self, r: &Resource) -> Mode {
@@ -621,22 +647,48 @@ impl<'a> Planner<'a> {
         let fields = wanted(kind, spec, &*self);
         let detect = self.mode(r) == Mode::Detect;
         let (object, adopt) = self.find_live(kind, entry, &fields);
-        if let Some(o) = object.filter(|_| adopt)
-            && let Some(theirs) = o.lineage().filter(|l| *l != self.ledger.lineage)
-        {
-            // Made by another provisioner ledger: never adopted behind its back.
+        let mut recovery_replace = None;
+        if let Some(o) = object.filter(|_| adopt) {
+            match self.adoption(i, o) {
+                Adoption::Proven(_) => {}
+                Adoption::ReplaceLeftover(output) => recovery_replace = Some(output),
+                Adoption::Refused(reason) => {
+                    self.changes[i] = Some(change(
+                        address.clone(),
+                        Action::Conflict,
+                        Some(o.id.clone()),
+                        Vec::new(),
+                        Some(reason),
+                    ));
+                    self.attrs[i] = Attrs::AfterApply;
+                    return;
+                }
+            }
+        }
+        // What depends on a conflict waits for it: its references cannot be known.
+        if let Some(blocker) = self.deps.edges(i).iter().find(|&&j| {
+            self.changes[j]
+                .as_ref()
+                .is_some_and(|c| c.action == Action::Conflict)
+        }) {
             let reason = format!(
-                "{} {} was created by another provisioner ledger (lineage {theirs}): not adopted; rename one of them, or move it deliberately with `provisioner state import`",
-                kind, o.id
+                "blocked: it depends on {}, which is in conflict",
+                self.resources[*blocker].address
             );
             self.changes[i] = Some(change(
                 address.clone(),
-                Action::Drift,
-                Some(o.id.clone()),
+                Action::Conflict,
+                entry.map(|e| e.id.clone()),
                 Vec::new(),
                 Some(reason),
             ));
-            self.attrs[i] = Attrs::AfterApply;
+            self.attrs[i] = match entry {
+                Some(e) => Attrs::Known {
+                    live: None,
+                    ledger: Some(&e.attributes),
+                },
+                None => Attrs::AfterApply,
+            };
             return;
         }
         let Some(object) = object else {
@@ -657,7 +709,13 @@ impl<'a> Planner<'a> {
                 self.note_needs_new(r);
             }
             let shown = create_fields(r, spec, &fields);
-            self.changes[i] = Some(change(address.clone(), action, None, shown, reason));
+            let mut c = change(address.clone(), action, None, shown, reason);
+            c.cause = match (entry, pending) {
+                (Some(_), _) => Cause::Drift,
+                (None, true) => Cause::Recovery,
+                (None, false) => Cause::Desired,
+            };
+            self.changes[i] = Some(c);
             self.attrs[i] = match entry {
                 Some(e) if detect => Attrs::Known {
                     live: None,
@@ -675,6 +733,7 @@ impl<'a> Planner<'a> {
                 continue;
             };
             let have = object.fields.get(f.name);
+            let start = diffs.len();
             diff_field(
                 Cow::Borrowed(f.name),
                 &f.shape,
@@ -683,6 +742,25 @@ impl<'a> Planner<'a> {
                 have,
                 &mut diffs,
             );
+            // A field drifted when the cloud no longer has what provisioner last applied
+            // (compared the same way); otherwise only the desired state changed.
+            if diffs.len() > start
+                && let Some(e) = entry.filter(|_| !adopt)
+                && let Some(applied) = e.applied.get(f.name).filter(|v| !v.is_null())
+            {
+                let mut since = Vec::new();
+                diff_field(
+                    Cow::Borrowed(f.name),
+                    &f.shape,
+                    f.change,
+                    &Resolved::Known(Cow::Borrowed(applied)),
+                    have,
+                    &mut since,
+                );
+                for d in &mut diffs[start..] {
+                    d.drift = since.iter().any(|w| overlaps(&w.path, &d.path));
+                }
+            }
         }
         let secret_diffs = self.secret_changes(r, spec, entry, object);
         let (ignored, mut diffs): (Vec<_>, Vec<_>) = diffs
@@ -690,20 +768,39 @@ impl<'a> Planner<'a> {
             .partition(|d| is_ignored(&d.path, &r.lifecycle.ignore_changes));
         diffs.extend(secret_diffs);
         diffs.extend(self.rotation_due(r, entry, object));
-        if self.desired.replace.contains(address) {
+        if self.desired.replace.contains(address) && adopt {
+            // `--replace` never deletes an object the ledger does not record yet.
+            self.note(
+                address,
+                "not replaced: its object is adopted in this apply; replace it once the ledger records it",
+            );
+        } else if self.desired.replace.contains(address) {
             diffs.push(FieldChange {
                 path: Cow::Borrowed("(replacement requested)"),
                 old: Shown::Absent,
                 new: Shown::Absent,
                 forces_replacement: true,
+                drift: false,
+            });
+        }
+        if let Some(output) = recovery_replace {
+            diffs.push(FieldChange {
+                path: Cow::Borrowed(output),
+                old: Shown::Value(Value::String("never delivered".into())),
+                new: Shown::Sensitive,
+                forces_replacement: true,
+                drift: false,
             });
         }
         let forced: Vec<&FieldChange> = diffs.iter().filter(|d| d.forces_replacement).collect();
-        let reason = if adopt {
-            Some(if self.desired_pending(address) {
-                "found by name after an interrupted create: adopted".to_string()
-            } else {
-                "found by name: adopted".to_string()
+        let reason = if let Some(output) = recovery_replace {
+            Some(format!(
+                "an interrupted create left this object, but its {output} was never delivered and cannot be read back: replaced"
+            ))
+        } else if adopt {
+            Some(match self.adoption(i, object) {
+                Adoption::Proven(why) => format!("found by name: adopted ({why})"),
+                _ => "found by name: adopted".to_string(),
             })
         } else {
             None
@@ -719,13 +816,27 @@ impl<'a> Planner<'a> {
         } else {
             Action::NoOp
         };
-        if action == Action::Replace && r.lifecycle.prevent_destroy {
+        // A leftover of an interrupted create was never recorded as applied: replacing it
+        // (the new one first) destroys nothing the ledger protects.
+        if action == Action::Replace
+            && r.lifecycle.prevent_destroy
+            && recovery_replace.is_none()
+            && !self.desired.allow_destroy.contains(address)
+        {
             let names: Vec<&str> = forced.iter().map(|d| d.path.as_ref()).collect();
             self.protected.push((
                 address.clone(),
-                format!("replacement forced by {}", names.join(", ")),
+                format!(
+                    "replacement forced by {}; to replace it deliberately: `provisioner apply --replace {address} --allow-destroy {address}`",
+                    names.join(", ")
+                ),
             ));
         }
+        let cause = if recovery_replace.is_some() || (adopt && self.desired_pending(address)) {
+            Cause::Recovery
+        } else {
+            Cause::of_fields(&diffs)
+        };
         let mut c = change(
             address.clone(),
             action,
@@ -733,6 +844,7 @@ impl<'a> Planner<'a> {
             diffs,
             reason,
         );
+        c.cause = cause;
         if action == Action::Replace {
             c.strategy = Some(replace_strategy(kind));
         }
@@ -747,6 +859,83 @@ impl<'a> Planner<'a> {
                 ledger: entry.map(|e| &e.attributes),
             }
         };
+    }
+
+    /// Whether an object found by name (not by the ledger's id) may be adopted by desired
+    /// resource `i`. Only with proof: this ledger's lineage marker on the object, this
+    /// ledger's write-ahead intent for the address (a create that was interrupted), or the
+    /// user's word (`lifecycle.adopt`). An object marked by another ledger, or whose
+    /// unrecoverable secret output something reads, is never adopted.
+    fn adoption(&self, i: usize, o: &LiveObject) -> Adoption {
+        let r = self.resources[i];
+        let (kind, address, id) = (r.kind(), &r.address, &o.id);
+        let lineage = self.ledger.lineage.as_str();
+        let marker = o.lineage();
+        if let Some(theirs) = marker.filter(|l| *l != lineage) {
+            return Adoption::Refused(format!(
+                "{kind} {id} has this name but was created by another provisioner ledger (lineage {theirs}): not adopted, never deleted. Rename this resource, or move the object deliberately (`provisioner state forget` in that ledger, then `provisioner state import {address} {id}` here)"
+            ));
+        }
+        let ours = !lineage.is_empty() && marker == Some(lineage);
+        let intent = self.desired_pending(address);
+        // Recorded by this ledger under an address that left the desired state: a rename.
+        let renamed = self
+            .removed
+            .iter()
+            .any(|(_, e)| e.kind == kind.key() && e.id == *id);
+        if let Some((output, consumer)) = self.unreadable_output(r) {
+            if renamed {
+                return Adoption::Proven(
+                    "the ledger records it under an address that left the desired state",
+                );
+            }
+            return if ours || intent {
+                Adoption::ReplaceLeftover(output)
+            } else {
+                Adoption::Refused(format!(
+                    "{kind} {id} has this name, but this ledger did not create it, and its `{output}`, which {consumer} reads, cannot be read back from the cloud: it cannot be adopted. Rename this resource (its {}), or delete that object yourself if nothing uses it",
+                    key_fields(kind)
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            };
+        }
+        if ours {
+            Adoption::Proven("it carries this ledger's lineage")
+        } else if renamed {
+            Adoption::Proven("the ledger records it under an address that left the desired state")
+        } else if intent {
+            Adoption::Proven("after an interrupted create")
+        } else if r.lifecycle.adopt {
+            Adoption::Proven("lifecycle.adopt")
+        } else {
+            let marked = if kind.carries_lineage() {
+                "it carries no lineage marker of this ledger"
+            } else {
+                "this kind cannot carry a lineage marker, and the ledger has no record of it"
+            };
+            Adoption::Refused(format!(
+                "{kind} {id} has this name, but nothing proves this ledger made it ({marked}): not adopted. To manage it, set `lifecycle.adopt = true` on {address} or run `provisioner state import {address} {id}`; otherwise rename this resource"
+            ))
+        }
+    }
+
+    /// A secret output of `r` that another desired resource reads and that the cloud cannot
+    /// give back (a deploy key's private key, an SMTP password), with its first reader.
+    fn unreadable_output(&self, r: &Resource) -> Option<(&'static str, &'a Address)> {
+        self.resources.iter().find_map(|c| {
+            c.references.iter().find_map(|(_, reference)| {
+                if reference.address != r.address {
+                    return None;
+                }
+                UNRECOVERABLE
+                    .iter()
+                    .find(|(k, out)| *k == r.kind() && *out == reference.attribute)
+                    .map(|(_, out)| (*out, &c.address))
+            })
+        })
     }
 
     /// True when the ledger holds a write-ahead intent for the address.
@@ -788,6 +977,7 @@ impl<'a> Planner<'a> {
                 }
             }
             // A generated value belongs to the resource: a hand edit there is not drift.
+            let mut drift = false;
             if let (Some(seen), Some(written)) = (
                 &object.updated_at,
                 entry.and_then(|e| e.updated_at.as_ref()),
@@ -795,6 +985,7 @@ impl<'a> Planner<'a> {
                 && !matches!(source, Some(SecretSource::Generate(_)))
             {
                 changed = true;
+                drift = true;
             }
             if entry.is_none()
                 && !matches!(source, Some(SecretSource::Generate(_)))
@@ -812,6 +1003,7 @@ impl<'a> Planner<'a> {
                     old: Shown::Sensitive,
                     new: Shown::Sensitive,
                     forces_replacement: false,
+                    drift,
                 });
             }
         }
@@ -903,6 +1095,7 @@ impl<'a> Planner<'a> {
             old: Shown::Value(Value::String(format!("created {born}"))),
             new: Shown::Value(Value::String(format!("rotation due (older than {period})"))),
             forces_replacement: true,
+            drift: false,
         })
     }
 
@@ -932,8 +1125,11 @@ impl<'a> Planner<'a> {
             } else {
                 Action::Orphan
             };
-            if action == Action::Delete && entry.prevent_destroy {
-                self.protected.push((address.clone(), "removed from the desired state, but prevent_destroy was set when it was last applied".into()));
+            if action == Action::Delete
+                && entry.prevent_destroy
+                && !self.desired.allow_destroy.contains(address)
+            {
+                self.protected.push((address.clone(), format!("removed from the desired state, but prevent_destroy was set when it was last applied; to delete it deliberately: `provisioner apply --allow-destroy {address}`")));
             }
             let reason = if action == Action::Orphan {
                 Some(
@@ -1004,13 +1200,15 @@ impl<'a> Planner<'a> {
             } else {
                 "left by an interrupted create; no longer desired, and prune is off, so it is left alone"
             };
-            self.removed_changes.push(change(
+            let mut c = change(
                 address.clone(),
                 action,
                 Some(object.id.clone()),
                 Vec::new(),
                 Some(reason.to_string()),
-            ));
+            );
+            c.cause = Cause::Recovery;
+            self.removed_changes.push(c);
         }
     }
 
@@ -1148,6 +1346,7 @@ fn change(
     Change {
         address,
         action,
+        cause: Cause::Desired,
         cloud_id,
         fields,
         strategy: None,
@@ -1171,6 +1370,7 @@ fn create_fields(r: &Resource, spec: &Value, fields: &[Option<Resolved<'_>>]) ->
                 Resolved::Unknown => Shown::KnownAfterApply,
             },
             forces_replacement: false,
+            drift: false,
         })
         .collect();
     for &name in secret_fields(r.kind()) {
@@ -1180,6 +1380,7 @@ fn create_fields(r: &Resource, spec: &Value, fields: &[Option<Resolved<'_>>]) ->
                 old: Shown::Absent,
                 new: Shown::Sensitive,
                 forces_replacement: false,
+                drift: false,
             });
         }
     }
@@ -1216,6 +1417,7 @@ fn diff_field(
                 old: shown(have),
                 new: Shown::KnownAfterApply,
                 forces_replacement: policy == Policy::Replace,
+                drift: false,
             });
             return;
         }
@@ -1244,6 +1446,7 @@ fn diff_field(
                         old: Shown::Value(hv.clone()),
                         new: Shown::Absent,
                         forces_replacement: policy == Policy::Replace,
+                        drift: false,
                     }),
                     (None, None) => {}
                 }
@@ -1283,6 +1486,7 @@ fn diff_field(
                 old: shown(have),
                 new: Shown::Value(want.clone()),
                 forces_replacement: forces,
+                drift: false,
             });
         }
     }

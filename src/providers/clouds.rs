@@ -1,7 +1,7 @@
 //! Every configured provider behind one [`Provider`]: a change goes to the provider of its
 //! kind; a provider without credentials says which variables to set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -13,15 +13,17 @@ use crate::desired::{DesiredState, Kind};
 use crate::ledger::Ledger;
 use crate::live::{KindObservation, LiveState, ObserveStatus};
 
-/// The providers of one pass. `None` carries the reason the provider is not available
+/// The providers of one pass. `Err` carries the reason a provider is not available
 /// (missing credentials).
 pub struct Clouds {
     /// DigitalOcean.
     pub digitalocean: Result<DoProvider, String>,
     /// GitHub.
     pub github: Result<GhProvider, String>,
-    /// AWS.
-    pub aws: Result<AwsProvider, String>,
+    /// AWS, set up on first need: when the desired state or the ledger has AWS resources
+    /// (loading the credential chain may ask the instance metadata service, so a desired
+    /// state without AWS never does).
+    aws: tokio::sync::OnceCell<Result<AwsProvider, String>>,
 }
 
 impl std::fmt::Debug for Clouds {
@@ -29,16 +31,52 @@ impl std::fmt::Debug for Clouds {
         f.debug_struct("Clouds")
             .field("digitalocean", &self.digitalocean.is_ok())
             .field("github", &self.github.as_ref().map(|_| ()))
-            .field("aws", &self.aws.as_ref().map(|_| ()))
+            .field("aws", &self.aws.get().map(|a| a.as_ref().map(|_| ())))
             .finish()
     }
 }
 
+/// The kinds the desired state, the ledger's entries or its write-ahead intents use: what a
+/// pass observes, decided once, for every provider.
+pub fn used_kinds(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<Kind> {
+    desired
+        .resources
+        .values()
+        .map(|r| r.kind())
+        .chain(
+            ledger
+                .resources
+                .values()
+                .map(|e| e.kind.as_str())
+                .chain(ledger.pending.values().map(|p| p.kind.as_str()))
+                .filter_map(Kind::parse),
+        )
+        .collect()
+}
+
 impl Clouds {
+    /// Providers made in code (tests, benchmarks, the sandbox): `aws` already set up.
+    pub fn new(
+        digitalocean: Result<DoProvider, String>,
+        github: Result<GhProvider, String>,
+        aws: Result<AwsProvider, String>,
+    ) -> Self {
+        Clouds {
+            digitalocean,
+            github,
+            aws: tokio::sync::OnceCell::new_with(Some(aws)),
+        }
+    }
+
+    /// The AWS provider, once set up (`None`: nothing has needed AWS yet).
+    pub fn aws(&self) -> Option<&Result<AwsProvider, String>> {
+        self.aws.get()
+    }
+
     /// The providers configured from the environment (`DIGITALOCEAN_TOKEN`, `SPACES_*`,
-    /// `GITHUB_TOKEN`, `GITHUB_API_URL`, the AWS chain). AWS is only configured when the
-    /// desired state has AWS resources (loading its credential chain may ask the instance
-    /// metadata service).
+    /// `GITHUB_TOKEN`, `GITHUB_API_URL`, the AWS chain). AWS is set up now when the desired
+    /// state has AWS resources, else by [`Clouds::observe`] once the ledger turns out to
+    /// have some.
     pub async fn from_env(desired: &DesiredState) -> Self {
         use super::digitalocean::{ApiConfig, DoClient, spaces::SpacesConfig};
         let per_minute = desired.settings.rate_limits.digitalocean_per_minute;
@@ -52,80 +90,83 @@ impl Clouds {
         let github = super::github::GhApiConfig::from_env()
             .and_then(super::github::GhClient::new)
             .map(GhProvider::new);
-        let wants_aws = desired
-            .resources
-            .values()
-            .any(|r| r.kind().provider() == "aws");
-        let aws = if wants_aws {
-            AwsProvider::from_env(desired).await
-        } else {
-            Err("the desired state has no AWS resources".to_string())
-        };
-        Clouds {
+        let clouds = Clouds {
             digitalocean,
             github,
-            aws,
+            aws: tokio::sync::OnceCell::new(),
+        };
+        if desired
+            .resources
+            .values()
+            .any(|r| r.kind().provider() == "aws")
+        {
+            clouds.aws_for(desired).await;
         }
+        clouds
     }
 
-    /// Observes every kind the desired state or the ledger uses; kinds of a provider that is
-    /// not available (or not built yet) are unknown, with the reason.
+    async fn aws_for(&self, desired: &DesiredState) -> &Result<AwsProvider, String> {
+        self.aws
+            .get_or_init(|| AwsProvider::from_env(desired))
+            .await
+    }
+
+    /// Observes every kind the desired state or the ledger uses ([`used_kinds`]). A provider
+    /// that is not available (no credentials) has every kind of it unknown, with the
+    /// reason; a kind in use that a provider's answer leaves out is unknown too, never
+    /// empty.
     pub async fn observe(&self, desired: &DesiredState, ledger: &Ledger) -> LiveState {
         let mut live = LiveState::default();
-        let used = |provider: &str| {
-            desired
-                .resources
-                .values()
-                .any(|r| r.kind().provider() == provider)
-                || ledger
-                    .resources
-                    .values()
-                    .any(|e| e.kind.split('.').next() == Some(provider))
-        };
+        let used = used_kinds(desired, ledger);
+        let uses = |provider: &str| used.iter().any(|k| k.provider() == provider);
         let unknown = |why: &str| KindObservation {
             status: ObserveStatus::Failed(why.to_string()),
             objects: Vec::new(),
         };
-        let mut put = |found: BTreeMap<Kind, KindObservation>| {
-            for (k, o) in found {
-                live.kinds.insert(k.key().to_string(), o);
-            }
-        };
         let (d, g, a) = futures_util::join!(
             async {
                 match &self.digitalocean {
-                    Ok(p) if used("digitalocean") => {
+                    Ok(p) if uses("digitalocean") => {
                         Some(Ok(Box::pin(p.observe(desired, ledger)).await))
                     }
-                    Err(why) if used("digitalocean") => Some(Err(why.clone())),
+                    Err(why) if uses("digitalocean") => Some(Err(why.clone())),
                     _ => None,
                 }
             },
             async {
                 match &self.github {
-                    Ok(p) if used("github") => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
-                    Err(why) if used("github") => Some(Err(why.clone())),
+                    Ok(p) if uses("github") => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
+                    Err(why) if uses("github") => Some(Err(why.clone())),
                     _ => None,
                 }
             },
             async {
-                match &self.aws {
-                    Ok(p) if used("aws") => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
-                    Err(why) if used("aws") => Some(Err(why.clone())),
-                    _ => None,
+                if !uses("aws") {
+                    return None;
+                }
+                match self.aws_for(desired).await {
+                    Ok(p) => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
+                    Err(why) => Some(Err(why.clone())),
                 }
             }
         );
         for (provider, result) in [("digitalocean", d), ("github", g), ("aws", a)] {
-            match result {
-                Some(Ok(found)) => put(found),
-                Some(Err(why)) => put(Kind::ALL
+            let found = match result {
+                Some(Ok(found)) => found,
+                Some(Err(why)) => Kind::ALL
                     .iter()
                     .filter(|k| k.provider() == provider)
                     .map(|k| (*k, unknown(&why)))
-                    .collect()),
-                None => {}
+                    .collect(),
+                None => BTreeMap::new(),
+            };
+            for (k, o) in found {
+                live.kinds.insert(k.key().to_string(), o);
             }
+            live.mark_missing(
+                used.iter().copied().filter(|k| k.provider() == provider),
+                &format!("the {provider} provider did not report this kind"),
+            );
         }
         live.observed_at = Some(crate::ledger::lease::rfc3339(std::time::SystemTime::now()));
         live
@@ -145,9 +186,10 @@ impl Provider for Clouds {
                 Ok(p) => Box::pin(p.apply(req)).await,
                 Err(why) => Err(ProviderError::msg(why.clone())),
             },
-            "aws" => match &self.aws {
-                Ok(p) => Box::pin(p.apply(req)).await,
-                Err(why) => Err(ProviderError::msg(why.clone())),
+            "aws" => match self.aws.get() {
+                Some(Ok(p)) => Box::pin(p.apply(req)).await,
+                Some(Err(why)) => Err(ProviderError::msg(why.clone())),
+                None => Err(ProviderError::msg("the AWS provider was not set up")),
             },
             other => Err(ProviderError::msg(format!("{other} is not a provider"))),
         }
@@ -165,9 +207,9 @@ impl Provider for Clouds {
                 Ok(p) => Box::pin(p.secret_output(kind, id, output, spec)).await,
                 Err(_) => Ok(None),
             },
-            "aws" => match &self.aws {
-                Ok(p) => Box::pin(p.secret_output(kind, id, output, spec)).await,
-                Err(_) => Ok(None),
+            "aws" => match self.aws.get() {
+                Some(Ok(p)) => Box::pin(p.secret_output(kind, id, output, spec)).await,
+                _ => Ok(None),
             },
             _ => Ok(None),
         }

@@ -149,7 +149,7 @@ impl FakeCloud {
                         self.remove(*kind, &e.id);
                     }
                 }
-                Action::Orphan | Action::Drift | Action::NoOp => {}
+                Action::Orphan | Action::Drift | Action::Conflict | Action::NoOp => {}
             }
         }
         ledger.serial += 1;

@@ -126,6 +126,21 @@ macro_rules! kinds {
             }
         }
 
+        impl Kind {
+            /// True when objects of this kind carry the ledger's lineage marker, so an
+            /// object this ledger made can be proven to be its own: tags on DOKS clusters
+            /// (`provisioner:lineage:<lineage>`) and on every AWS kind (the tag
+            /// `provisioner:lineage`). The other DigitalOcean kinds have no tags (VPCs and
+            /// projects have only the user's own `description`; firewall `tags` select
+            /// Droplets), and GitHub secrets, variables and deploy keys have nothing but
+            /// their name: an object of those kinds is adopted only on proof from the
+            /// ledger (a write-ahead intent) or the user (`lifecycle.adopt`,
+            /// `state import`). docs/running.md lists this per kind.
+            pub fn carries_lineage(self) -> bool {
+                self == Kind::DoKubernetesCluster || self.provider() == "aws"
+            }
+        }
+
         impl std::fmt::Display for Kind {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.key())

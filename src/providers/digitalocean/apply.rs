@@ -60,7 +60,7 @@ pub async fn apply(
                 .ok_or_else(|| ProviderError::msg("update without a cloud id"))?;
             update(client, req, id, f, poll_every, progress).await
         }
-        Action::Orphan | Action::Drift | Action::NoOp => {
+        Action::Orphan | Action::Drift | Action::Conflict | Action::NoOp => {
             Err(ProviderError::msg("nothing to apply for this action"))
         }
     }

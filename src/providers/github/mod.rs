@@ -552,7 +552,7 @@ impl crate::providers::Provider for GhProvider {
                     }
                 }
             }
-            Action::Orphan | Action::Drift | Action::NoOp => {
+            Action::Orphan | Action::Drift | Action::Conflict | Action::NoOp => {
                 Err(ProviderError::msg("nothing to apply for this action"))
             }
         }
