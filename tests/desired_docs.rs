@@ -16,7 +16,7 @@ fn rows(prefix: &str, fields: &[FieldInfo], out: &mut Vec<String>) {
             (Some(d), _) => format!("`{d}`"),
             (None, true) => "**required**".to_string(),
             (None, false) => match &f.shape {
-                Shape::List(_) => "`[]`".into(),
+                Shape::List(_) | Shape::Set(_) => "`[]`".into(),
                 Shape::Map(_) => "`{}`".into(),
                 Shape::Block(..) => "defaults below".into(),
                 _ => "unset".into(),
@@ -35,7 +35,7 @@ fn rows(prefix: &str, fields: &[FieldInfo], out: &mut Vec<String>) {
         if let Some(inner) = f.shape.block_fields() {
             let seg = match &f.shape {
                 s if s.is_map() => format!("{path}.<name>."),
-                Shape::List(_) => format!("{path}[]."),
+                Shape::List(_) | Shape::Set(_) => format!("{path}[]."),
                 _ => format!("{path}."),
             };
             rows(&seg, inner, out);

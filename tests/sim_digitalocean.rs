@@ -424,7 +424,7 @@ async fn domains_and_records() {
     api.expect(
         Method::POST,
         &format!("/v2/domains/{domain}/records"),
-        Some(json!({"type": "MX", "name": "mail", "data": "feedback-smtp.us-east-1.amazonses.com", "priority": 10})),
+        Some(json!({"type": "MX", "name": "mail", "data": "feedback-smtp.us-east-1.amazonses.com.", "priority": 10})),
         201,
     )
     .await;
@@ -435,6 +435,16 @@ async fn domains_and_records() {
         422,
     )
     .await;
+    // A host name without the final dot is refused, as DigitalOcean does.
+    let refused = api
+        .expect(
+            Method::POST,
+            &format!("/v2/domains/{domain}/records"),
+            Some(json!({"type": "CNAME", "name": "www", "data": "app.example-cdn.net"})),
+            422,
+        )
+        .await;
+    assert_eq!(refused["message"], "Data needs to end with a dot (.)");
     api.expect(
         Method::POST,
         &format!("/v2/domains/{domain}/records"),

@@ -1090,7 +1090,7 @@ fn the_worked_example_lets_the_autoscaler_own_the_pool_size() {
     let pool = &k.node_pools["workers"];
     assert_eq!(
         (pool.count, pool.min_nodes, pool.max_nodes, pool.auto_scale),
-        (3, Some(3), Some(6), true)
+        (Some(3), Some(3), Some(6), true)
     );
     assert!(k.ha);
 }

@@ -146,7 +146,7 @@ impl Resource {
         references: Vec<(String, Reference)>,
         location: Location,
     ) -> Self {
-        let spec_json = serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null);
+        let spec_json = spec.to_json();
         Resource {
             address,
             spec,

@@ -66,8 +66,12 @@ pub enum Shape {
         /// Whether provisioner may generate the value.
         generate: bool,
     },
-    /// A list.
+    /// A list whose order matters.
     List(Box<Shape>),
+    /// A list whose order does not matter: the cloud keeps no order (or its own), so two
+    /// lists with the same elements in another order are the same (the Terraform providers'
+    /// `TypeSet` fields; see the realism inventory in `docs/testing.md`).
+    Set(Box<Shape>),
     /// A table with free keys.
     Map(Box<Shape>),
     /// A table with fixed fields.
@@ -94,6 +98,7 @@ impl Shape {
             }
             Shape::Secret { generate: false } => "secret source (env, file or reference)".into(),
             Shape::List(s) => format!("list of {}", s.describe()),
+            Shape::Set(s) => format!("list of {} (order does not matter)", s.describe()),
             Shape::Map(s) => format!("table of string to {}", s.describe()),
             Shape::Block(n, _) => format!("table ({n})"),
             Shape::Optional(s) => s.describe(),
@@ -104,7 +109,7 @@ impl Shape {
     pub fn block_fields(&self) -> Option<&[FieldInfo]> {
         match self {
             Shape::Block(_, f) => Some(f),
-            Shape::List(s) | Shape::Map(s) | Shape::Optional(s) => s.block_fields(),
+            Shape::List(s) | Shape::Set(s) | Shape::Map(s) | Shape::Optional(s) => s.block_fields(),
             _ => None,
         }
     }
@@ -511,6 +516,45 @@ impl<T: Decode> Decode for Vec<T> {
     }
     fn missing() -> Option<Self> {
         Some(Vec::new())
+    }
+}
+
+/// A list whose order does not matter (see [`Shape::Set`]): decoded and serialised as a
+/// list, compared as a multiset.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Set<T>(pub Vec<T>);
+
+impl<T> std::ops::Deref for Set<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Set<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T> From<Vec<T>> for Set<T> {
+    fn from(v: Vec<T>) -> Self {
+        Set(v)
+    }
+}
+
+impl<T: Decode> Decode for Set<T> {
+    fn shape() -> Shape {
+        Shape::Set(Box::new(T::shape()))
+    }
+    fn decode(raw: &Raw, cx: &mut Cx<'_>) -> Option<Self> {
+        Vec::<T>::decode(raw, cx).map(Set)
+    }
+    fn missing() -> Option<Self> {
+        Some(Set(Vec::new()))
     }
 }
 

@@ -240,6 +240,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
 
     report_cycles(&resources, &found, &mut diagnostics);
     report_duplicate_identities(&resources, &found, &mut diagnostics);
+    report_rrset_ttls(&resources, &found, &mut diagnostics);
 
     let files = sources.len();
     match settings {
@@ -583,6 +584,56 @@ fn report_duplicate_identities(
             None => {
                 seen.insert(id, address);
             }
+        }
+    }
+}
+
+/// Records of one zone, name and type form one RRset, which has one TTL (RFC 2181 §5.2):
+/// DigitalOcean rectifies differing TTLs to the last one written (the DigitalOcean Terraform
+/// provider warns "If inconsistent TTLs are provided, DigitalOcean will rectify them
+/// automatically", `domain/resource_record.go`), so two such records would rewrite each
+/// other on every pass. Reported at the second record's `ttl`.
+fn report_rrset_ttls(
+    resources: &BTreeMap<Address, Resource>,
+    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut seen: BTreeMap<(String, String, String), (&Address, u32)> = BTreeMap::new();
+    for (address, r) in resources {
+        let crate::desired::Spec::DoDomainRecord(rec) = &r.spec else {
+            continue;
+        };
+        let key = (
+            rec.domain.to_ascii_lowercase(),
+            rec.name.as_str().to_ascii_lowercase(),
+            rec.r#type.as_str().to_string(),
+        );
+        let Some((first, ttl)) = seen.get(&key).copied() else {
+            seen.insert(key, (address, rec.ttl));
+            continue;
+        };
+        if ttl == rec.ttl {
+            continue;
+        }
+        let span_of = |a: &Address| {
+            found.get(a).map(|(_, f)| match &f.raw.value {
+                RawValue::Table(t) => t.get("ttl").map_or(f.key_span, |e| e.value.span),
+                _ => f.key_span,
+            })
+        };
+        if let (Some(span), Some(first_span)) = (span_of(address), span_of(first)) {
+            diags.push(
+                Diagnostic::at(
+                    span,
+                    format!(
+                        "ttl {} differs from `{first}`'s {ttl}, a {} record of the same name",
+                        rec.ttl, key.2
+                    ),
+                )
+                .field(format!("{address}.ttl"))
+                .note(first_span, format!("`{first}` has ttl {ttl}"))
+                .help("records of one name and type share one TTL (RFC 2181 §5.2); DigitalOcean would rewrite one to match the other on every pass: give them the same ttl"),
+            );
         }
     }
 }

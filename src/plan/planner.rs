@@ -1423,6 +1423,21 @@ fn diff_field(
         }
         Resolved::Known(v) => v.as_ref(),
     };
+    // An optional list written `[]` is an explicit "none" (an SES configuration set's
+    // `suppressed_reasons = []` turns suppression off), not "unset": the cloud having no
+    // value at all is a difference.
+    if matches!(shape, Shape::Optional(_))
+        && want.as_array().is_some_and(Vec::is_empty)
+        && have.is_none_or(Value::is_null)
+    {
+        out.push(FieldChange {
+            path: path.clone(),
+            old: shown(have),
+            new: Shown::Value(want.clone()),
+            forces_replacement: policy == Policy::Replace,
+        });
+        return;
+    }
     let shape = match shape {
         Shape::Optional(inner) => inner.as_ref(),
         s => s,
@@ -1470,7 +1485,7 @@ fn diff_field(
             }
         }
         _ => {
-            if covers(want, have) || same_ignoring_case(shape, want, have) {
+            if covers_shaped(shape, want, have) || same_ignoring_case(shape, want, have) {
                 return;
             }
             let forces = match policy {
@@ -1512,6 +1527,49 @@ fn covers(want: &Value, have: Option<&Value>) -> bool {
             w.len() == h.len() && w.iter().zip(h).all(|(a, b)| covers(a, Some(b)))
         }
         (w, Some(h)) => w == h,
+    }
+}
+
+/// [`covers`], guided by the field's shape: a [`Shape::Set`] matches as a multiset (each
+/// desired element covered by a different observed one, in any order), and blocks and
+/// tables pass each field's shape down, so a set inside a list element is a set too.
+fn covers_shaped(shape: &Shape, want: &Value, have: Option<&Value>) -> bool {
+    match (shape, want, have) {
+        (Shape::Optional(inner), _, _) => covers_shaped(inner, want, have),
+        (Shape::Set(inner), Value::Array(w), Some(Value::Array(h))) => {
+            if w.len() != h.len() {
+                return false;
+            }
+            let mut used = vec![false; h.len()];
+            w.iter().all(|wv| {
+                let found = h
+                    .iter()
+                    .enumerate()
+                    .position(|(i, hv)| !used[i] && covers_shaped(inner, wv, Some(hv)));
+                found.map(|i| used[i] = true).is_some()
+            })
+        }
+        (Shape::List(inner), Value::Array(w), Some(Value::Array(h))) => {
+            w.len() == h.len()
+                && w.iter()
+                    .zip(h)
+                    .all(|(a, b)| covers_shaped(inner, a, Some(b)))
+        }
+        (Shape::Block(_, fields), Value::Object(w), Some(Value::Object(h))) => {
+            w.iter()
+                .all(|(k, wv)| match fields.iter().find(|f| f.name == k) {
+                    Some(f) => {
+                        covers_shaped(&f.shape, wv, h.get(k))
+                            || (covers(wv, None) && h.get(k).is_none_or(|hv| covers(hv, None)))
+                    }
+                    None => covers(wv, h.get(k)),
+                })
+        }
+        (Shape::Map(inner), Value::Object(w), Some(Value::Object(h))) => w.iter().all(|(k, wv)| {
+            covers_shaped(inner, wv, h.get(k))
+                || (covers(wv, None) && h.get(k).is_none_or(|hv| covers(hv, None)))
+        }),
+        _ => covers(want, have),
     }
 }
 

@@ -715,21 +715,22 @@ fn route(
 
         // Load balancers
         ("GET", ["v2", "load_balancers"]) => {
-            ok(page(&s.load_balancers, "load_balancers", path, query)?)
+            let read: Vec<Value> = s.load_balancers.iter().map(load_balancer_as_read).collect();
+            ok(page(&read, "load_balancers", path, query)?)
         }
         ("POST", ["v2", "load_balancers"]) => {
             let lb = load_balancer(s, None, &body)?;
             s.load_balancers.push(lb.clone());
-            accepted(json!({"load_balancer": lb}))
+            accepted(json!({"load_balancer": load_balancer_as_read(&lb)}))
         }
         ("GET", ["v2", "load_balancers", id]) => ok(json!({
-            "load_balancer": find(&mut s.load_balancers, "id", id)?.clone()
+            "load_balancer": load_balancer_as_read(find(&mut s.load_balancers, "id", id)?)
         })),
         ("PUT", ["v2", "load_balancers", id]) => {
             let old = find(&mut s.load_balancers, "id", id)?.clone();
             let lb = load_balancer(s, Some(&old), &body)?;
             *find(&mut s.load_balancers, "id", id)? = lb.clone();
-            ok(json!({"load_balancer": lb}))
+            ok(json!({"load_balancer": load_balancer_as_read(&lb)}))
         }
         ("DELETE", ["v2", "load_balancers", id]) => {
             find(&mut s.load_balancers, "id", id)?;
@@ -738,20 +739,23 @@ fn route(
         }
 
         // Firewalls
-        ("GET", ["v2", "firewalls"]) => ok(page(&s.firewalls, "firewalls", path, query)?),
+        ("GET", ["v2", "firewalls"]) => {
+            let read: Vec<Value> = s.firewalls.iter().map(firewall_as_read).collect();
+            ok(page(&read, "firewalls", path, query)?)
+        }
         ("POST", ["v2", "firewalls"]) => {
             let fw = firewall(None, &body)?;
             s.firewalls.push(fw.clone());
-            accepted(json!({"firewall": fw}))
+            accepted(json!({"firewall": firewall_as_read(&fw)}))
         }
         ("GET", ["v2", "firewalls", id]) => {
-            ok(json!({"firewall": find(&mut s.firewalls, "id", id)?.clone()}))
+            ok(json!({"firewall": firewall_as_read(find(&mut s.firewalls, "id", id)?)}))
         }
         ("PUT", ["v2", "firewalls", id]) => {
             let old = find(&mut s.firewalls, "id", id)?.clone();
             let fw = firewall(Some(&old), &body)?;
             *find(&mut s.firewalls, "id", id)? = fw.clone();
-            ok(json!({"firewall": fw}))
+            ok(json!({"firewall": firewall_as_read(&fw)}))
         }
         ("DELETE", ["v2", "firewalls", id]) => {
             find(&mut s.firewalls, "id", id)?;
@@ -821,12 +825,11 @@ fn route(
         }
         ("POST", ["v2", "domains", name, "records"]) => {
             find(&mut s.domains, "name", name)?;
+            let record = record(name, s.next_record_id + 1, None, &body)?;
             s.next_record_id += 1;
-            let record = record(s.next_record_id, None, &body)?;
-            s.records
-                .entry(name.to_string())
-                .or_default()
-                .push(record.clone());
+            let records = s.records.entry(name.to_string()).or_default();
+            records.push(record.clone());
+            rectify_ttls(records, &record);
             created(json!({"domain_record": record}))
         }
         ("GET", ["v2", "domains", name, "records", id]) => {
@@ -838,8 +841,9 @@ fn route(
             find(&mut s.domains, "name", name)?;
             let records = s.records.entry(name.to_string()).or_default();
             let old = find(records, "id", id)?.clone();
-            let new = record(old["id"].as_u64().unwrap_or(0), Some(&old), &body)?;
+            let new = record(name, old["id"].as_u64().unwrap_or(0), Some(&old), &body)?;
             *find(records, "id", id)? = new.clone();
+            rectify_ttls(records, &new);
             ok(json!({"domain_record": new}))
         }
         ("DELETE", ["v2", "domains", name, "records", id]) => {
@@ -1428,7 +1432,7 @@ fn firewall(old: Option<&Value>, body: &Value) -> Result<Value, ApiError> {
     }))
 }
 
-fn record(id: u64, old: Option<&Value>, body: &Value) -> Result<Value, ApiError> {
+fn record(zone: &str, id: u64, old: Option<&Value>, body: &Value) -> Result<Value, ApiError> {
     let kind = required_str(body, "type")?.to_string();
     if let Some(old) = old
         && old["type"] != kind.as_str()
@@ -1454,9 +1458,19 @@ fn record(id: u64, old: Option<&Value>, body: &Value) -> Result<Value, ApiError>
         .as_str()
         .ok_or_else(|| unprocessable("data is required"))?
         .to_string();
-    // The API stores host names without the final dot.
-    if ["CNAME", "MX", "NS", "SRV"].contains(&kind.as_str()) && data != "@" {
-        data = data.trim_end_matches('.').to_string();
+    // A host name must be fully qualified (digitalocean/api-v2#130, doctl#919,
+    // external-dns#624): without the final dot the API refuses it. It stores the name
+    // without the dot, and the zone itself as `@` (octodns#151).
+    let written = body.get("data").is_some_and(|d| !d.is_null());
+    if written && ["CNAME", "MX", "NS", "SRV"].contains(&kind.as_str()) && data != "@" {
+        let Some(bare) = data.strip_suffix('.') else {
+            return Err(unprocessable("Data needs to end with a dot (.)"));
+        };
+        data = if bare.eq_ignore_ascii_case(zone) {
+            "@".to_string()
+        } else {
+            bare.to_string()
+        };
     }
     let needs = |f: &str| -> Result<(), ApiError> {
         if get(f).is_null() {
@@ -1490,6 +1504,65 @@ fn record(id: u64, old: Option<&Value>, body: &Value) -> Result<Value, ApiError>
         "flags": get("flags"),
         "tag": get("tag"),
     }))
+}
+
+/// One TTL per name and type (RFC 2181 §5.2): DigitalOcean gives every record of the RRset
+/// the TTL just written ("If inconsistent TTLs are provided, DigitalOcean will rectify them
+/// automatically", the DigitalOcean Terraform provider's `domain/resource_record.go`).
+fn rectify_ttls(records: &mut [Value], written: &Value) {
+    for r in records.iter_mut() {
+        if r["name"] == written["name"] && r["type"] == written["type"] {
+            r["ttl"] = written["ttl"].clone();
+        }
+    }
+}
+
+/// A firewall as the API answers it: rules in its own order (sorted, not the order they
+/// were written), the addresses, tags and ids inside each rule sorted too, and an icmp rule
+/// with `ports: "0"` (the DigitalOcean Terraform provider's `firewall/firewalls.go`: "If
+/// protocol is `icmp` the API returns 0 for when port was not specified"; its rules and
+/// their peers are `TypeSet`s).
+fn firewall_as_read(fw: &Value) -> Value {
+    let mut fw = fw.clone();
+    for (list, peers) in [
+        ("inbound_rules", "sources"),
+        ("outbound_rules", "destinations"),
+    ] {
+        if let Some(rules) = fw[list].as_array_mut() {
+            for r in rules.iter_mut() {
+                if r["protocol"] == "icmp" {
+                    r["ports"] = json!("0");
+                }
+                if let Some(p) = r.get_mut(peers).and_then(Value::as_object_mut) {
+                    for v in p.values_mut() {
+                        sort_values(v);
+                    }
+                }
+            }
+            rules.sort_by_key(Value::to_string);
+        }
+    }
+    sort_values(&mut fw["tags"]);
+    sort_values(&mut fw["droplet_ids"]);
+    fw
+}
+
+/// A load balancer as the API answers it: forwarding rules in the API's own order (by entry
+/// port, then the rest), not the order they were written (the DigitalOcean Terraform
+/// provider keeps them in a `TypeSet`, `loadbalancer/resource_loadbalancer.go`).
+fn load_balancer_as_read(lb: &Value) -> Value {
+    let mut lb = lb.clone();
+    if let Some(rules) = lb["forwarding_rules"].as_array_mut() {
+        rules.sort_by_key(|r| (r["entry_port"].as_u64().unwrap_or(0), r.to_string()));
+    }
+    sort_values(&mut lb["droplet_ids"]);
+    lb
+}
+
+fn sort_values(v: &mut Value) {
+    if let Some(list) = v.as_array_mut() {
+        list.sort_by_key(Value::to_string);
+    }
 }
 
 fn zone_file(name: &str, records: &[Value]) -> String {

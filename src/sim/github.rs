@@ -456,7 +456,15 @@ fn route(
     query: &BTreeMap<String, String>,
     body: Value,
 ) -> Result<Reply, ApiError> {
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    // GitHub percent-decodes each path segment: an environment `staging deploy` is sent as
+    // `staging%20deploy` and found under its own name (issue 19; RFC 3986 §2.1).
+    let decoded: Vec<String> = path
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .map(super::percent_decode)
+        .collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     if let ["rate_limit"] = parts.as_slice() {
         let reset = s.window_start + 3600;
         let core = json!({"limit": 5000, "used": s.used, "remaining": 5000u64.saturating_sub(s.used), "reset": reset});

@@ -777,5 +777,10 @@ fn normalise_destination(mut d: Value) -> Value {
     if d.get("MatchingEventTypes").is_none() {
         d["MatchingEventTypes"] = json!([]);
     }
+    // SES keeps the event types as a set, not in the order written (the AWS Terraform
+    // provider's `matching_event_types` is a `TypeSet`): answer them sorted.
+    if let Some(types) = d["MatchingEventTypes"].as_array_mut() {
+        types.sort_by_key(Value::to_string);
+    }
     d
 }

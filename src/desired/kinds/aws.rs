@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::common::{CorsRule, LifecycleRule, check_unique_rule_ids};
 use super::{Export, KindInfo, list, plain, secret};
 use crate::desired::refs::contains_ref;
-use crate::desired::schema::Cx;
+use crate::desired::schema::{Cx, Set};
 use crate::desired::source::Span;
 use crate::desired::values::{
     AwsName, AwsRegion, BucketName, DnsName, Duration, IamName, IamPath, SecretName, SecretSource,
@@ -298,8 +298,8 @@ block! {
     pub struct EventDestination {
         /// Whether events are published.
         enabled: bool = true => update,
-        /// Event types to publish.
-        matching_event_types: Vec<SesEventType> => update,
+        /// Event types to publish (order does not matter).
+        matching_event_types: Set<SesEventType> => update,
         /// SNS topic ARN, usually `${aws.sns_topic.NAME.arn}`.
         sns_topic_arn: String => update,
     }
@@ -332,8 +332,10 @@ block! {
         reputation_metrics_enabled: bool = false => update,
         /// TLS policy for delivery.
         tls_policy: TlsPolicy = "OPTIONAL" => update,
-        /// Reasons that put an address on the suppression list.
-        suppressed_reasons: Vec<SuppressedReason> => update,
+        /// Reasons that put an address on the suppression list (order does not matter).
+        /// Unset: the set follows the account-level suppression list and provisioner sends
+        /// nothing; `[]` turns suppression off for the set.
+        suppressed_reasons: Option<Set<SuppressedReason>> => update,
         /// Event destinations by name.
         event_destinations: BTreeMap<String, EventDestination> => update,
         /// Tags.

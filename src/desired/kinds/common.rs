@@ -1,6 +1,6 @@
 //! Blocks shared by several kinds: S3-style CORS and lifecycle rules (AWS S3 and Spaces).
 
-use crate::desired::schema::Cx;
+use crate::desired::schema::{Cx, Set};
 use crate::desired::source::Span;
 use crate::desired::values::CorsOrigin;
 use crate::{block, string_enum};
@@ -25,13 +25,13 @@ block! {
     /// One CORS rule of a bucket.
     pub struct CorsRule {
         /// Origins allowed to make cross-origin requests (`*` or `https://host`).
-        allowed_origins: Vec<CorsOrigin> => update,
-        /// HTTP methods allowed.
-        allowed_methods: Vec<HttpMethod> => update,
-        /// Request headers allowed (`*` for any).
-        allowed_headers: Vec<String> => update,
-        /// Response headers exposed to the browser.
-        expose_headers: Vec<String> => update,
+        allowed_origins: Set<CorsOrigin> => update,
+        /// HTTP methods allowed (order does not matter).
+        allowed_methods: Set<HttpMethod> => update,
+        /// Request headers allowed (`*` for any; order does not matter).
+        allowed_headers: Set<String> => update,
+        /// Response headers exposed to the browser (order does not matter).
+        expose_headers: Set<String> => update,
         /// How long a browser may cache the preflight answer, in seconds.
         max_age_seconds: Option<u32> => update [0, 86400],
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::common::{CorsRule, LifecycleRule, check_unique_rule_ids};
 use super::{Export, KindInfo, plain, secret};
 use crate::desired::refs::contains_ref;
-use crate::desired::schema::Cx;
+use crate::desired::schema::{Cx, Set};
 use crate::desired::source::Span;
 use crate::desired::values::{
     BucketName, Cidr, DnsName, DoRegion, Duration, IpAddress, IpOrCidr, KubernetesVersion,
@@ -131,8 +131,8 @@ block! {
     pub struct ControlPlaneFirewall {
         /// Whether the allow-list is enforced.
         enabled: bool = true => update,
-        /// Addresses allowed to reach the API server.
-        allowed_addresses: Vec<IpOrCidr> => update,
+        /// Addresses allowed to reach the API server (order does not matter).
+        allowed_addresses: Set<IpOrCidr> => update,
     }
 }
 
@@ -165,8 +165,9 @@ block! {
     pub struct NodePool {
         /// Droplet size slug of every node, e.g. `s-4vcpu-8gb`.
         size: SizeSlug => replace,
-        /// Number of nodes (with `auto_scale`, the autoscaler owns it: see `ignore_changes`).
-        count: u32 => update [1, 512],
+        /// Number of nodes. With `auto_scale = true` it is only the initial size (optional:
+        /// `min_nodes` when left out) and is never corrected: the autoscaler owns it.
+        count: Option<u32> => update [1, 512],
         /// Whether the cluster autoscaler resizes the pool.
         auto_scale: bool = false => update,
         /// Fewest nodes the autoscaler keeps (with `auto_scale`).
@@ -175,10 +176,10 @@ block! {
         max_nodes: Option<u32> => update [1, 512],
         /// Kubernetes labels on every node.
         labels: BTreeMap<String, String> => update,
-        /// Kubernetes taints on every node.
-        taints: Vec<Taint> => update,
-        /// DigitalOcean tags on the pool's droplets.
-        tags: Vec<String> => update,
+        /// Kubernetes taints on every node (order does not matter).
+        taints: Set<Taint> => update,
+        /// DigitalOcean tags on the pool's droplets (order does not matter).
+        tags: Set<String> => update,
     }
     check = check_pool;
 }
@@ -192,12 +193,13 @@ fn check_pool(p: &NodePool, span: Span, cx: &mut Cx<'_>) {
                         span,
                         format!("min_nodes ({min}) is larger than max_nodes ({max})"),
                     );
-                } else if p.count < min || p.count > max {
+                } else if let Some(count) = p.count
+                    && (count < min || count > max)
+                {
                     cx.error(
                         span,
                         format!(
-                            "count ({}) must lie between min_nodes ({min}) and max_nodes ({max})",
-                            p.count
+                            "count ({count}) must lie between min_nodes ({min}) and max_nodes ({max})"
                         ),
                     );
                 }
@@ -209,12 +211,60 @@ fn check_pool(p: &NodePool, span: Span, cx: &mut Cx<'_>) {
                 );
             }
         }
-    } else if p.min_nodes.is_some() || p.max_nodes.is_some() {
-        cx.error(
-            span,
-            "`min_nodes` and `max_nodes` only apply when `auto_scale = true`",
-        )
-        .set_help("set `auto_scale = true`, or remove them");
+    } else {
+        if p.min_nodes.is_some() || p.max_nodes.is_some() {
+            cx.error(
+                span,
+                "`min_nodes` and `max_nodes` only apply when `auto_scale = true`",
+            )
+            .set_help("set `auto_scale = true`, or remove them");
+        }
+        if p.count.is_none() {
+            cx.error(span, "missing required field `count`")
+                .set_help("a pool without `auto_scale = true` needs its number of nodes");
+        }
+    }
+}
+
+/// An autoscaled pool's `count` is its initial size only (the DigitalOcean Terraform
+/// provider's `node_count` is optional and its `DiffSuppressFunc` ignores it against the
+/// actual size, `kubernetes/kubernetes.go`): it is moved to `initial_count`, which the
+/// planner does not compare and the provider sends on create.
+pub fn canonical_cluster(v: &mut serde_json::Value) {
+    let Some(pools) = v.get_mut("node_pools").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for pool in pools.values_mut() {
+        if pool["auto_scale"] == serde_json::json!(true)
+            && let Some(p) = pool.as_object_mut()
+            && let Some(count) = p.remove("count")
+            && !count.is_null()
+        {
+            p.insert("initial_count".into(), count);
+        }
+    }
+}
+
+/// True for the record types whose `data` is a host name that DigitalOcean wants fully
+/// qualified (digitalocean/api-v2#130, doctl#919, external-dns#624).
+pub fn host_name_data(record_type: &str) -> bool {
+    matches!(record_type, "CNAME" | "MX" | "NS" | "SRV")
+}
+
+/// A record's `data` as it is compared: a host name without its final dot, and `@` (the
+/// zone itself) written as the zone's name, which is how the provider reads both back.
+pub fn canonical_record(v: &mut serde_json::Value) {
+    let kind = v["type"].as_str().unwrap_or("").to_string();
+    if !host_name_data(&kind) {
+        return;
+    }
+    let domain = v["domain"].clone();
+    if let Some(data) = v["data"].as_str() {
+        if data == "@" {
+            v["data"] = domain;
+        } else if let Some(bare) = data.strip_suffix('.') {
+            v["data"] = serde_json::json!(bare);
+        }
     }
 }
 
@@ -239,8 +289,8 @@ block! {
         auto_upgrade: bool = false => update,
         /// Add surge nodes during upgrades so workloads keep their capacity.
         surge_upgrade: bool = true => update,
-        /// Tags (DigitalOcean adds `k8s` and `k8s:<id>` itself).
-        tags: Vec<String> => update,
+        /// Tags (DigitalOcean adds `k8s` and `k8s:<id>` itself; order does not matter).
+        tags: Set<String> => update,
         /// Maintenance window; DigitalOcean picks one when left out.
         maintenance_policy: Option<MaintenancePolicy> => update,
         /// Allow-list for the API server.
@@ -412,10 +462,10 @@ block! {
         network: LbNetwork = "EXTERNAL" => replace,
         /// Target every droplet with this tag (excludes `droplet_ids`).
         tag: Option<String> => update,
-        /// Target these droplets (excludes `tag`).
-        droplet_ids: Vec<u64> => update,
-        /// At least one forwarding rule.
-        forwarding_rules: Vec<ForwardingRule> => update,
+        /// Target these droplets (excludes `tag`; order does not matter).
+        droplet_ids: Set<u64> => update,
+        /// At least one forwarding rule (order does not matter: the API keeps its own).
+        forwarding_rules: Set<ForwardingRule> => update,
         /// Health check of the targets; DigitalOcean's defaults when left out.
         health_check: Option<HealthCheck> => update,
         /// Redirect HTTP to HTTPS.
@@ -475,15 +525,15 @@ block! {
     /// The peers a firewall rule matches.
     pub struct FwPeers {
         /// IP addresses and CIDR blocks.
-        addresses: Vec<IpOrCidr> => update,
+        addresses: Set<IpOrCidr> => update,
         /// Droplets with these tags.
-        tags: Vec<String> => update,
+        tags: Set<String> => update,
         /// These droplets.
-        droplet_ids: Vec<u64> => update,
+        droplet_ids: Set<u64> => update,
         /// These load balancers.
-        load_balancer_uids: Vec<String> => update,
+        load_balancer_uids: Set<String> => update,
         /// These Kubernetes clusters' nodes.
-        kubernetes_ids: Vec<String> => update,
+        kubernetes_ids: Set<String> => update,
     }
 }
 
@@ -558,14 +608,14 @@ block! {
     pub struct Firewall {
         /// Name: letters, digits, `-`, `_` and `.`, at most 255.
         name: String => update,
-        /// Inbound rules.
-        inbound_rules: Vec<InboundRule> => update,
-        /// Outbound rules.
-        outbound_rules: Vec<OutboundRule> => update,
+        /// Inbound rules (order does not matter: the API keeps its own).
+        inbound_rules: Set<InboundRule> => update,
+        /// Outbound rules (order does not matter).
+        outbound_rules: Set<OutboundRule> => update,
         /// Apply to droplets with these tags (DOKS nodes carry `k8s:<cluster id>`).
-        tags: Vec<String> => update,
+        tags: Set<String> => update,
         /// Apply to these droplets.
-        droplet_ids: Vec<u64> => update,
+        droplet_ids: Set<u64> => update,
     }
     check = check_firewall;
 }
@@ -655,13 +705,15 @@ block! {
         r#type: RecordType => replace,
         /// Name relative to the zone: `@` for the apex.
         name: RecordName => update,
-        /// Value: an address, a host name (without trailing dot), or text.
+        /// Value: an address, a host name (with or without the final dot: provisioner sends
+        /// it fully qualified), `@` for the zone itself, or text.
         data: String => update,
         /// Priority (MX, SRV).
         priority: Option<u16> => update [0, 65535],
         /// Port (SRV).
         port: Option<u16> => update [0, 65535],
-        /// Time to live in seconds.
+        /// Time to live in seconds; records of one name and type share one TTL (RFC 2181
+        /// §5.2), so they must agree.
         ttl: u32 = 1800 => update [30, 604800],
         /// Weight (SRV).
         weight: Option<u16> => update [0, 65535],
@@ -720,18 +772,6 @@ fn check_record(r: &DomainRecord, span: Span, cx: &mut Cx<'_>) {
                         r.data, r.r#type
                     ),
                 );
-            });
-        }
-        if matches!(
-            r.r#type,
-            RecordType::Cname | RecordType::Mx | RecordType::Ns | RecordType::Srv
-        ) && r.data.ends_with('.')
-        {
-            cx.nested("data", |cx| {
-                cx.error(span, format!("\"{}\" ends with a dot", r.data))
-                    .set_help(
-                        "DigitalOcean stores host names without the trailing dot; write it without",
-                    );
             });
         }
     }
@@ -872,8 +912,9 @@ block! {
     pub struct SpacesKey {
         /// Name of the key.
         name: String => update,
-        /// What the key may do; a full-access key cannot become scoped or back.
-        grants: Vec<SpacesGrant> => replace,
+        /// What the key may do; a full-access key cannot become scoped or back (order does
+        /// not matter).
+        grants: Set<SpacesGrant> => replace,
     }
     check = check_spaces_key;
 }
@@ -953,8 +994,9 @@ block! {
         environment: Option<ProjectEnvironment> => update,
         /// Make it the account's default project.
         is_default: bool = false => update,
-        /// URNs of resources to assign, usually references to their `urn`.
-        resources: Vec<String> => update,
+        /// URNs of resources to assign, usually references to their `urn` (order does not
+        /// matter).
+        resources: Set<String> => update,
     }
     check = check_project;
 }

@@ -200,6 +200,20 @@ kinds! {
 }
 
 impl Spec {
+    /// The spec as JSON, in the form the planner compares with what providers observe: what
+    /// the clouds treat as equivalent is written one way (a DNS host name without its final
+    /// dot; an autoscaled pool's `count` as `initial_count`, which is not compared because the
+    /// autoscaler owns the size). See the realism inventory in `docs/testing.md`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        match self {
+            Spec::DoKubernetesCluster(_) => digitalocean::canonical_cluster(&mut v),
+            Spec::DoDomainRecord(_) => digitalocean::canonical_record(&mut v),
+            _ => {}
+        }
+        v
+    }
+
     /// The secret source of a secret field, if the kind has that field.
     pub fn secret(&self, field: &str) -> Option<&crate::desired::values::SecretSource> {
         match (self, field) {

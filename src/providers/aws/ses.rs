@@ -373,18 +373,21 @@ async fn read_configuration_set(p: &AwsProvider, name: &str) -> Result<LiveObjec
                 .unwrap_or("OPTIONAL")
         ),
     );
-    fields.insert(
-        "suppressed_reasons".into(),
-        json!(
-            c.suppression_options()
-                .map(|s| s
+    // No `SuppressionOptions` means the set follows the account-level suppression list;
+    // an empty `SuppressedReasons` means it suppresses nothing (aws-cdk#32149,
+    // terraform-provider-aws#38207). Only the second is a value.
+    if let Some(options) = c.suppression_options() {
+        fields.insert(
+            "suppressed_reasons".into(),
+            json!(
+                options
                     .suppressed_reasons()
                     .iter()
                     .map(|r| r.as_str().to_string())
-                    .collect::<Vec<_>>())
-                .unwrap_or_default()
-        ),
-    );
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
     let mut dests = Map::new();
     for d in destinations.event_destinations() {
         dests.insert(
@@ -470,14 +473,16 @@ pub async fn apply_configuration_set(
         .reputation_metrics_enabled(f.get("reputation_metrics_enabled") == Some(&json!(true)))
         .build();
     let tls = TlsPolicy::from(text(f, "tls_policy").unwrap_or("OPTIONAL"));
-    let reasons: Vec<SuppressionListReason> = f
+    // Unset sends nothing (the account-level list applies); `[]` is an explicit "none".
+    let reasons: Option<Vec<SuppressionListReason>> = f
         .get("suppressed_reasons")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(SuppressionListReason::from)
-        .collect();
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(SuppressionListReason::from)
+                .collect()
+        });
     let tags = wanted_tags(f, req.lineage);
     if matches!(req.action, Action::Create | Action::Replace) {
         tolerate(
@@ -487,11 +492,11 @@ pub async fn apply_configuration_set(
                 .sending_options(sending.clone())
                 .reputation_options(reputation.clone())
                 .delivery_options(DeliveryOptions::builder().tls_policy(tls.clone()).build())
-                .suppression_options(
+                .set_suppression_options(reasons.clone().map(|r| {
                     SuppressionOptions::builder()
-                        .set_suppressed_reasons(Some(reasons.clone()))
-                        .build(),
-                )
+                        .set_suppressed_reasons(Some(r))
+                        .build()
+                }))
                 .set_tags(Some(sdk_tags(tags.clone())?))
                 .send()
                 .await,
@@ -520,13 +525,15 @@ pub async fn apply_configuration_set(
         .send()
         .await
         .map_err(|e| err(&format!("setting {name}'s delivery options"), e))?;
-    p.ses
-        .put_configuration_set_suppression_options()
-        .configuration_set_name(name)
-        .set_suppressed_reasons(Some(reasons))
-        .send()
-        .await
-        .map_err(|e| err(&format!("setting {name}'s suppression options"), e))?;
+    if let Some(reasons) = reasons {
+        p.ses
+            .put_configuration_set_suppression_options()
+            .configuration_set_name(name)
+            .set_suppressed_reasons(Some(reasons))
+            .send()
+            .await
+            .map_err(|e| err(&format!("setting {name}'s suppression options"), e))?;
+    }
     // Event destinations: create the new, update the existing, delete the gone.
     let existing: BTreeSet<String> = p
         .ses

@@ -120,9 +120,24 @@ fn body(kind: Kind, f: &Map<String, Value>) -> Value {
     match kind {
         Kind::DoVpc => pick(&["name", "region", "description", "ip_range"]),
         Kind::DoDomain => pick(&["name", "ip_address"]),
-        Kind::DoDomainRecord => pick(&[
-            "type", "name", "data", "priority", "port", "ttl", "weight", "flags", "tag",
-        ]),
+        Kind::DoDomainRecord => {
+            let mut b = pick(&[
+                "type", "name", "data", "priority", "port", "ttl", "weight", "flags", "tag",
+            ]);
+            // A host name must be fully qualified: without the final dot the API answers
+            // 422 "Data needs to end with a dot (.)" (digitalocean/api-v2#130, doctl#919).
+            let host = b["type"]
+                .as_str()
+                .is_some_and(crate::desired::kinds::digitalocean::host_name_data);
+            if host
+                && let Some(data) = b["data"].as_str()
+                && data != "@"
+                && !data.ends_with('.')
+            {
+                b["data"] = json!(format!("{data}."));
+            }
+            b
+        }
         Kind::DoCdnEndpoint => pick(&["origin", "ttl", "custom_domain", "certificate_id"]),
         Kind::DoSpacesKey => pick(&["name", "grants"]),
         Kind::DoProject => pick(&["name", "description", "purpose", "environment"]),
@@ -216,6 +231,14 @@ fn with_lineage(b: &mut Value, lineage: &str) {
 
 fn pool_body(name: &str, p: &Value) -> Value {
     let mut b = json!({"name": name});
+    // The API needs a count; an autoscaled pool may leave it out (its `initial_count`,
+    // else `min_nodes`, is the size it starts at).
+    if let Some(c) = ["count", "initial_count", "min_nodes"]
+        .iter()
+        .find_map(|k| p.get(*k).filter(|v| !v.is_null()))
+    {
+        b["count"] = c.clone();
+    }
     for k in [
         "size",
         "count",
@@ -675,7 +698,8 @@ async fn update_cluster(
                     continue;
                 }
                 let mut pb = pool_body(name, want);
-                if pb.get("count").is_none() {
+                // An autoscaled pool keeps the size the autoscaler gave it.
+                if want.get("count").is_none_or(Value::is_null) {
                     pb["count"] = have["count"].clone();
                 }
                 if let Some(o) = pb.as_object_mut() {

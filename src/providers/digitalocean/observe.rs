@@ -565,7 +565,10 @@ fn rules(list: &Value, peers_key: &'static str) -> Value {
             .flatten()
             .map(|r| {
                 let ports = match &r["ports"] {
-                    // The API's "0" is "all ports", as the desired state writes it.
+                    // An icmp rule has no ports, and the API reads it back as "0" (the
+                    // DigitalOcean Terraform provider, `firewall/firewalls.go`).
+                    Value::String(p) if p == "0" && r["protocol"] == "icmp" => Value::Null,
+                    // Otherwise "0" is "all ports", as the desired state writes it.
                     Value::String(p) if p == "0" => json!("all"),
                     Value::String(p) if p.is_empty() => Value::Null,
                     p => p.clone(),
@@ -628,6 +631,12 @@ fn record(domain: &str, r: &Value) -> Option<LiveObject> {
         return None;
     }
     let name = r["name"].as_str().unwrap_or("@");
+    let data = match (r["type"].as_str(), r["data"].as_str()) {
+        (Some(t), Some(d)) if crate::desired::kinds::digitalocean::host_name_data(t) => {
+            json!(host_name(domain, d))
+        }
+        _ => r["data"].clone(),
+    };
     let fqdn = if name == "@" {
         domain.to_string()
     } else {
@@ -638,7 +647,7 @@ fn record(domain: &str, r: &Value) -> Option<LiveObject> {
             ("domain", json!(domain)),
             ("type", r["type"].clone()),
             ("name", json!(name)),
-            ("data", r["data"].clone()),
+            ("data", data),
             ("priority", r["priority"].clone()),
             ("port", r["port"].clone()),
             ("ttl", r["ttl"].clone()),
@@ -651,6 +660,17 @@ fn record(domain: &str, r: &Value) -> Option<LiveObject> {
         tags: Vec::new(),
         updated_at: None,
     })
+}
+
+/// A host name as the desired state writes it: without the final dot, and the zone's own
+/// name where the API answers `@` (octodns#151; the DigitalOcean Terraform provider's
+/// `DiffSuppressFunc` on `value`, `domain/resource_record.go`).
+pub fn host_name(domain: &str, data: &str) -> String {
+    if data == "@" {
+        domain.to_string()
+    } else {
+        data.strip_suffix('.').unwrap_or(data).to_string()
+    }
 }
 
 fn cdn_endpoint(e: &Value) -> Option<LiveObject> {
