@@ -53,18 +53,18 @@ async fn world() -> World {
     gh.write_gap = Duration::ZERO;
     let mut do_api = ApiConfig::new(do_sim.url(), "sim-token", 250);
     do_api.min_backoff = Duration::from_millis(20);
-    let clouds = Clouds {
-        digitalocean: Ok(DoProvider {
+    let clouds = Clouds::new(
+        Ok(DoProvider {
             client: DoClient::new(do_api).unwrap(),
             spaces: None,
             poll_every: Duration::from_millis(50),
         }),
-        github: Ok(GhProvider::new(GhClient::new(gh).unwrap())),
-        aws: Ok(AwsProvider::new(
+        Ok(GhProvider::new(GhClient::new(gh).unwrap())),
+        Ok(AwsProvider::new(
             &aws_config(aws_sim.url()),
             &aws_config(ses_sim.url()),
         )),
-    };
+    );
     World {
         clouds,
         do_sim,

@@ -1435,6 +1435,7 @@ fn diff_field(
             old: shown(have),
             new: Shown::Value(want.clone()),
             forces_replacement: policy == Policy::Replace,
+            drift: false,
         });
         return;
     }
