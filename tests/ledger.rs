@@ -15,6 +15,49 @@ use provisioner::ledger::store::{ActionRecord, JournalRecord, Store};
 use provisioner::ledger::{Ledger, LedgerEntry, LedgerError, codec};
 use support::moto;
 
+/// VPCs that exist in a DigitalOcean simulator and a desired state that names them:
+/// `state import` checks an object exists (and is in the desired state) before it writes.
+struct Estate {
+    sim: provisioner::sim::digitalocean::DoSim,
+    dir: tempfile::TempDir,
+}
+
+impl Estate {
+    /// VPCs `vpc-NAME` named `NAME`, each declared as `digitalocean.vpc.NAME`.
+    async fn with_vpcs(names: &[String]) -> Estate {
+        use provisioner::sim::digitalocean::{DoConfig, DoSim};
+        let sim = DoSim::start(DoConfig::default()).await.expect("sim");
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut toml = String::new();
+        sim.edit(|s| {
+            for (i, n) in names.iter().enumerate() {
+                s.vpcs.push(serde_json::json!({
+                    "id": format!("vpc-{n}"), "urn": format!("do:vpc:vpc-{n}"), "name": n,
+                    "region": "nyc3", "ip_range": format!("10.{i}.0.0/16"), "description": "",
+                    "default": false, "created_at": "2026-11-25T00:00:00Z"
+                }));
+            }
+        });
+        for (i, n) in names.iter().enumerate() {
+            toml.push_str(&format!(
+                "[digitalocean.vpc.{n}]\nname = \"{n}\"\nregion = \"nyc3\"\nip_range = \"10.{i}.0.0/16\"\n\n"
+            ));
+        }
+        std::fs::write(dir.path().join("vpcs.toml"), toml).expect("write");
+        Estate { sim, dir }
+    }
+
+    /// The command, pointed at the estate's desired state and simulator.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        cmd.arg("-d")
+            .arg(self.dir.path())
+            .env("DIGITALOCEAN_TOKEN", "sim-token")
+            .env("DIGITALOCEAN_API_URL", self.sim.url());
+        cmd
+    }
+}
+
 /// Where a suite runs.
 struct Place {
     url: String,
@@ -75,7 +118,10 @@ impl Place {
     }
 
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        self.cli_with(Command::new(env!("CARGO_BIN_EXE_provisioner")), args)
+    }
+
+    fn cli_with(&self, mut cmd: Command, args: &[&str]) -> (i32, String, String) {
         cmd.arg("--ledger").arg(&self.url).args(args);
         if self.s3 {
             cmd.envs(moto::child_env_at(&self.endpoint));
@@ -274,12 +320,14 @@ async fn racing_writers_lose_no_write(place: Place) {
 
 both!(twenty_writer_processes_queue_on_the_lease_and_lose_nothing);
 async fn twenty_writer_processes_queue_on_the_lease_and_lose_nothing(place: Place) {
+    let names: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+    let estate = Estate::with_vpcs(&names).await;
     let children: Vec<_> = (0..20)
         .map(|i| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+            let mut cmd = estate.command();
             cmd.args(["--ledger", &place.url, "state", "import"])
                 .arg(format!("digitalocean.vpc.p{i}"))
-                .arg(format!("vpc-{i}"))
+                .arg(format!("vpc-p{i}"))
                 .args(["--lock-timeout", "120s"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -463,7 +511,11 @@ async fn a_holder_elsewhere_is_taken_over_after_expiry_and_not_before(place: Pla
 both!(the_cli_names_the_holder_and_unlock_needs_force_and_the_right_id);
 async fn the_cli_names_the_holder_and_unlock_needs_force_and_the_right_id(place: Place) {
     let store = place.store().await;
-    let (code, _, err) = place.cli(&["state", "import", "digitalocean.vpc.x", "vpc-x"]);
+    let estate = Estate::with_vpcs(&["x".to_string()]).await;
+    let (code, _, err) = place.cli_with(
+        estate.command(),
+        &["state", "import", "digitalocean.vpc.x", "vpc-x"],
+    );
     assert_eq!(code, 0, "{err}");
     let lease = store
         .try_acquire(&Owner::current("someone"), Duration::from_secs(300))
@@ -800,8 +852,8 @@ async fn the_fingerprint_key_can_come_from_secrets_manager() {
     assert!(e.contains("provisioner/missing"), "{e}");
 }
 
-#[test]
-fn settings_name_the_ledger_when_no_flag_does() {
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_name_the_ledger_when_no_flag_does() {
     let dir = tempfile::tempdir().unwrap();
     let ledger_dir = dir.path().join("from-settings");
     let desired = dir.path().join("desired");
@@ -811,12 +863,20 @@ fn settings_name_the_ledger_when_no_flag_does() {
         format!("[settings]\nledger = \"file://{}\"\n", ledger_dir.display()),
     )
     .unwrap();
+    let estate = Estate::with_vpcs(&["s".to_string()]).await;
+    std::fs::copy(
+        estate.dir.path().join("vpcs.toml"),
+        desired.join("vpcs.toml"),
+    )
+    .unwrap();
     let run = |extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
             .arg("-d")
             .arg(&desired)
             .args(extra)
             .env_remove("PROVISIONER_LEDGER")
+            .env("DIGITALOCEAN_TOKEN", "sim-token")
+            .env("DIGITALOCEAN_API_URL", estate.sim.url())
             .output()
             .unwrap();
         assert!(

@@ -403,3 +403,69 @@ fn the_json_plan_has_a_format_version_and_actions() {
             .all(|c| c["address"].is_string() && c["action"] == "create")
     );
 }
+
+#[test]
+fn a_changed_rule_is_shown_alone_not_as_two_whole_lists() {
+    let d = worked_example();
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&d, &mut ledger, &mut cloud);
+
+    // Someone opens SSH on the firewall and moves the LB's HTTPS rule to another port.
+    let fw = id_of(&ledger, "digitalocean.firewall.nodes");
+    let rules = cloud.object_mut(Kind::DoFirewall, &fw).expect("fw").fields["inbound_rules"]
+        .as_array_mut()
+        .expect("rules");
+    let before = rules.len();
+    rules.insert(
+        0,
+        serde_json::json!({"protocol": "tcp", "ports": "22", "sources": {"addresses": ["0.0.0.0/0"]}}),
+    );
+    let lb = id_of(&ledger, "digitalocean.load_balancer.ingress");
+    let forwarding = cloud
+        .object_mut(Kind::DoLoadBalancer, &lb)
+        .expect("lb")
+        .fields["forwarding_rules"]
+        .as_array_mut()
+        .expect("forwarding rules");
+    let https = forwarding
+        .iter_mut()
+        .find(|r| r["entry_port"] == 443)
+        .expect("the https rule");
+    https["entry_port"] = 8443.into();
+
+    let (p, r) = plan_checked(&d, &ledger, &cloud.live);
+    let fields = |a: &str| -> Vec<String> {
+        p.changes
+            .iter()
+            .find(|c| c.address.to_string() == a)
+            .unwrap()
+            .fields
+            .iter()
+            .map(|f| f.path.to_string())
+            .collect()
+    };
+    assert_eq!(fields("digitalocean.firewall.nodes"), ["inbound_rules[-]"]);
+    assert_eq!(
+        fields("digitalocean.load_balancer.ingress"),
+        ["forwarding_rules[+]", "forwarding_rules[-]"]
+    );
+    let text = render(&p, &r);
+    let ssh = text
+        .lines()
+        .find(|l| l.contains("inbound_rules"))
+        .expect("the firewall's line");
+    assert!(
+        ssh.trim_start().starts_with("inbound_rules - {") && ssh.contains("\"22\""),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("inbound_rules").count(),
+        1,
+        "only the rule that differs, not the {before} that match:\n{text}"
+    );
+    assert!(
+        text.contains("forwarding_rules + {") && text.contains("8443"),
+        "{text}"
+    );
+}

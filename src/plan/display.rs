@@ -155,10 +155,25 @@ impl fmt::Display for PlanDisplay<'_> {
                     .fields
                     .iter()
                     .chain(&c.ignored)
-                    .map(|x| x.path.len())
+                    .map(|x| element(x).map_or(x.path.len(), |(base, _, _)| base.len()))
                     .max()
                     .unwrap_or(0);
                 for x in &c.fields {
+                    // One element of a list of tables added or removed: the element alone.
+                    if let Some((base, sign, value)) = element(x) {
+                        let forces = if x.forces_replacement {
+                            "   # forces replacement"
+                        } else {
+                            ""
+                        };
+                        let drift = if x.drift && c.cause == Cause::DesiredAndDrift {
+                            "   # (drift)"
+                        } else {
+                            ""
+                        };
+                        writeln!(f, "        {base:width$} {sign} {value}{forces}{drift}")?;
+                        continue;
+                    }
                     if c.action == Action::Create {
                         writeln!(f, "        {:width$} = {}", x.path, x.new.render())?;
                     } else {
@@ -219,6 +234,23 @@ impl fmt::Display for PlanDisplay<'_> {
         }
         Ok(())
     }
+}
+
+/// A change of one element of a list of tables (`inbound_rules[+]`, `inbound_rules[-]`):
+/// the list's path, `+` or `-`, and the element.
+fn element(x: &super::model::FieldChange) -> Option<(&str, char, String)> {
+    use super::model::Shown;
+    if let Some(base) = x.path.strip_suffix("[+]")
+        && let Shown::Value(v) = &x.new
+    {
+        return Some((base, '+', v.to_string()));
+    }
+    if let Some(base) = x.path.strip_suffix("[-]")
+        && let Shown::Value(v) = &x.old
+    {
+        return Some((base, '-', v.to_string()));
+    }
+    None
 }
 
 /// The summary, replacements and deletions first. It says the clouds match only when every

@@ -102,10 +102,6 @@ enum Adoption {
 
 /// True when one field path is the other or contains it.
 fn overlaps(a: &str, b: &str) -> bool {
-    let within = |outer: &str, inner: &str| {
-        inner == outer
-            || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'.'))
-    };
     within(a, b) || within(b, a)
 }
 
@@ -1389,9 +1385,15 @@ fn create_fields(r: &Resource, spec: &Value, fields: &[Option<Resolved<'_>>]) ->
 }
 
 fn is_ignored(path: &str, ignore: &[String]) -> bool {
-    ignore
-        .iter()
-        .any(|i| path == i || path.starts_with(&format!("{i}.")))
+    ignore.iter().any(|i| within(i, path))
+}
+
+/// True when `inner` is the field path `outer` or lies inside it (`outer.x`, `outer[+]`,
+/// `outer[2].port`).
+fn within(outer: &str, inner: &str) -> bool {
+    inner == outer
+        || (inner.starts_with(outer)
+            && matches!(inner.as_bytes().get(outer.len()), Some(b'.') | Some(b'[')))
 }
 
 fn shown(v: Option<&Value>) -> Shown {
@@ -1485,6 +1487,15 @@ fn diff_field(
                 );
             }
         }
+        (Shape::Set(inner) | Shape::List(inner), Value::Array(w), Some(Value::Array(h)))
+            if holds_tables(inner) =>
+        {
+            if covers_shaped(shape, want, have) {
+                return;
+            }
+            let ordered = matches!(shape, Shape::List(_));
+            element_changes(&path, inner, policy, ordered, w, h, out);
+        }
         _ => {
             if covers_shaped(shape, want, have) || same_ignoring_case(shape, want, have) {
                 return;
@@ -1506,6 +1517,77 @@ fn diff_field(
             });
         }
     }
+}
+
+/// True when a list's elements are tables (firewall rules, forwarding rules): their
+/// differences are shown element by element.
+fn holds_tables(shape: &Shape) -> bool {
+    match shape {
+        Shape::Optional(inner) => holds_tables(inner),
+        Shape::Block(..) | Shape::Map(_) => true,
+        _ => false,
+    }
+}
+
+/// The differences between two lists of tables, element by element, so a plan shows the
+/// rule that changed, not two whole lists. An order-free list (a [`Shape::Set`]: firewall
+/// rules) pairs elements as a multiset: each desired element the cloud lacks is `path[+]`,
+/// each cloud element no desired one covers is `path[-]`. An ordered list compares
+/// position by position (`path[2].port`), then adds or removes the tail.
+fn element_changes(
+    path: &str,
+    inner: &Shape,
+    policy: Policy,
+    ordered: bool,
+    want: &[Value],
+    have: &[Value],
+    out: &mut Vec<FieldChange>,
+) {
+    let forces = policy == Policy::Replace;
+    let added = |v: &Value| FieldChange {
+        path: Cow::Owned(format!("{path}[+]")),
+        old: Shown::Absent,
+        new: Shown::Value(v.clone()),
+        forces_replacement: forces,
+        drift: false,
+    };
+    let removed = |v: &Value| FieldChange {
+        path: Cow::Owned(format!("{path}[-]")),
+        old: Shown::Value(v.clone()),
+        new: Shown::Absent,
+        forces_replacement: forces,
+        drift: false,
+    };
+    if ordered {
+        for (i, (w, h)) in want.iter().zip(have).enumerate() {
+            diff_field(
+                Cow::Owned(format!("{path}[{i}]")),
+                inner,
+                policy,
+                &Resolved::Known(Cow::Borrowed(w)),
+                Some(h),
+                out,
+            );
+        }
+        out.extend(want.iter().skip(have.len()).map(added));
+        out.extend(have.iter().skip(want.len()).map(removed));
+        return;
+    }
+    let mut used = vec![false; have.len()];
+    let mut missing = Vec::new();
+    for w in want {
+        match (0..have.len()).find(|&i| !used[i] && covers_shaped(inner, w, Some(&have[i]))) {
+            Some(i) => used[i] = true,
+            None => missing.push(w),
+        }
+    }
+    out.extend(missing.into_iter().map(added));
+    out.extend(
+        have.iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(h, _)| removed(h)),
+    );
 }
 
 /// True when the cloud's value satisfies the desired one. What the desired state leaves
