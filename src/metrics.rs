@@ -44,6 +44,9 @@ pub struct Metrics {
     pub rate_limit_remaining: Family<Labels, Gauge>,
     /// Kinds that could not be observed in the last pass.
     pub observe_failures: Family<Labels, Gauge>,
+    /// Objects this ledger does not manage, by provider/kind/category (`adoptable`,
+    /// `unmanaged`, `theirs`), with `[settings] report_unmanaged = true`.
+    pub unmanaged: Family<Labels, Gauge>,
     /// 1 while this process holds the ledger lease.
     pub lease_held: Gauge,
     /// Passes that found the lease held by someone else.
@@ -85,6 +88,7 @@ impl Metrics {
             api_requests: Family::default(),
             rate_limit_remaining: Family::default(),
             observe_failures: Family::default(),
+            unmanaged: Family::default(),
             lease_held: Gauge::default(),
             lease_contended: Counter::default(),
             lease_lost: Counter::default(),
@@ -164,6 +168,11 @@ impl Metrics {
             "observe_failures",
             "Kinds that could not be observed in the last pass (unknown, never absent)",
             m.observe_failures.clone(),
+        );
+        r.register(
+            "unmanaged_objects",
+            "Observed objects this ledger does not manage, by category (with [settings] report_unmanaged)",
+            m.unmanaged.clone(),
         );
         r.register(
             "ledger_lock_held",

@@ -646,6 +646,14 @@ async fn cdn_projects_and_spaces_keys() {
 }
 
 #[tokio::test]
+async fn the_account_names_the_token_identity() {
+    let api = Api::new(&shared().proxy, "sim-token");
+    let v = api.expect(Method::GET, "/v2/account", None, 200).await;
+    assert_eq!(v["account"]["status"], "active");
+    assert!(v["account"]["email"].as_str().unwrap().contains('@'));
+}
+
+#[tokio::test]
 async fn a_wrong_token_gets_401_with_an_error_body() {
     let mut api = Api::new(&shared().proxy, "sim-token");
     api.token = "wrong".into();

@@ -214,6 +214,8 @@ async fn repository_and_environment_secrets_through_the_description() {
     )
     .await;
     api.expect(Method::GET, "/rate_limit", None, 200).await;
+    let me = api.expect(Method::GET, "/user", None, 200).await;
+    assert_eq!(me["login"], "provisioner-sim");
 }
 
 #[tokio::test]

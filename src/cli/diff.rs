@@ -87,11 +87,13 @@ fn run(
     args: &DiffArgs,
 ) -> anyhow::Result<(Plan, PlanReport)> {
     let from_settings = state.settings.ledger.as_ref().map(|l| l.0.as_str());
-    let ledger = read_ledger(
+    let mut ledger = read_ledger(
         ledger_url
             .or(from_settings)
             .unwrap_or(super::DEFAULT_LEDGER),
     )?;
+    // `[[moved]]` hints, as apply will make them (here in memory only).
+    crate::exec::apply_moves(state, &mut ledger);
     let mut state = state.clone();
     fingerprint_secrets(&mut state)?;
     let state = &state;

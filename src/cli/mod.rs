@@ -1,8 +1,10 @@
 //! Command line: argument parsing and one module per subcommand. Printing happens here and
 //! nowhere below.
 
+mod adopt;
 mod apply;
 mod diff;
+mod init;
 mod run;
 mod sandbox;
 pub mod state;
@@ -66,6 +68,16 @@ pub enum Command {
         #[command(subcommand)]
         command: state::LedgerCommand,
     },
+    /// Make what provisioner itself needs (the ledger's bucket or folder, the fingerprint
+    /// key secret), idempotently, and check each provider's credentials.
+    Init(init::InitArgs),
+    /// List what the clouds hold that this ledger does not manage: adoptable (matches a
+    /// desired resource by name), unmanaged, or another ledger's. Exit 3 when a kind could
+    /// not be scanned.
+    Scan(adopt::ScanArgs),
+    /// Write TOML for existing objects (one by address and id, or every unmanaged one) and
+    /// record them in the ledger once a plan against that TOML shows no change.
+    Import(adopt::ImportArgs),
     /// Run the whole loop against local simulators, with no cloud account.
     Sandbox(sandbox::SandboxArgs),
     /// Ask a running daemon whether it is healthy (for container health checks, where no
@@ -96,6 +108,18 @@ pub fn main() -> ExitCode {
         },
         Command::Ledger { command } => match ledger_url(&args) {
             Ok(url) => state::exec_ledger(&url, command),
+            Err(e) => fail(e),
+        },
+        Command::Init(a) => match ledger_url(&args) {
+            Ok(url) => init::exec(&args.desired, &url, a),
+            Err(e) => fail(e),
+        },
+        Command::Scan(a) => match ledger_url(&args) {
+            Ok(url) => adopt::exec_scan(&args.desired, &url, a),
+            Err(e) => fail(e),
+        },
+        Command::Import(a) => match ledger_url(&args) {
+            Ok(url) => adopt::exec_import(&args.desired, &url, a),
             Err(e) => fail(e),
         },
         Command::Healthcheck { url } => healthcheck(url),

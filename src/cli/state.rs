@@ -63,6 +63,18 @@ pub enum StateCommand {
         #[command(flatten)]
         lock: LockArgs,
     },
+    /// Rename an address in the ledger (and the `depends_on` that name it), leaving the
+    /// cloud object alone: for a resource renamed in the desired state. A `[[moved]]` table
+    /// in the desired state does the same inside a normal apply.
+    Mv {
+        /// The address the ledger has now.
+        from: String,
+        /// The new address (of the same kind).
+        to: String,
+        /// Lease wait.
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// Adopt an existing cloud object under an address.
     Import {
         /// Address.
@@ -309,6 +321,34 @@ async fn state(
                      that it is this ledger's (its lineage marker) or `lifecycle.adopt`; otherwise it \
                      reports a conflict.",
                     entry.map(|e| format!(" (was {})", e.id)).unwrap_or_default(),
+                    written.ledger.serial
+                );
+                Ok(())
+            })
+            .await
+        }
+        StateCommand::Mv { from, to, lock } => {
+            let (from, to) = (parse_address(from)?, parse_address(to)?);
+            with_lease(&store, lock, async {
+                let Some(current) = store.read().await? else {
+                    bail!("the ledger at {} does not exist yet", store.location());
+                };
+                let mut ledger = current.ledger.clone();
+                if let Err(why) = ledger.rename(&from, &to) {
+                    bail!(
+                        "{why}{}",
+                        if ledger.resources.contains_key(&from) {
+                            String::new()
+                        } else {
+                            suggestion(&ledger, &from)
+                        }
+                    );
+                }
+                let written = store
+                    .write(ledger, Some(&current), &format!("state mv {from} {to}"))
+                    .await?;
+                println!(
+                    "{from} is now {to} (serial {}); the cloud object was left alone",
                     written.ledger.serial
                 );
                 Ok(())

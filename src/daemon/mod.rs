@@ -133,24 +133,32 @@ pub async fn plan(
     };
     let counts = |l: &Ledger| (l.resources.len(), l.pending.len());
     let read = counts(&ledger);
+    let moves = crate::exec::apply_moves(&loaded.desired, &mut ledger);
     let live = clouds.observe(&loaded.desired, &ledger).await;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;
     crate::exec::forget_dropped(&plan, &loaded.desired, &mut ledger, &live);
     let forgot = read != counts(&ledger);
     let protections = crate::exec::record_protections(&loaded.desired, &mut ledger);
     if let Some(s) = &snapshot
-        && (forgot || !protections.is_empty())
+        && (forgot || !protections.is_empty() || !moves.is_empty())
     {
-        // Entries the plan says are gone are forgotten, and protections recorded, now,
-        // whatever the apply does.
-        let why = match (forgot, protections.is_empty()) {
-            (true, true) => "forgot resources that are gone".to_string(),
-            (false, _) => format!("recorded prevent_destroy of {}", join(&protections)),
-            (true, false) => format!(
-                "forgot resources that are gone; recorded prevent_destroy of {}",
+        // Moves made, entries the plan says are gone forgotten, and protections recorded,
+        // now, whatever the apply does.
+        let mut why = Vec::new();
+        if !moves.is_empty() {
+            let list: Vec<String> = moves.iter().map(|(f, t)| format!("{f} to {t}")).collect();
+            why.push(format!("moved {}", list.join(", ")));
+        }
+        if forgot {
+            why.push("forgot resources that are gone".to_string());
+        }
+        if !protections.is_empty() {
+            why.push(format!(
+                "recorded prevent_destroy of {}",
                 join(&protections)
-            ),
-        };
+            ));
+        }
+        let why = why.join("; ");
         let written = store
             .write(ledger.clone(), Some(s), &why)
             .await

@@ -601,6 +601,32 @@ async fn work(
             .set(1);
         record.drifted.push(c.address.to_string());
     }
+    m.unmanaged.clear();
+    if loaded.desired.settings.report_unmanaged {
+        let kinds: Vec<crate::desired::Kind> =
+            crate::providers::clouds::used_kinds(&loaded.desired, &planned.ledger)
+                .into_iter()
+                .collect();
+        let scanned =
+            crate::plan::scan::scan(&planned.plan, &planned.ledger, &planned.live, &kinds);
+        for k in scanned.iter().filter(|k| k.not_observed.is_none()) {
+            let (p, kind) = k.kind.split_once('.').unwrap_or((&k.kind, ""));
+            for c in [
+                crate::plan::scan::Category::Adoptable,
+                crate::plan::scan::Category::Unmanaged,
+                crate::plan::scan::Category::Theirs,
+            ] {
+                let n = k.objects.iter().filter(|o| o.category == c).count();
+                m.unmanaged
+                    .get_or_create(&labels(&[
+                        ("provider", p),
+                        ("kind", kind),
+                        ("category", c.as_str()),
+                    ]))
+                    .set(n as i64);
+            }
+        }
+    }
     m.managed.clear();
     for e in planned.ledger.resources.values() {
         let (p, k) = e.kind.split_once('.').unwrap_or((&e.kind, ""));

@@ -81,6 +81,8 @@ block! {
         ledger: Option<LedgerUrl> => local,
         /// Secrets Manager secret holding the fingerprint key, when `PROVISIONER_FINGERPRINT_KEY` is unset.
         fingerprint_key_secret: Option<SecretName> => local,
+        /// Report the objects this ledger does not manage (`provisioner_unmanaged_objects`, as `provisioner scan` lists them) after every daemon pass. Observing already lists every kind in use, so this costs no extra request; off by default because the counts include objects other tools own.
+        report_unmanaged: bool = false => local,
         /// Changes in flight per provider, and reads in flight per kind.
         concurrency: Concurrency => local,
         /// Request budgets.
@@ -186,6 +188,9 @@ pub struct DesiredState {
     /// or removal. Never read from the files.
     #[serde(skip)]
     pub allow_destroy: std::collections::BTreeSet<Address>,
+    /// `[[moved]]` hints, `(from, to)`: ledger entries of `from` are renamed to `to` before
+    /// planning, as Terraform's `moved` blocks (and `provisioner state mv`) do.
+    pub moved: Vec<(Address, Address)>,
 }
 
 impl DesiredState {

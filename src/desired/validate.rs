@@ -60,6 +60,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
     } = loaded;
     let mut settings_raw: Option<(Span, &Raw)> = None;
     let mut found: BTreeMap<Address, (Kind, Found<'_>)> = BTreeMap::new();
+    let mut moved_raw: Vec<&RawEntry> = Vec::new();
 
     for (file, doc) in &documents {
         let RawValue::Table(top) = &doc.value else {
@@ -82,6 +83,10 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
                 } else {
                     settings_raw = Some((entry.key_span, &entry.value));
                 }
+                continue;
+            }
+            if key == "moved" {
+                moved_raw.push(entry);
                 continue;
             }
             if !PROVIDERS.contains(&key.as_str()) {
@@ -238,6 +243,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
         }
     }
 
+    let moved = decode_moved(&moved_raw, &found, &mut diagnostics);
     report_cycles(&resources, &found, &mut diagnostics);
     report_duplicate_identities(&resources, &found, &mut diagnostics);
     report_rrset_ttls(&resources, &found, &mut diagnostics);
@@ -251,6 +257,7 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             secret_fingerprints: BTreeMap::new(),
             replace: Default::default(),
             allow_destroy: Default::default(),
+            moved,
         }),
         _ => {
             diagnostics.sort_by_key(|d| d.sort_key(&sources));
@@ -287,6 +294,131 @@ fn table_or_report<'a>(
     }
 }
 
+/// `[[moved]]` tables, as Terraform's `moved` blocks: `from` (an address that left the
+/// desired state) → `to` (a desired address of the same kind). Applied to the ledger before
+/// planning, so a renamed resource keeps its object.
+fn decode_moved(
+    entries: &[&RawEntry],
+    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(Address, Address)> {
+    let mut out: Vec<(Address, Address)> = Vec::new();
+    for entry in entries {
+        let RawValue::Array(items) = &entry.value.value else {
+            diagnostics.push(
+                Diagnostic::at(entry.key_span, "`moved` is a list of tables")
+                    .field("moved")
+                    .help("write `[[moved]]` with `from = \"provider.kind.old\"` and `to = \"provider.kind.new\"`"),
+            );
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("moved[{i}]");
+            let RawValue::Table(t) = &item.value else {
+                diagnostics.push(
+                    Diagnostic::at(
+                        item.span,
+                        format!("expected a table, found {}", item.value.type_name()),
+                    )
+                    .field(field),
+                );
+                continue;
+            };
+            for k in t.keys().filter(|k| *k != "from" && *k != "to") {
+                diagnostics.push(
+                    Diagnostic::at(t[k].key_span, format!("unknown field `{k}`"))
+                        .field(format!("{field}.{k}"))
+                        .help("a `[[moved]]` table has `from` and `to`"),
+                );
+            }
+            let mut get = |name: &str| -> Option<(Address, Span)> {
+                let Some(e) = t.get(name) else {
+                    diagnostics.push(
+                        Diagnostic::at(item.span, format!("`{name}` is required"))
+                            .field(format!("{field}.{name}")),
+                    );
+                    return None;
+                };
+                let RawValue::String(text) = &e.value.value else {
+                    diagnostics.push(
+                        Diagnostic::at(
+                            e.value.span,
+                            format!(
+                                "expected an address string, found {}",
+                                e.value.value.type_name()
+                            ),
+                        )
+                        .field(format!("{field}.{name}")),
+                    );
+                    return None;
+                };
+                match Address::parse(text) {
+                    Ok(a) if Kind::lookup(a.provider(), a.kind()).is_some() => {
+                        Some((a, e.value.span))
+                    }
+                    Ok(a) => {
+                        diagnostics.push(
+                            Diagnostic::at(
+                                e.value.span,
+                                format!("`{a}` is not of a kind provisioner manages"),
+                            )
+                            .field(format!("{field}.{name}")),
+                        );
+                        None
+                    }
+                    Err(why) => {
+                        diagnostics.push(
+                            Diagnostic::at(e.value.span, why).field(format!("{field}.{name}")),
+                        );
+                        None
+                    }
+                }
+            };
+            let (Some((from, from_span)), Some((to, to_span))) = (get("from"), get("to")) else {
+                continue;
+            };
+            if (from.provider(), from.kind()) != (to.provider(), to.kind()) {
+                diagnostics.push(
+                    Diagnostic::at(to_span, format!("`{from}` and `{to}` are of different kinds: a move keeps the object, so the kind cannot change"))
+                        .field(format!("{field}.to")),
+                );
+                continue;
+            }
+            if found.contains_key(&from) {
+                diagnostics.push(
+                    Diagnostic::at(from_span, format!("`{from}` is still in the desired state: a move's `from` is the old address"))
+                        .field(format!("{field}.from")),
+                );
+                continue;
+            }
+            if !found.contains_key(&to) {
+                diagnostics.push(
+                    Diagnostic::at(
+                        to_span,
+                        format!(
+                            "`{to}` is not in the desired state: a move's `to` is the new address"
+                        ),
+                    )
+                    .field(format!("{field}.to")),
+                );
+                continue;
+            }
+            if out.iter().any(|(f, t)| *f == from || *t == to) {
+                diagnostics.push(
+                    Diagnostic::at(
+                        from_span,
+                        format!("`{from}` → `{to}` repeats an address another `[[moved]]` names"),
+                    )
+                    .field(field),
+                );
+                continue;
+            }
+            out.push((from, to));
+        }
+    }
+    out
+}
+
 fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
     let mut known: Vec<&str> = PROVIDERS.to_vec();
     known.push("settings");
@@ -300,7 +432,7 @@ fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
             k.provider()
         ));
     }
-    d.help("the top-level tables are `settings`, `digitalocean`, `aws` and `github`")
+    d.help("the top-level tables are `settings`, `moved`, `digitalocean`, `aws` and `github`")
 }
 
 fn unknown_kind(provider: &str, kind: &str, span: Span) -> Diagnostic {

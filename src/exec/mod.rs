@@ -146,6 +146,19 @@ pub fn forget_dropped(plan: &Plan, desired: &DesiredState, ledger: &mut Ledger, 
     ledger.pending.retain(|a, i| keep(a, &i.kind));
 }
 
+/// Applies the desired state's `[[moved]]` hints to the ledger: each `from` the ledger
+/// still has is renamed to `to` (unless `to` is managed already). Returns the moves made.
+pub fn apply_moves(desired: &DesiredState, ledger: &mut Ledger) -> Vec<(Address, Address)> {
+    let mut done = Vec::new();
+    for (from, to) in &desired.moved {
+        let has = ledger.resources.contains_key(from) || ledger.pending.contains_key(from);
+        if has && ledger.rename(from, to).is_ok() {
+            done.push((from.clone(), to.clone()));
+        }
+    }
+    done
+}
+
 /// Records each desired resource's `prevent_destroy` in its ledger entry, whatever else the
 /// plan does: a protection added to a resource that needs no change still holds once its
 /// block is deleted from the files (the planner reads the ledger's copy for removed

@@ -87,7 +87,7 @@ pub enum LedgerError {
     },
     /// A bucket without versioning cannot keep history or be rolled back.
     #[error(
-        "bucket `{bucket}` does not have versioning enabled, so the ledger could not keep its history or be rolled back. Enable it: `aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled` (or describe the bucket as `aws.s3_bucket` with `versioning = true`)"
+        "bucket `{bucket}` does not have versioning enabled, so the ledger could not keep its history or be rolled back. Enable it: `provisioner init` does (with encryption, a public access block and a lifecycle for old versions), or `aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled`"
     )]
     VersioningOff {
         /// The bucket.

@@ -56,9 +56,17 @@ impl FingerprintKey {
             .send()
             .await
             .map_err(|e| {
+                let missing = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception());
                 format!(
-                    "reading the fingerprint key from Secrets Manager secret `{name}`: {}",
-                    crate::errors::chain(&e)
+                    "reading the fingerprint key from Secrets Manager secret `{name}`: {}{}",
+                    crate::errors::chain(&e),
+                    if missing {
+                        "; `provisioner init` creates it (32 random bytes, never printed)"
+                    } else {
+                        ""
+                    }
                 )
             })?;
         let bytes = match (out.secret_string(), out.secret_binary()) {

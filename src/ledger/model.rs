@@ -63,6 +63,38 @@ impl Ledger {
     pub fn create() -> Self {
         Ledger::new(uuid::Uuid::new_v4().to_string())
     }
+
+    /// Renames an address (`state mv`, `[[moved]]`): its entry, its write-ahead intent, and
+    /// every other entry's `depends_on` that names it. The cloud is not touched.
+    ///
+    /// Errors: `from` unknown to the ledger, `to` already managed, or a change of kind.
+    pub fn rename(&mut self, from: &Address, to: &Address) -> Result<(), String> {
+        if (from.provider(), from.kind()) != (to.provider(), to.kind()) {
+            return Err(format!(
+                "{from} and {to} are of different kinds: a move keeps the object, so the kind cannot change"
+            ));
+        }
+        if self.resources.contains_key(to) || self.pending.contains_key(to) {
+            return Err(format!("{to} is already in the ledger"));
+        }
+        let entry = self.resources.remove(from);
+        let intent = self.pending.remove(from);
+        if entry.is_none() && intent.is_none() {
+            return Err(format!("{from} is not in the ledger"));
+        }
+        if let Some(e) = entry {
+            self.resources.insert(to.clone(), e);
+        }
+        if let Some(i) = intent {
+            self.pending.insert(to.clone(), i);
+        }
+        for e in self.resources.values_mut() {
+            if e.depends_on.remove(from) {
+                e.depends_on.insert(to.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Ledger {

@@ -5,6 +5,7 @@ pub mod display;
 pub mod invariants;
 pub mod model;
 pub mod planner;
+pub mod scan;
 
 pub use model::{
     Action, Cause, Change, FieldChange, Plan, PlanError, PlanReport, Shown, Unobserved,

@@ -513,6 +513,18 @@ fn route(
     settle_clusters(s);
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match (method.as_str(), parts.as_slice()) {
+        // The token's account (what `provisioner init` names as the identity).
+        ("GET", ["v2", "account"]) => ok(json!({"account": {
+            "droplet_limit": 25,
+            "floating_ip_limit": 5,
+            "email": "sim@example.com",
+            "name": "Simulated account",
+            "uuid": "5f1c2e3d4b5a69788796a5b4c3d2e1f0a9b8c7d6",
+            "email_verified": true,
+            "status": "active",
+            "status_message": "",
+            "team": {"uuid": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567", "name": "Simulated team"}
+        }})),
         // VPCs
         ("GET", ["v2", "vpcs"]) => ok(page(&s.vpcs, "vpcs", path, query)?),
         ("POST", ["v2", "vpcs"]) => create_vpc(s, body),

@@ -475,6 +475,28 @@ fn route(
             "rate": core,
         }));
     }
+    if let ["user"] = parts.as_slice() {
+        // The token's user, as `GET /user` answers for a classic token (public view).
+        let base = "https://api.github.com/users/provisioner-sim";
+        return ok(json!({
+            "login": "provisioner-sim", "id": 1001, "node_id": "U_kgDOAAAD6Q",
+            "avatar_url": "https://avatars.githubusercontent.com/u/1001?v=4", "gravatar_id": "",
+            "url": base, "html_url": "https://github.com/provisioner-sim",
+            "followers_url": format!("{base}/followers"),
+            "following_url": format!("{base}/following{{/other_user}}"),
+            "gists_url": format!("{base}/gists{{/gist_id}}"),
+            "starred_url": format!("{base}/starred{{/owner}}{{/repo}}"),
+            "subscriptions_url": format!("{base}/subscriptions"),
+            "organizations_url": format!("{base}/orgs"), "repos_url": format!("{base}/repos"),
+            "events_url": format!("{base}/events{{/privacy}}"),
+            "received_events_url": format!("{base}/received_events"),
+            "type": "User", "site_admin": false, "user_view_type": "public",
+            "name": "Simulated user", "company": null, "blog": "", "location": null,
+            "email": null, "hireable": null, "bio": null,
+            "public_repos": 0, "public_gists": 0, "followers": 0, "following": 0,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+        }));
+    }
     let ["repos", owner, name, rest @ ..] = parts.as_slice() else {
         return Err(not_found());
     };

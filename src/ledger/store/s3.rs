@@ -69,7 +69,16 @@ impl S3Backend {
                 .raw_response()
                 .and_then(|r| r.body().bytes())
                 .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
-            Err(e) => return Err(backend.error(&format!("s3://{bucket}"), e)),
+            Err(e) => {
+                let missing = e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                let mut error = backend.error(&format!("s3://{bucket}"), e);
+                if missing && let LedgerError::S3 { message, .. } = &mut error {
+                    message.push_str(
+                        "; the ledger bucket does not exist: `provisioner init` creates it (versioned, encrypted, private)",
+                    );
+                }
+                return Err(error);
+            }
         };
         if !enabled {
             return Err(LedgerError::VersioningOff {

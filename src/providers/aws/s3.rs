@@ -326,3 +326,239 @@ async fn configure(
         .map_err(|e| err(&format!("setting {name}'s tags"), e))?;
     Ok(())
 }
+
+/// Makes sure a bucket can hold provisioner's ledger, as `provisioner init` asks: created
+/// (in `region`) when missing, versioning on (the ledger's history is the bucket's
+/// versions), default encryption (SSE-S3), every public access blocked, and a lifecycle
+/// that expires versions 90 days after they stop being current, keeping the newest 100
+/// (only on a bucket without lifecycle rules of its own: those are left alone). With `dry`,
+/// reads only. `report(made, line)` hears each step: `Some(true)` done (or would be),
+/// `Some(false)` already so, `None` a note.
+///
+/// Errors: any S3 call other than the reads that find something missing.
+pub async fn ensure_ledger_bucket(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    region: &str,
+    dry: bool,
+    report: &mut dyn FnMut(Option<bool>, String),
+) -> Result<(), ProviderError> {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleRule,
+        LifecycleRuleFilter, NoncurrentVersionExpiration, VersioningConfiguration,
+    };
+    let exists = match client.head_bucket().bucket(bucket).send().await {
+        Ok(_) => true,
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => false,
+        Err(e) => return Err(err(&format!("reading bucket {bucket}"), e)),
+    };
+    if exists {
+        report(Some(false), format!("bucket {bucket} exists"));
+    } else {
+        if !dry {
+            create(client, bucket, region).await?;
+        }
+        report(Some(true), format!("created bucket {bucket} in {region}"));
+    }
+    // What a new bucket has not got yet, it is missing.
+    let versioning = if exists {
+        client
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map(|o| o.status() == Some(&BucketVersioningStatus::Enabled))
+            .map_err(|e| err(&format!("reading {bucket}'s versioning"), e))?
+    } else {
+        false
+    };
+    if versioning {
+        report(Some(false), "versioning is on".into());
+    } else {
+        if !dry {
+            client
+                .put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| err(&format!("turning on {bucket}'s versioning"), e))?;
+        }
+        report(
+            Some(true),
+            "turned versioning on (the ledger's history)".into(),
+        );
+    }
+    let encrypted = exists
+        && client
+            .get_bucket_encryption()
+            .bucket(bucket)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.server_side_encryption_configuration().cloned())
+            .is_some_and(|c| !c.rules().is_empty());
+    if encrypted {
+        report(Some(false), "default encryption is on".into());
+    } else {
+        if !dry {
+            let by_default = ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .map_err(|e| err("building the encryption rule", e))?;
+            client
+                .put_bucket_encryption()
+                .bucket(bucket)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(
+                            ServerSideEncryptionRule::builder()
+                                .apply_server_side_encryption_by_default(by_default)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(|e| err("building the encryption configuration", e))?,
+                )
+                .send()
+                .await
+                .map_err(|e| err(&format!("setting {bucket}'s encryption"), e))?;
+        }
+        report(Some(true), "turned default encryption on (SSE-S3)".into());
+    }
+    let blocked = exists
+        && client
+            .get_public_access_block()
+            .bucket(bucket)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.public_access_block_configuration().cloned())
+            .is_some_and(|c| {
+                c.block_public_acls() == Some(true)
+                    && c.ignore_public_acls() == Some(true)
+                    && c.block_public_policy() == Some(true)
+                    && c.restrict_public_buckets() == Some(true)
+            });
+    if blocked {
+        report(Some(false), "public access is blocked".into());
+    } else {
+        if !dry {
+            client
+                .put_public_access_block()
+                .bucket(bucket)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .ignore_public_acls(true)
+                        .block_public_policy(true)
+                        .restrict_public_buckets(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| err(&format!("blocking {bucket}'s public access"), e))?;
+        }
+        report(Some(true), "blocked all public access".into());
+    }
+    let rules = if exists {
+        client
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map(|o| o.rules().len())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    if rules > 0 {
+        report(
+            None,
+            format!(
+                "the bucket has {rules} lifecycle rule(s) of its own: left alone (old ledger versions are kept as they say)"
+            ),
+        );
+    } else {
+        if !dry {
+            let rule = LifecycleRule::builder()
+                .id("provisioner-ledger-old-versions")
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix("").build())
+                .noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(90)
+                        .newer_noncurrent_versions(100)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| err("building the lifecycle rule", e))?;
+            client
+                .put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(
+                    BucketLifecycleConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .map_err(|e| err("building the lifecycle configuration", e))?,
+                )
+                .send()
+                .await
+                .map_err(|e| err(&format!("setting {bucket}'s lifecycle"), e))?;
+        }
+        report(
+            Some(true),
+            "old ledger versions expire 90 days after they stop being current, the newest 100 kept"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Makes sure a bucket carries the tag `key = value`, keeping its other tags. Returns
+/// whether it had to be added (with `dry`, whether it would be).
+pub async fn ensure_tag(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    value: &str,
+    dry: bool,
+) -> Result<bool, ProviderError> {
+    let mut tags: Vec<Tag> = match client.get_bucket_tagging().bucket(bucket).send().await {
+        Ok(o) => o.tag_set().to_vec(),
+        // A bucket without tags answers NoSuchTagSet.
+        Err(e) if s3api::is_code(e.as_service_error(), "NoSuchTagSet") => Vec::new(),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Vec::new(),
+        Err(e) => return Err(err(&format!("reading {bucket}'s tags"), e)),
+    };
+    if tags.iter().any(|t| t.key() == key && t.value() == value) {
+        return Ok(false);
+    }
+    if dry {
+        return Ok(true);
+    }
+    tags.retain(|t| t.key() != key);
+    tags.push(
+        Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| err("building a tag", e))?,
+    );
+    client
+        .put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tags))
+                .build()
+                .map_err(|e| err("building the tag set", e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| err(&format!("tagging {bucket}"), e))?;
+    Ok(true)
+}
