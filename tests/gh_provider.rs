@@ -642,3 +642,112 @@ async fn a_lost_private_key_copy_makes_a_new_key_unless_the_key_is_protected() {
     assert_eq!(w.keys(GITOPS).len(), 1, "the protected key was left alone");
     assert!(Path::new(&w.dir.path().join("desired")).exists());
 }
+
+#[tokio::test]
+async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    // Every list observing makes: (path, envelope key or a bare array, the kind it fails).
+    let lists: [(&str, Option<&str>, &str); 5] = [
+        (
+            "/repos/example-org/platform-apps/actions/secrets",
+            Some("secrets"),
+            "github.actions_secret",
+        ),
+        (
+            "/repos/example-org/platform-gitops/environments/production/secrets",
+            Some("secrets"),
+            "github.environment_secret",
+        ),
+        (
+            "/repos/example-org/platform-apps/actions/variables",
+            Some("variables"),
+            "github.actions_variable",
+        ),
+        (
+            "/repos/example-org/platform-gitops/environments/production/variables",
+            Some("variables"),
+            "github.actions_variable",
+        ),
+        (
+            "/repos/example-org/platform-gitops/keys",
+            None,
+            "github.deploy_key",
+        ),
+    ];
+    let mut cases = 0;
+    for (path, key, kind) in lists {
+        let bodies: Vec<(String, &str)> = match key {
+            Some(k) => vec![
+                ("{}".into(), "application/json; charset=utf-8"),
+                (format!(r#"{{"total_count": 0, "{k}": {{}}}}"#), "application/json"),
+                (format!(r#"{{"total_count": 2, "{k}": ["A", "B"]}}"#), "application/json"),
+                ("[]".into(), "application/json"),
+                ("<html>Unicorn!</html>".into(), "application/json"),
+                (format!(r#"{{"total_count": 1, "{k}": [{{"name": "#), "application/json"),
+                (format!(r#"{{"total_count": 0, "{k}": []}}"#), "text/html"),
+                (String::new(), "application/json"),
+            ],
+            None => vec![
+                ("{}".into(), "application/json; charset=utf-8"),
+                (r#"{"keys": []}"#.into(), "application/json"),
+                ("[1, 2]".into(), "application/json"),
+                ("<html>Unicorn!</html>".into(), "application/json"),
+                (r#"[{"id": 1, "title": "#.into(), "application/json"),
+                ("[]".into(), "text/html"),
+                (String::new(), "application/json"),
+            ],
+        };
+        for (body, content_type) in bodies {
+            w.sim.faults.clear();
+            w.sim.faults.inject(
+                Some("GET"),
+                path,
+                Fault::Respond {
+                    status: 200,
+                    body: body.clone(),
+                    headers: vec![("content-type".into(), content_type.into())],
+                },
+                None,
+            );
+            let l = w.live(&d, &ledger).await;
+            let what = format!("GET {path} answered 200 {body:?} ({content_type})");
+            assert!(
+                matches!(
+                    l.kinds[kind].status,
+                    provisioner::live::ObserveStatus::Failed(_)
+                ),
+                "{what}: {kind} was believed: {:?}",
+                l.kinds[kind].status
+            );
+            let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+            assert!(
+                plan.changes
+                    .iter()
+                    .filter(|c| c.address.to_string().starts_with(&format!("{kind}.")))
+                    .all(|c| !c.action.acts()),
+                "{what}: changes planned for {kind}: {:?}",
+                acting(&plan)
+            );
+            assert!(
+                report.unobserved.iter().any(|u| u.kind == kind),
+                "{what}: {:?}",
+                report.unobserved
+            );
+            assert!(
+                report
+                    .unobserved
+                    .iter()
+                    .all(|u| !u.reason.contains("Unicorn")),
+                "the body is never quoted"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 39);
+    // With the faults gone, everything is observed and nothing needs doing.
+    w.sim.faults.clear();
+    w.assert_converged(&d, &ledger).await;
+}
