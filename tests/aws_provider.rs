@@ -926,7 +926,9 @@ async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_
             .map(|c| (c.address.to_string(), c.action))
             .collect();
         if !aws_changes.is_empty() {
-            believed.push(format!("200 {body:?}: AWS changes planned: {aws_changes:?}"));
+            believed.push(format!(
+                "200 {body:?}: AWS changes planned: {aws_changes:?}"
+            ));
         }
         assert!(
             report

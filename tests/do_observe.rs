@@ -376,10 +376,18 @@ async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_
             "domain_records",
             "digitalocean.domain_record",
         ),
-        ("/v2/cdn/endpoints", "endpoints", "digitalocean.cdn_endpoint"),
+        (
+            "/v2/cdn/endpoints",
+            "endpoints",
+            "digitalocean.cdn_endpoint",
+        ),
         ("/v2/spaces/keys", "keys", "digitalocean.spaces_key"),
         ("/v2/projects", "projects", "digitalocean.project"),
-        (project_resources.as_str(), "resources", "digitalocean.project"),
+        (
+            project_resources.as_str(),
+            "resources",
+            "digitalocean.project",
+        ),
     ];
     let mut cases = 0;
     for (path, key, kind) in lists {

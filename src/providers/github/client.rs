@@ -523,7 +523,12 @@ impl GhClient {
 /// True for `application/json` and `application/…+json` (GitHub answers
 /// `application/json; charset=utf-8`; REST API docs, "Media types").
 fn is_json_type(t: &str) -> bool {
-    let t = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let t = t
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
 }
 
