@@ -682,11 +682,20 @@ async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_
         let bodies: Vec<(String, &str)> = match key {
             Some(k) => vec![
                 ("{}".into(), "application/json; charset=utf-8"),
-                (format!(r#"{{"total_count": 0, "{k}": {{}}}}"#), "application/json"),
-                (format!(r#"{{"total_count": 2, "{k}": ["A", "B"]}}"#), "application/json"),
+                (
+                    format!(r#"{{"total_count": 0, "{k}": {{}}}}"#),
+                    "application/json",
+                ),
+                (
+                    format!(r#"{{"total_count": 2, "{k}": ["A", "B"]}}"#),
+                    "application/json",
+                ),
                 ("[]".into(), "application/json"),
                 ("<html>Unicorn!</html>".into(), "application/json"),
-                (format!(r#"{{"total_count": 1, "{k}": [{{"name": "#), "application/json"),
+                (
+                    format!(r#"{{"total_count": 1, "{k}": [{{"name": "#),
+                    "application/json",
+                ),
                 (format!(r#"{{"total_count": 0, "{k}": []}}"#), "text/html"),
                 (String::new(), "application/json"),
             ],
@@ -749,5 +758,74 @@ async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_
     assert_eq!(cases, 39);
     // With the faults gone, everything is observed and nothing needs doing.
     w.sim.faults.clear();
+    w.assert_converged(&d, &ledger).await;
+}
+
+#[tokio::test]
+async fn a_deploy_key_whose_private_half_never_reached_its_consumer_is_made_anew_though_protected()
+{
+    let w = world().await;
+    let d = w.state(
+        &format!("{DESIRED}\n[github.deploy_key.flux.lifecycle]\nprevent_destroy = true\n"),
+        CANARY,
+    );
+    let mut ledger = Ledger::new("lineage-gh");
+    // The key is made and recorded, then the apply stops before its consumer is written (as
+    // a SIGKILL there would leave it: the ledger is persisted before the consumer starts).
+    w.sim.faults.inject(
+        Some("PUT"),
+        "/repos/example-org/platform-gitops/environments/production/secrets/FLUX_IDENTITY",
+        Fault::Respond {
+            status: 422,
+            body: r#"{"message":"Validation Failed"}"#.into(),
+            headers: vec![],
+        },
+        None,
+    );
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    assert!(outcomes.iter().any(|o| o.result.is_err()));
+    let entry =
+        &ledger.resources[&provisioner::desired::Address::new("github", "deploy_key", "flux")];
+    assert!(
+        entry.options.contains_key("undelivered"),
+        "{:?}",
+        entry.options
+    );
+    let first = w.keys(GITOPS);
+    assert_eq!(first.len(), 1);
+    w.sim.faults.clear();
+
+    // The next pass makes a new key (the new one first, which prevent_destroy allows: nothing
+    // is destroyed before its successor exists) and delivers it.
+    let l = w.live(&d, &ledger).await;
+    let (plan, report) = plan::plan(&d, &ledger, &l).expect("not refused by prevent_destroy");
+    let key = plan
+        .changes
+        .iter()
+        .find(|c| c.address.as_str() == "github.deploy_key.flux")
+        .unwrap();
+    assert_eq!(key.action, Action::Replace, "{report:?}");
+    let reason = key.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("private_key") && reason.contains("made anew"),
+        "{reason}"
+    );
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    for o in &outcomes {
+        assert!(o.result.is_ok(), "{}: {:?}", o.address, o.result);
+    }
+    let after = w.keys(GITOPS);
+    assert_eq!(after.len(), 1, "the undelivered key is gone: {after:?}");
+    assert_ne!(after[0]["id"], first[0]["id"]);
+    let private = w
+        .sim
+        .secret(GITOPS, Some("production"), "FLUX_IDENTITY")
+        .unwrap();
+    assert_public_matches(&private, after[0]["key"].as_str().unwrap());
+    let entry =
+        &ledger.resources[&provisioner::desired::Address::new("github", "deploy_key", "flux")];
+    assert!(!entry.options.contains_key("undelivered"));
     w.assert_converged(&d, &ledger).await;
 }
