@@ -859,3 +859,87 @@ async fn buckets_are_read_as_many_at_once_as_the_setting_allows() {
         "{default} buckets read at once by default (24): the setting is not what limits them"
     );
 }
+
+/// A 200 whose body is not the operation's output (not XML or JSON, cut short, HTML from a
+/// proxy, empty, or JSON with the list missing) must fail the call, so the kind is not
+/// observed and nothing is created. Checked against the simulator, whose faults answer every
+/// request of the pass. The AWS SDK refuses some of these bodies but believes others (an
+/// empty body or `{}` for the JSON services, a truncated `ListBuckets`), so this fails until
+/// the AWS clients check answers themselves.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "open: the AWS SDK believes an empty body, `{}` and truncated XML (issue 20 item 2)"]
+async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created() {
+    let w = world(Aws::Sim).await;
+    let d = w.state(DESIRED);
+    let mut ledger = Ledger::new("lineage-aws-malformed");
+    w.converge(&d, &mut ledger).await;
+    let sim = w._aws_sim.as_ref().unwrap();
+    let bodies: [(&str, &str); 7] = [
+        ("not xml, not json", "text/xml"),
+        ("<html><body>502 Bad Gateway</body></html>", "text/html"),
+        (
+            r#"<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets><Bucket><Name>ass"#,
+            "application/xml",
+        ),
+        ("", "application/xml"),
+        ("{}", "application/x-amz-json-1.1"),
+        (r#"{"SecretList": {}}"#, "application/x-amz-json-1.1"),
+        (r#"{"EmailIdentities": "none"}"#, "application/json"),
+    ];
+    let kinds = [
+        "aws.s3_bucket",
+        "aws.sns_topic",
+        "aws.ses_domain_identity",
+        "aws.ses_configuration_set",
+        "aws.iam_smtp_user",
+        "aws.secretsmanager_secret",
+    ];
+    let mut believed = Vec::new();
+    for (body, content_type) in bodies {
+        sim.faults.clear();
+        // Every request: the query-protocol services (IAM, SNS) and Secrets Manager share
+        // `POST /`, and S3 lists at `GET /`.
+        sim.faults.inject(
+            None,
+            "/",
+            provisioner::sim::Fault::Respond {
+                status: 200,
+                body: body.to_string(),
+                headers: vec![("content-type".into(), content_type.into())],
+            },
+            None,
+        );
+        let l = w.live(&d, &ledger).await;
+        for kind in kinds {
+            if !matches!(
+                l.kinds[kind].status,
+                provisioner::live::ObserveStatus::Failed(_)
+            ) {
+                believed.push(format!("{kind} believed 200 {body:?} ({content_type})"));
+            }
+        }
+        let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+        let aws_changes: Vec<_> = plan
+            .changes
+            .iter()
+            .filter(|c| c.address.provider() == "aws" && c.action.acts())
+            .map(|c| (c.address.to_string(), c.action))
+            .collect();
+        if !aws_changes.is_empty() {
+            believed.push(format!(
+                "200 {body:?}: AWS changes planned: {aws_changes:?}"
+            ));
+        }
+        assert!(
+            report
+                .unobserved
+                .iter()
+                .all(|u| !u.reason.contains("Bad Gateway")),
+            "the body is never quoted: {:?}",
+            report.unobserved
+        );
+    }
+    assert!(believed.is_empty(), "{believed:#?}");
+    sim.faults.clear();
+    w.assert_converged(&d, &ledger).await;
+}

@@ -308,3 +308,139 @@ async fn a_kind_that_cannot_be_listed_is_failed_not_empty() {
         report.unobserved
     );
 }
+
+/// Bodies a list endpoint may answer with a 200 that are not the list it documents: each
+/// (body, content type) for a list under `key`.
+fn malformed_lists(key: &str) -> Vec<(String, &'static str)> {
+    vec![
+        ("{}".to_string(), "application/json"),
+        (format!(r#"{{"{key}": {{}}}}"#), "application/json"),
+        (format!(r#"{{"{key}": "none"}}"#), "application/json"),
+        (format!(r#"{{"{key}": [1, 2]}}"#), "application/json"),
+        ("[]".to_string(), "application/json"),
+        ("<html>Bad gateway</html>".to_string(), "application/json"),
+        (format!(r#"{{"{key}": [{{"id": "a"#), "application/json"),
+        (
+            format!(r#"{{"{key}": [], "links": {{}}, "meta": {{"total": 0}}}}"#),
+            "text/html",
+        ),
+        (String::new(), "application/json"),
+    ]
+}
+
+#[tokio::test]
+async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created() {
+    let sim = DoSim::start(DoConfig {
+        provisioning: Duration::from_millis(10),
+        per_minute: 100_000,
+        per_hour: 100_000,
+        ..DoConfig::default()
+    })
+    .await
+    .unwrap();
+    // A client per case: each has its own budget, CDN calls included (5 per 10 s).
+    let client = || {
+        let mut config = ApiConfig::new(sim.url(), "sim-token", 10_000);
+        config.max_retries = 1;
+        config.min_backoff = Duration::from_millis(5);
+        DoClient::new(config).unwrap()
+    };
+    let c = client();
+    populate(&c).await;
+    let project = c
+        .list("/v2/projects", "projects")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p["name"] == "platform")
+        .unwrap();
+    let project_resources = format!("/v2/projects/{}/resources", project["id"].as_str().unwrap());
+    let d = state();
+    // Every list observing makes: (path, envelope key, the kind it fails).
+    let lists = [
+        ("/v2/vpcs", "vpcs", "digitalocean.vpc"),
+        (
+            "/v2/kubernetes/clusters",
+            "kubernetes_clusters",
+            "digitalocean.kubernetes_cluster",
+        ),
+        (
+            "/v2/load_balancers",
+            "load_balancers",
+            "digitalocean.load_balancer",
+        ),
+        ("/v2/firewalls", "firewalls", "digitalocean.firewall"),
+        ("/v2/domains", "domains", "digitalocean.domain"),
+        (
+            "/v2/domains/example.com/records",
+            "domain_records",
+            "digitalocean.domain_record",
+        ),
+        (
+            "/v2/cdn/endpoints",
+            "endpoints",
+            "digitalocean.cdn_endpoint",
+        ),
+        ("/v2/spaces/keys", "keys", "digitalocean.spaces_key"),
+        ("/v2/projects", "projects", "digitalocean.project"),
+        (
+            project_resources.as_str(),
+            "resources",
+            "digitalocean.project",
+        ),
+    ];
+    let mut cases = 0;
+    for (path, key, kind) in lists {
+        for (body, content_type) in malformed_lists(key) {
+            sim.faults.clear();
+            sim.faults.inject(
+                Some("GET"),
+                path,
+                Fault::Respond {
+                    status: 200,
+                    body: body.clone(),
+                    headers: vec![("content-type".into(), content_type.into())],
+                },
+                None,
+            );
+            let live = live(&client(), &d).await;
+            let what = format!("GET {path} answered 200 {body:?} ({content_type})");
+            assert!(
+                matches!(live.kinds[kind].status, ObserveStatus::Failed(_)),
+                "{what}: {kind} was believed: {:?}",
+                live.kinds[kind].status
+            );
+            let (plan, report) = plan::plan(&d, &Ledger::default(), &live).unwrap();
+            assert!(
+                plan.changes
+                    .iter()
+                    .filter(|c| c.address.to_string().starts_with(&format!("{kind}.")))
+                    .all(|c| c.action == Action::Conflict || !c.action.acts()),
+                "{what}: changes planned for {kind}: {:#?}",
+                plan.changes
+            );
+            assert!(
+                report.unobserved.iter().any(|u| u.kind == kind),
+                "{what}: {:?}",
+                report.unobserved
+            );
+            assert!(
+                report
+                    .unobserved
+                    .iter()
+                    .all(|u| !u.reason.contains("Bad gateway")),
+                "the body is never quoted"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 90);
+    // With the faults gone, everything is observed again and adopted as before.
+    sim.faults.clear();
+    let live = live(&client(), &d).await;
+    assert!(
+        live.kinds
+            .values()
+            .all(|k| matches!(k.status, ObserveStatus::Complete))
+    );
+}

@@ -642,3 +642,190 @@ async fn a_lost_private_key_copy_makes_a_new_key_unless_the_key_is_protected() {
     assert_eq!(w.keys(GITOPS).len(), 1, "the protected key was left alone");
     assert!(Path::new(&w.dir.path().join("desired")).exists());
 }
+
+#[tokio::test]
+async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created() {
+    let w = world().await;
+    let d = w.state(DESIRED, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    // Every list observing makes: (path, envelope key or a bare array, the kind it fails).
+    let lists: [(&str, Option<&str>, &str); 5] = [
+        (
+            "/repos/example-org/platform-apps/actions/secrets",
+            Some("secrets"),
+            "github.actions_secret",
+        ),
+        (
+            "/repos/example-org/platform-gitops/environments/production/secrets",
+            Some("secrets"),
+            "github.environment_secret",
+        ),
+        (
+            "/repos/example-org/platform-apps/actions/variables",
+            Some("variables"),
+            "github.actions_variable",
+        ),
+        (
+            "/repos/example-org/platform-gitops/environments/production/variables",
+            Some("variables"),
+            "github.actions_variable",
+        ),
+        (
+            "/repos/example-org/platform-gitops/keys",
+            None,
+            "github.deploy_key",
+        ),
+    ];
+    let mut cases = 0;
+    for (path, key, kind) in lists {
+        let bodies: Vec<(String, &str)> = match key {
+            Some(k) => vec![
+                ("{}".into(), "application/json; charset=utf-8"),
+                (
+                    format!(r#"{{"total_count": 0, "{k}": {{}}}}"#),
+                    "application/json",
+                ),
+                (
+                    format!(r#"{{"total_count": 2, "{k}": ["A", "B"]}}"#),
+                    "application/json",
+                ),
+                ("[]".into(), "application/json"),
+                ("<html>Unicorn!</html>".into(), "application/json"),
+                (
+                    format!(r#"{{"total_count": 1, "{k}": [{{"name": "#),
+                    "application/json",
+                ),
+                (format!(r#"{{"total_count": 0, "{k}": []}}"#), "text/html"),
+                (String::new(), "application/json"),
+            ],
+            None => vec![
+                ("{}".into(), "application/json; charset=utf-8"),
+                (r#"{"keys": []}"#.into(), "application/json"),
+                ("[1, 2]".into(), "application/json"),
+                ("<html>Unicorn!</html>".into(), "application/json"),
+                (r#"[{"id": 1, "title": "#.into(), "application/json"),
+                ("[]".into(), "text/html"),
+                (String::new(), "application/json"),
+            ],
+        };
+        for (body, content_type) in bodies {
+            w.sim.faults.clear();
+            w.sim.faults.inject(
+                Some("GET"),
+                path,
+                Fault::Respond {
+                    status: 200,
+                    body: body.clone(),
+                    headers: vec![("content-type".into(), content_type.into())],
+                },
+                None,
+            );
+            let l = w.live(&d, &ledger).await;
+            let what = format!("GET {path} answered 200 {body:?} ({content_type})");
+            assert!(
+                matches!(
+                    l.kinds[kind].status,
+                    provisioner::live::ObserveStatus::Failed(_)
+                ),
+                "{what}: {kind} was believed: {:?}",
+                l.kinds[kind].status
+            );
+            let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+            assert!(
+                plan.changes
+                    .iter()
+                    .filter(|c| c.address.to_string().starts_with(&format!("{kind}.")))
+                    .all(|c| !c.action.acts()),
+                "{what}: changes planned for {kind}: {:?}",
+                acting(&plan)
+            );
+            assert!(
+                report.unobserved.iter().any(|u| u.kind == kind),
+                "{what}: {:?}",
+                report.unobserved
+            );
+            assert!(
+                report
+                    .unobserved
+                    .iter()
+                    .all(|u| !u.reason.contains("Unicorn")),
+                "the body is never quoted"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 39);
+    // With the faults gone, everything is observed and nothing needs doing.
+    w.sim.faults.clear();
+    w.assert_converged(&d, &ledger).await;
+}
+
+#[tokio::test]
+async fn a_deploy_key_whose_private_half_never_reached_its_consumer_is_made_anew_though_protected()
+{
+    let w = world().await;
+    let d = w.state(
+        &format!("{DESIRED}\n[github.deploy_key.flux.lifecycle]\nprevent_destroy = true\n"),
+        CANARY,
+    );
+    let mut ledger = Ledger::new("lineage-gh");
+    // The key is made and recorded, then the apply stops before its consumer is written (as
+    // a SIGKILL there would leave it: the ledger is persisted before the consumer starts).
+    w.sim.faults.inject(
+        Some("PUT"),
+        "/repos/example-org/platform-gitops/environments/production/secrets/FLUX_IDENTITY",
+        Fault::Respond {
+            status: 422,
+            body: r#"{"message":"Validation Failed"}"#.into(),
+            headers: vec![],
+        },
+        None,
+    );
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    assert!(outcomes.iter().any(|o| o.result.is_err()));
+    let entry =
+        &ledger.resources[&provisioner::desired::Address::new("github", "deploy_key", "flux")];
+    assert!(
+        entry.options.contains_key("undelivered"),
+        "{:?}",
+        entry.options
+    );
+    let first = w.keys(GITOPS);
+    assert_eq!(first.len(), 1);
+    w.sim.faults.clear();
+
+    // The next pass makes a new key (the new one first, which prevent_destroy allows: nothing
+    // is destroyed before its successor exists) and delivers it.
+    let l = w.live(&d, &ledger).await;
+    let (plan, report) = plan::plan(&d, &ledger, &l).expect("not refused by prevent_destroy");
+    let key = plan
+        .changes
+        .iter()
+        .find(|c| c.address.as_str() == "github.deploy_key.flux")
+        .unwrap();
+    assert_eq!(key.action, Action::Replace, "{report:?}");
+    let reason = key.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("private_key") && reason.contains("made anew"),
+        "{reason}"
+    );
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    for o in &outcomes {
+        assert!(o.result.is_ok(), "{}: {:?}", o.address, o.result);
+    }
+    let after = w.keys(GITOPS);
+    assert_eq!(after.len(), 1, "the undelivered key is gone: {after:?}");
+    assert_ne!(after[0]["id"], first[0]["id"]);
+    let private = w
+        .sim
+        .secret(GITOPS, Some("production"), "FLUX_IDENTITY")
+        .unwrap();
+    assert_public_matches(&private, after[0]["key"].as_str().unwrap());
+    let entry =
+        &ledger.resources[&provisioner::desired::Address::new("github", "deploy_key", "flux")];
+    assert!(!entry.options.contains_key("undelivered"));
+    w.assert_converged(&d, &ledger).await;
+}

@@ -23,7 +23,9 @@ use crate::ledger::fingerprint::FingerprintKey;
 use crate::ledger::model::applied_hash;
 use crate::ledger::{Intent, Ledger, LedgerEntry};
 use crate::live::LiveState;
-use crate::plan::planner::{Resolved, desired_fields, known_fields, natural_key};
+use crate::plan::planner::{
+    Resolved, UNDELIVERED, desired_fields, known_fields, natural_key, unrecoverable,
+};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::{Applied, ApplyRequest, Provider, SecretValue};
 
@@ -186,6 +188,9 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
     let mut running: FuturesUnordered<Running<'_>> = FuturesUnordered::new();
     let mut report = ApplyReport::default();
     let mut dirty = false;
+    // Set when a producer's unrecoverable output awaits its consumers: the ledger records
+    // that before any of them starts, so a crash in between is made good by the next pass.
+    let mut must_flush = false;
     let mut last_flush = Instant::now();
 
     loop {
@@ -263,7 +268,8 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
                 intents = true;
             }
         }
-        if intents || (dirty && last_flush.elapsed() >= options.flush_every) {
+        if intents || must_flush || (dirty && last_flush.elapsed() >= options.flush_every) {
+            must_flush = false;
             if let Err(e) = persist.save(ledger, "apply in progress").await {
                 report.ledger_error = Some(e);
                 // Nothing in this batch has started: none of it runs.
@@ -302,7 +308,7 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
             *in_flight.entry(c.address.provider()).or_default() -= 1;
             let result = match f.result {
                 Ok(applied) => {
-                    record(
+                    must_flush |= record(
                         c,
                         desired,
                         ledger,
@@ -511,7 +517,10 @@ async fn run<P: Provider>(
     finish(result, p.known, fingerprints)
 }
 
-/// Records a finished change in the ledger and the attributes later changes read.
+/// Records a finished change in the ledger and the attributes later changes read. Returns
+/// true when it produced a secret output the cloud cannot give back and that consumers still
+/// have to be written with (recorded under [`UNDELIVERED`]): the ledger must be persisted
+/// before they start.
 #[allow(clippy::too_many_arguments)]
 fn record(
     c: &Change,
@@ -522,16 +531,33 @@ fn record(
     applied: Applied,
     known: serde_json::Map<String, Value>,
     fingerprints: BTreeMap<String, String>,
-) {
+) -> bool {
     if c.action == Action::Delete {
         ledger.resources.remove(&c.address);
         ledger.pending.remove(&c.address);
-        return;
+        return false;
     }
     let Some(r) = desired.resources.get(&c.address) else {
-        return;
+        return false;
     };
     attrs.insert(c.address.clone(), Some(applied.attributes.clone()));
+    delivered(c, r, ledger);
+    // Who reads each unrecoverable output made now: they are owed it until written.
+    let mut waiting = serde_json::Map::new();
+    for output in applied.secrets.keys() {
+        if !unrecoverable(r.kind(), output) {
+            continue;
+        }
+        let consumers: Vec<Value> = desired
+            .resources
+            .values()
+            .filter(|consumer| reads_secret(consumer, &c.address, output).is_some())
+            .map(|consumer| Value::String(consumer.address.to_string()))
+            .collect();
+        if !consumers.is_empty() {
+            waiting.insert(output.clone(), Value::Array(consumers));
+        }
+    }
     if !applied.secrets.is_empty() {
         outputs.insert(c.address.clone(), applied.secrets);
     }
@@ -562,7 +588,67 @@ fn record(
                 .collect(),
             depends_on: r.depends_on.clone(),
             prevent_destroy: r.lifecycle.prevent_destroy,
-            options: local_options(r),
+            options: {
+                let mut options = local_options(r);
+                if !waiting.is_empty() {
+                    options.insert(UNDELIVERED.to_string(), Value::Object(waiting.clone()));
+                }
+                options
+            },
         },
     );
+    !waiting.is_empty()
+}
+
+/// The secret field of `consumer` that reads `output` of `producer`, if any.
+fn reads_secret(
+    consumer: &crate::desired::Resource,
+    producer: &Address,
+    output: &str,
+) -> Option<&'static str> {
+    crate::plan::planner::secret_fields(consumer.kind())
+        .iter()
+        .copied()
+        .find(|&field| {
+            matches!(
+                consumer.spec.secret(field),
+                Some(crate::desired::values::SecretSource::Ref(reference))
+                    if reference.address == *producer && reference.attribute == output
+            )
+        })
+}
+
+/// A consumer written with its secret values: the producers it reads no longer owe it their
+/// outputs.
+fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledger) {
+    let wrote = |field: &str| {
+        matches!(c.action, Action::Create | Action::Replace)
+            || c.fields.iter().any(|f| f.path == field)
+    };
+    for &field in crate::plan::planner::secret_fields(consumer.kind()) {
+        let Some(crate::desired::values::SecretSource::Ref(reference)) =
+            consumer.spec.secret(field)
+        else {
+            continue;
+        };
+        if !wrote(field) {
+            continue;
+        }
+        let Some(producer) = ledger.resources.get_mut(&reference.address) else {
+            continue;
+        };
+        let Some(Value::Object(waiting)) = producer.options.get_mut(UNDELIVERED) else {
+            continue;
+        };
+        let me = consumer.address.to_string();
+        if let Some(Value::Array(list)) = waiting.get_mut(&reference.attribute) {
+            list.retain(|a| a.as_str() != Some(me.as_str()));
+            if list.is_empty() {
+                waiting.remove(&reference.attribute);
+            }
+        }
+        if waiting.is_empty() {
+            producer.options.remove(UNDELIVERED);
+        }
+    }
 }

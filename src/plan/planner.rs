@@ -76,7 +76,7 @@ type PlanResult = Result<(Plan, PlanReport), PlanError>;
 
 /// Secret outputs the cloud keeps no copy of: they exist only in the apply that creates (or
 /// rotates) their producer.
-fn unrecoverable(kind: Kind, output: &str) -> bool {
+pub fn unrecoverable(kind: Kind, output: &str) -> bool {
     UNRECOVERABLE
         .iter()
         .any(|(k, o)| *k == kind && *o == output)
@@ -88,6 +88,35 @@ const UNRECOVERABLE: &[(Kind, &str)] = &[
     (Kind::GhDeployKey, "private_key"),
     (Kind::DoSpacesKey, "secret_key"),
 ];
+
+/// The key, in a ledger entry's `options`, of the secret outputs its object produced that not
+/// every consumer has been written with yet: `{ "<output>": ["<consumer address>", …] }`.
+/// The executor sets it (and persists it) when the producer's result is recorded, before any
+/// consumer starts, and clears each consumer as it is written; a crash in between leaves it,
+/// and the next plan makes the producer anew (see [`undelivered`]).
+pub const UNDELIVERED: &str = "undelivered";
+
+/// The unrecoverable outputs of a ledger entry that some consumer never received, each with
+/// the consumers still waiting for it.
+pub fn undelivered(entry: &LedgerEntry) -> BTreeMap<String, BTreeSet<String>> {
+    let Some(Value::Object(outputs)) = entry.options.get(UNDELIVERED) else {
+        return BTreeMap::new();
+    };
+    outputs
+        .iter()
+        .map(|(output, waiting)| {
+            let waiting = waiting
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            (output.clone(), waiting)
+        })
+        .filter(|(_, w): &(String, BTreeSet<String>)| !w.is_empty())
+        .collect()
+}
 
 /// Whether an object found by name may be adopted.
 enum Adoption {
@@ -644,6 +673,15 @@ impl<'a> Planner<'a> {
         let detect = self.mode(r) == Mode::Detect;
         let (object, adopt) = self.find_live(kind, entry, &fields);
         let mut recovery_replace = None;
+        // Made by an apply that was interrupted before every consumer got its output, which
+        // the cloud cannot give back: made anew (the new one first where the kind allows).
+        let never_delivered = match (object, entry) {
+            (Some(_), Some(e)) if !adopt && !detect => self.never_delivered(r, e),
+            _ => None,
+        };
+        if let Some((output, _)) = &never_delivered {
+            recovery_replace = Some(*output);
+        }
         if let Some(o) = object.filter(|_| adopt) {
             match self.adoption(i, o) {
                 Adoption::Proven(_) => {}
@@ -789,7 +827,11 @@ impl<'a> Planner<'a> {
             });
         }
         let forced: Vec<&FieldChange> = diffs.iter().filter(|d| d.forces_replacement).collect();
-        let reason = if let Some(output) = recovery_replace {
+        let reason = if let Some((output, consumer)) = &never_delivered {
+            Some(format!(
+                "its {output} was made by an apply that stopped before {consumer} was written with it, and cannot be read back: made anew, which prevent_destroy allows (nothing is destroyed before its successor exists)"
+            ))
+        } else if let Some(output) = recovery_replace {
             Some(format!(
                 "an interrupted create left this object, but its {output} was never delivered and cannot be read back: replaced"
             ))
@@ -916,6 +958,35 @@ impl<'a> Planner<'a> {
                 "{kind} {id} has this name, but nothing proves this ledger made it ({marked}): not adopted. To manage it, set `lifecycle.adopt = true` on {address} or run `provisioner state import {address} {id}`; otherwise rename this resource"
             ))
         }
+    }
+
+    /// An unrecoverable output of `r` that its ledger entry says was never delivered to a
+    /// consumer that is still desired and still reads it, with that consumer.
+    fn never_delivered(
+        &self,
+        r: &Resource,
+        entry: &LedgerEntry,
+    ) -> Option<(&'static str, &'a Address)> {
+        let waiting = undelivered(entry);
+        if waiting.is_empty() {
+            return None;
+        }
+        self.resources.iter().find_map(|c| {
+            let pending = waiting.iter().find_map(|(output, consumers)| {
+                consumers
+                    .contains(&c.address.to_string())
+                    .then_some(output.as_str())
+            })?;
+            c.references.iter().find_map(|(_, reference)| {
+                if reference.address != r.address || reference.attribute != pending {
+                    return None;
+                }
+                UNRECOVERABLE
+                    .iter()
+                    .find(|(k, out)| *k == r.kind() && *out == pending)
+                    .map(|(_, out)| (*out, &c.address))
+            })
+        })
     }
 
     /// A secret output of `r` that another desired resource reads and that the cloud cannot

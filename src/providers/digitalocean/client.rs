@@ -117,6 +117,18 @@ pub enum DoError {
         /// What happened.
         cause: String,
     },
+    /// A success status whose body is not the answer the endpoint documents (not JSON, a
+    /// wrong content type, a missing or mistyped list): not believed, so a list is never
+    /// taken as empty because it could not be read.
+    #[error("DigitalOcean API: GET {path} answered {status} with {what}: not believed")]
+    Malformed {
+        /// Path and query.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// What is wrong with the body (never the body itself).
+        what: String,
+    },
     /// No usable answer after the retries.
     #[error("DigitalOcean API: {method} {path} failed: {cause}")]
     Transport {
@@ -139,7 +151,9 @@ impl DoError {
     pub fn retryable(&self) -> bool {
         match self {
             DoError::Api { retryable, .. } => *retryable,
-            DoError::Ambiguous { .. } | DoError::Transport { .. } => true,
+            DoError::Ambiguous { .. } | DoError::Transport { .. } | DoError::Malformed { .. } => {
+                true
+            }
         }
     }
 }
@@ -153,6 +167,8 @@ pub struct Reply {
     pub body: Value,
     /// The raw text (for YAML answers such as the kubeconfig).
     pub text: String,
+    /// The `content-type` header, if any.
+    pub content_type: Option<String>,
 }
 
 #[derive(Debug)]
@@ -394,7 +410,16 @@ impl DoClient {
             };
             if (200..300).contains(&status) {
                 let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-                return Ok(Reply { status, body, text });
+                let content_type = headers
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                return Ok(Reply {
+                    status,
+                    body,
+                    text,
+                    content_type,
+                });
             }
             let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let error = DoError::Api {
@@ -451,22 +476,70 @@ impl DoClient {
         }
     }
 
-    /// Every item of a list endpoint: `per_page=200`, following `links.pages.next`.
+    /// Every item of a list endpoint: `per_page=200`, following `links.pages.next`. Each
+    /// page is checked by [`list_page`] before it is believed: an answer that is not the
+    /// documented list is an error, never an empty list.
     pub async fn list(&self, path: &str, key: &str) -> Result<Vec<Value>, DoError> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut next = Some(format!("{path}{sep}per_page=200"));
         let mut out = Vec::new();
         while let Some(p) = next.take() {
             let reply = self.request(Method::GET, &p, None).await?;
-            if let Some(items) = reply.body[key].as_array() {
-                out.extend(items.iter().cloned());
-            }
-            next = reply.body["links"]["pages"]["next"]
-                .as_str()
-                .and_then(path_of);
+            let (items, more) = list_page(&reply, key).map_err(|what| DoError::Malformed {
+                path: p.clone(),
+                status: reply.status,
+                what,
+            })?;
+            out.extend(items.iter().cloned());
+            next = more;
         }
         Ok(out)
     }
+}
+
+/// The one rule for reading a page of a list, whatever the endpoint: a JSON content type,
+/// a JSON object, the list under its documented key as an array of objects, and `links` (if
+/// any) with a string `pages.next`. Returns the items and the next page's path; otherwise
+/// says what is wrong (never quoting the body, which may hold a secret). The envelope is
+/// DigitalOcean's: `{"<key>": [...], "links": {"pages": {"next": URL}}, "meta": {...}}`
+/// (API v2 reference, "Links & Pagination"; cloud-apis.md A.1).
+pub fn list_page<'r>(
+    reply: &'r Reply,
+    key: &str,
+) -> Result<(&'r Vec<Value>, Option<String>), String> {
+    let json_type = reply.content_type.as_deref().is_some_and(|t| {
+        let t = t.split(';').next().unwrap_or("").trim();
+        t.eq_ignore_ascii_case("application/json")
+    });
+    if !json_type {
+        return Err(format!(
+            "content type {:?}, not application/json",
+            reply.content_type.as_deref().unwrap_or("(none)")
+        ));
+    }
+    let Some(body) = reply.body.as_object() else {
+        return Err(if reply.body.is_null() {
+            "a body that is not JSON (or is cut short)".to_string()
+        } else {
+            "JSON that is not an object".to_string()
+        });
+    };
+    let items = match body.get(key) {
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(format!("`{key}` that is not a list")),
+        None => return Err(format!("no `{key}` list")),
+    };
+    if items.iter().any(|i| !i.is_object()) {
+        return Err(format!("`{key}` holding something that is not an object"));
+    }
+    let next = match body.get("links").map(|l| &l["pages"]["next"]) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(link)) => Some(
+            path_of(link).ok_or_else(|| "a `links.pages.next` that is not a URL".to_string())?,
+        ),
+        Some(_) => return Err("a `links.pages.next` that is not a string".to_string()),
+    };
+    Ok((items, next))
 }
 
 /// The path and query of an absolute link (`https://api.digitalocean.com/v2/…?page=2`), so

@@ -117,6 +117,16 @@ pub enum GhError {
         /// How long the client was willing to wait.
         max_wait: Duration,
     },
+    /// A success status whose body is not the answer the endpoint documents (not JSON, a
+    /// wrong content type, a missing or mistyped list): not believed, so a list is never
+    /// taken as empty because it could not be read.
+    #[error("GitHub answered GET {path} with {what}: not believed")]
+    Malformed {
+        /// Path (never a query with a value in it).
+        path: String,
+        /// What is wrong with the body (never the body itself).
+        what: String,
+    },
     /// The request did not complete (connection refused, reset, timeout).
     #[error("{method} {path} did not complete: {cause}")]
     Transport {
@@ -139,7 +149,9 @@ impl GhError {
     pub fn retryable(&self) -> bool {
         match self {
             GhError::Api { status, .. } => *status >= 500 || *status == 429,
-            GhError::RateLimited { .. } | GhError::Transport { .. } => true,
+            GhError::RateLimited { .. } | GhError::Transport { .. } | GhError::Malformed { .. } => {
+                true
+            }
         }
     }
 
@@ -192,13 +204,16 @@ pub struct Answer {
     pub body: Value,
     /// The `Link` header's `rel="next"`, as a path and query.
     pub next: Option<String>,
+    /// True when the body came as JSON under a JSON content type (`application/json` or
+    /// `application/…+json`); a cached body always did.
+    pub json: bool,
 }
 
 /// The client.
 pub struct GhClient {
     config: GhApiConfig,
     octo: octocrab::Octocrab,
-    /// Conditional-GET cache: path and query → (ETag, body).
+    /// Conditional-GET cache: path and query → (ETag, body); only JSON bodies are kept.
     etags: Mutex<HashMap<String, (String, Value)>>,
     budget: Mutex<Budget>,
     /// One lock per repository: writes to one repository go one at a time.
@@ -278,13 +293,17 @@ impl GhClient {
                 break;
             }
             let answer = self.get(&p).await?;
-            let items = match key {
-                Some(k) => answer.body.get(k).cloned(),
-                None => Some(answer.body),
-            };
-            if let Some(Value::Array(items)) = items {
-                out.extend(items);
-            }
+            let items = list_page(&answer, key).map_err(|what| {
+                // Not believed, so not kept: the next pass asks again in full.
+                if let Ok(mut cache) = self.etags.lock() {
+                    cache.remove(&p);
+                }
+                GhError::Malformed {
+                    path: p.split('?').next().unwrap_or(&p).to_string(),
+                    what,
+                }
+            })?;
+            out.extend(items.iter().cloned());
             next = answer.next;
         }
         Ok(out)
@@ -374,21 +393,34 @@ impl GhClient {
                     status: 200,
                     body,
                     next,
+                    json: true,
                 });
             }
+            let json_type = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(is_json_type);
+            let parsed = serde_json::from_str::<Value>(&text).ok();
+            let json = json_type && parsed.is_some();
             let body: Value = if text.trim().is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
+                parsed.unwrap_or(Value::String(text))
             };
             if (200..300).contains(&status) {
                 if method == http::Method::GET
+                    && json
                     && let Some(etag) = headers.get("etag").and_then(|v| v.to_str().ok())
                     && let Ok(mut cache) = self.etags.lock()
                 {
                     cache.insert(path.to_string(), (etag.to_string(), body.clone()));
                 }
-                return Ok(Answer { status, body, next });
+                return Ok(Answer {
+                    status,
+                    body,
+                    next,
+                    json,
+                });
             }
             let message = body
                 .get("message")
@@ -488,6 +520,49 @@ impl GhClient {
 /// For a rate-limit answer, how long to wait: `retry-after` when given; the reset time when
 /// the primary limit is spent; at least a minute (doubling) for a secondary limit without
 /// either, as GitHub's documentation asks. `None` when the answer is not a rate limit.
+/// True for `application/json` and `application/…+json` (GitHub answers
+/// `application/json; charset=utf-8`; REST API docs, "Media types").
+fn is_json_type(t: &str) -> bool {
+    let t = t
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+}
+
+/// The one rule for reading a page of a list, whatever the endpoint: JSON under a JSON
+/// content type, the list under its documented key (`{"total_count": N, "secrets": [...]}`,
+/// `{"variables": [...]}`) or a bare array (`GET /repos/{o}/{r}/keys`), every item an
+/// object (GitHub REST API reference for each endpoint). Otherwise says what is wrong,
+/// never quoting the body.
+pub fn list_page<'a>(answer: &'a Answer, key: Option<&str>) -> Result<&'a Vec<Value>, String> {
+    if !answer.json {
+        return Err(if answer.body.is_null() {
+            "an empty body".to_string()
+        } else {
+            "a body that is not JSON under a JSON content type (or is cut short)".to_string()
+        });
+    }
+    let items = match key {
+        Some(k) => match answer.body.as_object().map(|o| o.get(k)) {
+            None => return Err("JSON that is not an object".to_string()),
+            Some(None) => return Err(format!("no `{k}` list")),
+            Some(Some(Value::Array(items))) => items,
+            Some(Some(_)) => return Err(format!("`{k}` that is not a list")),
+        },
+        None => match &answer.body {
+            Value::Array(items) => items,
+            _ => return Err("JSON that is not a list".to_string()),
+        },
+    };
+    if items.iter().any(|i| !i.is_object()) {
+        return Err("a list holding something that is not an object".to_string());
+    }
+    Ok(items)
+}
+
 fn rate_limit_wait(
     status: u16,
     headers: &HeaderMap,
