@@ -5,6 +5,8 @@
 //! example converges — against the DigitalOcean and GitHub simulators and the project's AWS
 //! simulator (a fresh, empty account per test, which a shared moto server is not).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -428,4 +430,61 @@ async fn the_daemon_reports_unmanaged_objects_when_asked() {
         metrics.contains("provisioner_unmanaged_objects{provider=\"digitalocean\",kind=\"vpc\",category=\"adoptable\"} 0"),
         "the VPC the daemon made is managed, not adoptable:\n{metrics}"
     );
+}
+
+/// `init` against moto: the ledger bucket with versioning, encryption, a public access
+/// block and a lifecycle, and the fingerprint key; a second run changes nothing.
+#[test]
+fn init_makes_the_ledger_bucket_and_key_on_moto() {
+    let dir = tempfile::tempdir().unwrap();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let bucket = format!("ledger-{}", &unique[..12]);
+    let secret = format!("provisioner/key-{}", &unique[..12]);
+    std::fs::write(
+        dir.path().join("settings.toml"),
+        format!(
+            "[settings]\nledger = \"s3://{bucket}/prod\"\nfingerprint_key_secret = \"{secret}\"\n\n[aws.sns_topic.alerts]\nname = \"alerts-{}\"\n",
+            &unique[..8]
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("-d")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("PROVISIONER_LEDGER");
+        c.env_remove("PROVISIONER_FINGERPRINT_KEY");
+        for (k, v) in support::moto::child_env() {
+            c.env(k, v);
+        }
+        Run(c.output().unwrap())
+    };
+    let missing = run(&["state", "list"]);
+    missing.expect(1);
+    assert!(
+        missing.err().contains("provisioner init"),
+        "{}",
+        missing.err()
+    );
+    let first = run(&["init"]);
+    first.expect(0);
+    for line in [
+        "done     created bucket",
+        "done     turned versioning on",
+        "done     turned default encryption on",
+        "done     blocked all public access",
+        "done     old ledger versions expire",
+        "done     created an empty ledger",
+        "done     tagged the bucket",
+        &format!("done     created Secrets Manager secret `{secret}`"),
+        "ok       credentials of arn:aws:",
+    ] {
+        assert!(first.out().contains(line), "{line}:\n{}", first.out());
+    }
+    let second = run(&["init"]);
+    second.expect(0);
+    assert!(!second.out().contains("done "), "{}", second.out());
+    run(&["state", "list"]).expect(0);
+    run(&["diff", "--detailed-exitcode"]).expect(2);
 }

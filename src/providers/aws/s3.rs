@@ -360,15 +360,31 @@ pub async fn ensure_ledger_bucket(
         }
         report(Some(true), format!("created bucket {bucket} in {region}"));
     }
+    // Some S3-compatible servers (moto 5.2) answer 200 with a differently named XML root,
+    // which the SDK refuses to parse; the answer is still there to read.
+    fn body_of<E>(
+        e: &aws_sdk_s3::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    ) -> Option<String> {
+        let raw = e.raw_response()?;
+        if raw.status().as_u16() != 200 {
+            return None;
+        }
+        raw.body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
     // What a new bucket has not got yet, it is missing.
     let versioning = if exists {
-        client
-            .get_bucket_versioning()
-            .bucket(bucket)
-            .send()
-            .await
-            .map(|o| o.status() == Some(&BucketVersioningStatus::Enabled))
-            .map_err(|e| err(&format!("reading {bucket}'s versioning"), e))?
+        match client.get_bucket_versioning().bucket(bucket).send().await {
+            Ok(o) => o.status() == Some(&BucketVersioningStatus::Enabled),
+            Err(e) => match body_of(&e) {
+                Some(text) => text.contains("<Status>Enabled</Status>"),
+                None => return Err(err(&format!("reading {bucket}'s versioning"), e)),
+            },
+        }
     } else {
         false
     };
@@ -394,14 +410,12 @@ pub async fn ensure_ledger_bucket(
         );
     }
     let encrypted = exists
-        && client
-            .get_bucket_encryption()
-            .bucket(bucket)
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.server_side_encryption_configuration().cloned())
-            .is_some_and(|c| !c.rules().is_empty());
+        && match client.get_bucket_encryption().bucket(bucket).send().await {
+            Ok(o) => o
+                .server_side_encryption_configuration()
+                .is_some_and(|c| !c.rules().is_empty()),
+            Err(e) => body_of(&e).is_some_and(|t| t.contains("<SSEAlgorithm>")),
+        };
     if encrypted {
         report(Some(false), "default encryption is on".into());
     } else {
@@ -429,20 +443,26 @@ pub async fn ensure_ledger_bucket(
         }
         report(Some(true), "turned default encryption on (SSE-S3)".into());
     }
+    let all_blocked = |t: &str| {
+        [
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        ]
+        .iter()
+        .all(|k| t.contains(&format!("<{k}>true</{k}>")))
+    };
     let blocked = exists
-        && client
-            .get_public_access_block()
-            .bucket(bucket)
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.public_access_block_configuration().cloned())
-            .is_some_and(|c| {
+        && match client.get_public_access_block().bucket(bucket).send().await {
+            Ok(o) => o.public_access_block_configuration().is_some_and(|c| {
                 c.block_public_acls() == Some(true)
                     && c.ignore_public_acls() == Some(true)
                     && c.block_public_policy() == Some(true)
                     && c.restrict_public_buckets() == Some(true)
-            });
+            }),
+            Err(e) => body_of(&e).is_some_and(|t| all_blocked(&t)),
+        };
     if blocked {
         report(Some(false), "public access is blocked".into());
     } else {
@@ -465,13 +485,15 @@ pub async fn ensure_ledger_bucket(
         report(Some(true), "blocked all public access".into());
     }
     let rules = if exists {
-        client
+        match client
             .get_bucket_lifecycle_configuration()
             .bucket(bucket)
             .send()
             .await
-            .map(|o| o.rules().len())
-            .unwrap_or(0)
+        {
+            Ok(o) => o.rules().len(),
+            Err(e) => body_of(&e).map_or(0, |t| t.matches("<Rule>").count()),
+        }
     } else {
         0
     };
