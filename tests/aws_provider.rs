@@ -859,3 +859,53 @@ async fn buckets_are_read_as_many_at_once_as_the_setting_allows() {
         "{default} buckets read at once by default (24): the setting is not what limits them"
     );
 }
+
+both!(an_unseen_repository_never_rotates_the_smtp_key);
+/// Issue 26, case 2: an SMTP password feeds an environment secret; after one apply the
+/// repository answers 404 to everything (the token can no longer see it). The secret is not
+/// observed, not "deleted outside provisioner": no IAM replacement, no key deleted, and
+/// every pass is incomplete rather than a rotation.
+async fn an_unseen_repository_never_rotates_the_smtp_key(backend: Aws) {
+    let w = world(backend).await;
+    w.gh_sim.create_environment(APPS, "production");
+    let d = w.state(
+        r#"
+[aws.iam_smtp_user.smtp]
+name = "smtp-{{ID}}"
+
+[github.environment_secret.smtp]
+repository = "example-org/platform-apps"
+environment = "production"
+name = "SMTP_PASSWORD"
+value = "${aws.iam_smtp_user.smtp.smtp_password}"
+"#,
+    );
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let keys = w.keys(&user).await;
+    assert_eq!(keys.len(), 1);
+    assert!(w.gh_sim.set_visible(APPS, false));
+    for pass in 0..3 {
+        let l = w.live(&d, &ledger).await;
+        let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+        assert!(acting(&plan).is_empty(), "pass {pass}: {:?}", acting(&plan));
+        assert!(!report.is_complete(), "pass {pass}");
+        assert!(
+            report
+                .unobserved
+                .iter()
+                .any(|u| u.kind == "github.environment_secret"
+                    && u.reason.contains("not visible to the token")),
+            "{:?}",
+            report.unobserved
+        );
+        let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.clouds, Some(&w.key)).await;
+        assert!(outcomes.is_empty(), "{outcomes:?}");
+        assert_eq!(
+            w.keys(&user).await,
+            keys,
+            "pass {pass}: the key was touched"
+        );
+    }
+}

@@ -238,6 +238,7 @@ fn a_kind_whose_observe_failed_gets_no_create_adopt_or_delete() {
         KindObservation {
             status: ObserveStatus::Failed("429 too_many_requests".into()),
             objects: vec![],
+            failed_scopes: Vec::new(),
         },
     );
     let (p, r) = plan_checked(&d, &Ledger::default(), &live);
@@ -294,6 +295,7 @@ fn an_object_found_by_name_is_adopted_not_duplicated() {
                 fields,
                 ..Default::default()
             }],
+            failed_scopes: Vec::new(),
         },
     );
     let mut ledger = Ledger::default();

@@ -194,10 +194,12 @@ impl AwsProvider {
                     Ok(objects) => KindObservation {
                         status: ObserveStatus::Complete,
                         objects,
+                        failed_scopes: Vec::new(),
                     },
                     Err(e) => KindObservation {
                         status: ObserveStatus::Failed(e.message),
                         objects: Vec::new(),
+                        failed_scopes: Vec::new(),
                     },
                 },
             );
