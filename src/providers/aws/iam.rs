@@ -42,6 +42,38 @@ pub async fn observe(
             None => break,
         }
     }
+    // IAM is eventually consistent: "changes that you make … are not always immediately
+    // visible" (IAM User Guide, "Troubleshoot IAM": changes not immediately visible), so a
+    // user the ledger or an intent knows that `ListUsers` leaves out is read with `GetUser`
+    // before it is taken as gone.
+    let listed: BTreeSet<String> = users.iter().map(|u| u.user_name().to_string()).collect();
+    let known = ledger
+        .resources
+        .values()
+        .filter(|e| e.kind == "aws.iam_smtp_user")
+        .map(|e| e.id.clone())
+        .chain(
+            ledger
+                .pending
+                .values()
+                .filter(|i| i.kind == "aws.iam_smtp_user")
+                .map(|i| i.key.clone()),
+        )
+        .filter(|n| wanted.contains(n) && !listed.contains(n))
+        .collect::<BTreeSet<_>>();
+    for name in known {
+        match p.iam.get_user().user_name(&name).send().await {
+            Ok(got) => users.extend(got.user().cloned()),
+            // Confirmed gone.
+            Err(e) if code(&e) == Some("NoSuchEntity") => {}
+            Err(e) => {
+                return Err(err(
+                    &format!("reading IAM user {name}, which the list left out"),
+                    e,
+                ));
+            }
+        }
+    }
     let mut out = Vec::new();
     for u in users {
         let name = u.user_name();
