@@ -952,3 +952,79 @@ value = "${aws.iam_smtp_user.smtp.smtp_password}"
     assert!(acting(&plan).is_empty(), "{:?}", acting(&plan));
     assert_eq!(w.keys(&user).await, keys);
 }
+
+both!(a_key_added_by_hand_is_never_deleted_by_a_rotation);
+/// Issue 26, case 5: an IAM user with a second access key, added by hand. `--replace` has
+/// no free slot for a new key: it refuses, naming the hand-made key, and deletes nothing;
+/// once that key is gone, the rotation makes the new key first and only then deletes
+/// provisioner's own old one.
+async fn a_key_added_by_hand_is_never_deleted_by_a_rotation(backend: Aws) {
+    let w = world(backend).await;
+    let text = r#"
+[aws.iam_smtp_user.smtp]
+name = "smtp-{{ID}}"
+
+[github.actions_secret.smtp]
+repository = "example-org/platform-apps"
+name = "SMTP_PASSWORD"
+value = "${aws.iam_smtp_user.smtp.smtp_password}"
+"#;
+    let d = w.state(text);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let live_key = w.keys(&user).await;
+    assert_eq!(live_key.len(), 1);
+    let hand = w
+        .iam()
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap()
+        .access_key()
+        .unwrap()
+        .access_key_id()
+        .to_string();
+    let before = w.gh_secret("SMTP_PASSWORD");
+
+    let mut again = d.clone();
+    again.replace.insert(provisioner::desired::Address::new(
+        "aws",
+        "iam_smtp_user",
+        "smtp",
+    ));
+    let l = w.live(&again, &ledger).await;
+    let (plan, _) = plan::plan(&again, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &again, &mut ledger, &l, &w.clouds, Some(&w.key)).await;
+    let failed = outcomes
+        .iter()
+        .find(|o| o.address.to_string() == "aws.iam_smtp_user.smtp")
+        .unwrap();
+    let why = failed.result.as_ref().unwrap_err();
+    assert!(
+        why.contains(&hand) && why.contains("never deletes a key it did not create"),
+        "{why}"
+    );
+    let mut keys = w.keys(&user).await;
+    keys.sort();
+    let mut expected = vec![live_key[0].clone(), hand.clone()];
+    expected.sort();
+    assert_eq!(keys, expected, "no key was deleted");
+    assert_eq!(w.gh_secret("SMTP_PASSWORD"), before);
+
+    // The hand-made key removed, the rotation goes through: new key first, old one after.
+    w.iam()
+        .delete_access_key()
+        .user_name(&user)
+        .access_key_id(&hand)
+        .send()
+        .await
+        .unwrap();
+    let l = w.live(&again, &ledger).await;
+    w.apply(&again, &mut ledger, &l).await;
+    let keys = w.keys(&user).await;
+    assert_eq!(keys.len(), 1);
+    assert_ne!(keys, live_key);
+    assert_ne!(w.gh_secret("SMTP_PASSWORD"), before);
+}
