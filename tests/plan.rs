@@ -251,7 +251,7 @@ fn a_kind_whose_observe_failed_gets_no_create_adopt_or_delete() {
     assert!(!r.is_complete());
     let text = render(&p, &r);
     assert!(
-        text.contains("Not observed (nothing of these kinds is created, adopted or deleted")
+        text.contains("Not observed (nothing of these kinds, or of these parts of them, is created, adopted or deleted")
             && text.contains("  - digitalocean.domain: 429 too_many_requests"),
         "{text}"
     );

@@ -1416,7 +1416,7 @@ pub fn intent_in(kind: Kind, key: &str, scope: &FailedScope) -> bool {
     scope.contains(|field| {
         let i = key_fields(kind).iter().position(|f| *f == field)?;
         match parts.get(i) {
-            Some(p) if p.is_empty() => Some(None),
+            Some(&"") => Some(None),
             Some(p) => Some(Some(p.to_string())),
             None => None,
         }
