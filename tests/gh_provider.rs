@@ -643,6 +643,194 @@ async fn a_lost_private_key_copy_makes_a_new_key_unless_the_key_is_protected() {
     assert!(Path::new(&w.dir.path().join("desired")).exists());
 }
 
+const OTHER: &str = "example-org/other-repo";
+const THIRD: &str = "example-org/third-repo";
+
+/// Issue 26, case 3: one repository the token cannot see makes only that repository's
+/// secrets unknown. A changed value and a new secret in another repository are applied; the
+/// plan names the repository that was not observed; a secret removed from the files in the
+/// unseen repository is neither deleted nor forgotten.
+#[tokio::test]
+async fn one_unseen_repository_leaves_the_others_planned_and_is_named() {
+    let w = world().await;
+    w.sim.create_repo(OTHER);
+    w.sim.create_repo(THIRD);
+    let first = r#"
+[settings]
+prune = true
+
+[github.actions_secret.other]
+repository = "example-org/other-repo"
+name = "TOKEN"
+value = { file = "SECRET_FILE" }
+
+[github.actions_secret.third]
+repository = "example-org/third-repo"
+name = "TOKEN"
+value = { file = "SECRET_FILE" }
+
+[github.actions_variable.third]
+repository = "example-org/third-repo"
+name = "REGION"
+value = "nyc3"
+"#;
+    let d = w.state(first, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    assert!(w.sim.set_visible(THIRD, false));
+
+    // A new value and a new secret in other-repo; the variable in third-repo is removed.
+    let second = r#"
+[settings]
+prune = true
+
+[github.actions_secret.other]
+repository = "example-org/other-repo"
+name = "TOKEN"
+value = { file = "SECRET_FILE" }
+
+[github.actions_secret.other_new]
+repository = "example-org/other-repo"
+name = "NEW_TOKEN"
+value = { file = "SECRET_FILE" }
+
+[github.actions_secret.third]
+repository = "example-org/third-repo"
+name = "TOKEN"
+value = { file = "SECRET_FILE" }
+"#;
+    let d = w.state(second, CANARY_2);
+    let l = w.live(&d, &ledger).await;
+    let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+    let changed = acting(&plan);
+    assert_eq!(
+        changed,
+        vec![
+            ("github.actions_secret.other".to_string(), Action::Update),
+            (
+                "github.actions_secret.other_new".to_string(),
+                Action::Create
+            ),
+        ],
+        "only other-repo is planned: {changed:?}"
+    );
+    assert!(!report.is_complete());
+    let scopes: Vec<String> = report.unobserved.iter().map(|u| u.subject()).collect();
+    assert_eq!(
+        scopes,
+        vec![
+            "github.actions_secret (repository=example-org/third-repo)".to_string(),
+            "github.actions_variable (repository=example-org/third-repo)".to_string(),
+        ]
+    );
+    for u in &report.unobserved {
+        assert!(
+            u.reason
+                .contains("not found or is not visible to the token"),
+            "{}",
+            u.reason
+        );
+    }
+    let text = plan::display::PlanDisplay {
+        plan: &plan,
+        report: &report,
+        color: false,
+        verbose: false,
+    }
+    .to_string();
+    assert!(text.contains("Not observed"), "{text}");
+    assert!(
+        text.contains("github.actions_secret (repository=example-org/third-repo)"),
+        "{text}"
+    );
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.provider, Some(&w.key)).await;
+    assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
+    assert_eq!(
+        w.sim.secret(OTHER, None, "TOKEN").as_deref(),
+        Some(CANARY_2.as_bytes())
+    );
+    assert_eq!(
+        w.sim.secret(OTHER, None, "NEW_TOKEN").as_deref(),
+        Some(CANARY_2.as_bytes())
+    );
+    // What lies in the unseen repository is still known to the ledger.
+    for address in [
+        "github.actions_secret.third",
+        "github.actions_variable.third",
+    ] {
+        assert!(
+            ledger.resources.keys().any(|a| a.to_string() == address),
+            "{address} was dropped from the ledger"
+        );
+    }
+    // Once the repository can be seen again, the removed variable is deleted and the
+    // secret gets its new value.
+    assert!(w.sim.set_visible(THIRD, true));
+    let l = w.live(&d, &ledger).await;
+    let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(report.is_complete(), "{:?}", report.unobserved);
+    let changed = acting(&plan);
+    assert!(
+        changed.contains(&("github.actions_variable.third".into(), Action::Delete))
+            && changed.contains(&("github.actions_secret.third".into(), Action::Update)),
+        "{changed:?}"
+    );
+}
+
+/// Issue 26, case 2: a 404 from an environment's secrets is "absent" only once the
+/// environment is confirmed not to exist; a repository the token cannot see is not observed.
+#[tokio::test]
+async fn a_404_is_absent_only_once_the_repository_is_confirmed() {
+    let w = world().await;
+    let text = r#"
+[github.environment_secret.prod]
+repository = "example-org/platform-gitops"
+environment = "production"
+name = "TOKEN"
+value = { file = "SECRET_FILE" }
+"#;
+    let d = w.state(text, CANARY);
+    let mut ledger = Ledger::new("lineage-gh");
+    w.converge(&d, &mut ledger).await;
+    w.assert_converged(&d, &ledger).await;
+    // The token loses sight of the repository: every path under it answers 404.
+    assert!(w.sim.set_visible(GITOPS, false));
+    let l = w.live(&d, &ledger).await;
+    let obs = &l.kinds["github.environment_secret"];
+    assert_eq!(obs.failed_scopes.len(), 1, "{obs:?}");
+    assert!(
+        obs.failed_scopes[0].reason.contains(
+            "repository example-org/platform-gitops was not found or is not visible to the token"
+        ),
+        "{}",
+        obs.failed_scopes[0].reason
+    );
+    let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(acting(&plan).is_empty(), "{:?}", acting(&plan));
+    assert_eq!(report.unobserved.len(), 1, "{:?}", report.unobserved);
+    // The environment is deleted: its secrets are gone, and that is absence.
+    assert!(w.sim.set_visible(GITOPS, true));
+    w.sim.edit(|s| {
+        s.repos
+            .get_mut(GITOPS)
+            .unwrap()
+            .environments
+            .remove("production")
+    });
+    let l = w.live(&d, &ledger).await;
+    assert!(
+        l.kinds["github.environment_secret"]
+            .failed_scopes
+            .is_empty()
+    );
+    let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(report.is_complete(), "{:?}", report.unobserved);
+    assert_eq!(
+        acting(&plan),
+        vec![("github.environment_secret.prod".to_string(), Action::Create)]
+    );
+}
+
 #[tokio::test]
 async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created() {
     let w = world().await;

@@ -238,6 +238,7 @@ fn a_kind_whose_observe_failed_gets_no_create_adopt_or_delete() {
         KindObservation {
             status: ObserveStatus::Failed("429 too_many_requests".into()),
             objects: vec![],
+            failed_scopes: Vec::new(),
         },
     );
     let (p, r) = plan_checked(&d, &Ledger::default(), &live);
@@ -250,7 +251,7 @@ fn a_kind_whose_observe_failed_gets_no_create_adopt_or_delete() {
     assert!(!r.is_complete());
     let text = render(&p, &r);
     assert!(
-        text.contains("Not observed (nothing of these kinds is created, adopted or deleted")
+        text.contains("Not observed (nothing of these kinds, or of these parts of them, is created, adopted or deleted")
             && text.contains("  - digitalocean.domain: 429 too_many_requests"),
         "{text}"
     );
@@ -294,6 +295,7 @@ fn an_object_found_by_name_is_adopted_not_duplicated() {
                 fields,
                 ..Default::default()
             }],
+            failed_scopes: Vec::new(),
         },
     );
     let mut ledger = Ledger::default();

@@ -20,6 +20,8 @@ const SPEC: &str = concat!(
     "/.ci/node_modules/@octokit/openapi/generated/api.github.com.json"
 );
 const REPO: &str = "example-org/platform-apps";
+/// A repository the token cannot see.
+const HIDDEN: &str = "example-org/hidden-repo";
 
 /// One simulator (with the test repository) behind one Prism proxy, for the whole binary.
 fn proxy() -> &'static str {
@@ -28,6 +30,8 @@ fn proxy() -> &'static str {
         let direct = support::prism::background(|| async {
             let sim = GhSim::start(GhConfig::default()).await.expect("sim");
             sim.create_repo(REPO);
+            sim.create_repo(HIDDEN);
+            sim.set_visible(HIDDEN, false);
             let url = sim.url().to_string();
             std::mem::forget(sim);
             url
@@ -508,4 +512,74 @@ async fn secondary_limits_and_auth() {
         .await;
     assert_eq!(status, 401);
     assert_eq!(v["message"], "Bad credentials");
+}
+
+/// `GET /repos/{owner}/{repo}` and `GET …/environments/{name}` (what the provider reads to
+/// confirm a 404) hold to the description, and a repository the token cannot see answers
+/// 404 on every path, as GitHub does for a private repository without access.
+#[tokio::test]
+async fn repositories_confirm_and_unseen_ones_answer_404_everywhere() {
+    let api = gh_api(proxy());
+    let repo = api
+        .expect(Method::GET, &format!("/repos/{REPO}"), None, 200)
+        .await;
+    assert_eq!(repo["full_name"], REPO);
+    let env = unique("confirm");
+    api.expect(
+        Method::PUT,
+        &format!("/repos/{REPO}/environments/{env}"),
+        None,
+        200,
+    )
+    .await;
+    let got = api
+        .expect(
+            Method::GET,
+            &format!("/repos/{REPO}/environments/{env}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(got["name"], env.as_str());
+    api.expect(Method::GET, &format!("/repos/{HIDDEN}"), None, 404)
+        .await;
+    // GitHub's description lists no 404 for the paths below (only for the repository
+    // itself), though GitHub answers one for a repository the token cannot see: these are
+    // checked against the simulator directly.
+    let sim = GhSim::start(GhConfig::default()).await.unwrap();
+    sim.create_repo(HIDDEN);
+    sim.create_environment(HIDDEN, "production");
+    let direct = gh_api(sim.url());
+    direct
+        .expect(
+            Method::GET,
+            &format!("/repos/{HIDDEN}/environments/no-such-environment"),
+            None,
+            404,
+        )
+        .await;
+    direct
+        .expect(
+            Method::GET,
+            &format!("/repos/{HIDDEN}/environments/production"),
+            None,
+            200,
+        )
+        .await;
+    assert!(sim.set_visible(HIDDEN, false));
+    for path in [
+        String::new(),
+        "/actions/secrets".into(),
+        "/actions/secrets/public-key".into(),
+        "/actions/variables".into(),
+        "/environments/production".into(),
+        "/environments/production/secrets".into(),
+        "/environments/production/variables".into(),
+        "/keys".into(),
+    ] {
+        let body = direct
+            .expect(Method::GET, &format!("/repos/{HIDDEN}{path}"), None, 404)
+            .await;
+        assert_eq!(body["message"], "Not Found", "{path}");
+    }
 }

@@ -238,7 +238,8 @@ async fn work(
 fn explain(status: &PassStatus) {
     match status {
         PassStatus::Incomplete { unobserved, .. } => eprintln!(
-            "incomplete: {unobserved} kind{} could not be observed (listed above), so whether they match is unknown; exit 3",
+            "incomplete: {unobserved} kind{} or scope{} could not be observed (listed above), so whether they match is unknown; exit 3",
+            if *unobserved == 1 { "" } else { "s" },
             if *unobserved == 1 { "" } else { "s" }
         ),
         PassStatus::Partial { skipped, .. } if *skipped > 0 => eprintln!(

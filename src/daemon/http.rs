@@ -36,7 +36,8 @@ pub struct PassRecord {
     pub applied: AppliedCounts,
     /// Addresses still out of line after the pass.
     pub drifted: Vec<String>,
-    /// Kinds that could not be observed, with the reason.
+    /// Kinds (or scopes of them: `github.actions_secret (repository=o/r)`) that could not
+    /// be observed, with the reason.
     pub unobserved: std::collections::BTreeMap<String, String>,
 }
 

@@ -510,7 +510,7 @@ async fn work(
     let m = &shared.metrics;
     m.observe_failures.clear();
     for u in &planned.report.unobserved {
-        record.unobserved.insert(u.kind.clone(), u.reason.clone());
+        record.unobserved.insert(u.subject(), u.reason.clone());
         let (p, k) = u.kind.split_once('.').unwrap_or((&u.kind, ""));
         m.observe_failures
             .get_or_create(&labels(&[("provider", p), ("kind", k)]))

@@ -293,6 +293,10 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
                 provider,
                 options.key,
                 lineage.clone(),
+                ledger
+                    .resources
+                    .get(&changes[i].address)
+                    .map(|e| e.attributes.clone()),
             )));
         }
         // Wait for the next result.
@@ -459,6 +463,7 @@ async fn run<P: Provider>(
     provider: &P,
     key: Option<&FingerprintKey>,
     lineage: String,
+    recorded: Option<BTreeMap<String, Value>>,
 ) -> Finished {
     let started = Instant::now();
     let finish = |result, known, fingerprints| Finished {
@@ -480,6 +485,7 @@ async fn run<P: Provider>(
                 spec: Some(options),
                 lineage: &lineage,
                 secrets: &none,
+                recorded: recorded.as_ref(),
             })
             .await
             .map_err(|e| e.message);
@@ -511,6 +517,7 @@ async fn run<P: Provider>(
             spec: Some(&r.spec_json),
             lineage: &lineage,
             secrets: &secrets,
+            recorded: recorded.as_ref(),
         })
         .await
         .map_err(|e| e.message);

@@ -142,8 +142,28 @@ pub fn forget_dropped(plan: &Plan, desired: &DesiredState, ledger: &mut Ledger, 
             || planned.contains(a)
             || Kind::parse(kind).is_none_or(|k| !live.is_complete(k))
     };
-    ledger.resources.retain(|a, e| keep(a, &e.kind));
-    ledger.pending.retain(|a, i| keep(a, &i.kind));
+    // An entry in a scope that could not be observed (one repository, one zone) is kept:
+    // whether its object still exists is unknown.
+    let unseen_entry = |e: &crate::ledger::LedgerEntry| {
+        Kind::parse(&e.kind).is_some_and(|k| {
+            live.failed_scopes(k)
+                .iter()
+                .any(|s| crate::plan::planner::entry_in(e, s))
+        })
+    };
+    let unseen_intent = |i: &crate::ledger::Intent| {
+        Kind::parse(&i.kind).is_some_and(|k| {
+            live.failed_scopes(k)
+                .iter()
+                .any(|s| crate::plan::planner::intent_in(k, &i.key, s))
+        })
+    };
+    ledger
+        .resources
+        .retain(|a, e| keep(a, &e.kind) || unseen_entry(e));
+    ledger
+        .pending
+        .retain(|a, i| keep(a, &i.kind) || unseen_intent(i));
 }
 
 /// Applies the desired state's `[[moved]]` hints to the ledger: each `from` the ledger

@@ -52,6 +52,59 @@ pub struct KindObservation {
     /// The objects.
     #[serde(default)]
     pub objects: Vec<LiveObject>,
+    /// Parts of a complete observation that could not be read: the kind was listed
+    /// everywhere else, and only what lies in these scopes is unknown (a GitHub repository
+    /// the token cannot see, one DigitalOcean zone whose records failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_scopes: Vec<FailedScope>,
+}
+
+/// A part of a kind that could not be observed, named by the field values its objects
+/// share: `{"repository": "example-org/third-repo"}`, `{"repository": …, "environment":
+/// …}`, `{"domain": "example.com"}`. An object (or a ledger entry, by its applied fields) is
+/// in the scope when each of these fields has this value (ASCII case-insensitively: GitHub
+/// repositories and environments, DNS zones and regions are).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FailedScope {
+    /// The identifying field values.
+    pub scope: BTreeMap<String, String>,
+    /// Why it could not be observed.
+    pub reason: String,
+}
+
+impl FailedScope {
+    /// A scope named by its field values.
+    pub fn new<'k>(
+        fields: impl IntoIterator<Item = (&'k str, String)>,
+        reason: impl Into<String>,
+    ) -> Self {
+        FailedScope {
+            scope: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the object whose fields `get` reads lies in this scope. A field whose value
+    /// is not known (`None` from `get`) may lie anywhere: it counts as inside.
+    pub fn contains(&self, get: impl Fn(&str) -> Option<Option<String>>) -> bool {
+        self.scope.iter().all(|(field, want)| match get(field) {
+            Some(Some(have)) => have.eq_ignore_ascii_case(want),
+            Some(None) => false,
+            None => true,
+        })
+    }
+
+    /// The scope as text: `repository=example-org/third-repo, environment=production`.
+    pub fn describe(&self) -> String {
+        self.scope
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Whether a kind's observation can be trusted to be complete.
@@ -125,6 +178,7 @@ impl LiveState {
                 .or_insert_with(|| KindObservation {
                     status: ObserveStatus::Failed(reason.to_string()),
                     objects: Vec::new(),
+                    failed_scopes: Vec::new(),
                 });
         }
     }
@@ -135,6 +189,14 @@ impl LiveState {
             ObserveStatus::Failed(why) => Some((k.as_str(), why.as_str())),
             ObserveStatus::Complete => None,
         })
+    }
+
+    /// The scopes of a complete observation that could not be read (none when the kind
+    /// failed as a whole or was read everywhere).
+    pub fn failed_scopes(&self, kind: Kind) -> &[FailedScope] {
+        self.kind(kind)
+            .map(|k| k.failed_scopes.as_slice())
+            .unwrap_or_default()
     }
 
     /// Objects of a kind (none when absent).

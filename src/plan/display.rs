@@ -220,10 +220,10 @@ impl fmt::Display for PlanDisplay<'_> {
         if !self.report.unobserved.is_empty() {
             writeln!(
                 f,
-                "\nNot observed (nothing of these kinds is created, adopted or deleted; whether they match is unknown):"
+                "\nNot observed (nothing of these kinds, or of these parts of them, is created, adopted or deleted; whether they match is unknown):"
             )?;
             for u in &self.report.unobserved {
-                writeln!(f, "  - {}: {}", u.kind, u.reason)?;
+                writeln!(f, "  - {}: {}", u.subject(), u.reason)?;
             }
         }
         if !self.report.notes.is_empty() {
@@ -253,6 +253,22 @@ fn element(x: &super::model::FieldChange) -> Option<(&str, char, String)> {
     None
 }
 
+/// "1 kind", "2 scopes", "1 kind and 1 scope": what the report could not observe.
+pub fn unobserved_count(report: &PlanReport) -> String {
+    let scopes = report
+        .unobserved
+        .iter()
+        .filter(|u| u.scope.is_some())
+        .count();
+    let kinds = report.unobserved.len() - scopes;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match (kinds, scopes) {
+        (k, 0) => plural(k, "kind"),
+        (0, s) => plural(s, "scope"),
+        (k, s) => format!("{} and {}", plural(k, "kind"), plural(s, "scope")),
+    }
+}
+
 /// The summary, replacements and deletions first. It says the clouds match only when every
 /// kind the plan needed was observed and nothing is to do, in conflict or drifted.
 pub struct Summary<'a> {
@@ -266,6 +282,7 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = |a: Action| self.plan.changes.iter().filter(|c| c.action == a).count();
         let unobserved = self.report.unobserved.len();
+        let what = unobserved_count(self.report);
         let quiet = !self.plan.has_changes()
             && n(Action::Orphan) == 0
             && n(Action::Drift) == 0
@@ -276,8 +293,7 @@ impl fmt::Display for Summary<'_> {
         if quiet {
             return writeln!(
                 f,
-                "Incomplete: {unobserved} kind{} could not be observed, so whether the clouds match is unknown. Nothing else to do.",
-                if unobserved == 1 { "" } else { "s" }
+                "Incomplete: {what} could not be observed, so whether the clouds match is unknown. Nothing else to do."
             );
         }
         write!(
@@ -304,8 +320,7 @@ impl fmt::Display for Summary<'_> {
         if unobserved > 0 {
             writeln!(
                 f,
-                "Incomplete: {unobserved} kind{} could not be observed (below); nothing of them is planned.",
-                if unobserved == 1 { "" } else { "s" }
+                "Incomplete: {what} could not be observed (below); nothing of them is planned."
             )?;
         }
         Ok(())

@@ -253,15 +253,39 @@ pub struct Note {
 }
 
 /// A kind the plan needed (the desired state or the ledger has resources of it) that could
-/// not be observed: nothing of it is created, adopted or deleted, and whether it matches is
+/// not be observed, or one scope of it (a repository, an environment, a DNS zone, a region):
+/// nothing of it (in that scope) is created, adopted or deleted, and whether it matches is
 /// unknown.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Unobserved {
     /// `provider.kind`.
     pub kind: String,
+    /// The part of the kind that was not observed, by the field values that identify it
+    /// (`{"repository": "example-org/third-repo"}`); absent when the whole kind was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<std::collections::BTreeMap<String, String>>,
     /// Why: missing credentials, 401/403, rate limit, timeout, an answer that could not be
     /// read, or a provider that did not report the kind.
     pub reason: String,
+}
+
+impl Unobserved {
+    /// `provider.kind`, with the scope when only part of the kind was not observed:
+    /// `github.actions_secret (repository=example-org/third-repo)`.
+    pub fn subject(&self) -> String {
+        match &self.scope {
+            None => self.kind.clone(),
+            Some(scope) => format!(
+                "{} ({})",
+                self.kind,
+                scope
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
 }
 
 /// What the planner skipped or withheld, and why.

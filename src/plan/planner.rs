@@ -21,7 +21,7 @@ use crate::desired::schema::{Change as Policy, FieldInfo, Shape};
 use crate::desired::values::{SecretSource, parse_k8s_version};
 use crate::desired::{Address, DesiredState, Mode, Resource};
 use crate::ledger::{Ledger, LedgerEntry};
-use crate::live::{LiveObject, LiveState};
+use crate::live::{FailedScope, LiveObject, LiveState};
 
 /// Plans the changes that bring the clouds to the desired state.
 pub fn plan(
@@ -559,11 +559,41 @@ impl<'a> Planner<'a> {
                 if has_any {
                     unobserved.push(Unobserved {
                         kind: key.to_string(),
+                        scope: None,
                         reason: reason.to_string(),
+                    });
+                }
+                continue;
+            }
+            // A kind observed except some scopes (one repository, one zone): each scope
+            // that holds something the plan needed is reported.
+            for scope in self.live.failed_scopes(*kind) {
+                let key = kind.key();
+                let has_any = self
+                    .resources
+                    .iter()
+                    .any(|r| r.kind() == *kind && self.resource_in(r, scope))
+                    || self
+                        .ledger
+                        .resources
+                        .values()
+                        .any(|e| e.kind == key && entry_in(e, scope))
+                    || self
+                        .ledger
+                        .pending
+                        .values()
+                        .any(|p| p.kind == key && intent_in(*kind, &p.key, scope));
+                if has_any {
+                    unobserved.push(Unobserved {
+                        kind: key.to_string(),
+                        scope: Some(scope.scope.clone()),
+                        reason: scope.reason.clone(),
                     });
                 }
             }
         }
+        unobserved.sort();
+        unobserved.dedup();
         let order = topological_indices(&self.deps);
         for &i in &order {
             self.plan_resource(i);
@@ -655,7 +685,12 @@ impl<'a> Planner<'a> {
         let kind = r.kind();
         let address = &r.address;
         let entry = self.entries[i];
-        let complete = !self.failed[kind.index()];
+        let complete = !self.failed[kind.index()]
+            && !self
+                .live
+                .failed_scopes(kind)
+                .iter()
+                .any(|scope| self.resource_in(r, scope));
 
         if !complete {
             // Unknown is not absent: plan nothing for it; references read the ledger.
@@ -897,6 +932,22 @@ impl<'a> Planner<'a> {
                 ledger: entry.map(|e| &e.attributes),
             }
         };
+    }
+
+    /// Whether desired resource `r` lies in a scope that could not be observed, by its
+    /// desired fields (references resolved where they can be: an unknown one may lie
+    /// anywhere, so it counts as inside).
+    fn resource_in(&self, r: &Resource, scope: &FailedScope) -> bool {
+        scope.contains(|field| match r.spec_json.get(field) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => match resolve(v, self) {
+                Resolved::Known(v) => Some(Some(match v.as_ref() {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })),
+                Resolved::Unknown => None,
+            },
+        })
     }
 
     /// Whether an object found by name (not by the ledger's id) may be adopted by desired
@@ -1175,7 +1226,15 @@ impl<'a> Planner<'a> {
                 );
                 continue;
             };
-            if self.failed[kind.index()] {
+            // Unknown is not absent: an entry in a scope that could not be observed is
+            // neither deleted nor dropped.
+            if self.failed[kind.index()]
+                || self
+                    .live
+                    .failed_scopes(kind)
+                    .iter()
+                    .any(|scope| entry_in(entry, scope))
+            {
                 continue;
             }
             let exists = self.by_id[kind.index()].contains_key(entry.id.as_str());
@@ -1234,7 +1293,13 @@ impl<'a> Planner<'a> {
             let Some(kind) = Kind::parse(&intent.kind) else {
                 continue;
             };
-            if self.failed[kind.index()] {
+            if self.failed[kind.index()]
+                || self
+                    .live
+                    .failed_scopes(kind)
+                    .iter()
+                    .any(|scope| intent_in(kind, &intent.key, scope))
+            {
                 continue;
             }
             let Some(object) = self.by_key(kind).get(&intent.key).copied() else {
@@ -1397,6 +1462,32 @@ impl<'a> Planner<'a> {
             changes,
         }
     }
+}
+
+/// Whether a ledger entry lies in a scope that could not be observed, by the fields it was
+/// last applied with.
+pub fn entry_in(entry: &LedgerEntry, scope: &FailedScope) -> bool {
+    scope.contains(|field| match entry.applied.get(field) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.contains("${") => None,
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(v) => Some(Some(v.to_string())),
+    })
+}
+
+/// Whether a write-ahead intent lies in a scope that could not be observed, by its natural
+/// key (the key fields joined as [`natural_key`] joins them); a scope field that is not part
+/// of the key may hold anything, so it counts as inside.
+pub fn intent_in(kind: Kind, key: &str, scope: &FailedScope) -> bool {
+    let parts: Vec<&str> = key.split('\u{1f}').collect();
+    scope.contains(|field| {
+        let i = key_fields(kind).iter().position(|f| *f == field)?;
+        match parts.get(i) {
+            Some(&"") => Some(None),
+            Some(p) => Some(Some(p.to_string())),
+            None => None,
+        }
+    })
 }
 
 fn key_of(a: &Address) -> (&str, &str, &str) {

@@ -122,6 +122,7 @@ impl Clouds {
         let unknown = |why: &str| KindObservation {
             status: ObserveStatus::Failed(why.to_string()),
             objects: Vec::new(),
+            failed_scopes: Vec::new(),
         };
         let (d, g, a) = futures_util::join!(
             async {

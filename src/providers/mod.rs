@@ -104,6 +104,9 @@ pub struct ApplyRequest<'a> {
     /// The values of the resource's secret fields (`value`), read or handed on by the
     /// executor; empty for deletes.
     pub secrets: &'a BTreeMap<String, SecretValue>,
+    /// The attributes the ledger last recorded for this resource (what provisioner itself
+    /// made: an IAM user's `smtp_username` is the access key it created), if any.
+    pub recorded: Option<&'a BTreeMap<String, Value>>,
 }
 
 /// Answers by status class, for `provisioner_api_requests_total`.

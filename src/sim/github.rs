@@ -113,6 +113,14 @@ pub struct Repo {
     pub environments: BTreeMap<String, Scope>,
     /// Deploy keys.
     pub keys: Vec<Value>,
+    /// When false the token cannot see the repository: every `/repos/{owner}/{repo}/…`
+    /// path answers 404 `Not Found`, as GitHub does for a private repository the token has
+    /// no access to ("some private resources return 404 instead of 403", cloud-apis C.4;
+    /// GitHub REST docs, "Troubleshooting the REST API": "404 Not Found" for a private
+    /// repository without access).
+    pub visible: bool,
+    /// `owner/name` as created (its case kept), for `full_name`.
+    pub full_name: String,
 }
 
 /// Everything the simulated GitHub holds.
@@ -179,8 +187,23 @@ impl GhSim {
                     actions: Scope::new(id * 10),
                     environments: BTreeMap::new(),
                     keys: Vec::new(),
+                    visible: true,
+                    full_name: full_name.to_string(),
                 });
         });
+    }
+
+    /// Makes a repository visible or invisible to the token (its access revoked, the token
+    /// replaced by one scoped to other repositories): an invisible repository answers 404 on
+    /// every path, as GitHub does. False when there is no such repository.
+    pub fn set_visible(&self, full_name: &str, visible: bool) -> bool {
+        self.edit(|s| match s.repos.get_mut(&full_name.to_ascii_lowercase()) {
+            Some(r) => {
+                r.visible = visible;
+                true
+            }
+            None => false,
+        })
     }
 
     /// Creates a deployment environment in a repository (as someone would in its settings).
@@ -421,6 +444,103 @@ fn paginate(
     ))
 }
 
+/// `GET /repos/{owner}/{repo}`: a `full-repository` with every member GitHub's description
+/// requires (the URLs follow GitHub's own answer for `octocat/Hello-World`).
+fn full_repository(repo: &Repo) -> Value {
+    let full = &repo.full_name;
+    let (owner, name) = full.split_once('/').unwrap_or((full, full));
+    let api = format!("https://api.github.com/repos/{full}");
+    let user = format!("https://api.github.com/users/{owner}");
+    let mut v = json!({
+        "id": repo.id,
+        "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+        "name": name,
+        "full_name": full,
+        "owner": {
+            "login": owner, "id": 1, "node_id": "MDQ6VXNlcjE=",
+            "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+            "gravatar_id": "", "url": user, "html_url": format!("https://github.com/{owner}"),
+            "followers_url": format!("{user}/followers"),
+            "following_url": format!("{user}/following{{/other_user}}"),
+            "gists_url": format!("{user}/gists{{/gist_id}}"),
+            "starred_url": format!("{user}/starred{{/owner}}{{/repo}}"),
+            "subscriptions_url": format!("{user}/subscriptions"),
+            "organizations_url": format!("{user}/orgs"),
+            "repos_url": format!("{user}/repos"),
+            "events_url": format!("{user}/events{{/privacy}}"),
+            "received_events_url": format!("{user}/received_events"),
+            "type": "Organization", "site_admin": false,
+        },
+        "private": true,
+        "html_url": format!("https://github.com/{full}"),
+        "description": null,
+        "fork": false,
+        "url": api,
+        "clone_url": format!("https://github.com/{full}.git"),
+        "git_url": format!("git:github.com/{full}.git"),
+        "ssh_url": format!("git@github.com:{full}.git"),
+        "svn_url": format!("https://svn.github.com/{full}"),
+        "mirror_url": null,
+        "homepage": null,
+        "language": null,
+        "default_branch": "main",
+        "forks": 0, "forks_count": 0, "open_issues": 0, "open_issues_count": 0,
+        "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 0,
+        "network_count": 0, "subscribers_count": 0,
+        "has_issues": true, "has_projects": true, "has_wiki": true, "has_pages": false,
+        "has_discussions": false, "archived": false, "disabled": false,
+        "license": null,
+        "pushed_at": "2024-01-01T00:00:00Z",
+        "created_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+    });
+    let templated = [
+        ("archive_url", "/{archive_format}{/ref}"),
+        ("assignees_url", "/assignees{/user}"),
+        ("blobs_url", "/git/blobs{/sha}"),
+        ("branches_url", "/branches{/branch}"),
+        ("collaborators_url", "/collaborators{/collaborator}"),
+        ("comments_url", "/comments{/number}"),
+        ("commits_url", "/commits{/sha}"),
+        ("compare_url", "/compare/{base}...{head}"),
+        ("contents_url", "/contents/{+path}"),
+        ("contributors_url", "/contributors"),
+        ("deployments_url", "/deployments"),
+        ("downloads_url", "/downloads"),
+        ("events_url", "/events"),
+        ("forks_url", "/forks"),
+        ("git_commits_url", "/git/commits{/sha}"),
+        ("git_refs_url", "/git/refs{/sha}"),
+        ("git_tags_url", "/git/tags{/sha}"),
+        ("hooks_url", "/hooks"),
+        ("issue_comment_url", "/issues/comments{/number}"),
+        ("issue_events_url", "/issues/events{/number}"),
+        ("issues_url", "/issues{/number}"),
+        ("keys_url", "/keys{/key_id}"),
+        ("labels_url", "/labels{/name}"),
+        ("languages_url", "/languages"),
+        ("merges_url", "/merges"),
+        ("milestones_url", "/milestones{/number}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
+        ("pulls_url", "/pulls{/number}"),
+        ("releases_url", "/releases{/id}"),
+        ("stargazers_url", "/stargazers"),
+        ("statuses_url", "/statuses/{sha}"),
+        ("subscribers_url", "/subscribers"),
+        ("subscription_url", "/subscription"),
+        ("tags_url", "/tags"),
+        ("teams_url", "/teams"),
+        ("trees_url", "/git/trees{/sha}"),
+    ];
+    for (key, tail) in templated {
+        v[key] = json!(format!("{api}{tail}"));
+    }
+    v
+}
+
 fn ok(v: Value) -> Result<Reply, ApiError> {
     Ok(Reply::Json(StatusCode::OK, v, None))
 }
@@ -503,8 +623,15 @@ fn route(
     let full = format!("{owner}/{name}").to_ascii_lowercase();
     s.next_id += 1;
     let next_id = s.next_id;
-    let repo = s.repos.get_mut(&full).ok_or_else(not_found)?;
+    let repo = s
+        .repos
+        .get_mut(&full)
+        .filter(|r| r.visible)
+        .ok_or_else(not_found)?;
     let m = method.as_str();
+    if let ("GET", []) = (m, rest) {
+        return ok(full_repository(repo));
+    }
     // Split `environments/{env}/...` from `actions/...`.
     let (environment, tail): (Option<&str>, &[&str]) = match rest {
         ["environments", env, tail @ ..] => (Some(*env), tail),
@@ -525,6 +652,19 @@ fn route(
                 "html_url": format!("https://github.com/{full}/deployments/activity_log?environments_filter={env}"),
                 "created_at": t,
                 "updated_at": t,
+                "protection_rules": [],
+            }))
+        }
+        ("GET", Some(env), []) => {
+            repo.environments.get(env).ok_or_else(not_found)?;
+            ok(json!({
+                "id": 161088068 + repo.id,
+                "node_id": "MDExOkVudmlyb25tZW50MTYxMDg4MDY4",
+                "name": env,
+                "url": format!("https://api.github.com/repos/{full}/environments/{env}"),
+                "html_url": format!("https://github.com/{full}/deployments/activity_log?environments_filter={env}"),
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-01-01T00:00:00Z",
                 "protection_rules": [],
             }))
         }

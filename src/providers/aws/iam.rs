@@ -42,6 +42,38 @@ pub async fn observe(
             None => break,
         }
     }
+    // IAM is eventually consistent: "changes that you make … are not always immediately
+    // visible" (IAM User Guide, "Troubleshoot IAM": changes not immediately visible), so a
+    // user the ledger or an intent knows that `ListUsers` leaves out is read with `GetUser`
+    // before it is taken as gone.
+    let listed: BTreeSet<String> = users.iter().map(|u| u.user_name().to_string()).collect();
+    let known = ledger
+        .resources
+        .values()
+        .filter(|e| e.kind == "aws.iam_smtp_user")
+        .map(|e| e.id.clone())
+        .chain(
+            ledger
+                .pending
+                .values()
+                .filter(|i| i.kind == "aws.iam_smtp_user")
+                .map(|i| i.key.clone()),
+        )
+        .filter(|n| wanted.contains(n) && !listed.contains(n))
+        .collect::<BTreeSet<_>>();
+    for name in known {
+        match p.iam.get_user().user_name(&name).send().await {
+            Ok(got) => users.extend(got.user().cloned()),
+            // Confirmed gone.
+            Err(e) if code(&e) == Some("NoSuchEntity") => {}
+            Err(e) => {
+                return Err(err(
+                    &format!("reading IAM user {name}, which the list left out"),
+                    e,
+                ));
+            }
+        }
+    }
     let mut out = Vec::new();
     for u in users {
         let name = u.user_name();
@@ -302,19 +334,43 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
     // A new key on create and on replace (rotation, or a new region: the password is per
     // region and the old secret key is gone); otherwise the current key stays.
     let needs_key = matches!(req.action, Action::Create | Action::Replace) || existing.is_empty();
-    let mut applied_key = existing
-        .iter()
-        .max_by_key(|(_, t)| *t)
-        .map(|(k, _)| k.clone());
+    // The key the consumers hold is the one the ledger recorded, never a newer one added by
+    // hand.
+    let recorded_key = req
+        .recorded
+        .and_then(|a| a.get("smtp_username"))
+        .and_then(Value::as_str)
+        .filter(|own| existing.iter().any(|(k, _)| k == own));
+    let mut applied_key = recorded_key.map(str::to_string).or_else(|| {
+        existing
+            .iter()
+            .max_by_key(|(_, t)| *t)
+            .map(|(k, _)| k.clone())
+    });
     let mut secrets = BTreeMap::new();
     let mut created_at = None;
     if needs_key {
-        // At most two keys per user: make room, oldest first.
-        let mut sorted = existing.clone();
-        sorted.sort_by_key(|(_, t)| *t);
-        while sorted.len() >= 2 {
-            let (old, _) = sorted.remove(0);
-            delete_key(p, name, &old).await?;
+        // The key provisioner made (the ledger recorded it); any other key is someone
+        // else's. IAM allows two keys per user ("IAM object quotas": access keys per user,
+        // 2), so the new key needs a free slot, and provisioner never frees one by deleting
+        // a key it did not create, nor its own live key before the new one exists.
+        let own = req
+            .recorded
+            .and_then(|a| a.get("smtp_username"))
+            .and_then(Value::as_str);
+        let foreign: Vec<&str> = existing
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| Some(*k) != own)
+            .collect();
+        if existing.len() >= 2 {
+            return Err(ProviderError::msg(format!(
+                "IAM user {name} already holds two access keys, and {} not created by provisioner: no room for a new key. provisioner never deletes a key it did not create; delete it yourself if nothing uses it (`aws iam delete-access-key --user-name {name} --access-key-id ID`) and apply again",
+                match foreign.as_slice() {
+                    [one] => format!("{one} was"),
+                    many => format!("{} were", many.join(", ")),
+                }
+            )));
         }
         let created = p
             .iam
@@ -333,9 +389,9 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         );
         let new_id = key.access_key_id().to_string();
         created_at = key.create_date().map(key_created_at);
-        // The consumers are rewritten with the new password in this same apply; the
-        // previous key goes now, so only one key is ever live afterwards.
-        for (old, _) in &sorted {
+        // Only now that its successor exists does provisioner's own previous key go. Keys
+        // it did not create stay.
+        if let Some(old) = own.filter(|o| existing.iter().any(|(k, _)| k == o)) {
             delete_key(p, name, old).await?;
         }
         applied_key = Some(new_id);

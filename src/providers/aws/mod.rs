@@ -176,7 +176,8 @@ impl AwsProvider {
             Box::pin(iam::observe(self, wanted(Kind::AwsIamSmtpUser), ledger)),
             Box::pin(secrets::observe(
                 self,
-                wanted(Kind::AwsSecretsmanagerSecret)
+                wanted(Kind::AwsSecretsmanagerSecret),
+                known_ids(ledger, Kind::AwsSecretsmanagerSecret),
             )),
         );
         let mut out = BTreeMap::new();
@@ -194,10 +195,12 @@ impl AwsProvider {
                     Ok(objects) => KindObservation {
                         status: ObserveStatus::Complete,
                         objects,
+                        failed_scopes: Vec::new(),
                     },
                     Err(e) => KindObservation {
                         status: ObserveStatus::Failed(e.message),
                         objects: Vec::new(),
+                        failed_scopes: Vec::new(),
                     },
                 },
             );
@@ -312,6 +315,26 @@ fn managed_names(desired: &DesiredState, ledger: &Ledger) -> BTreeMap<Kind, BTre
         }
     }
     out
+}
+
+/// What the ledger knows of a kind, to confirm with a direct read when a list that can lag
+/// leaves it out: each entry's cloud id, and each write-ahead intent's natural key (the
+/// name).
+fn known_ids(ledger: &Ledger, kind: Kind) -> BTreeSet<String> {
+    let key = kind.key();
+    ledger
+        .resources
+        .values()
+        .filter(|e| e.kind == key)
+        .map(|e| e.id.clone())
+        .chain(
+            ledger
+                .pending
+                .values()
+                .filter(|i| i.kind == key)
+                .map(|i| i.key.clone()),
+        )
+        .collect()
 }
 
 /// Tags as a desired-state map, without the lineage tag; the lineage separately.

@@ -30,9 +30,17 @@ fn rfc3339(d: &aws_sdk_secretsmanager::primitives::DateTime) -> String {
 /// Lists the secrets (one paginated list, metadata only) and keeps the managed ones.
 /// Secrets scheduled for deletion are left out: to the planner they are gone, and a desired
 /// one is then restored by the create.
+///
+/// `ListSecrets` is eventually consistent: it "might not reflect changes from the last five
+/// minutes" (Secrets Manager API reference; aws-sdk-go#3975), so a secret created seconds
+/// ago can be missing from it. Every secret the ledger or a write-ahead intent knows (`known`:
+/// ARNs or names) that the list leaves out is read directly with `DescribeSecret` before it
+/// is taken as gone: absence that plans a create (and a producer's replacement) must be
+/// confirmed.
 pub async fn observe(
     p: &AwsProvider,
     wanted: BTreeSet<String>,
+    known: BTreeSet<String>,
 ) -> Result<Vec<LiveObject>, ProviderError> {
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -64,23 +72,77 @@ pub async fn observe(
             if !wanted.contains(name) || s.deleted_date().is_some() {
                 continue;
             }
-            let (tags, lineage) =
-                split_tags(s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
-            let mut fields = Map::new();
-            fields.insert("name".into(), json!(name));
-            fields.insert("description".into(), json!(s.description().unwrap_or("")));
-            fields.insert("kms_key_id".into(), json!(s.kms_key_id()));
-            fields.insert("tags".into(), Value::Object(tags));
-            let mut o = object(arn.to_string(), fields, attributes(arn, name), lineage);
-            o.updated_at = s.last_changed_date().map(rfc3339);
-            out.push(o);
+            out.push(seen(
+                name,
+                arn,
+                s.description(),
+                s.kms_key_id(),
+                s.tags(),
+                s.last_changed_date(),
+            ));
         }
         match page.next_token() {
             Some(t) => token = Some(t.to_string()),
             None => break,
         }
     }
+    // The confirming reads: what the ledger knows and the list did not show.
+    let missing: Vec<&String> = known
+        .iter()
+        .filter(|k| {
+            !out.iter()
+                .any(|o| o.id == **k || o.fields.get("name").and_then(Value::as_str) == Some(k))
+        })
+        .collect();
+    for id in missing {
+        match p.sm.describe_secret().secret_id(id).send().await {
+            Ok(s) => {
+                let (Some(name), Some(arn)) = (s.name(), s.arn()) else {
+                    continue;
+                };
+                if !wanted.contains(name) || s.deleted_date().is_some() {
+                    continue;
+                }
+                out.push(seen(
+                    name,
+                    arn,
+                    s.description(),
+                    s.kms_key_id(),
+                    s.tags(),
+                    s.last_changed_date(),
+                ));
+            }
+            // Confirmed gone.
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => {}
+            Err(e) => {
+                return Err(err(
+                    &format!("reading secret {id}, which the list left out"),
+                    e,
+                ));
+            }
+        }
+    }
     Ok(out)
+}
+
+/// A secret as the planner sees it, from a list entry or a `DescribeSecret` answer.
+fn seen(
+    name: &str,
+    arn: &str,
+    description: Option<&str>,
+    kms_key_id: Option<&str>,
+    tags: &[Tag],
+    last_changed: Option<&aws_sdk_secretsmanager::primitives::DateTime>,
+) -> LiveObject {
+    let (tags, lineage) = split_tags(tags.iter().filter_map(|t| Some((t.key()?, t.value()?))));
+    let mut fields = Map::new();
+    fields.insert("name".into(), json!(name));
+    fields.insert("description".into(), json!(description.unwrap_or("")));
+    fields.insert("kms_key_id".into(), json!(kms_key_id));
+    fields.insert("tags".into(), Value::Object(tags));
+    let mut o = object(arn.to_string(), fields, attributes(arn, name), lineage);
+    o.updated_at = last_changed.map(rfc3339);
+    o
 }
 
 fn attributes(arn: &str, name: &str) -> BTreeMap<String, Value> {

@@ -56,6 +56,7 @@ impl DoProvider {
                         "no Spaces credentials: set SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY".into(),
                     ),
                     objects: Vec::new(),
+                    failed_scopes: Vec::new(),
                 },
             );
         }

@@ -46,6 +46,7 @@ pub async fn observe(
     let empty = || KindObservation {
         status: ObserveStatus::Complete,
         objects: Vec::new(),
+        failed_scopes: Vec::new(),
     };
     let lists: [(Kind, &str, &str, MapFn); 6] = [
         (Kind::DoVpc, "/v2/vpcs", "vpcs", vpc),
@@ -80,6 +81,7 @@ pub async fn observe(
                 Ok(items) => KindObservation {
                     status: ObserveStatus::Complete,
                     objects: items.iter().filter_map(map).collect(),
+                    failed_scopes: Vec::new(),
                 },
                 Err(e) => failed(&e),
             };
@@ -114,6 +116,7 @@ fn failed(e: &DoError) -> KindObservation {
     KindObservation {
         status: ObserveStatus::Failed(e.to_string()),
         objects: Vec::new(),
+        failed_scopes: Vec::new(),
     }
 }
 
@@ -146,7 +149,8 @@ async fn observe_zones(
     }))
     .await;
     let mut records = Vec::new();
-    let mut record_error = None;
+    // A zone whose records could not be listed makes only its own records unknown.
+    let mut failed_zones = Vec::new();
     let mut apex: BTreeMap<String, String> = BTreeMap::new();
     for (name, listed) in lists {
         match listed {
@@ -164,7 +168,10 @@ async fn observe_zones(
                     }
                 }
             }
-            Err(e) => record_error = Some(e),
+            Err(e) => failed_zones.push(crate::live::FailedScope::new(
+                [("domain", name.to_string())],
+                e.to_string(),
+            )),
         }
     }
     vec![
@@ -173,16 +180,22 @@ async fn observe_zones(
             KindObservation {
                 status: ObserveStatus::Complete,
                 objects: items.iter().filter_map(|d| domain(d, &apex)).collect(),
+                // A domain's apex address is read from its records.
+                failed_scopes: failed_zones
+                    .iter()
+                    .map(|z| crate::live::FailedScope {
+                        scope: [("name".to_string(), z.scope["domain"].clone())].into(),
+                        reason: z.reason.clone(),
+                    })
+                    .collect(),
             },
         ),
         (
             Kind::DoDomainRecord,
-            match record_error {
-                None => KindObservation {
-                    status: ObserveStatus::Complete,
-                    objects: records,
-                },
-                Some(e) => failed(&e),
+            KindObservation {
+                status: ObserveStatus::Complete,
+                objects: records,
+                failed_scopes: failed_zones,
             },
         ),
     ]
@@ -226,6 +239,7 @@ async fn observe_projects(
         None => KindObservation {
             status: ObserveStatus::Complete,
             objects,
+            failed_scopes: Vec::new(),
         },
         Some(e) => failed(&e),
     }

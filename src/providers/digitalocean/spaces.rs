@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::desired::{DesiredState, Kind, Spec};
 use crate::ledger::Ledger;
-use crate::live::{KindObservation, LiveObject, ObserveStatus};
+use crate::live::{KindObservation, LiveObject};
 use crate::plan::Action;
 use crate::providers::{Applied, ApplyRequest, ProviderError};
 
@@ -108,34 +108,37 @@ fn wanted(desired: &DesiredState, ledger: &Ledger) -> BTreeMap<String, String> {
 }
 
 /// Observes the buckets that matter here: one list per region, then each bucket's settings.
+/// A region that cannot be read makes only its own buckets unknown (a failed scope).
 pub async fn observe(
     config: &SpacesConfig,
     desired: &DesiredState,
     ledger: &Ledger,
 ) -> KindObservation {
-    match observe_inner(config, desired, ledger).await {
-        Ok(objects) => KindObservation {
-            status: ObserveStatus::Complete,
-            objects,
-        },
-        Err(e) => KindObservation {
-            status: ObserveStatus::Failed(e.message),
-            objects: Vec::new(),
-        },
+    let mut obs = KindObservation::default();
+    for (region, result) in observe_inner(config, desired, ledger).await {
+        match result {
+            Ok(objects) => obs.objects.extend(objects),
+            Err(e) => obs.failed_scopes.push(crate::live::FailedScope::new(
+                [("region", region)],
+                e.message,
+            )),
+        }
     }
+    obs
 }
 
+/// Each region's buckets, or why that region could not be read.
 async fn observe_inner(
     config: &SpacesConfig,
     desired: &DesiredState,
     ledger: &Ledger,
-) -> Result<Vec<LiveObject>, ProviderError> {
+) -> Vec<(String, Result<Vec<LiveObject>, ProviderError>)> {
     let wanted = wanted(desired, ledger);
     let regions: BTreeSet<&String> = wanted.values().collect();
     // Each region is its own endpoint: all are listed and read at once.
     let per_region = regions.into_iter().map(|region| {
         let wanted = &wanted;
-        async move {
+        let result = async move {
             let client = config.client(region);
             let listed = client
                 .list_buckets()
@@ -156,13 +159,10 @@ async fn observe_inner(
                 .await
                 .into_iter()
                 .collect::<Result<Vec<LiveObject>, ProviderError>>()
-        }
+        };
+        async move { (region.clone(), result.await) }
     });
-    let mut out = Vec::new();
-    for objects in futures_util::future::join_all(per_region).await {
-        out.extend(objects?);
-    }
-    Ok(out)
+    futures_util::future::join_all(per_region).await
 }
 
 async fn read_bucket(

@@ -21,7 +21,7 @@ pub use client::{GhApiConfig, GhClient, GhError};
 
 use crate::desired::{DesiredState, Kind};
 use crate::ledger::Ledger;
-use crate::live::{KindObservation, LiveObject, ObserveStatus};
+use crate::live::{FailedScope, KindObservation, LiveObject, ObserveStatus};
 use crate::plan::Action;
 use crate::providers::{Applied, ApplyRequest, ProviderError, SecretValue};
 
@@ -81,6 +81,36 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// This scope as a failed scope of an observation, by the fields its objects carry.
+    fn failed(&self, reason: String) -> FailedScope {
+        let mut fields = vec![("repository", self.repository.clone())];
+        if let Some(e) = &self.environment {
+            fields.push(("environment", e.clone()));
+        }
+        FailedScope::new(fields, reason)
+    }
+}
+
+/// Why a scope's list gave no answer to trust.
+#[derive(Debug)]
+enum ScopeError {
+    /// This scope only (a 404 not confirmed, a 403, a 5xx): the rest of the kind stands.
+    Scope(String),
+    /// Not the scope's own (bad credentials, a rate limit, a connection that failed): the
+    /// whole kind is unknown.
+    Kind(GhError),
+}
+
+impl ScopeError {
+    fn of(e: GhError) -> Self {
+        match &e {
+            GhError::Api { status, .. } if *status != 401 => ScopeError::Scope(e.to_string()),
+            _ => ScopeError::Kind(e),
+        }
+    }
+}
+
 /// Percent-encodes a path segment.
 fn segment(s: &str) -> String {
     crate::providers::percent_encode(s)
@@ -112,10 +142,12 @@ impl GhProvider {
     }
 
     /// Observes every GitHub kind in the repositories and environments the desired state
-    /// and the ledger name: one list per scope and kind, conditional on its ETag. A kind
-    /// whose listing fails (a rate limit that does not reset in time, a 5xx, a repository
-    /// the token cannot see) is reported as unknown, never as empty. Starts a new pass: the
-    /// sealed-box keys are fetched again when next needed.
+    /// and the ledger name: one list per scope and kind, conditional on its ETag. A scope
+    /// whose listing fails (a repository the token cannot see, a 403, a 5xx) is reported as
+    /// a failed scope: only what lies in it is unknown, every other repository is observed.
+    /// A failure that is not the scope's own (bad credentials, a rate limit that does not
+    /// reset in time, a connection that fails) makes the whole kind unknown, never empty.
+    /// Starts a new pass: the sealed-box keys are fetched again when next needed.
     pub async fn observe(
         &self,
         desired: &DesiredState,
@@ -135,10 +167,12 @@ impl GhProvider {
             let lists = join_all(wanted.iter().map(|s| self.observe_scope(kind, s))).await;
             let mut objects = Vec::new();
             let mut failure = None;
-            for r in lists {
+            let mut failed_scopes = Vec::new();
+            for (scope, r) in wanted.iter().zip(lists) {
                 match r {
                     Ok(o) => objects.extend(o),
-                    Err(e) => {
+                    Err(ScopeError::Scope(why)) => failed_scopes.push(scope.failed(why)),
+                    Err(ScopeError::Kind(e)) => {
                         failure.get_or_insert(e.to_string());
                     }
                 }
@@ -146,16 +180,74 @@ impl GhProvider {
             let status = match failure {
                 Some(why) => {
                     objects.clear();
+                    failed_scopes.clear();
                     ObserveStatus::Failed(why)
                 }
                 None => ObserveStatus::Complete,
             };
-            out.insert(kind, KindObservation { status, objects });
+            out.insert(
+                kind,
+                KindObservation {
+                    status,
+                    objects,
+                    failed_scopes,
+                },
+            );
         }
         out
     }
 
-    async fn observe_scope(&self, kind: Kind, scope: &Scope) -> Result<Vec<LiveObject>, GhError> {
+    /// What a 404 on a scope's list means. GitHub answers 404, not 403, for a private
+    /// repository the token cannot see ("some private resources return 404 instead of
+    /// 403", cloud-apis C.4; GitHub REST docs, "Troubleshooting"), so a 404 is "nothing
+    /// there" only once `GET /repos/{owner}/{repo}` confirms the repository exists; for an
+    /// environment, once `GET /repos/{owner}/{repo}/environments/{name}` confirms the
+    /// environment does not (then its secrets and variables do not exist either).
+    async fn confirm_absent(&self, scope: &Scope, listed: GhError) -> Result<(), ScopeError> {
+        match self
+            .client
+            .get(&format!("/repos/{}", scope.repository))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                return Err(ScopeError::Scope(format!(
+                    "repository {} was not found or is not visible to the token (GitHub answers 404 for both): not observed",
+                    scope.repository
+                )));
+            }
+            Err(e) => return Err(ScopeError::of(e)),
+        }
+        let Some(environment) = &scope.environment else {
+            return Err(ScopeError::Scope(format!(
+                "{listed}, although repository {} exists (the token may lack the permission to read it): not observed",
+                scope.repository
+            )));
+        };
+        match self
+            .client
+            .get(&format!(
+                "/repos/{}/environments/{}",
+                scope.repository,
+                segment(environment)
+            ))
+            .await
+        {
+            // The environment does not exist: it holds nothing.
+            Err(e) if e.is_not_found() => Ok(()),
+            Ok(_) => Err(ScopeError::Scope(format!(
+                "{listed}, although environment \"{environment}\" of {} exists (the token may lack the permission to read it): not observed",
+                scope.repository
+            ))),
+            Err(e) => Err(ScopeError::of(e)),
+        }
+    }
+
+    async fn observe_scope(
+        &self,
+        kind: Kind,
+        scope: &Scope,
+    ) -> Result<Vec<LiveObject>, ScopeError> {
         let base = |name: &str| {
             let mut fields = Map::new();
             fields.insert("repository".into(), json!(scope.repository));
@@ -194,9 +286,12 @@ impl GhProvider {
         };
         let items = match listed {
             Ok(items) => items,
-            // An environment that does not exist holds nothing.
-            Err(e) if e.is_not_found() && scope.environment.is_some() => Vec::new(),
-            Err(e) => return Err(e),
+            // Absent only once the repository (and the environment's absence) is confirmed.
+            Err(e) if e.is_not_found() => {
+                self.confirm_absent(scope, e).await?;
+                Vec::new()
+            }
+            Err(e) => return Err(ScopeError::of(e)),
         };
         let mut out = Vec::new();
         for item in items {

@@ -42,6 +42,11 @@ pub struct AwsState {
     pub topics: BTreeMap<String, query::Topic>,
     /// Secrets by name.
     pub secrets: BTreeMap<String, secrets::Secret>,
+    /// How long a new secret stays out of `ListSecrets` answers. Secrets Manager's list is
+    /// eventually consistent: "ListSecrets … might not reflect changes from the last five
+    /// minutes" (Secrets Manager API reference, `ListSecrets`; aws-sdk-go#3975). Zero by
+    /// default; `DescribeSecret` and the other reads by id always see the secret.
+    pub secrets_list_lag: std::time::Duration,
     counter: u64,
 }
 

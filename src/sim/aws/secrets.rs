@@ -26,6 +26,9 @@ pub struct Secret {
     pub last_changed: f64,
     /// Set while scheduled for deletion.
     pub deleted: Option<f64>,
+    /// Not in `ListSecrets` answers before this time (epoch seconds): the list is
+    /// eventually consistent (see [`super::AwsState::secrets_list_lag`]).
+    pub listed_from: f64,
 }
 
 fn fail(code: &str, message: impl Into<String>) -> Response {
@@ -168,6 +171,7 @@ pub fn handle(region: &str, state: &mut AwsState, op: &str, body: &[u8]) -> Resp
                     created: now,
                     last_changed: now,
                     deleted: None,
+                    listed_from: now + state.secrets_list_lag.as_secs_f64(),
                 },
             );
             ok(json!({"ARN": arn, "Name": name, "VersionId": version}))
@@ -297,6 +301,7 @@ pub fn handle(region: &str, state: &mut AwsState, op: &str, body: &[u8]) -> Resp
             ok(json!({"ARN": arn}))
         }
         "ListSecrets" => {
+            let now = now_epoch();
             let names: Vec<String> = b["Filters"]
                 .as_array()
                 .into_iter()
@@ -319,6 +324,7 @@ pub fn handle(region: &str, state: &mut AwsState, op: &str, body: &[u8]) -> Resp
                     names.is_empty() || names.iter().any(|p| n.starts_with(p.as_str()))
                 })
                 .filter(|(_, s)| include_deleted || s.deleted.is_none())
+                .filter(|(_, s)| s.listed_from <= now)
                 .map(|(n, s)| describe(n, s))
                 .collect();
             ok(json!({"SecretList": list}))
