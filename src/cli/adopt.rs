@@ -119,9 +119,9 @@ pub fn exec_scan(dir: &Path, ledger_url: &str, args: &ScanArgs) -> ExitCode {
             "requests": requests,
             "kinds": scanned,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!("{}", render(&scanned, &requests));
+        out!("{}", render(&scanned, &requests));
     }
     if scanned.iter().any(|k| k.not_observed.is_some()) {
         ExitCode::from(3)
@@ -257,7 +257,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
             }
         }
         if chosen.is_empty() {
-            println!("nothing unmanaged to import");
+            outln!("nothing unmanaged to import");
             return Ok(ExitCode::SUCCESS);
         }
     } else {
@@ -338,14 +338,14 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", args.to.display()))?;
     drop(file);
-    println!(
+    outln!(
         "wrote {} resource{} to {}",
         chosen.len(),
         if chosen.len() == 1 { "" } else { "s" },
         args.to.display()
     );
     for (address, var) in &placeholders {
-        println!(
+        outln!(
             "  {address}: its secret value cannot be read back; set {var} (or change the source) before the next apply writes it"
         );
     }
@@ -357,7 +357,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
         .zip(dir.canonicalize().ok())
         .is_some_and(|(f, d)| f.starts_with(d));
     if !inside {
-        println!(
+        outln!(
             "{} is outside the desired-state folder {}: move the resources into it, then run `provisioner state import ADDR ID` for each",
             args.to.display(),
             dir.display()
@@ -396,7 +396,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
             matches!(ch.action, Action::Replace | Action::Delete | Action::Create)
         });
         if acts || !differs.is_empty() {
-            println!(
+            outln!(
                 "  {} not recorded: the plan against the written TOML still changes {}; edit it, then `provisioner state import {} {}`",
                 c.address,
                 if differs.is_empty() {
@@ -450,7 +450,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
     .await;
     store.release(lease).await?;
     let written = written?;
-    println!(
+    outln!(
         "recorded {} resource{} in the ledger (serial {})",
         clean.len(),
         if clean.len() == 1 { "" } else { "s" },

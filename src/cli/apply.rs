@@ -23,6 +23,10 @@ use crate::providers::clouds::Clouds;
 /// Flags of `apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A plan saved by `provisioner diff -o FILE`: carry out exactly it, without asking, or
+    /// refuse it if it is stale (the desired state, the ledger or the clouds changed since).
+    #[arg(value_name = "PLANFILE", conflicts_with_all = ["target", "replace", "allow_destroy"])]
+    pub plan: Option<std::path::PathBuf>,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
@@ -87,8 +91,21 @@ async fn apply(
             .collect::<BTreeSet<_>>(),
         allow_destroy: addresses(&args.allow_destroy)?.into_iter().collect(),
     };
+    let saved = match &args.plan {
+        Some(path) => Some(super::planfile::read(path)?),
+        None => None,
+    };
+    let config = match &saved {
+        Some(f) => PassConfig {
+            targets: f.basis.targets.clone(),
+            replace: f.basis.replace.iter().cloned().collect(),
+            allow_destroy: f.basis.allow_destroy.iter().cloned().collect(),
+            ..config
+        },
+        None => config,
+    };
     let interactive = std::io::stdin().is_terminal();
-    if !args.auto_approve && !interactive {
+    if saved.is_none() && !args.auto_approve && !interactive {
         anyhow::bail!(
             "stdin is not a terminal, so apply cannot ask for confirmation: pass --auto-approve (and review the plan with `provisioner diff` first)"
         );
@@ -96,6 +113,21 @@ async fn apply(
     let loaded = crate::daemon::load(&config).await?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
+    }
+    if let Some(f) = &saved {
+        if f.basis.ledger != loaded.ledger_url {
+            anyhow::bail!(
+                "the saved plan was made against the ledger {}, not {}: apply it with the same `--ledger`",
+                f.basis.ledger,
+                loaded.ledger_url
+            );
+        }
+        let digest = super::planfile::desired_digest(&config.desired_dir, &loaded.desired)?;
+        if digest != f.basis.desired_digest {
+            anyhow::bail!(
+                "the saved plan is stale: the desired state (or a secret value it reads) changed since it was made; make a new one with `provisioner diff -o FILE`"
+            );
+        }
     }
     let store = super::state::open(&loaded.ledger_url).await?;
     let clouds = Clouds::from_env(&loaded.desired).await;
@@ -132,6 +164,7 @@ async fn apply(
         &clouds,
         &config,
         args,
+        saved.as_ref(),
         interactive,
         stop.clone(),
     );
@@ -156,19 +189,42 @@ async fn apply(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn work(
     loaded: &crate::daemon::Loaded,
     store: &Store,
     clouds: &Clouds,
     config: &PassConfig,
     args: &ApplyArgs,
+    saved: Option<&super::planfile::PlanFile>,
     interactive: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<PassStatus> {
     let started_at = rfc3339(SystemTime::now());
     let mut planned = crate::daemon::plan(loaded, store, clouds, &config.targets).await?;
+    if let Some(f) = saved {
+        let now = planned.read.clone().unwrap_or_default();
+        if (now.0.as_str(), now.1) != (f.basis.lineage.as_str(), f.basis.serial) {
+            anyhow::bail!(
+                "the saved plan is stale: it was made against ledger {} serial {}, and the ledger is now {} serial {} (another apply or a `state` command wrote it); make a new one with `provisioner diff -o FILE`",
+                if f.basis.lineage.is_empty() {
+                    "(none)"
+                } else {
+                    &f.basis.lineage
+                },
+                f.basis.serial,
+                if now.0.is_empty() { "(none)" } else { &now.0 },
+                now.1
+            );
+        }
+        if let Some(why) = super::planfile::differences(&f.plan, &planned.plan, &planned.report) {
+            anyhow::bail!(
+                "the saved plan is stale: planning again now gives other changes (the clouds changed since it was made): {why}; nothing was changed"
+            );
+        }
+    }
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!(
+    out!(
         "{}",
         PlanDisplay {
             plan: &planned.plan,
@@ -182,8 +238,8 @@ async fn work(
         explain(&status);
         return Ok(status);
     }
-    if !args.auto_approve {
-        print!("\nApply these changes? Only `yes` is accepted: ");
+    if !args.auto_approve && saved.is_none() {
+        out!("\nApply these changes? Only `yes` is accepted: ");
         std::io::stdout().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -215,7 +271,7 @@ async fn work(
     if let Err(e) = store.append_journal(&journal).await {
         eprintln!("warning: writing the journal: {}", crate::errors::chain(&e));
     }
-    println!(
+    outln!(
         "Apply finished in {:.1}s: {done} done, {failed} failed, {skipped} skipped.",
         report.elapsed.as_secs_f64()
     );

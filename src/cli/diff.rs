@@ -30,6 +30,21 @@ pub struct DiffArgs {
     /// Also list resources that are unchanged.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Save the plan to FILE, for `provisioner apply FILE` to carry out exactly (see
+    /// docs/running.md, "Saved plans").
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Plan only this address and what it depends on (repeatable), as `apply --target`.
+    #[arg(long, value_name = "ADDR")]
+    pub target: Vec<String>,
+    /// Plan replacing this resource although nothing forces it (repeatable), as
+    /// `apply --replace`.
+    #[arg(long, value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Let the plan destroy a resource protected by `prevent_destroy` (repeatable), as
+    /// `apply --allow-destroy`.
+    #[arg(long, value_name = "ADDR")]
+    pub allow_destroy: Vec<String>,
 }
 
 /// Runs the command.
@@ -41,14 +56,14 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(&state, ledger_url, args) {
+    match run(&state, dir, ledger_url, args) {
         Ok((plan, report)) => {
             if args.json {
-                println!("{}", to_json(&plan, &report));
+                outln!("{}", to_json(&plan, &report));
             } else {
                 let color =
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                print!(
+                out!(
                     "{}",
                     PlanDisplay {
                         plan: &plan,
@@ -81,27 +96,72 @@ pub fn exit_code(plan: &Plan, report: &PlanReport, detailed: bool) -> ExitCode {
     }
 }
 
+fn addresses(list: &[String]) -> anyhow::Result<Vec<crate::desired::Address>> {
+    list.iter()
+        .map(|a| crate::desired::Address::parse(a).map_err(anyhow::Error::msg))
+        .collect()
+}
+
 fn run(
     state: &desired::DesiredState,
+    dir: &Path,
     ledger_url: Option<&str>,
     args: &DiffArgs,
 ) -> anyhow::Result<(Plan, PlanReport)> {
     let from_settings = state.settings.ledger.as_ref().map(|l| l.0.as_str());
-    let mut ledger = read_ledger(
-        ledger_url
-            .or(from_settings)
-            .unwrap_or(super::DEFAULT_LEDGER),
-    )?;
+    let url = ledger_url
+        .or(from_settings)
+        .unwrap_or(super::DEFAULT_LEDGER);
+    let mut ledger = read_ledger(url)?;
+    let read = (ledger.lineage.clone(), ledger.serial);
     // `[[moved]]` hints, as apply will make them (here in memory only).
     crate::exec::apply_moves(state, &mut ledger);
     let mut state = state.clone();
+    let targets = addresses(&args.target)?;
+    let replace = addresses(&args.replace)?;
+    let allow_destroy = addresses(&args.allow_destroy)?;
+    for a in targets.iter().chain(&replace) {
+        if !state.resources.contains_key(a) {
+            bail!(
+                "{a} is not in the desired state ({}): check the address (`provider.kind.name`)",
+                dir.display()
+            );
+        }
+    }
+    state.replace = replace.iter().cloned().collect();
+    state.allow_destroy = allow_destroy.iter().cloned().collect();
     fingerprint_secrets(&mut state)?;
     let state = &state;
     let live = match &args.live_from {
         Some(path) => read_live(path)?,
         None => observe_clouds(state, &ledger)?,
     };
-    Ok(plan::plan(state, &ledger, &live)?)
+    let (plan, report) = plan::plan(state, &ledger, &live)?;
+    let plan = crate::daemon::restrict(plan, &targets);
+    if let Some(out) = &args.out {
+        if args.live_from.is_some() {
+            bail!(
+                "a plan made against a snapshot (--live-from) cannot be saved: it would be applied against clouds it never saw"
+            );
+        }
+        let basis = super::planfile::Basis {
+            ledger: url.to_string(),
+            lineage: read.0,
+            serial: read.1,
+            desired_digest: super::planfile::desired_digest(dir, state)?,
+            observed_at: live.observed_at.clone(),
+            targets,
+            replace,
+            allow_destroy,
+        };
+        super::planfile::write(out, basis, &plan, &report)?;
+        eprintln!(
+            "Saved the plan to {}: `provisioner apply {}` carries out exactly this plan.",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok((plan, report))
 }
 
 /// Observes the clouds this build has providers for: DigitalOcean with `DIGITALOCEAN_TOKEN`

@@ -65,10 +65,10 @@ pub fn exec(dir: &Path, ledger_url: &str, args: &InitArgs) -> ExitCode {
     match runtime.block_on(init(dir, ledger_url, args.dry_run)) {
         Ok(report) => {
             for l in &report.lines {
-                println!("{l}");
+                outln!("{l}");
             }
             if report.missing > 0 {
-                println!(
+                outln!(
                     "\n{} thing{} missing that init cannot make: see `missing` above.",
                     report.missing,
                     if report.missing == 1 { " is" } else { "s are" }

@@ -1,10 +1,29 @@
 //! Command line: argument parsing and one module per subcommand. Printing happens here and
 //! nowhere below.
 
+/// `println!` for command output: a closed pipe (`provisioner diff | head`) ends the
+/// command quietly instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out("\n")
+    };
+    ($($t:tt)*) => {
+        $crate::cli::write_out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` for command output, as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::write_out(&format!($($t)*))
+    };
+}
+
 mod adopt;
 mod apply;
 mod diff;
 mod init;
+mod planfile;
 mod run;
 mod sandbox;
 pub mod state;
@@ -15,9 +34,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `0.1.0 (<commit> <commit date>)`, from the build script.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PROVISIONER_COMMIT"),
+    " ",
+    env!("PROVISIONER_COMMIT_DATE"),
+    ")"
+);
+
 /// Keeps DigitalOcean, AWS and GitHub equal to a declarative TOML description.
 #[derive(Debug, Parser)]
-#[command(name = "provisioner", version, about, long_about = None)]
+#[command(name = "provisioner", version = VERSION, about, long_about = None)]
 pub struct Args {
     /// Folder holding the desired state (`*.toml`, read recursively).
     #[arg(
@@ -50,7 +79,9 @@ pub struct Args {
 pub enum Command {
     /// Check the desired state and report every problem at once.
     Validate,
-    /// Show what apply would change, without changing anything.
+    /// Show what apply would change, without changing anything (`-o FILE` saves the plan
+    /// for `apply FILE`).
+    #[command(visible_alias = "plan")]
     Diff(diff::DiffArgs),
     /// Plan, confirm, and change the clouds to match the desired state.
     Apply(apply::ApplyArgs),
@@ -80,6 +111,15 @@ pub enum Command {
     Import(adopt::ImportArgs),
     /// Run the whole loop against local simulators, with no cloud account.
     Sandbox(sandbox::SandboxArgs),
+    /// Print a shell completion script (`provisioner completions bash >
+    /// /etc/bash_completion.d/provisioner`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, in roff (`provisioner man > provisioner.1; man ./provisioner.1`).
+    Man,
     /// Ask a running daemon whether it is healthy (for container health checks, where no
     /// curl is at hand): exit 0 when `/healthz` answers 200, else 1.
     Healthcheck {
@@ -91,6 +131,21 @@ pub enum Command {
         )]
         url: String,
     },
+}
+
+/// Writes command output to stdout. When the reader has gone (a closed pipe), the command
+/// ends at once, quietly, with the status a process killed by SIGPIPE has (141), as `cat`
+/// and `git` do; any other write error is reported once and ends it with 1.
+pub fn write_out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Entry point of the binary.
@@ -123,6 +178,24 @@ pub fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::Healthcheck { url } => healthcheck(url),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Args::command(), "provisioner", &mut buf);
+            write_out(&String::from_utf8_lossy(&buf));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            match clap_mangen::Man::new(Args::command()).render(&mut buf) {
+                Ok(()) => {
+                    write_out(&String::from_utf8_lossy(&buf));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.into()),
+            }
+        }
         Command::Sandbox(a) => sandbox::exec(&args.desired, a),
     }
 }

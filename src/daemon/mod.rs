@@ -115,6 +115,9 @@ pub struct Planned {
     pub plan: Plan,
     /// The planner's notes.
     pub report: PlanReport,
+    /// The ledger's lineage and serial as read, before this pass wrote anything (`None`:
+    /// no ledger yet). A saved plan's basis is checked against it.
+    pub read: Option<(String, u64)>,
 }
 
 /// Reads the ledger, observes the clouds and plans.
@@ -124,7 +127,11 @@ pub async fn plan(
     clouds: &Clouds,
     targets: &[Address],
 ) -> anyhow::Result<Planned> {
-    let (mut ledger, mut snapshot) = match store.read().await.context("reading the ledger")? {
+    let found = store.read().await.context("reading the ledger")?;
+    let as_read = found
+        .as_ref()
+        .map(|s| (s.ledger.lineage.clone(), s.ledger.serial));
+    let (mut ledger, mut snapshot) = match found {
         Some(s) => {
             let (ledger, base) = s.into_base();
             (ledger, Some(base))
@@ -172,6 +179,7 @@ pub async fn plan(
         live,
         plan,
         report,
+        read: as_read,
     })
 }
 
