@@ -582,6 +582,46 @@ async fn a_corrupt_ledger_is_a_clear_error_and_nothing_is_overwritten(place: Pla
     assert!(now.ledger.serial > good.ledger.serial);
 }
 
+/// A local ledger that is not a regular file (a link to `/dev/zero`, a FIFO) or is too
+/// large is refused, naming the file, instead of being read without end or blocking.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_ledger_that_is_a_device_a_fifo_or_huge_is_refused_naming_it() {
+    let place = Place::file().await;
+    let root = std::path::PathBuf::from(&place.url["file://".len()..]);
+    let store = place.store().await;
+    store.write(Ledger::create(), None, "first").await.unwrap();
+    let current = root.join("ledger.json");
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &current).unwrap();
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ledger.json") && err.contains("character device"),
+        "{err}"
+    );
+    std::fs::remove_file(&current).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(&current)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ledger.json") && err.contains("FIFO"), "{err}");
+    std::fs::remove_file(&current).unwrap();
+    // Sparse: 300 MiB on paper, nothing on disk.
+    let big = std::fs::File::create(&current).unwrap();
+    big.set_len(300 * 1024 * 1024).unwrap();
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ledger.json") && err.contains("larger than the 256 MiB limit"),
+        "{err}"
+    );
+}
+
 both!(the_journal_keeps_immutable_records_newest_first);
 async fn the_journal_keeps_immutable_records_newest_first(place: Place) {
     let store = place.store().await;
