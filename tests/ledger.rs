@@ -107,6 +107,24 @@ impl Place {
         }
     }
 
+    /// Deletes the current ledger object (S3: a delete marker; older versions remain), as a
+    /// careless `rm` or `aws s3 rm` would.
+    async fn remove_current(&self) {
+        if self.s3 {
+            let (bucket, prefix) = self.url["s3://".len()..].split_once('/').unwrap();
+            moto::client_at(&self.endpoint)
+                .delete_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/ledger.json"))
+                .send()
+                .await
+                .expect("delete");
+        } else {
+            let path = std::path::Path::new(&self.url["file://".len()..]).join("ledger.json");
+            std::fs::remove_file(path).expect("rm");
+        }
+    }
+
     /// Every stored ledger version's bytes, and every journal record's.
     async fn everything_stored(&self) -> Vec<Vec<u8>> {
         let store = self.store().await;
@@ -622,6 +640,124 @@ async fn a_file_ledger_that_is_a_device_a_fifo_or_huge_is_refused_naming_it() {
     );
 }
 
+both!(a_ledger_of_another_lineage_copied_over_is_refused_naming_both);
+async fn a_ledger_of_another_lineage_copied_over_is_refused_naming_both(place: Place) {
+    let store = place.store().await;
+    let mut ours = Ledger::create();
+    ours.resources.insert(addr("keep"), entry("vpc-keep"));
+    let first = store.write(ours, None, "first").await.unwrap();
+    let second = store
+        .write(first.ledger.clone(), Some(&first), "second")
+        .await
+        .unwrap();
+    // Another environment's converged ledger, copied over this one.
+    let mut theirs = Ledger::create();
+    theirs.serial = 40;
+    theirs.resources.insert(addr("keep"), entry("vpc-theirs"));
+    place.tamper(&codec::encode(&theirs)).await;
+    let store = place.store().await;
+    match store.read().await {
+        Err(e @ LedgerError::ForeignLineage { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&theirs.lineage)
+                    && text.contains(&first.ledger.lineage)
+                    && text.contains("state rollback")
+                    && text.contains("--new-lineage"),
+                "{text}"
+            );
+        }
+        other => panic!("expected the foreign lineage to be refused, got {other:?}"),
+    }
+    let (code, out, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("vpc-theirs"), "{out}");
+    assert!(err.contains(&theirs.lineage) && err.contains(&first.ledger.lineage), "{err}");
+    // A write on top of it is refused the same way: every writer reads first.
+    let (code, _, err) = place.cli(&["state", "forget", "digitalocean.vpc.keep"]);
+    assert_eq!(code, 1, "{err}");
+    // This store's own version restores over it.
+    let (code, _, err) = place.cli(&["state", "rollback", &second.version.id]);
+    assert_eq!(code, 0, "{err}");
+    let now = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.lineage, first.ledger.lineage);
+    assert_eq!(now.ledger.resources[&addr("keep")].id, "vpc-keep");
+    // Or, deliberately, the copy is taken on with --new-lineage, once; then it is the
+    // store's lineage and reads need no flag.
+    place.tamper(&codec::encode(&theirs)).await;
+    let (code, _, err) = place.cli(&["--new-lineage", "state", "forget", "digitalocean.vpc.keep"]);
+    assert_eq!(code, 0, "{err}");
+    let now = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.lineage, theirs.lineage);
+}
+
+both!(a_vanished_ledger_is_refused_with_the_command_that_restores_it);
+async fn a_vanished_ledger_is_refused_with_the_command_that_restores_it(place: Place) {
+    let store = place.store().await;
+    let mut ours = Ledger::create();
+    ours.resources.insert(addr("keep"), entry("vpc-keep"));
+    let first = store.write(ours, None, "first").await.unwrap();
+    place.remove_current().await;
+    let store = place.store().await;
+    match store.read().await {
+        Err(e @ LedgerError::Vanished { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("provisioner state rollback {}", first.version.id))
+                    && text.contains("--new-lineage"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a vanished ledger to be refused, got {other:?}"),
+    }
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is missing, but this store has held one"), "{err}");
+    // The advised command brings it back, with a serial after the last one.
+    let (code, _, err) = place.cli(&["state", "rollback", &first.version.id]);
+    assert_eq!(code, 0, "{err}");
+    let now = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.lineage, first.ledger.lineage);
+    assert_eq!(now.ledger.resources, first.ledger.resources);
+    assert!(now.ledger.serial > first.ledger.serial);
+    // Gone again, and started afresh on purpose: a new lineage, which is then the store's.
+    place.remove_current().await;
+    let mut fresh = place.store().await;
+    fresh.allow_new_lineage(true);
+    assert!(fresh.read().await.unwrap().is_none());
+    let new = fresh.write(Ledger::create(), None, "new lineage").await.unwrap();
+    assert_ne!(new.ledger.lineage, first.ledger.lineage);
+    let again = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(again.ledger.lineage, new.ledger.lineage);
+}
+
+both!(a_journal_without_a_ledger_is_refused);
+async fn a_journal_without_a_ledger_is_refused(place: Place) {
+    let store = place.store().await;
+    store
+        .append_journal(&JournalRecord {
+            run_id: "run-1".into(),
+            by: "tester".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:01Z".into(),
+            command: "apply".into(),
+            summary: "1 to create".into(),
+            outcome: "succeeded".into(),
+            actions: Vec::new(),
+        })
+        .await
+        .unwrap();
+    match store.read().await {
+        Err(e @ LedgerError::Vanished { .. }) => {
+            assert!(e.to_string().contains("1 journal record remain"), "{e}")
+        }
+        other => panic!("expected a journal without a ledger to be refused, got {other:?}"),
+    }
+    // A store never written is simply empty.
+    let empty = Place::file().await;
+    assert!(empty.store().await.read().await.unwrap().is_none());
+}
+
 both!(the_journal_keeps_immutable_records_newest_first);
 async fn the_journal_keeps_immutable_records_newest_first(place: Place) {
     let store = place.store().await;
@@ -757,10 +893,16 @@ async fn schema_fixtures_load_and_newer_ledgers_are_refused(place: Place) {
     assert!(fixtures >= 1);
     // Through the store and the CLI: a current ledger needs no migration.
     let bytes = std::fs::read(format!("{dir}/v1.json")).unwrap();
+    // The store's first write has the fixture's lineage: a document of another lineage
+    // put in its place would be refused (see `a_ledger_of_another_lineage_*`).
+    let lineage = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["lineage"]
+        .as_str()
+        .unwrap()
+        .to_string();
     place
         .store()
         .await
-        .write(Ledger::create(), None, "x")
+        .write(Ledger::new(lineage), None, "x")
         .await
         .unwrap();
     place.tamper(&bytes).await;

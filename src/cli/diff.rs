@@ -99,6 +99,7 @@ fn run(
         Some(path) => read_live(path)?,
         None => observe_clouds(state, &ledger)?,
     };
+    crate::ledger::identity::check_objects(&ledger, &live)?;
     Ok(plan::plan(state, &ledger, &live)?)
 }
 

@@ -38,6 +38,12 @@ pub struct Args {
     #[arg(long, global = true, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    /// Accept a change of the ledger's lineage, once: start a new ledger where the current
+    /// one vanished although its history remains, or take on the lineage of a ledger copied
+    /// over this one. Without it both are refused (see docs/ledger.md).
+    #[arg(long, global = true)]
+    pub new_lineage: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -85,6 +91,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(&args);
+    if args.new_lineage {
+        crate::ledger::store::allow_new_lineage_for_this_process();
+    }
     match &args.command {
         Command::Validate => validate::exec(&args.desired),
         Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a),

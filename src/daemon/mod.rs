@@ -134,6 +134,7 @@ pub async fn plan(
     let counts = |l: &Ledger| (l.resources.len(), l.pending.len());
     let read = counts(&ledger);
     let live = clouds.observe(&loaded.desired, &ledger).await;
+    crate::ledger::identity::check_objects(&ledger, &live)?;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;
     crate::exec::forget_dropped(&plan, &loaded.desired, &mut ledger, &live);
     let forgot = read != counts(&ledger);
