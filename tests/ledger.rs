@@ -443,6 +443,68 @@ async fn a_killed_holder_on_this_host_is_taken_over_at_once(place: Place) {
     assert!(store.lease().await.unwrap().is_none());
 }
 
+/// A live holder in another PID namespace on this host (a container with the same host
+/// name) is not "gone" because its pid means nothing here: the lease is waited out. The
+/// holder runs under `unshare --pid --fork --mount-proc` (root only), at a pid this
+/// namespace does not have.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_holder_in_another_pid_namespace_is_not_taken_over() {
+    use std::io::BufRead;
+    let place = Place::file().await;
+    let exe = std::env::current_exe().unwrap();
+    let mut child = match Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c"])
+        // The holder starts at pid 4,000,000 in its namespace (a pid this one lacks), with
+        // sh as the namespace's init waiting for it.
+        .arg(r#"echo 3999999 > /proc/sys/kernel/ns_last_pid; "$0" "$@" & wait"#)
+        .arg(&exe)
+        .args(["--exact", "lease_holder_process", "--ignored", "--nocapture"])
+        .env("PROVISIONER_TEST_HOLD_URL", &place.url)
+        .env("PROVISIONER_TEST_MOTO_URL", helper_moto(&place))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("`unshare` (util-linux) is needed for this test: {e}"),
+    };
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lease_id = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(id) = line.strip_prefix("held ") {
+                    break id.to_string();
+                }
+            }
+            _ => {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
+                panic!(
+                    "the holder in a new PID namespace did not start (unshare needs root or CAP_SYS_ADMIN): {err}"
+                );
+            }
+        }
+    };
+    let store = place.store().await;
+    let (held, _) = store.lease().await.unwrap().expect("held");
+    assert_eq!(held.lease_id, lease_id);
+    assert_ne!(
+        held.owner.pid_namespace,
+        Owner::current("x").pid_namespace,
+        "the holder runs in its own PID namespace"
+    );
+    // Its pid does not exist here, yet it is alive: held, twice (across a renewal).
+    for _ in 0..2 {
+        match store.try_acquire(&Owner::current("taker"), Duration::from_secs(30)).await {
+            Err(LedgerError::LeaseHeld { holder, .. }) => assert_eq!(holder.lease_id, lease_id),
+            other => panic!("a live holder's lease was taken: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 both!(a_holder_elsewhere_is_taken_over_after_expiry_and_not_before);
 async fn a_holder_elsewhere_is_taken_over_after_expiry_and_not_before(place: Place) {
     let store = place.store().await;
@@ -451,6 +513,7 @@ async fn a_holder_elsewhere_is_taken_over_after_expiry_and_not_before(place: Pla
         host: "another-host.example".into(),
         pid: 4_000_000,
         run_id: "remote".into(),
+        ..Owner::current("remote")
     };
     let held = store
         .try_acquire(&elsewhere, Duration::from_secs(2))

@@ -22,7 +22,7 @@ pub use s3::{S3Backend, needs_path_style};
 
 use super::codec;
 use super::error::LedgerError;
-use super::lease::{Lease, LeaseInfo, Owner, rfc3339, rfc3339_millis, who};
+use super::lease::{Lease, LeaseInfo, Owner, rfc3339, who};
 use super::model::{Ledger, Written};
 
 /// The ledger document's key under the store's prefix.
@@ -703,9 +703,8 @@ impl Store {
         // Expired: take it over, only if nobody else did first. Our times start now, after
         // the old lease's end, not when this attempt began.
         let info = LeaseInfo {
-            acquired_at: rfc3339_millis(now),
-            expires_at: rfc3339_millis(now + ttl),
-            ..info
+            lease_id: info.lease_id,
+            ..LeaseInfo::new_at(info.owner, ttl, now)
         };
         let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         let put = self
@@ -730,9 +729,13 @@ impl Store {
                         host: "unknown".into(),
                         pid: 0,
                         run_id: "unknown".into(),
+                        boot_id: None,
+                        pid_namespace: None,
+                        start_time: None,
                     },
                     acquired_at: String::new(),
                     expires_at: String::new(),
+                    renewed_at: None,
                 },
                 tag,
             ))),
@@ -742,8 +745,7 @@ impl Store {
     /// Extends our lease by `ttl` from now. Fails with [`LedgerError::LeaseLost`] if it
     /// was taken over or broken.
     pub async fn renew(&self, lease: &mut Lease, ttl: Duration) -> Result<(), LedgerError> {
-        let mut info = lease.info.clone();
-        info.expires_at = rfc3339_millis(SystemTime::now() + ttl);
+        let info = lease.info.renewed(ttl, SystemTime::now());
         let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         match self
             .backend
