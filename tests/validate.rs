@@ -1042,6 +1042,27 @@ fn symbolic_link_cycles_are_named_for_files_and_folders() {
 }
 
 #[test]
+fn control_characters_in_keys_and_values_are_escaped_in_every_report() {
+    // A key with ESC (a terminal title sequence) and BEL, a key that would start a line with
+    // a GitHub workflow command, and a value with a carriage return.
+    let dir = folder(&[(
+        "a.toml",
+        "[digitalocean.vpc.\"x\\u001b]0;pwned\\u0007\"]\nname = \"a\"\n\n[digitalocean.vpc.\"\\n::error::forged\"]\nname = \"b\\rc\"\n",
+    )]);
+    let (code, err) = validate_cli(dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}') && !err.contains('\r'),
+        "{err:?}"
+    );
+    assert!(err.contains("\\u{1b}]0;pwned\\u{7}"), "{err}");
+    assert!(
+        !err.lines().any(|l| l.starts_with("::")),
+        "a line starts a workflow command: {err}"
+    );
+}
+
+#[test]
 fn hidden_files_and_other_extensions_are_ignored() {
     let dir = folder(&[
         ("a.toml", VPC),

@@ -53,7 +53,7 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode 
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            errln!("error: starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -95,7 +95,7 @@ async fn apply(
     }
     let loaded = crate::daemon::load(&config).await?;
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     let store = super::state::open(&loaded.ledger_url).await?;
     let clouds = Clouds::from_env(&loaded.desired).await;
@@ -118,7 +118,7 @@ async fn apply(
         let stop = stop.clone();
         tokio::spawn(async move {
             let first = super::state::shutdown_signal().await;
-            eprintln!(
+            errln!(
                 "\n{first}: the changes in flight finish and are recorded; nothing more starts. Again to abort."
             );
             stop.store(true, Ordering::SeqCst);
@@ -141,7 +141,7 @@ async fn apply(
         tokio::select! {
             r = &mut work => r,
             e = &mut renew => {
-                eprintln!("error: the lease was lost ({}); starting nothing more", crate::errors::chain(&e));
+                errln!("error: the lease was lost ({}); starting nothing more", crate::errors::chain(&e));
                 stop.store(true, Ordering::SeqCst);
                 work.await
             }
@@ -151,7 +151,7 @@ async fn apply(
     if let Err(e) = store.release(lease.into_inner()).await
         && !matches!(e, crate::ledger::LedgerError::LeaseLost { .. })
     {
-        eprintln!("warning: releasing the lease: {}", crate::errors::chain(&e));
+        errln!("warning: releasing the lease: {}", crate::errors::chain(&e));
     }
     result
 }
@@ -168,7 +168,7 @@ async fn work(
     let started_at = rfc3339(SystemTime::now());
     let mut planned = crate::daemon::plan(loaded, store, clouds, &config.targets).await?;
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!(
+    out!(
         "{}",
         PlanDisplay {
             plan: &planned.plan,
@@ -183,7 +183,7 @@ async fn work(
         return Ok(status);
     }
     if !args.auto_approve {
-        print!("\nApply these changes? Only `yes` is accepted: ");
+        out!("\nApply these changes? Only `yes` is accepted: ");
         std::io::stdout().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -199,7 +199,7 @@ async fn work(
     };
     let (done, failed, skipped) = report.counts();
     for o in report.outcomes.iter().filter(|o| o.result.is_err()) {
-        eprintln!(
+        errln!(
             "{} {} {}: {}",
             if o.skipped { "skipped" } else { "failed" },
             verb(o.action),
@@ -213,14 +213,14 @@ async fn work(
     }
     let journal = crate::daemon::journal_record("apply", started_at, &report);
     if let Err(e) = store.append_journal(&journal).await {
-        eprintln!("warning: writing the journal: {}", crate::errors::chain(&e));
+        errln!("warning: writing the journal: {}", crate::errors::chain(&e));
     }
-    println!(
+    outln!(
         "Apply finished in {:.1}s: {done} done, {failed} failed, {skipped} skipped.",
         report.elapsed.as_secs_f64()
     );
     if let Some(e) = &report.ledger_error {
-        eprintln!(
+        errln!(
             "error: writing the ledger: {e}{}",
             if done + failed > 0 {
                 "; the changes made are found again and recorded by the next apply"
@@ -237,11 +237,11 @@ async fn work(
 /// Says on stderr why an apply that is not failing outright still does not exit 0.
 fn explain(status: &PassStatus) {
     match status {
-        PassStatus::Incomplete { unobserved, .. } => eprintln!(
+        PassStatus::Incomplete { unobserved, .. } => errln!(
             "incomplete: {unobserved} kind{} could not be observed (listed above), so whether they match is unknown; exit 3",
             if *unobserved == 1 { "" } else { "s" }
         ),
-        PassStatus::Partial { skipped, .. } if *skipped > 0 => eprintln!(
+        PassStatus::Partial { skipped, .. } if *skipped > 0 => errln!(
             "partial: {skipped} change{} skipped or blocked by a conflict (listed above); exit 3",
             if *skipped == 1 { " was" } else { "s were" }
         ),

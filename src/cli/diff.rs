@@ -37,18 +37,18 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
     let state = match desired::load(dir) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{errors}");
+            errln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
     match run(&state, ledger_url, args) {
         Ok((plan, report)) => {
             if args.json {
-                println!("{}", to_json(&plan, &report));
+                outln!("{}", to_json(&plan, &report));
             } else {
                 let color =
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                print!(
+                out!(
                     "{}",
                     PlanDisplay {
                         plan: &plan,
@@ -61,7 +61,7 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
             exit_code(&plan, &report, args.detailed_exitcode)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -173,7 +173,7 @@ fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> 
     let key = match runtime.block_on(FingerprintKey::load(secret.as_deref())) {
         Ok(key) => key,
         Err(e) => {
-            eprintln!("warning: {e}; changed secret values cannot be noticed in this plan");
+            errln!("warning: {e}; changed secret values cannot be noticed in this plan");
             return Ok(());
         }
     };
@@ -181,7 +181,7 @@ fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> 
         Some(key) => desired::secrets::fingerprint_all(state, &key)
             .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n"))),
         None => {
-            eprintln!(
+            errln!(
                 "note: {KEY_ENV} is not set (nor `[settings] fingerprint_key_secret`), so a changed secret value cannot be noticed; see docs/ledger.md"
             );
             Ok(())

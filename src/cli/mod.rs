@@ -1,5 +1,31 @@
 //! Command line: argument parsing and one module per subcommand. Printing happens here and
-//! nowhere below.
+//! nowhere below, and only through [`out!`], [`outln!`] and [`errln!`], which escape
+//! control characters in whatever they print (user- and cloud-controlled strings reach
+//! every kind of output: keys, names, values in errors, cloud messages).
+
+/// `print!`, with control characters escaped ([`crate::errors::escape_lines`]).
+macro_rules! out {
+    ($($t:tt)*) => {
+        print!("{}", $crate::errors::escape_lines(&format!($($t)*)))
+    };
+}
+
+/// `println!`, with control characters escaped.
+macro_rules! outln {
+    () => {
+        println!()
+    };
+    ($($t:tt)*) => {
+        println!("{}", $crate::errors::escape_lines(&format!($($t)*)))
+    };
+}
+
+/// `eprintln!`, with control characters escaped.
+macro_rules! errln {
+    ($($t:tt)*) => {
+        eprintln!("{}", $crate::errors::escape_lines(&format!($($t)*)))
+    };
+}
 
 mod apply;
 mod diff;
@@ -182,11 +208,11 @@ fn healthcheck(url: &str) -> ExitCode {
     match answer {
         Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
         Ok(r) => {
-            eprintln!("unhealthy: {url} answered {}", r.status());
+            errln!("unhealthy: {url} answered {}", r.status());
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("unhealthy: {url}: {}", crate::errors::chain(&e));
+            errln!("unhealthy: {url}: {}", crate::errors::chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -202,8 +228,8 @@ fn fail(e: anyhow::Error) -> ExitCode {
 fn print_error(e: &anyhow::Error) {
     let text = format!("{e:#}");
     if text.starts_with("error:") {
-        eprintln!("{text}");
+        errln!("{text}");
     } else {
-        eprintln!("error: {text}");
+        errln!("error: {text}");
     }
 }

@@ -120,7 +120,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -184,7 +184,7 @@ async fn check_importable(
 pub async fn open(ledger_url: &str) -> anyhow::Result<Store> {
     let store = Store::open(ledger_url).await?;
     for w in &store.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     Ok(store)
 }
@@ -200,17 +200,17 @@ async fn state(
             let ledger = store.read().await?.map(|s| s.ledger).unwrap_or_default();
             for (address, e) in &ledger.resources {
                 if *json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({"address": address, "kind": e.kind, "id": e.id})
                     );
                 } else {
-                    println!("{address}\t{}", e.id);
+                    outln!("{address}\t{}", e.id);
                 }
             }
             for address in ledger.pending.keys() {
                 if !*json {
-                    println!("{address}\t(create in flight)");
+                    outln!("{address}\t(create in flight)");
                 }
             }
             Ok(())
@@ -219,8 +219,8 @@ async fn state(
             let address = parse_address(address)?;
             let ledger = store.read().await?.map(|s| s.ledger).unwrap_or_default();
             match (ledger.resources.get(&address), ledger.pending.get(&address)) {
-                (Some(e), _) => println!("{}", serde_json::to_string_pretty(e)?),
-                (None, Some(i)) => println!(
+                (Some(e), _) => outln!("{}", serde_json::to_string_pretty(e)?),
+                (None, Some(i)) => outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({"pending": i}))?
                 ),
@@ -235,12 +235,12 @@ async fn state(
         StateCommand::History { limit, journal } => {
             if *journal {
                 for r in store.journal(*limit).await? {
-                    println!(
+                    outln!(
                         "{}  {}  {}  {}  {}: {}",
                         r.started_at, r.run_id, r.by, r.command, r.outcome, r.summary
                     );
                     for a in &r.actions {
-                        println!(
+                        outln!(
                             "    {} {} {}{}",
                             a.action,
                             a.address,
@@ -253,18 +253,18 @@ async fn state(
             }
             let history = store.history(*limit).await?;
             if history.is_empty() {
-                println!("the ledger at {} has no versions yet", store.location());
+                outln!("the ledger at {} has no versions yet", store.location());
             }
             for h in history {
                 let mark = if h.latest { "*" } else { " " };
                 let serial = h.serial.map_or("?".into(), |s| s.to_string());
                 match (&h.written, &h.problem) {
-                    (_, Some(p)) => println!("{mark} {}  serial {serial}  {}  unreadable: {p}", h.version, h.stored_at),
-                    (Some(w), None) => println!(
+                    (_, Some(p)) => outln!("{mark} {}  serial {serial}  {}  unreadable: {p}", h.version, h.stored_at),
+                    (Some(w), None) => outln!(
                         "{mark} {}  serial {serial}  {}  {}  {}",
                         h.version, w.at, w.by, w.summary
                     ),
-                    (None, None) => println!("{mark} {}  serial {serial}  {}", h.version, h.stored_at),
+                    (None, None) => outln!("{mark} {}  serial {serial}  {}", h.version, h.stored_at),
                 }
             }
             Ok(())
@@ -275,10 +275,10 @@ async fn state(
                 match store.read().await {
                     Ok(Some(current)) => print_ledger_diff(&current.ledger, &old),
                     Ok(None) => {}
-                    Err(e) => println!("  the current version cannot be read ({e}); restoring version {version} over it"),
+                    Err(e) => outln!("  the current version cannot be read ({e}); restoring version {version} over it"),
                 }
                 let written = store.rollback(version).await?;
-                println!(
+                outln!(
                     "rolled back to version {version}: now serial {} (version {}); the version it replaced stays in the history",
                     written.ledger.serial, written.version.id
                 );
@@ -303,7 +303,7 @@ async fn state(
                 let written = store
                     .write(ledger, Some(&current), &format!("state forget {address}"))
                     .await?;
-                println!(
+                outln!(
                     "{address} is no longer managed{}; the cloud object was left alone (serial {}). \
                      If it is still in the desired state, the next plan adopts it again only with proof \
                      that it is this ledger's (its lineage marker) or `lifecycle.adopt`; otherwise it \
@@ -363,7 +363,7 @@ async fn state(
                         &format!("state import {address} {cloud_id}"),
                     )
                     .await?;
-                println!(
+                outln!(
                     "{address} now manages {} {cloud_id} (serial {}); the next plan compares it with the desired state",
                     kind.key(),
                     written.ledger.serial
@@ -379,7 +379,7 @@ async fn state(
                 );
             }
             let info = store.break_lease(lease_id).await?;
-            println!(
+            outln!(
                 "broke lease {} held by {} (acquired {}, expiring {})",
                 info.lease_id, info.owner, info.acquired_at, info.expires_at
             );
@@ -393,7 +393,7 @@ async fn ledger(ledger_url: &str, command: &LedgerCommand) -> anyhow::Result<()>
     match command {
         LedgerCommand::Migrate { lock } => with_lease(&store, lock, async {
             let Some((bytes, version)) = store.read_raw().await? else {
-                println!(
+                outln!(
                     "the ledger at {} does not exist yet: nothing to migrate",
                     store.location()
                 );
@@ -401,7 +401,7 @@ async fn ledger(ledger_url: &str, command: &LedgerCommand) -> anyhow::Result<()>
             };
             let (ledger, applied) = codec::decode_and_migrate(&bytes, &store.location())?;
             if applied.is_empty() {
-                println!(
+                outln!(
                     "the ledger at {} is already at schema version {}",
                     store.location(),
                     ledger.schema_version
@@ -419,7 +419,7 @@ async fn ledger(ledger_url: &str, command: &LedgerCommand) -> anyhow::Result<()>
                     &format!("ledger migrate: {}", applied.join(", ")),
                 )
                 .await?;
-            println!(
+            outln!(
                 "migrated the ledger at {} with {} (serial {}); version {} keeps the old format",
                 store.location(),
                 applied.join(", "),
@@ -468,24 +468,24 @@ fn print_ledger_diff(current: &Ledger, target: &Ledger) {
             (Some(c), Some(t)) => {
                 any = true;
                 if c.id != t.id {
-                    println!("  ~ {a}: id {} -> {}", c.id, t.id);
+                    outln!("  ~ {a}: id {} -> {}", c.id, t.id);
                 } else {
-                    println!("  ~ {a}: recorded values differ");
+                    outln!("  ~ {a}: recorded values differ");
                 }
             }
             (Some(c), None) => {
                 any = true;
-                println!("  - {a} ({}): no longer in the ledger", c.id);
+                outln!("  - {a} ({}): no longer in the ledger", c.id);
             }
             (None, Some(t)) => {
                 any = true;
-                println!("  + {a} ({}): back in the ledger", t.id);
+                outln!("  + {a} ({}): back in the ledger", t.id);
             }
             (None, None) => {}
         }
     }
     if !any {
-        println!("  (the versions record the same resources)");
+        outln!("  (the versions record the same resources)");
     }
 }
 
@@ -516,7 +516,7 @@ pub async fn with_lease<T>(
     let lease: Lease = shared.into_inner();
     match store.release(lease).await {
         Ok(()) | Err(LedgerError::LeaseLost { .. }) => {}
-        Err(e) => eprintln!("warning: releasing the lease: {e}"),
+        Err(e) => errln!("warning: releasing the lease: {e}"),
     }
     result
 }

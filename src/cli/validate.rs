@@ -16,7 +16,7 @@ pub fn exec(dir: &Path) -> ExitCode {
                 .map(|(p, n)| format!("{p} {n}"))
                 .collect();
             let n = state.resources.len();
-            println!(
+            outln!(
                 "valid: {n} resource{} ({}) in {} file{}",
                 if n == 1 { "" } else { "s" },
                 if counts.is_empty() {
@@ -30,7 +30,7 @@ pub fn exec(dir: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprintln!("{errors}");
+            errln!("{errors}");
             ExitCode::FAILURE
         }
     }
