@@ -453,12 +453,24 @@ async fn a_live_holder_in_another_pid_namespace_is_not_taken_over() {
     let place = Place::file().await;
     let exe = std::env::current_exe().unwrap();
     let mut child = match Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c"])
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
         // The holder starts at pid 4,000,000 in its namespace (a pid this one lacks), with
         // sh as the namespace's init waiting for it.
         .arg(r#"echo 3999999 > /proc/sys/kernel/ns_last_pid; "$0" "$@" & wait"#)
         .arg(&exe)
-        .args(["--exact", "lease_holder_process", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "lease_holder_process",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("PROVISIONER_TEST_HOLD_URL", &place.url)
         .env("PROVISIONER_TEST_MOTO_URL", helper_moto(&place))
         .stdout(Stdio::piped())
@@ -495,7 +507,10 @@ async fn a_live_holder_in_another_pid_namespace_is_not_taken_over() {
     );
     // Its pid does not exist here, yet it is alive: held, twice (across a renewal).
     for _ in 0..2 {
-        match store.try_acquire(&Owner::current("taker"), Duration::from_secs(30)).await {
+        match store
+            .try_acquire(&Owner::current("taker"), Duration::from_secs(30))
+            .await
+        {
             Err(LedgerError::LeaseHeld { holder, .. }) => assert_eq!(holder.lease_id, lease_id),
             other => panic!("a live holder's lease was taken: {other:?}"),
         }
@@ -680,6 +695,11 @@ async fn a_file_ledger_that_is_a_device_a_fifo_or_huge_is_refused_naming_it() {
         err.contains("ledger.json") && err.contains("character device"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("character device").count(),
+        1,
+        "the cause printed twice: {err}"
+    );
     std::fs::remove_file(&current).unwrap();
     assert!(
         Command::new("mkfifo")
@@ -735,7 +755,10 @@ async fn a_ledger_of_another_lineage_copied_over_is_refused_naming_both(place: P
     let (code, out, err) = place.cli(&["state", "list"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(!out.contains("vpc-theirs"), "{out}");
-    assert!(err.contains(&theirs.lineage) && err.contains(&first.ledger.lineage), "{err}");
+    assert!(
+        err.contains(&theirs.lineage) && err.contains(&first.ledger.lineage),
+        "{err}"
+    );
     // A write on top of it is refused the same way: every writer reads first.
     let (code, _, err) = place.cli(&["state", "forget", "digitalocean.vpc.keep"]);
     assert_eq!(code, 1, "{err}");
@@ -775,7 +798,10 @@ async fn a_vanished_ledger_is_refused_with_the_command_that_restores_it(place: P
     }
     let (code, _, err) = place.cli(&["state", "list"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("is missing, but this store has held one"), "{err}");
+    assert!(
+        err.contains("is missing, but this store has held one"),
+        "{err}"
+    );
     // The advised command brings it back, with a serial after the last one.
     let (code, _, err) = place.cli(&["state", "rollback", &first.version.id]);
     assert_eq!(code, 0, "{err}");
@@ -788,7 +814,10 @@ async fn a_vanished_ledger_is_refused_with_the_command_that_restores_it(place: P
     let mut fresh = place.store().await;
     fresh.allow_new_lineage(true);
     assert!(fresh.read().await.unwrap().is_none());
-    let new = fresh.write(Ledger::create(), None, "new lineage").await.unwrap();
+    let new = fresh
+        .write(Ledger::create(), None, "new lineage")
+        .await
+        .unwrap();
     assert_ne!(new.ledger.lineage, first.ledger.lineage);
     let again = place.store().await.read().await.unwrap().unwrap();
     assert_eq!(again.ledger.lineage, new.ledger.lineage);
@@ -1203,4 +1232,79 @@ fn an_s3_ledger_without_region_or_credentials_says_what_to_set() {
         err.contains("AWS_ACCESS_KEY_ID") && !err.contains("panicked"),
         "{err}"
     );
+}
+
+/// A store that stops answering (accepts, never refuses, never answers) fails a lease
+/// renewal within the request deadline, so the holder notices before its lease expires
+/// instead of hanging. The store sits behind a loopback proxy that forwards to moto until
+/// it is told to go silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_that_stops_answering_fails_the_renewal_instead_of_hanging() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let place = Place::s3().await;
+    let upstream = place.endpoint.trim_start_matches("http://").to_string();
+    let silent = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let flag = silent.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let (f1, f2) = (flag.clone(), flag.clone());
+            // Each direction forwards while the proxy talks; once silent, bytes are read
+            // and dropped, and the connection is held open.
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if !f1.load(Ordering::SeqCst) && sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || f2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    let mut store = Store::open_with_aws(&place.url, &moto::aws_config_at(&proxy))
+        .await
+        .expect("open through the proxy");
+    store.set_request_timeout(Duration::from_secs(2));
+    let mut lease = store
+        .try_acquire(&Owner::current("holder"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    silent.store(true, Ordering::SeqCst);
+    // The guard only keeps a regression from hanging the suite.
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(120),
+        store.renew(&mut lease, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the renewal hung on a silent store");
+    match renewed {
+        Err(e @ LedgerError::TimedOut { .. }) => {
+            assert!(e.to_string().contains("no answer within 2 seconds"), "{e}")
+        }
+        other => panic!("expected the renewal to time out, got {other:?}"),
+    }
 }

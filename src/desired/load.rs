@@ -241,12 +241,11 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
     let bytes = match crate::fsread::read_regular(path, MAX_FILE_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-            loaded.diagnostics.push(
-                Diagnostic::path(path, format!("file is {e}"))
-                .help(
-                    "split it into several files, or move what is not desired state out of the folder",
-                ),
-            );
+            loaded
+                .diagnostics
+                .push(Diagnostic::path(path, format!("file is {e}")).help(
+                "split it into several files, or move what is not desired state out of the folder",
+            ));
             return;
         }
         Err(e) => {

@@ -151,13 +151,24 @@ pub enum LedgerError {
         /// What says so.
         source_of_held: String,
     },
-    /// The file system failed.
-    #[error("{location}: {source}")]
+    /// The store did not answer in time (it neither answered nor refused).
+    #[error(
+        "{location}: no answer within {seconds} seconds (the store neither answered nor refused); nothing more is written until it answers"
+    )]
+    TimedOut {
+        /// Where.
+        location: String,
+        /// The deadline.
+        seconds: f64,
+    },
+    /// The file system failed. The cause is part of the message and deliberately not a
+    /// `source`: printed as a chain (`{:#}`, [`crate::errors::chain`]) it would appear twice.
+    #[error("{location}: {cause}")]
     Io {
         /// The path.
         location: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// S3 failed (after the SDK's own retries).
     #[error("{location}: {message}")]
@@ -173,7 +184,7 @@ impl LedgerError {
     pub(crate) fn io(location: impl std::fmt::Display, source: std::io::Error) -> Self {
         LedgerError::Io {
             location: location.to_string(),
-            source,
+            cause: source,
         }
     }
 }

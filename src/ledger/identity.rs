@@ -125,7 +125,8 @@ mod tests {
         .unwrap_err();
         let text = e.to_string();
         assert!(
-            text.contains("lineage ours") && text.contains("aws.sns_topic.x (arn:1) is marked lineage theirs"),
+            text.contains("lineage ours")
+                && text.contains("aws.sns_topic.x (arn:1) is marked lineage theirs"),
             "{text}"
         );
     }

@@ -164,10 +164,7 @@ impl LeaseInfo {
         let Ok(expires) = humantime::parse_rfc3339(&self.expires_at) else {
             return true;
         };
-        let renewed = self
-            .renewed_at
-            .as_deref()
-            .unwrap_or(&self.acquired_at);
+        let renewed = self.renewed_at.as_deref().unwrap_or(&self.acquired_at);
         let Ok(renewed) = humantime::parse_rfc3339(renewed) else {
             return true;
         };

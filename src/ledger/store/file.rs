@@ -184,9 +184,7 @@ impl FileBackend {
         if key != LEDGER_KEY {
             return Ok(Vec::new());
         }
-        let current = read(&self.root.join(LEDGER_KEY))
-            .ok()
-            .map(|b| tag_of(&b));
+        let current = read(&self.root.join(LEDGER_KEY)).ok().map(|b| tag_of(&b));
         let mut found_latest = false;
         let mut out = Vec::new();
         for n in self.version_numbers()?.into_iter().rev() {

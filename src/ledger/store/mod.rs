@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use file::FileBackend;
-pub use s3::{S3Backend, needs_path_style};
+pub use s3::{S3Backend, needs_path_style, sdk_timeouts};
 
 use super::codec;
 use super::error::LedgerError;
@@ -217,9 +217,82 @@ impl Backend {
     }
 }
 
+/// How long one ledger or lease request may take (S3 or the local folder) before it fails
+/// with [`LedgerError::TimedOut`]: well under the 60-second lease lifetime, so a store that
+/// stops answering (without refusing) is noticed by the next renewal, before the lease
+/// expires, instead of stalling the pass.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A backend whose every call has a deadline.
+struct Timed {
+    inner: Backend,
+    deadline: Duration,
+}
+
+macro_rules! timed {
+    ($self:ident, $key:expr, $call:expr) => {
+        match tokio::time::timeout($self.deadline, $call).await {
+            Ok(r) => r,
+            Err(_) => Err(LedgerError::TimedOut {
+                location: $self.inner.location($key),
+                seconds: $self.deadline.as_secs_f64(),
+            }),
+        }
+    };
+}
+
+impl Timed {
+    fn location(&self, key: &str) -> String {
+        self.inner.location(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
+        timed!(self, key, self.inner.get(key))
+    }
+
+    async fn put(&self, key: &str, body: &[u8], cond: Cond<'_>) -> Result<Put, LedgerError> {
+        timed!(self, key, self.inner.put(key, body, cond))
+    }
+
+    async fn delete(&self, key: &str, tag: &str) -> Result<(), LedgerError> {
+        timed!(self, key, self.inner.delete(key, tag))
+    }
+
+    async fn versions(&self, key: &str) -> Result<Vec<VersionMeta>, LedgerError> {
+        timed!(self, key, self.inner.versions(key))
+    }
+
+    async fn get_version(&self, key: &str, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        timed!(self, key, self.inner.get_version(key, id))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        timed!(self, prefix, self.inner.list(prefix))
+    }
+
+    async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String, Option<String>)>, LedgerError> {
+        match &self.inner {
+            Backend::S3(b) => timed!(self, key, b.get_versioned(key)),
+            Backend::File(b) => {
+                let got = timed!(self, key, b.get(key))?;
+                match got {
+                    Some((bytes, tag)) => {
+                        let id = b.current_version(&tag)?;
+                        Ok(Some((bytes, tag, id)))
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
 /// The ledger store.
 pub struct Store {
-    backend: Backend,
+    backend: Timed,
     /// Problems worth a warning that do not stop the store (default encryption off).
     pub warnings: Vec<String>,
     /// `--new-lineage`: a vanished ledger may be started afresh, a foreign one accepted.
@@ -263,10 +336,18 @@ impl Store {
             if bucket.is_empty() {
                 return Err(bad("`s3://` needs a bucket, e.g. `s3://my-ledger/prod`"));
             }
-            let (backend, warnings) = match aws {
-                Some(config) => S3Backend::open_with(config, bucket, prefix).await?,
-                None => S3Backend::open(bucket, prefix).await?,
+            let open = async {
+                match aws {
+                    Some(config) => S3Backend::open_with(config, bucket, prefix).await,
+                    None => S3Backend::open(bucket, prefix).await,
+                }
             };
+            let (backend, warnings) = tokio::time::timeout(REQUEST_TIMEOUT * 2, open)
+                .await
+                .map_err(|_| LedgerError::TimedOut {
+                    location: format!("s3://{bucket}"),
+                    seconds: (REQUEST_TIMEOUT * 2).as_secs_f64(),
+                })??;
             return Ok(Store {
                 warnings,
                 ..Store::with_backend(Backend::S3(backend))
@@ -280,11 +361,19 @@ impl Store {
     /// A store over a backend (tests build backends directly).
     pub fn with_backend(backend: Backend) -> Store {
         Store {
-            backend,
+            backend: Timed {
+                inner: backend,
+                deadline: REQUEST_TIMEOUT,
+            },
             warnings: Vec::new(),
             new_lineage: NEW_LINEAGE.load(std::sync::atomic::Ordering::SeqCst),
             marker: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Sets how long one request to the store may take (default [`REQUEST_TIMEOUT`]).
+    pub fn set_request_timeout(&mut self, deadline: Duration) {
+        self.backend.deadline = deadline;
     }
 
     /// Allows (or not) a change of lineage: with it, [`Store::read`] answers `None` where the
@@ -472,18 +561,8 @@ impl Store {
     /// Reads the current document's bytes, undecoded (for `ledger migrate`).
     pub async fn read_raw(&self) -> Result<Option<(Vec<u8>, Version)>, LedgerError> {
         // One request on S3 (GetObject carries the version id); one or two file reads locally.
-        let (bytes, tag, id) = match &self.backend {
-            Backend::S3(b) => match b.get_versioned(LEDGER_KEY).await? {
-                Some(x) => x,
-                None => return Ok(None),
-            },
-            Backend::File(b) => match b.get(LEDGER_KEY).await? {
-                Some((bytes, tag)) => {
-                    let id = b.current_version(&tag)?;
-                    (bytes, tag, id)
-                }
-                None => return Ok(None),
-            },
+        let Some((bytes, tag, id)) = self.backend.get_versioned(LEDGER_KEY).await? else {
+            return Ok(None);
         };
         Ok(Some((
             bytes,
