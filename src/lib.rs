@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod desired;
 pub mod errors;
 pub mod exec;
+pub mod fsread;
 pub mod ledger;
 pub mod live;
 pub mod metrics;

@@ -805,3 +805,76 @@ async fn the_worked_example_converges_in_one_pass() {
         "every resource of the worked example is recorded"
     );
 }
+
+/// 2,000 idle connections to the metrics port of a daemon allowed 1,024 file descriptors:
+/// the server keeps at most `MAX_CONNECTIONS` of them, closes idle ones after the header
+/// timeout, so passes go on (no "Too many open files") and `/metrics` still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_thousand_idle_connections_do_not_stop_passes_or_metrics() {
+    let w = World::new(DESIRED).await;
+    let d = w.daemon(&["--interval", "1s"]);
+    let limited = Command::new("prlimit")
+        .arg(format!("--pid={}", d.child.id()))
+        .arg("--nofile=1024:1024")
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(limited.success());
+    d.wait_for("a first pass", |s| !passes(s).is_empty()).await;
+    let port = d.url.rsplit(':').next().unwrap().to_string();
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        match std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
+            // One header byte, then nothing: a slow client.
+            Ok(mut s) => {
+                let _ = std::io::Write::write_all(&mut s, b"G");
+                idle.push(s);
+            }
+            Err(_) => break,
+        }
+    }
+    assert_eq!(idle.len(), 2000, "the test could not open its connections");
+    // Passes that start after the connections were opened (start times are RFC 3339 in
+    // one format, so they sort as strings).
+    let opened = passes(&d.status().await)
+        .last()
+        .and_then(|p| p["started_at"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let newer = |s: &Value| -> Vec<Value> {
+        passes(s)
+            .into_iter()
+            .filter(|p| {
+                p["started_at"]
+                    .as_str()
+                    .is_some_and(|t| t > opened.as_str())
+            })
+            .collect()
+    };
+    let s = d
+        .wait_for("three passes after the idle connections", |s| {
+            newer(s).len() >= 3
+        })
+        .await;
+    for p in newer(&s) {
+        assert_ne!(
+            p["result"],
+            "failed",
+            "a pass failed: {p:#}\nlog:\n{}",
+            d.log()
+        );
+    }
+    assert!(!d.log().contains("Too many open files"), "{}", d.log());
+    // A request may meet a server at its cap (the idle connections hold it until their
+    // header timeout): it is closed at once, and the next try gets through.
+    let mut answer = None;
+    for _ in 0..600 {
+        answer = d.get("/metrics").await;
+        if answer.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, metrics) = answer.expect("/metrics answers");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("provisioner_reconcile_runs_total"));
+    drop(idle);
+}

@@ -153,6 +153,24 @@ impl Place {
         }
     }
 
+    /// Deletes the current ledger object (S3: a delete marker; older versions remain), as a
+    /// careless `rm` or `aws s3 rm` would.
+    async fn remove_current(&self) {
+        if self.s3 {
+            let (bucket, prefix) = self.url["s3://".len()..].split_once('/').unwrap();
+            moto::client_at(&self.endpoint)
+                .delete_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/ledger.json"))
+                .send()
+                .await
+                .expect("delete");
+        } else {
+            let path = std::path::Path::new(&self.url["file://".len()..]).join("ledger.json");
+            std::fs::remove_file(path).expect("rm");
+        }
+    }
+
     /// Every stored ledger version's bytes, and every journal record's.
     async fn everything_stored(&self) -> Vec<Vec<u8>> {
         let store = self.store().await;
@@ -473,6 +491,83 @@ async fn a_killed_holder_on_this_host_is_taken_over_at_once(place: Place) {
     assert!(store.lease().await.unwrap().is_none());
 }
 
+/// A live holder in another PID namespace on this host (a container with the same host
+/// name) is not "gone" because its pid means nothing here: the lease is waited out. The
+/// holder runs under `unshare --pid --fork --mount-proc` (root only), at a pid this
+/// namespace does not have.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_holder_in_another_pid_namespace_is_not_taken_over() {
+    use std::io::BufRead;
+    let place = Place::file().await;
+    let exe = std::env::current_exe().unwrap();
+    let mut child = match Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        // The holder starts at pid 4,000,000 in its namespace (a pid this one lacks), with
+        // sh as the namespace's init waiting for it.
+        .arg(r#"echo 3999999 > /proc/sys/kernel/ns_last_pid; "$0" "$@" & wait"#)
+        .arg(&exe)
+        .args([
+            "--exact",
+            "lease_holder_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("PROVISIONER_TEST_HOLD_URL", &place.url)
+        .env("PROVISIONER_TEST_MOTO_URL", helper_moto(&place))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("`unshare` (util-linux) is needed for this test: {e}"),
+    };
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lease_id = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(id) = line.strip_prefix("held ") {
+                    break id.to_string();
+                }
+            }
+            _ => {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
+                panic!(
+                    "the holder in a new PID namespace did not start (unshare needs root or CAP_SYS_ADMIN): {err}"
+                );
+            }
+        }
+    };
+    let store = place.store().await;
+    let (held, _) = store.lease().await.unwrap().expect("held");
+    assert_eq!(held.lease_id, lease_id);
+    assert_ne!(
+        held.owner.pid_namespace,
+        Owner::current("x").pid_namespace,
+        "the holder runs in its own PID namespace"
+    );
+    // Its pid does not exist here, yet it is alive: held, twice (across a renewal).
+    for _ in 0..2 {
+        match store
+            .try_acquire(&Owner::current("taker"), Duration::from_secs(30))
+            .await
+        {
+            Err(LedgerError::LeaseHeld { holder, .. }) => assert_eq!(holder.lease_id, lease_id),
+            other => panic!("a live holder's lease was taken: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 both!(a_holder_elsewhere_is_taken_over_after_expiry_and_not_before);
 async fn a_holder_elsewhere_is_taken_over_after_expiry_and_not_before(place: Place) {
     let store = place.store().await;
@@ -481,6 +576,7 @@ async fn a_holder_elsewhere_is_taken_over_after_expiry_and_not_before(place: Pla
         host: "another-host.example".into(),
         pid: 4_000_000,
         run_id: "remote".into(),
+        ..Owner::current("remote")
     };
     let held = store
         .try_acquire(&elsewhere, Duration::from_secs(2))
@@ -634,6 +730,178 @@ async fn a_corrupt_ledger_is_a_clear_error_and_nothing_is_overwritten(place: Pla
     assert!(now.ledger.serial > good.ledger.serial);
 }
 
+/// A local ledger that is not a regular file (a link to `/dev/zero`, a FIFO) or is too
+/// large is refused, naming the file, instead of being read without end or blocking.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_ledger_that_is_a_device_a_fifo_or_huge_is_refused_naming_it() {
+    let place = Place::file().await;
+    let root = std::path::PathBuf::from(&place.url["file://".len()..]);
+    let store = place.store().await;
+    store.write(Ledger::create(), None, "first").await.unwrap();
+    let current = root.join("ledger.json");
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &current).unwrap();
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ledger.json") && err.contains("character device"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("character device").count(),
+        1,
+        "the cause printed twice: {err}"
+    );
+    std::fs::remove_file(&current).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(&current)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ledger.json") && err.contains("FIFO"), "{err}");
+    std::fs::remove_file(&current).unwrap();
+    // Sparse: 300 MiB on paper, nothing on disk.
+    let big = std::fs::File::create(&current).unwrap();
+    big.set_len(300 * 1024 * 1024).unwrap();
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ledger.json") && err.contains("larger than the 256 MiB limit"),
+        "{err}"
+    );
+}
+
+both!(a_ledger_of_another_lineage_copied_over_is_refused_naming_both);
+async fn a_ledger_of_another_lineage_copied_over_is_refused_naming_both(place: Place) {
+    let store = place.store().await;
+    let mut ours = Ledger::create();
+    ours.resources.insert(addr("keep"), entry("vpc-keep"));
+    let first = store.write(ours, None, "first").await.unwrap();
+    let second = store
+        .write(first.ledger.clone(), Some(&first), "second")
+        .await
+        .unwrap();
+    // Another environment's converged ledger, copied over this one.
+    let mut theirs = Ledger::create();
+    theirs.serial = 40;
+    theirs.resources.insert(addr("keep"), entry("vpc-theirs"));
+    place.tamper(&codec::encode(&theirs)).await;
+    let store = place.store().await;
+    match store.read().await {
+        Err(e @ LedgerError::ForeignLineage { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&theirs.lineage)
+                    && text.contains(&first.ledger.lineage)
+                    && text.contains("state rollback")
+                    && text.contains("--new-lineage"),
+                "{text}"
+            );
+        }
+        other => panic!("expected the foreign lineage to be refused, got {other:?}"),
+    }
+    let (code, out, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("vpc-theirs"), "{out}");
+    assert!(
+        err.contains(&theirs.lineage) && err.contains(&first.ledger.lineage),
+        "{err}"
+    );
+    // A write on top of it is refused the same way: every writer reads first.
+    let (code, _, err) = place.cli(&["state", "forget", "digitalocean.vpc.keep"]);
+    assert_eq!(code, 1, "{err}");
+    // This store's own version restores over it.
+    let (code, _, err) = place.cli(&["state", "rollback", &second.version.id]);
+    assert_eq!(code, 0, "{err}");
+    let now = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.lineage, first.ledger.lineage);
+    assert_eq!(now.ledger.resources[&addr("keep")].id, "vpc-keep");
+    // Or, deliberately, the copy is taken on with --new-lineage, once; then it is the
+    // store's lineage and reads need no flag.
+    place.tamper(&codec::encode(&theirs)).await;
+    let (code, _, err) = place.cli(&["--new-lineage", "state", "forget", "digitalocean.vpc.keep"]);
+    assert_eq!(code, 0, "{err}");
+    let now = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.lineage, theirs.lineage);
+}
+
+both!(a_vanished_ledger_is_refused_with_the_command_that_restores_it);
+async fn a_vanished_ledger_is_refused_with_the_command_that_restores_it(place: Place) {
+    let store = place.store().await;
+    let mut ours = Ledger::create();
+    ours.resources.insert(addr("keep"), entry("vpc-keep"));
+    let first = store.write(ours, None, "first").await.unwrap();
+    place.remove_current().await;
+    let store = place.store().await;
+    match store.read().await {
+        Err(e @ LedgerError::Vanished { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("provisioner state rollback {}", first.version.id))
+                    && text.contains("--new-lineage"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a vanished ledger to be refused, got {other:?}"),
+    }
+    let (code, _, err) = place.cli(&["state", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is missing, but this store has held one"),
+        "{err}"
+    );
+    // The advised command brings it back, with a serial after the last one.
+    let (code, _, err) = place.cli(&["state", "rollback", &first.version.id]);
+    assert_eq!(code, 0, "{err}");
+    let now = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(now.ledger.lineage, first.ledger.lineage);
+    assert_eq!(now.ledger.resources, first.ledger.resources);
+    assert!(now.ledger.serial > first.ledger.serial);
+    // Gone again, and started afresh on purpose: a new lineage, which is then the store's.
+    place.remove_current().await;
+    let mut fresh = place.store().await;
+    fresh.allow_new_lineage(true);
+    assert!(fresh.read().await.unwrap().is_none());
+    let new = fresh
+        .write(Ledger::create(), None, "new lineage")
+        .await
+        .unwrap();
+    assert_ne!(new.ledger.lineage, first.ledger.lineage);
+    let again = place.store().await.read().await.unwrap().unwrap();
+    assert_eq!(again.ledger.lineage, new.ledger.lineage);
+}
+
+both!(a_journal_without_a_ledger_is_refused);
+async fn a_journal_without_a_ledger_is_refused(place: Place) {
+    let store = place.store().await;
+    store
+        .append_journal(&JournalRecord {
+            run_id: "run-1".into(),
+            by: "tester".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:01Z".into(),
+            command: "apply".into(),
+            summary: "1 to create".into(),
+            outcome: "succeeded".into(),
+            actions: Vec::new(),
+        })
+        .await
+        .unwrap();
+    match store.read().await {
+        Err(e @ LedgerError::Vanished { .. }) => {
+            assert!(e.to_string().contains("1 journal record remain"), "{e}")
+        }
+        other => panic!("expected a journal without a ledger to be refused, got {other:?}"),
+    }
+    // A store never written is simply empty.
+    let empty = Place::file().await;
+    assert!(empty.store().await.read().await.unwrap().is_none());
+}
+
 both!(the_journal_keeps_immutable_records_newest_first);
 async fn the_journal_keeps_immutable_records_newest_first(place: Place) {
     let store = place.store().await;
@@ -769,10 +1037,16 @@ async fn schema_fixtures_load_and_newer_ledgers_are_refused(place: Place) {
     assert!(fixtures >= 1);
     // Through the store and the CLI: a current ledger needs no migration.
     let bytes = std::fs::read(format!("{dir}/v1.json")).unwrap();
+    // The store's first write has the fixture's lineage: a document of another lineage
+    // put in its place would be refused (see `a_ledger_of_another_lineage_*`).
+    let lineage = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["lineage"]
+        .as_str()
+        .unwrap()
+        .to_string();
     place
         .store()
         .await
-        .write(Ledger::create(), None, "x")
+        .write(Ledger::new(lineage), None, "x")
         .await
         .unwrap();
     place.tamper(&bytes).await;
@@ -1018,4 +1292,79 @@ fn an_s3_ledger_without_region_or_credentials_says_what_to_set() {
         err.contains("AWS_ACCESS_KEY_ID") && !err.contains("panicked"),
         "{err}"
     );
+}
+
+/// A store that stops answering (accepts, never refuses, never answers) fails a lease
+/// renewal within the request deadline, so the holder notices before its lease expires
+/// instead of hanging. The store sits behind a loopback proxy that forwards to moto until
+/// it is told to go silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_that_stops_answering_fails_the_renewal_instead_of_hanging() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let place = Place::s3().await;
+    let upstream = place.endpoint.trim_start_matches("http://").to_string();
+    let silent = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let flag = silent.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let (f1, f2) = (flag.clone(), flag.clone());
+            // Each direction forwards while the proxy talks; once silent, bytes are read
+            // and dropped, and the connection is held open.
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if !f1.load(Ordering::SeqCst) && sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || f2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    let mut store = Store::open_with_aws(&place.url, &moto::aws_config_at(&proxy))
+        .await
+        .expect("open through the proxy");
+    store.set_request_timeout(Duration::from_secs(2));
+    let mut lease = store
+        .try_acquire(&Owner::current("holder"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    silent.store(true, Ordering::SeqCst);
+    // The guard only keeps a regression from hanging the suite.
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(120),
+        store.renew(&mut lease, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the renewal hung on a silent store");
+    match renewed {
+        Err(e @ LedgerError::TimedOut { .. }) => {
+            assert!(e.to_string().contains("no answer within 2 seconds"), "{e}")
+        }
+        other => panic!("expected the renewal to time out, got {other:?}"),
+    }
 }

@@ -967,6 +967,101 @@ fn a_ten_megabyte_file_is_refused_without_parsing() {
     );
 }
 
+/// Runs `provisioner validate` on `dir`, killed if it has not finished when the test gives
+/// up (a hang is what these tests guard against; the limit only keeps a regression from
+/// hanging the suite, it measures nothing).
+fn validate_cli(dir: &Path) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("-d")
+        .arg(dir)
+        .arg("validate")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run provisioner");
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    (None, "still running after a minute: it hangs".into())
+}
+
+#[test]
+fn a_fifo_named_toml_is_an_error_naming_it_not_a_hang() {
+    let dir = folder(&[("a.toml", VPC)]);
+    let fifo = dir.path().join("pipe.toml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let (code, err) = validate_cli(dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("pipe.toml") && err.contains("FIFO") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_toml_link_to_dev_zero_is_refused_without_reading_it() {
+    let dir = folder(&[("a.toml", VPC)]);
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.toml")).expect("symlink");
+    let (code, err) = validate_cli(dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("zero.toml") && err.contains("character device"),
+        "{err}"
+    );
+}
+
+#[test]
+fn symbolic_link_cycles_are_named_for_files_and_folders() {
+    let dir = folder(&[("a.toml", VPC), ("sub/b.toml", "")]);
+    std::os::unix::fs::symlink(dir.path().join("y.toml"), dir.path().join("x.toml")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("x.toml"), dir.path().join("y.toml")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/back")).unwrap();
+    let e = desired::load(dir.path()).expect_err("cycles");
+    let text = e.to_string();
+    assert!(
+        text.contains("x.toml") && text.contains("cycle of symbolic links"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sub/back") && text.contains("a cycle of symbolic links: this folder is"),
+        "{text}"
+    );
+}
+
+#[test]
+fn control_characters_in_keys_and_values_are_escaped_in_every_report() {
+    // A key with ESC (a terminal title sequence) and BEL, a key that would start a line with
+    // a GitHub workflow command, and a value with a carriage return.
+    let dir = folder(&[(
+        "a.toml",
+        "[digitalocean.vpc.\"x\\u001b]0;pwned\\u0007\"]\nname = \"a\"\n\n[digitalocean.vpc.\"\\n::error::forged\"]\nname = \"b\\rc\"\n",
+    )]);
+    let (code, err) = validate_cli(dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}') && !err.contains('\r'),
+        "{err:?}"
+    );
+    assert!(err.contains("\\u{1b}]0;pwned\\u{7}"), "{err}");
+    assert!(
+        !err.lines().any(|l| l.starts_with("::")),
+        "a line starts a workflow command: {err}"
+    );
+}
+
 #[test]
 fn hidden_files_and_other_extensions_are_ignored() {
     let dir = folder(&[

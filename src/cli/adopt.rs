@@ -233,7 +233,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
                 continue;
             };
             if let Some(why) = &k.not_observed {
-                eprintln!(
+                errln!(
                     "warning: {} not scanned ({why}): nothing of it imported",
                     k.kind
                 );

@@ -57,7 +57,7 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode 
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            errln!("error: starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -112,7 +112,7 @@ async fn apply(
     }
     let loaded = crate::daemon::load(&config).await?;
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if let Some(f) = &saved {
         if f.basis.ledger != loaded.ledger_url {
@@ -150,7 +150,7 @@ async fn apply(
         let stop = stop.clone();
         tokio::spawn(async move {
             let first = super::state::shutdown_signal().await;
-            eprintln!(
+            errln!(
                 "\n{first}: the changes in flight finish and are recorded; nothing more starts. Again to abort."
             );
             stop.store(true, Ordering::SeqCst);
@@ -174,7 +174,7 @@ async fn apply(
         tokio::select! {
             r = &mut work => r,
             e = &mut renew => {
-                eprintln!("error: the lease was lost ({}); starting nothing more", crate::errors::chain(&e));
+                errln!("error: the lease was lost ({}); starting nothing more", crate::errors::chain(&e));
                 stop.store(true, Ordering::SeqCst);
                 work.await
             }
@@ -184,7 +184,7 @@ async fn apply(
     if let Err(e) = store.release(lease.into_inner()).await
         && !matches!(e, crate::ledger::LedgerError::LeaseLost { .. })
     {
-        eprintln!("warning: releasing the lease: {}", crate::errors::chain(&e));
+        errln!("warning: releasing the lease: {}", crate::errors::chain(&e));
     }
     result
 }
@@ -224,7 +224,7 @@ async fn work(
         }
     }
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    out!(
+    crate::cli::write_out(&format!(
         "{}",
         PlanDisplay {
             plan: &planned.plan,
@@ -232,7 +232,7 @@ async fn work(
             color,
             verbose: false,
         }
-    );
+    ));
     if !planned.plan.has_changes() {
         let status = PassStatus::conclude(&planned.plan, &planned.report, None, 0);
         explain(&status);
@@ -255,7 +255,7 @@ async fn work(
     };
     let (done, failed, skipped) = report.counts();
     for o in report.outcomes.iter().filter(|o| o.result.is_err()) {
-        eprintln!(
+        errln!(
             "{} {} {}: {}",
             if o.skipped { "skipped" } else { "failed" },
             verb(o.action),
@@ -269,14 +269,14 @@ async fn work(
     }
     let journal = crate::daemon::journal_record("apply", started_at, &report);
     if let Err(e) = store.append_journal(&journal).await {
-        eprintln!("warning: writing the journal: {}", crate::errors::chain(&e));
+        errln!("warning: writing the journal: {}", crate::errors::chain(&e));
     }
     outln!(
         "Apply finished in {:.1}s: {done} done, {failed} failed, {skipped} skipped.",
         report.elapsed.as_secs_f64()
     );
     if let Some(e) = &report.ledger_error {
-        eprintln!(
+        errln!(
             "error: writing the ledger: {e}{}",
             if done + failed > 0 {
                 "; the changes made are found again and recorded by the next apply"
@@ -293,12 +293,12 @@ async fn work(
 /// Says on stderr why an apply that is not failing outright still does not exit 0.
 fn explain(status: &PassStatus) {
     match status {
-        PassStatus::Incomplete { unobserved, .. } => eprintln!(
+        PassStatus::Incomplete { unobserved, .. } => errln!(
             "incomplete: {unobserved} kind{} or scope{} could not be observed (listed above), so whether they match is unknown; exit 3",
             if *unobserved == 1 { "" } else { "s" },
             if *unobserved == 1 { "" } else { "s" }
         ),
-        PassStatus::Partial { skipped, .. } if *skipped > 0 => eprintln!(
+        PassStatus::Partial { skipped, .. } if *skipped > 0 => errln!(
             "partial: {skipped} change{} skipped or blocked by a conflict (listed above); exit 3",
             if *skipped == 1 { " was" } else { "s were" }
         ),

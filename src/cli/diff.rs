@@ -52,7 +52,7 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
     let state = match desired::load(dir) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{errors}");
+            errln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
@@ -63,7 +63,7 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
             } else {
                 let color =
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                out!(
+                crate::cli::write_out(&format!(
                     "{}",
                     PlanDisplay {
                         plan: &plan,
@@ -71,12 +71,12 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
                         color,
                         verbose: args.verbose
                     }
-                );
+                ));
             }
             exit_code(&plan, &report, args.detailed_exitcode)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -136,6 +136,7 @@ fn run(
         Some(path) => read_live(path)?,
         None => observe_clouds(state, &ledger)?,
     };
+    crate::ledger::identity::check_objects(&ledger, &live)?;
     let (plan, report) = plan::plan(state, &ledger, &live)?;
     let plan = crate::daemon::restrict(plan, &targets);
     if let Some(out) = &args.out {
@@ -155,7 +156,7 @@ fn run(
             allow_destroy,
         };
         super::planfile::write(out, basis, &plan, &report)?;
-        eprintln!(
+        errln!(
             "Saved the plan to {}: `provisioner apply {}` carries out exactly this plan.",
             out.display(),
             out.display()
@@ -234,7 +235,7 @@ fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> 
     let key = match runtime.block_on(FingerprintKey::load(secret.as_deref())) {
         Ok(key) => key,
         Err(e) => {
-            eprintln!("warning: {e}; changed secret values cannot be noticed in this plan");
+            errln!("warning: {e}; changed secret values cannot be noticed in this plan");
             return Ok(());
         }
     };
@@ -242,7 +243,7 @@ fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> 
         Some(key) => desired::secrets::fingerprint_all(state, &key)
             .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n"))),
         None => {
-            eprintln!(
+            errln!(
                 "note: {KEY_ENV} is not set (nor `[settings] fingerprint_key_secret`), so a changed secret value cannot be noticed; see docs/ledger.md"
             );
             Ok(())

@@ -58,7 +58,7 @@ pub fn exec(dir: &Path, ledger_url: &str, args: &InitArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            errln!("error: starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };

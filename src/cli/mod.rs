@@ -1,21 +1,29 @@
 //! Command line: argument parsing and one module per subcommand. Printing happens here and
-//! nowhere below.
+//! nowhere below, and only through [`out!`], [`outln!`] and [`errln!`], which escape
+//! control characters in whatever they print (user- and cloud-controlled strings reach
+//! every kind of output: keys, names, values in errors, cloud messages).
 
-/// `println!` for command output: a closed pipe (`provisioner diff | head`) ends the
-/// command quietly instead of panicking.
+/// `print!`, with control characters escaped ([`crate::errors::escape_lines`]).
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::write_out(&$crate::errors::escape_lines(&format!($($t)*)))
+    };
+}
+
+/// `println!`, with control characters escaped.
 macro_rules! outln {
     () => {
         $crate::cli::write_out("\n")
     };
     ($($t:tt)*) => {
-        $crate::cli::write_out(&format!("{}\n", format_args!($($t)*)))
+        $crate::cli::write_out(&format!("{}\n", $crate::errors::escape_lines(&format!($($t)*))))
     };
 }
 
-/// `print!` for command output, as [`outln!`].
-macro_rules! out {
+/// `eprintln!`, with control characters escaped.
+macro_rules! errln {
     ($($t:tt)*) => {
-        $crate::cli::write_out(&format!($($t)*))
+        eprintln!("{}", $crate::errors::escape_lines(&format!($($t)*)))
     };
 }
 
@@ -68,6 +76,12 @@ pub struct Args {
     /// RUST_LOG (default: `info` for `run` and non-interactive `apply`, else `warn`).
     #[arg(long, global = true, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: String,
+
+    /// Accept a change of the ledger's lineage, once: start a new ledger where the current
+    /// one vanished although its history remains, or take on the lineage of a ledger copied
+    /// over this one. Without it both are refused (see docs/ledger.md).
+    #[arg(long, global = true)]
+    pub new_lineage: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -152,6 +166,9 @@ pub fn write_out(text: &str) {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(&args);
+    if args.new_lineage {
+        crate::ledger::store::allow_new_lineage_for_this_process();
+    }
     match &args.command {
         Command::Validate => validate::exec(&args.desired),
         Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a),
@@ -270,11 +287,11 @@ fn healthcheck(url: &str) -> ExitCode {
     match answer {
         Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
         Ok(r) => {
-            eprintln!("unhealthy: {url} answered {}", r.status());
+            errln!("unhealthy: {url} answered {}", r.status());
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("unhealthy: {url}: {}", crate::errors::chain(&e));
+            errln!("unhealthy: {url}: {}", crate::errors::chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -290,8 +307,8 @@ fn fail(e: anyhow::Error) -> ExitCode {
 fn print_error(e: &anyhow::Error) {
     let text = format!("{e:#}");
     if text.starts_with("error:") {
-        eprintln!("{text}");
+        errln!("{text}");
     } else {
-        eprintln!("error: {text}");
+        errln!("error: {text}");
     }
 }

@@ -49,7 +49,7 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            errln!("error: starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };

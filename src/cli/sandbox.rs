@@ -48,7 +48,7 @@ pub fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            errln!("error: starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -62,7 +62,7 @@ pub fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
 }
 
 fn say(line: impl AsRef<str>) {
-    println!("sandbox: {}", line.as_ref());
+    outln!("sandbox: {}", line.as_ref());
 }
 
 /// A folder removed when dropped.

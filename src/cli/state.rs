@@ -132,7 +132,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -196,7 +196,7 @@ async fn check_importable(
 pub async fn open(ledger_url: &str) -> anyhow::Result<Store> {
     let store = Store::open(ledger_url).await?;
     for w in &store.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     Ok(store)
 }
@@ -556,7 +556,7 @@ pub async fn with_lease<T>(
     let lease: Lease = shared.into_inner();
     match store.release(lease).await {
         Ok(()) | Err(LedgerError::LeaseLost { .. }) => {}
-        Err(e) => eprintln!("warning: releasing the lease: {e}"),
+        Err(e) => errln!("warning: releasing the lease: {e}"),
     }
     result
 }

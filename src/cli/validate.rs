@@ -30,7 +30,7 @@ pub fn exec(dir: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprintln!("{errors}");
+            errln!("{errors}");
             ExitCode::FAILURE
         }
     }

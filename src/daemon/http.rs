@@ -93,6 +93,51 @@ impl Shared {
     }
 }
 
+/// Connections served at once. The endpoints answer in milliseconds; a scraper or a health
+/// check needs one or two. Connections past the cap are closed at once, so idle or slow
+/// clients can never hold more file descriptors than this (the unit's `LimitNOFILE` leaves
+/// room for the providers' and the ledger's own connections).
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// How long a client may take to send a request's headers, also the first request of a new
+/// connection and the next one of a kept-alive connection (one header byte every few
+/// seconds keeps nothing open).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a connection is kept, busy or idle.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` with the limits above (axum's own `serve` has no header
+/// timeout, idle timeout or connection cap). Runs until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, most likely: wait for some to close instead of
+                // spinning.
+                tracing::warn!(message = "Accepting a connection failed.", error = %e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
+}
+
 /// The router.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()

@@ -142,6 +142,7 @@ pub async fn plan(
     let read = counts(&ledger);
     let moves = crate::exec::apply_moves(&loaded.desired, &mut ledger);
     let live = clouds.observe(&loaded.desired, &ledger).await;
+    crate::ledger::identity::check_objects(&ledger, &live)?;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;
     crate::exec::forget_dropped(&plan, &loaded.desired, &mut ledger, &live);
     let forgot = read != counts(&ledger);

@@ -206,7 +206,7 @@ pub async fn run(options: RunOptions) -> u8 {
     shared.metrics.interval.set(interval.as_secs_f64());
     let router = super::http::router(shared.clone());
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        super::http::serve(listener, router).await;
     });
     notify::notify("READY=1");
     if let Some(every) = notify::watchdog_interval() {

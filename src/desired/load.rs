@@ -152,11 +152,44 @@ pub fn load_text(path: PathBuf, text: String, loaded: &mut Loaded) {
 }
 
 fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    let mut ancestors = Vec::new();
+    walk(dir, depth, &mut ancestors, out, diags);
+}
+
+/// `ancestors` holds the real paths of the folders being walked, so a symbolic link back to
+/// one of them is reported as a cycle instead of being walked again.
+fn walk(
+    dir: &Path,
+    depth: usize,
+    ancestors: &mut Vec<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+) {
     if depth > MAX_DEPTH {
         diags.push(Diagnostic::path(
             dir,
             format!("folders nested deeper than {MAX_DEPTH} levels"),
         ));
+        return;
+    }
+    let real = match std::fs::canonicalize(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            diags.push(Diagnostic::path(dir, format!("cannot list folder: {e}")));
+            return;
+        }
+    };
+    if ancestors.contains(&real) {
+        diags.push(
+            Diagnostic::path(
+                dir,
+                format!(
+                    "a cycle of symbolic links: this folder is {}, which contains it",
+                    real.display()
+                ),
+            )
+            .help("remove the link, or point it outside the desired-state folder"),
+        );
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -166,6 +199,7 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Dia
             return;
         }
     };
+    ancestors.push(real);
     for entry in entries {
         let entry = match entry {
             Ok(e) => e,
@@ -180,43 +214,40 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Dia
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
+        let toml = path.extension().is_some_and(|e| e == "toml");
         match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => collect(&path, depth + 1, out, diags),
-            Ok(_) if path.extension().is_some_and(|e| e == "toml") => out.push(path),
+            Ok(m) if m.is_dir() => walk(&path, depth + 1, ancestors, out, diags),
+            Ok(m) if toml && m.is_file() => out.push(path),
+            // A FIFO, socket or device named `*.toml` would block or never end: refused.
+            Ok(_) if toml => match crate::fsread::not_regular(&path) {
+                Ok(Some(what)) => diags.push(
+                    Diagnostic::path(&path, format!("{what}, not a regular file"))
+                        .help("desired-state files must be regular files (or links to them)"),
+                ),
+                Ok(None) => out.push(path),
+                Err(e) => diags.push(Diagnostic::path(&path, format!("cannot read file: {e}"))),
+            },
             Ok(_) => {}
-            Err(e) => diags.push(Diagnostic::path(&path, format!("cannot read file: {e}"))),
+            Err(e) => {
+                let e = crate::fsread::not_regular(&path).err().unwrap_or(e);
+                diags.push(Diagnostic::path(&path, format!("cannot read file: {e}")))
+            }
         }
     }
+    ancestors.pop();
 }
 
 fn load_file(path: &Path, loaded: &mut Loaded) {
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) => {
+    let bytes = match crate::fsread::read_regular(path, MAX_FILE_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
             loaded
                 .diagnostics
-                .push(Diagnostic::path(path, format!("cannot read file: {e}")));
+                .push(Diagnostic::path(path, format!("file is {e}")).help(
+                "split it into several files, or move what is not desired state out of the folder",
+            ));
             return;
         }
-    };
-    if size > MAX_FILE_BYTES {
-        loaded.diagnostics.push(
-            Diagnostic::path(
-                path,
-                format!(
-                    "file is {:.1} MiB, larger than the {} MiB limit for one desired-state file",
-                    size as f64 / (1024.0 * 1024.0),
-                    MAX_FILE_BYTES / (1024 * 1024)
-                ),
-            )
-            .help(
-                "split it into several files, or move what is not desired state out of the folder",
-            ),
-        );
-        return;
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
         Err(e) => {
             loaded
                 .diagnostics

@@ -123,13 +123,52 @@ pub enum LedgerError {
         /// The version's lineage.
         theirs: String,
     },
-    /// The file system failed.
-    #[error("{location}: {source}")]
+    /// The current document is missing, but the store held a ledger: never started afresh
+    /// silently (every managed object would become an orphan).
+    #[error(
+        "the ledger at {location} is missing, but this store has held one: {evidence}. Nothing was written. {recover}; or, to start a new lineage on purpose (objects of the old one are then reported, not adopted), run the command again with `--new-lineage`"
+    )]
+    Vanished {
+        /// Where the ledger lives.
+        location: String,
+        /// What shows that a ledger was there.
+        evidence: String,
+        /// The command (or step) that brings it back.
+        recover: String,
+    },
+    /// The current document belongs to another lineage than the one this store holds (a
+    /// ledger copied over another's).
+    #[error(
+        "the ledger at {location} has lineage {found}, but this store holds lineage {held} ({source_of_held}): a ledger of another lineage was put in its place. Nothing was read or written. Restore this store's own ledger with `provisioner state rollback VERSION` (see `provisioner state history`), or, if the copy is meant to replace it, run the command again with `--new-lineage`"
+    )]
+    ForeignLineage {
+        /// Where the ledger lives.
+        location: String,
+        /// The lineage of the current document.
+        found: String,
+        /// The lineage the store holds.
+        held: String,
+        /// What says so.
+        source_of_held: String,
+    },
+    /// The store did not answer in time (it neither answered nor refused).
+    #[error(
+        "{location}: no answer within {seconds} seconds (the store neither answered nor refused); nothing more is written until it answers"
+    )]
+    TimedOut {
+        /// Where.
+        location: String,
+        /// The deadline.
+        seconds: f64,
+    },
+    /// The file system failed. The cause is part of the message and deliberately not a
+    /// `source`: printed as a chain (`{:#}`, [`crate::errors::chain`]) it would appear twice.
+    #[error("{location}: {cause}")]
     Io {
         /// The path.
         location: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// S3 failed (after the SDK's own retries).
     #[error("{location}: {message}")]
@@ -145,7 +184,7 @@ impl LedgerError {
     pub(crate) fn io(location: impl std::fmt::Display, source: std::io::Error) -> Self {
         LedgerError::Io {
             location: location.to_string(),
-            source,
+            cause: source,
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod error;
 pub mod fingerprint;
+pub mod identity;
 pub mod lease;
 pub mod migrate;
 pub mod model;

@@ -128,14 +128,14 @@ impl fmt::Display for PlanDisplay<'_> {
                     verb(c)
                 )?;
                 if let Some(id) = &c.cloud_id {
-                    write!(f, " (id {id})")?;
+                    write!(f, " (id {})", esc(id))?;
                 }
                 if c.action.acts() {
                     write!(f, " [step {}]", c.wave + 1)?;
                 }
                 writeln!(f)?;
                 if let Some(reason) = &c.reason {
-                    writeln!(f, "        # {reason}")?;
+                    writeln!(f, "        # {}", esc(reason))?;
                 }
                 // A re-create's reason already says the object was deleted outside.
                 if (c.action.acts() || c.action == Action::Drift) && c.action != Action::Create {
@@ -223,17 +223,24 @@ impl fmt::Display for PlanDisplay<'_> {
                 "\nNot observed (nothing of these kinds, or of these parts of them, is created, adopted or deleted; whether they match is unknown):"
             )?;
             for u in &self.report.unobserved {
-                writeln!(f, "  - {}: {}", u.subject(), u.reason)?;
+                writeln!(f, "  - {}: {}", esc(&u.subject()), esc(&u.reason))?;
             }
         }
         if !self.report.notes.is_empty() {
             writeln!(f, "\nNotes:")?;
             for n in &self.report.notes {
-                writeln!(f, "  - {}: {}", n.subject, n.message)?;
+                writeln!(f, "  - {}: {}", esc(&n.subject), esc(&n.message))?;
             }
         }
         Ok(())
     }
+}
+
+/// Cloud- and user-controlled text (reasons, notes, ids) with control characters escaped,
+/// so a plan printed raw (with its colours) can never move a terminal's cursor. Values are
+/// rendered as JSON or Rust string literals, which escape them already.
+fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::errors::escape(text)
 }
 
 /// A change of one element of a list of tables (`inbound_rules[+]`, `inbound_rules[-]`):

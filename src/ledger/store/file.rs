@@ -23,6 +23,17 @@ pub struct FileBackend {
 
 const HISTORY: &str = "history";
 
+/// Largest document the local store reads (the ledger, a version, the lease, a journal
+/// record). A ledger of 10,000 resources is about 20 MB; anything past 256 MiB is not a
+/// ledger (a link to `/dev/zero`, a log written to the wrong place) and is refused before
+/// it fills memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads one stored document: a regular file, at most [`MAX_DOCUMENT_BYTES`].
+fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    crate::fsread::read_regular(path, MAX_DOCUMENT_BYTES)
+}
+
 impl FileBackend {
     /// Opens (and creates if needed) the folder.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, LedgerError> {
@@ -51,7 +62,7 @@ impl FileBackend {
 
     pub(super) async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
         let path = self.path(key)?;
-        match fs::read(&path) {
+        match read(&path) {
             Ok(bytes) => {
                 let tag = tag_of(&bytes);
                 Ok(Some((bytes, tag)))
@@ -82,7 +93,7 @@ impl FileBackend {
     fn put_blocking(&self, key: &str, body: &[u8], cond: Option<&str>) -> Result<Put, LedgerError> {
         let path = self.path(key)?;
         let _guard = self.guard()?;
-        let current = match fs::read(&path) {
+        let current = match read(&path) {
             Ok(bytes) => Some(tag_of(&bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(LedgerError::io(path.display(), e)),
@@ -119,7 +130,7 @@ impl FileBackend {
     pub(super) async fn delete(&self, key: &str, tag: &str) -> Result<(), LedgerError> {
         let path = self.path(key)?;
         let _guard = self.guard()?;
-        match fs::read(&path) {
+        match read(&path) {
             Ok(bytes) if tag_of(&bytes) == tag => {
                 fs::remove_file(&path).map_err(|e| LedgerError::io(path.display(), e))?;
                 sync_dir(path.parent().unwrap_or(&self.root))
@@ -162,7 +173,7 @@ impl FileBackend {
     pub(super) fn current_version(&self, tag: &str) -> Result<Option<String>, LedgerError> {
         for n in self.version_numbers()?.into_iter().rev() {
             let path = self.root.join(HISTORY).join(format!("{n:06}.json"));
-            if fs::read(&path).ok().map(|b| tag_of(&b)).as_deref() == Some(tag) {
+            if read(&path).ok().map(|b| tag_of(&b)).as_deref() == Some(tag) {
                 return Ok(Some(format!("{n:06}")));
             }
         }
@@ -173,16 +184,14 @@ impl FileBackend {
         if key != LEDGER_KEY {
             return Ok(Vec::new());
         }
-        let current = fs::read(self.root.join(LEDGER_KEY))
-            .ok()
-            .map(|b| tag_of(&b));
+        let current = read(&self.root.join(LEDGER_KEY)).ok().map(|b| tag_of(&b));
         let mut found_latest = false;
         let mut out = Vec::new();
         for n in self.version_numbers()?.into_iter().rev() {
             let path = self.root.join(HISTORY).join(format!("{n:06}.json"));
             let latest = !found_latest
                 && current.is_some()
-                && fs::read(&path).ok().map(|b| tag_of(&b)) == current;
+                && read(&path).ok().map(|b| tag_of(&b)) == current;
             found_latest |= latest;
             let stored_at = fs::metadata(&path)
                 .and_then(|m| m.modified())
@@ -209,7 +218,7 @@ impl FileBackend {
             return Ok(None);
         };
         let path = self.root.join(HISTORY).join(format!("{n:06}.json"));
-        match fs::read(&path) {
+        match read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(LedgerError::io(path.display(), e)),

@@ -18,11 +18,11 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use file::FileBackend;
-pub use s3::{S3Backend, needs_path_style};
+pub use s3::{S3Backend, needs_path_style, sdk_timeouts};
 
 use super::codec;
 use super::error::LedgerError;
-use super::lease::{Lease, LeaseInfo, Owner, rfc3339, rfc3339_millis, who};
+use super::lease::{Lease, LeaseInfo, Owner, rfc3339, who};
 use super::model::{Ledger, Written};
 
 /// The ledger document's key under the store's prefix.
@@ -31,6 +31,20 @@ pub const LEDGER_KEY: &str = "ledger.json";
 pub const LOCK_KEY: &str = "lock";
 /// Where journal records go.
 pub const JOURNAL_PREFIX: &str = "journal/";
+/// The lineage marker: the lineage this store holds, written after the first ledger write
+/// (and replaced only by `--new-lineage`), so a ledger of another lineage copied over the
+/// current one, or a current one deleted, is noticed.
+pub const LINEAGE_KEY: &str = "lineage";
+
+/// Set once by the command line's `--new-lineage`: stores opened afterwards may start a new
+/// lineage where a ledger vanished, or take on the lineage of a document copied over theirs.
+static NEW_LINEAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--new-lineage`: stores opened from now on accept a change of lineage (see
+/// [`Store::allow_new_lineage`]).
+pub fn allow_new_lineage_for_this_process() {
+    NEW_LINEAGE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// A ledger as read, with the version it was read at.
 #[derive(Clone, Debug)]
@@ -203,11 +217,88 @@ impl Backend {
     }
 }
 
+/// How long one ledger or lease request may take (S3 or the local folder) before it fails
+/// with [`LedgerError::TimedOut`]: well under the 60-second lease lifetime, so a store that
+/// stops answering (without refusing) is noticed by the next renewal, before the lease
+/// expires, instead of stalling the pass.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A backend whose every call has a deadline.
+struct Timed {
+    inner: Backend,
+    deadline: Duration,
+}
+
+macro_rules! timed {
+    ($self:ident, $key:expr, $call:expr) => {
+        match tokio::time::timeout($self.deadline, $call).await {
+            Ok(r) => r,
+            Err(_) => Err(LedgerError::TimedOut {
+                location: $self.inner.location($key),
+                seconds: $self.deadline.as_secs_f64(),
+            }),
+        }
+    };
+}
+
+impl Timed {
+    fn location(&self, key: &str) -> String {
+        self.inner.location(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
+        timed!(self, key, self.inner.get(key))
+    }
+
+    async fn put(&self, key: &str, body: &[u8], cond: Cond<'_>) -> Result<Put, LedgerError> {
+        timed!(self, key, self.inner.put(key, body, cond))
+    }
+
+    async fn delete(&self, key: &str, tag: &str) -> Result<(), LedgerError> {
+        timed!(self, key, self.inner.delete(key, tag))
+    }
+
+    async fn versions(&self, key: &str) -> Result<Vec<VersionMeta>, LedgerError> {
+        timed!(self, key, self.inner.versions(key))
+    }
+
+    async fn get_version(&self, key: &str, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        timed!(self, key, self.inner.get_version(key, id))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        timed!(self, prefix, self.inner.list(prefix))
+    }
+
+    async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String, Option<String>)>, LedgerError> {
+        match &self.inner {
+            Backend::S3(b) => timed!(self, key, b.get_versioned(key)),
+            Backend::File(b) => {
+                let got = timed!(self, key, b.get(key))?;
+                match got {
+                    Some((bytes, tag)) => {
+                        let id = b.current_version(&tag)?;
+                        Ok(Some((bytes, tag, id)))
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
 /// The ledger store.
 pub struct Store {
-    backend: Backend,
+    backend: Timed,
     /// Problems worth a warning that do not stop the store (default encryption off).
     pub warnings: Vec<String>,
+    /// `--new-lineage`: a vanished ledger may be started afresh, a foreign one accepted.
+    new_lineage: bool,
+    /// The lineage known to be in the marker (checked or written by this store).
+    marker: std::sync::Mutex<Option<String>>,
 }
 
 impl Store {
@@ -238,23 +329,28 @@ impl Store {
             if path.is_empty() {
                 return Err(bad("`file://` needs a folder, e.g. `file://state`"));
             }
-            return Ok(Store {
-                backend: Backend::File(FileBackend::open(path)?),
-                warnings: Vec::new(),
-            });
+            return Ok(Store::with_backend(Backend::File(FileBackend::open(path)?)));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad("`s3://` needs a bucket, e.g. `s3://my-ledger/prod`"));
             }
-            let (backend, warnings) = match aws {
-                Some(config) => S3Backend::open_with(config, bucket, prefix).await?,
-                None => S3Backend::open(bucket, prefix).await?,
+            let open = async {
+                match aws {
+                    Some(config) => S3Backend::open_with(config, bucket, prefix).await,
+                    None => S3Backend::open(bucket, prefix).await,
+                }
             };
+            let (backend, warnings) = tokio::time::timeout(REQUEST_TIMEOUT * 2, open)
+                .await
+                .map_err(|_| LedgerError::TimedOut {
+                    location: format!("s3://{bucket}"),
+                    seconds: (REQUEST_TIMEOUT * 2).as_secs_f64(),
+                })??;
             return Ok(Store {
-                backend: Backend::S3(backend),
                 warnings,
+                ..Store::with_backend(Backend::S3(backend))
             });
         }
         Err(bad(
@@ -265,9 +361,26 @@ impl Store {
     /// A store over a backend (tests build backends directly).
     pub fn with_backend(backend: Backend) -> Store {
         Store {
-            backend,
+            backend: Timed {
+                inner: backend,
+                deadline: REQUEST_TIMEOUT,
+            },
             warnings: Vec::new(),
+            new_lineage: NEW_LINEAGE.load(std::sync::atomic::Ordering::SeqCst),
+            marker: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Sets how long one request to the store may take (default [`REQUEST_TIMEOUT`]).
+    pub fn set_request_timeout(&mut self, deadline: Duration) {
+        self.backend.deadline = deadline;
+    }
+
+    /// Allows (or not) a change of lineage: with it, [`Store::read`] answers `None` where the
+    /// ledger vanished (the next write starts a new lineage) and accepts a current document
+    /// of another lineage; the next write records the new lineage as this store's.
+    pub fn allow_new_lineage(&mut self, allow: bool) {
+        self.new_lineage = allow;
     }
 
     /// Where the ledger document lives.
@@ -276,29 +389,180 @@ impl Store {
     }
 
     /// Reads the current ledger; `None` before the first write.
+    ///
+    /// The store's identity is checked: a missing current document where the store has held
+    /// one (earlier versions, the lineage marker or journal records remain) is
+    /// [`LedgerError::Vanished`], and a document of another lineage than the one this store
+    /// holds is [`LedgerError::ForeignLineage`] — unless [`Store::allow_new_lineage`].
     pub async fn read(&self) -> Result<Option<Snapshot>, LedgerError> {
         let Some((bytes, version)) = self.read_raw().await? else {
+            if !self.new_lineage
+                && let Some(evidence) = self.evidence_of_a_ledger().await?
+            {
+                return Err(LedgerError::Vanished {
+                    location: self.location(),
+                    evidence: evidence.0,
+                    recover: evidence.1,
+                });
+            }
             return Ok(None);
         };
         let ledger = codec::decode(&bytes, &self.location())?;
+        self.check_lineage(&ledger, &version).await?;
         Ok(Some(Snapshot { ledger, version }))
+    }
+
+    /// What shows that this store held a ledger, and how to get it back: earlier versions,
+    /// the lineage marker, journal records. `None` for a store never written.
+    async fn evidence_of_a_ledger(&self) -> Result<Option<(String, String)>, LedgerError> {
+        let versions = self.backend.versions(LEDGER_KEY).await?;
+        if let Some(newest) = versions.first() {
+            return Ok(Some((
+                format!(
+                    "{} earlier version{} remain (the newest is {}, stored {})",
+                    versions.len(),
+                    if versions.len() == 1 { "" } else { "s" },
+                    newest.id,
+                    newest.stored_at
+                ),
+                format!(
+                    "restore it with `provisioner state rollback {}` (see `provisioner state history`)",
+                    newest.id
+                ),
+            )));
+        }
+        let restore = "restore the ledger document from a backup".to_string();
+        if let Some((bytes, _)) = self.backend.get(LINEAGE_KEY).await? {
+            return Ok(Some((
+                format!(
+                    "the lineage marker {} names lineage {}",
+                    self.backend.location(LINEAGE_KEY),
+                    String::from_utf8_lossy(&bytes).trim()
+                ),
+                restore,
+            )));
+        }
+        let journal = self.backend.list(JOURNAL_PREFIX).await?;
+        if !journal.is_empty() {
+            return Ok(Some((
+                format!(
+                    "{} journal record{} remain under {}",
+                    journal.len(),
+                    if journal.len() == 1 { "" } else { "s" },
+                    self.backend.location(JOURNAL_PREFIX)
+                ),
+                restore,
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Refuses a current document whose lineage is not the one this store holds: the one
+    /// its marker names, or (a store written before markers, or a marker lost to a crash)
+    /// the one of the version before the current.
+    async fn check_lineage(&self, ledger: &Ledger, version: &Version) -> Result<(), LedgerError> {
+        if self.known_marker().as_deref() == Some(ledger.lineage.as_str()) {
+            return Ok(());
+        }
+        let (held, source) = match self.backend.get(LINEAGE_KEY).await? {
+            Some((bytes, _)) => (
+                String::from_utf8_lossy(&bytes).trim().to_string(),
+                format!("its lineage marker {}", self.backend.location(LINEAGE_KEY)),
+            ),
+            None => {
+                let earlier = self
+                    .backend
+                    .versions(LEDGER_KEY)
+                    .await?
+                    .into_iter()
+                    .find(|v| !v.latest && v.id != version.id);
+                let Some(earlier) = earlier else {
+                    return Ok(());
+                };
+                let Some(bytes) = self.backend.get_version(LEDGER_KEY, &earlier.id).await? else {
+                    return Ok(());
+                };
+                let Ok((old, _)) = codec::decode_and_migrate(&bytes, &self.location()) else {
+                    return Ok(());
+                };
+                (old.lineage, format!("its version {}", earlier.id))
+            }
+        };
+        if held == ledger.lineage {
+            self.remember_marker(&held);
+            return Ok(());
+        }
+        if self.new_lineage {
+            return Ok(());
+        }
+        Err(LedgerError::ForeignLineage {
+            location: self.location(),
+            found: ledger.lineage.clone(),
+            held,
+            source_of_held: source,
+        })
+    }
+
+    /// True when the lineage marker names `lineage`.
+    async fn holds_lineage(&self, lineage: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .backend
+            .get(LINEAGE_KEY)
+            .await?
+            .is_some_and(|(bytes, _)| String::from_utf8_lossy(&bytes).trim() == lineage))
+    }
+
+    fn known_marker(&self) -> Option<String> {
+        self.marker.lock().ok().and_then(|m| m.clone())
+    }
+
+    fn remember_marker(&self, lineage: &str) {
+        if let Ok(mut m) = self.marker.lock() {
+            *m = Some(lineage.to_string());
+        }
+    }
+
+    /// Records `lineage` as the one this store holds, after a ledger write of it: created
+    /// if absent; replaced only with `--new-lineage`.
+    async fn record_lineage(&self, lineage: &str) -> Result<(), LedgerError> {
+        if self.known_marker().as_deref() == Some(lineage) {
+            return Ok(());
+        }
+        let cond_tag = match self.backend.get(LINEAGE_KEY).await? {
+            Some((bytes, _)) if String::from_utf8_lossy(&bytes).trim() == lineage => {
+                self.remember_marker(lineage);
+                return Ok(());
+            }
+            Some((_, tag)) if self.new_lineage => Some(tag),
+            // Another lineage's marker without `--new-lineage`: reads refuse before a
+            // write can get here; leave it for them.
+            Some(_) => return Ok(()),
+            None => None,
+        };
+        let cond = match &cond_tag {
+            Some(tag) => Cond::Matches(tag),
+            None => Cond::Absent,
+        };
+        match self
+            .backend
+            .put(LINEAGE_KEY, format!("{lineage}\n").as_bytes(), cond)
+            .await
+        {
+            Ok(_) => {
+                self.remember_marker(lineage);
+                Ok(())
+            }
+            // Someone else wrote it first: the next read checks it.
+            Err(LedgerError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads the current document's bytes, undecoded (for `ledger migrate`).
     pub async fn read_raw(&self) -> Result<Option<(Vec<u8>, Version)>, LedgerError> {
         // One request on S3 (GetObject carries the version id); one or two file reads locally.
-        let (bytes, tag, id) = match &self.backend {
-            Backend::S3(b) => match b.get_versioned(LEDGER_KEY).await? {
-                Some(x) => x,
-                None => return Ok(None),
-            },
-            Backend::File(b) => match b.get(LEDGER_KEY).await? {
-                Some((bytes, tag)) => {
-                    let id = b.current_version(&tag)?;
-                    (bytes, tag, id)
-                }
-                None => return Ok(None),
-            },
+        let Some((bytes, tag, id)) = self.backend.get_versioned(LEDGER_KEY).await? else {
+            return Ok(None);
         };
         Ok(Some((
             bytes,
@@ -333,12 +597,20 @@ impl Store {
             at: rfc3339(SystemTime::now()),
             summary: summary.to_string(),
         });
-        let body = codec::encode(&ledger);
         let cond = match base {
             Some(b) => Cond::Matches(&b.version.tag),
             None => Cond::Absent,
         };
+        self.put_ledger(ledger, cond).await
+    }
+
+    /// Writes the document (serial and author set) under `cond`, then records its lineage.
+    async fn put_ledger(&self, ledger: Ledger, cond: Cond<'_>) -> Result<Snapshot, LedgerError> {
+        let body = codec::encode(&ledger);
         let put = self.backend.put(LEDGER_KEY, &body, cond).await?;
+        // After the document: a crash in between leaves a ledger without a marker (the
+        // next read falls back on the earlier version), never a marker without a ledger.
+        self.record_lineage(&ledger.lineage).await?;
         Ok(Snapshot {
             ledger,
             version: Version {
@@ -402,21 +674,42 @@ impl Store {
     pub async fn rollback(&self, id: &str) -> Result<Snapshot, LedgerError> {
         let old = self.read_version(id).await?;
         let Some((bytes, version)) = self.read_raw().await? else {
-            return Err(LedgerError::UnknownVersion {
-                location: self.location(),
-                version: id.into(),
+            // The current document vanished: the version becomes current again, written
+            // only if nothing is there yet, with a serial after every readable version's.
+            let highest = self
+                .history(usize::MAX)
+                .await?
+                .iter()
+                .filter_map(|h| h.serial)
+                .max()
+                .unwrap_or(old.serial);
+            let mut restored = old.clone();
+            restored.serial = highest + 1;
+            restored.written = Some(Written {
+                by: who(),
+                at: rfc3339(SystemTime::now()),
+                summary: format!(
+                    "state rollback to version {id} (serial {}) over a missing ledger",
+                    old.serial
+                ),
             });
+            return self.put_ledger(restored, Cond::Absent).await;
         };
         let base_ledger = match codec::decode(&bytes, &self.location()) {
             Ok(current) => {
-                if current.lineage != old.lineage {
+                if current.lineage != old.lineage && !self.holds_lineage(&old.lineage).await? {
                     return Err(LedgerError::LineageMismatch {
                         version: id.into(),
                         ours: current.lineage,
                         theirs: old.lineage,
                     });
                 }
-                current
+                // Over a document of another lineage (copied over this store's), the
+                // base takes the restored version's lineage: the write checks they agree.
+                Ledger {
+                    lineage: old.lineage.clone(),
+                    ..current
+                }
             }
             Err(_) => {
                 let highest = self
@@ -489,9 +782,8 @@ impl Store {
         // Expired: take it over, only if nobody else did first. Our times start now, after
         // the old lease's end, not when this attempt began.
         let info = LeaseInfo {
-            acquired_at: rfc3339_millis(now),
-            expires_at: rfc3339_millis(now + ttl),
-            ..info
+            lease_id: info.lease_id,
+            ..LeaseInfo::new_at(info.owner, ttl, now)
         };
         let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         let put = self
@@ -516,9 +808,13 @@ impl Store {
                         host: "unknown".into(),
                         pid: 0,
                         run_id: "unknown".into(),
+                        boot_id: None,
+                        pid_namespace: None,
+                        start_time: None,
                     },
                     acquired_at: String::new(),
                     expires_at: String::new(),
+                    renewed_at: None,
                 },
                 tag,
             ))),
@@ -528,8 +824,7 @@ impl Store {
     /// Extends our lease by `ttl` from now. Fails with [`LedgerError::LeaseLost`] if it
     /// was taken over or broken.
     pub async fn renew(&self, lease: &mut Lease, ttl: Duration) -> Result<(), LedgerError> {
-        let mut info = lease.info.clone();
-        info.expires_at = rfc3339_millis(SystemTime::now() + ttl);
+        let info = lease.info.renewed(ttl, SystemTime::now());
         let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         match self
             .backend

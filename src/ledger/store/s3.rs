@@ -24,8 +24,49 @@ pub struct S3Backend {
 impl S3Backend {
     /// Connects with the standard AWS configuration chain, checks that the bucket keeps
     /// versions, and returns warnings worth showing (default encryption off).
+    ///
+    /// The ledger may live in another account than the AWS resources provisioner manages
+    /// (a management account, as Terraform state buckets often do): variables prefixed
+    /// `PROVISIONER_LEDGER_` apply to the ledger alone and win over the standard ones —
+    /// `PROVISIONER_LEDGER_ENDPOINT_URL`, `PROVISIONER_LEDGER_REGION`,
+    /// `PROVISIONER_LEDGER_PROFILE`, and `PROVISIONER_LEDGER_ACCESS_KEY_ID` with
+    /// `PROVISIONER_LEDGER_SECRET_ACCESS_KEY` (and `PROVISIONER_LEDGER_SESSION_TOKEN`).
     pub async fn open(bucket: &str, prefix: &str) -> Result<(Self, Vec<String>), LedgerError> {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let var = |name: &str| {
+            std::env::var(format!("PROVISIONER_LEDGER_{name}"))
+                .ok()
+                .filter(|v| !v.is_empty())
+        };
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(sdk_timeouts());
+        if let Some(url) = var("ENDPOINT_URL") {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = var("REGION") {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        if let Some(profile) = var("PROFILE") {
+            loader = loader.profile_name(profile);
+        }
+        match (var("ACCESS_KEY_ID"), var("SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => {
+                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    id,
+                    secret,
+                    var("SESSION_TOKEN"),
+                    None,
+                    "PROVISIONER_LEDGER_ACCESS_KEY_ID",
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(LedgerError::S3 {
+                    location: format!("s3://{bucket}"),
+                    message: "set both PROVISIONER_LEDGER_ACCESS_KEY_ID and PROVISIONER_LEDGER_SECRET_ACCESS_KEY, or neither".into(),
+                });
+            }
+        }
+        let config = loader.load().await;
         Self::open_with(&config, bucket, prefix).await
     }
 
@@ -358,6 +399,19 @@ fn lost_race<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
             code,
             Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
         )
+}
+
+/// Deadlines for AWS SDK calls (the ledger's and the providers'): a connection in 10
+/// seconds, an attempt in 20, a whole call with its retries in 45 — under the 60-second
+/// lease lifetime, so a hung endpoint fails a call instead of stalling a pass.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    use std::time::Duration;
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(20))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(45))
+        .build()
 }
 
 /// Path-style for endpoints S3 virtual hosts cannot work with: IP addresses and localhost.

@@ -63,7 +63,8 @@ impl AwsProvider {
     /// From the standard AWS configuration chain; the region is `[settings.aws] region`,
     /// else `AWS_REGION`.
     pub async fn from_env(desired: &DesiredState) -> Result<Self, String> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(crate::ledger::store::sdk_timeouts());
         if let Some(r) = &desired.settings.aws.region {
             loader = loader.region(aws_config::Region::new(r.as_str().to_string()));
         }

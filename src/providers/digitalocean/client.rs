@@ -81,7 +81,8 @@ impl ApiConfig {
             window: Duration::from_secs(60),
             cdn_window: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            // Under the 60-second lease lifetime: a hung API fails a call, not a pass.
+            request_timeout: Duration::from_secs(30),
             max_retries: 6,
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),

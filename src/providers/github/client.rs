@@ -241,6 +241,7 @@ impl GhClient {
             .add_header(USER_AGENT, version.to_string())
             .set_connect_timeout(Some(config.connect_timeout))
             .set_read_timeout(Some(config.read_timeout))
+            .set_write_timeout(Some(config.read_timeout))
             .build()
             .map_err(|e| format!("building the GitHub client: {e}"))?;
         Ok(GhClient {
