@@ -1,0 +1,215 @@
+//! The command line as a finished tool (issue "Plans people can read and act on, saved
+//! plans, and a CLI that feels finished"): saved plans round-trip and stale ones are
+//! refused, `diff` previews `--target`/`--replace`, a closed pipe ends quietly, `--version`
+//! names the commit, completions and the man page print.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use provisioner::sim::digitalocean::{DoConfig, DoSim};
+
+const BIN: &str = env!("CARGO_BIN_EXE_provisioner");
+
+const DESIRED: &str = r#"
+[digitalocean.vpc.main]
+name = "prod-ams3"
+region = "ams3"
+ip_range = "10.10.0.0/20"
+
+[digitalocean.domain.zone]
+name = "example.org"
+"#;
+
+struct World {
+    sim: DoSim,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let w = World {
+            sim: DoSim::start(DoConfig::default()).await.unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(w.desired()).unwrap();
+        w.write(DESIRED);
+        w
+    }
+    fn desired(&self) -> PathBuf {
+        self.dir.path().join("desired")
+    }
+    fn write(&self, text: &str) {
+        std::fs::write(self.desired().join("a.toml"), text).unwrap();
+    }
+    fn plan_file(&self) -> PathBuf {
+        self.dir.path().join("reviewed.plan")
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        Run(Command::new(BIN)
+            .arg("-d")
+            .arg(self.desired())
+            .args(args)
+            .env(
+                "PROVISIONER_LEDGER",
+                format!("file://{}", self.dir.path().join("state").display()),
+            )
+            .env("DIGITALOCEAN_TOKEN", "sim-token")
+            .env("DIGITALOCEAN_API_URL", self.sim.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap())
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn out(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into()
+    }
+    fn err(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into()
+    }
+    #[track_caller]
+    fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.0.status.code(),
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.out(),
+            self.err()
+        );
+        self
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_applied_exactly_and_only_once() {
+    let w = World::new().await;
+    let plan = w.plan_file();
+    let d = w.run(&["plan", "-o", path(&plan), "--detailed-exitcode"]);
+    d.expect(2);
+    assert!(d.err().contains("Saved the plan"), "{}", d.err());
+    let saved = std::fs::read_to_string(&plan).unwrap();
+    assert!(saved.contains("\"format\": \"provisioner-plan\""), "{saved}");
+    assert!(saved.contains("\"desired_digest\": \"sha256:"), "{saved}");
+
+    // No terminal, no --auto-approve: the saved plan was the review.
+    let a = w.run(&["apply", path(&plan)]);
+    a.expect(0);
+    assert_eq!(w.sim.edit(|s| s.vpcs.len()), 1);
+    assert_eq!(w.sim.edit(|s| s.domains.len()), 1);
+    w.run(&["diff", "--detailed-exitcode"]).expect(0);
+
+    // The ledger has moved on: the same plan again is stale.
+    let again = w.run(&["apply", path(&plan)]);
+    again.expect(1);
+    assert!(again.err().contains("stale") && again.err().contains("serial"), "{}", again.err());
+    assert_eq!(w.sim.edit(|s| s.vpcs.len()), 1, "nothing was made twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_plan_is_refused_when_the_files_or_the_clouds_changed() {
+    let w = World::new().await;
+    let plan = w.plan_file();
+    w.run(&["diff", "-o", path(&plan)]).expect(0);
+    w.write(&DESIRED.replace("example.org", "example.net"));
+    let r = w.run(&["apply", path(&plan)]);
+    r.expect(1);
+    assert!(r.err().contains("desired state"), "{}", r.err());
+    assert!(w.sim.edit(|s| s.domains.is_empty()));
+
+    w.write(DESIRED);
+    w.run(&["diff", "-o", path(&plan)]).expect(0);
+    // Someone makes the domain by hand meanwhile: planning again gives another change.
+    w.sim.edit(|s| {
+        s.domains
+            .push(serde_json::json!({"name": "example.org", "ttl": 1800, "zone_file": ""}))
+    });
+    let r = w.run(&["apply", path(&plan)]);
+    r.expect(1);
+    assert!(r.err().contains("the clouds changed"), "{}", r.err());
+    assert!(w.sim.edit(|s| s.vpcs.is_empty()), "nothing was changed");
+
+    // Not a plan at all.
+    std::fs::write(&plan, "{}").unwrap();
+    let r = w.run(&["apply", path(&plan)]);
+    r.expect(1);
+    assert!(r.err().contains("not a saved plan"), "{}", r.err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_previews_target_and_replace() {
+    let w = World::new().await;
+    let d = w.run(&["diff", "--target", "digitalocean.domain.zone"]);
+    d.expect(0);
+    assert!(d.out().contains("digitalocean.domain.zone will be created"), "{}", d.out());
+    assert!(!d.out().contains("digitalocean.vpc.main"), "{}", d.out());
+    w.run(&["apply", "--auto-approve"]).expect(0);
+    let r = w.run(&["diff", "--replace", "digitalocean.domain.zone"]);
+    r.expect(0);
+    assert!(r.out().contains("digitalocean.domain.zone will be replaced"), "{}", r.out());
+    let bad = w.run(&["diff", "--target", "digitalocean.vpc.nope"]);
+    bad.expect(1);
+    assert!(bad.err().contains("not in the desired state"), "{}", bad.err());
+}
+
+#[test]
+fn a_closed_pipe_ends_diff_quietly() {
+    let ledger = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["diff", "-v", "--live-from", "tests/fixtures/live/empty.json"])
+        .env(
+            "PROVISIONER_LEDGER",
+            format!("file://{}", ledger.path().display()),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the plan is written: `provisioner diff | head -0`.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+#[test]
+fn version_completions_and_man_page() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = run(&["--version"]);
+    // `provisioner 0.1.0 (<12 hex> <date>)`, or `unknown` outside a Git checkout.
+    let inside = version
+        .trim()
+        .strip_prefix(concat!("provisioner ", env!("CARGO_PKG_VERSION"), " ("))
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    let (commit, date) = inside.split_once(' ').unwrap();
+    assert!(
+        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    assert!(date == "unknown" || date.len() == 10, "{version}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        assert!(script.contains("provisioner") && script.contains("diff"), "{shell}");
+    }
+    let man = run(&["man"]);
+    assert!(man.contains(".TH provisioner 1"), "{man}");
+    assert!(man.contains("scan"), "{man}");
+}
