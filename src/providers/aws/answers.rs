@@ -213,10 +213,10 @@ fn xml_paths(body: &[u8], depth: usize) -> Option<Vec<Vec<String>>> {
                     }
                 }
             },
-            xmlparser::Token::Text { text } if stack.is_empty() => {
-                if !text.as_str().trim().is_empty() {
-                    return None;
-                }
+            xmlparser::Token::Text { text }
+                if stack.is_empty() && !text.as_str().trim().is_empty() =>
+            {
+                return None;
             }
             xmlparser::Token::Cdata { .. } if stack.is_empty() => return None,
             _ => {}
