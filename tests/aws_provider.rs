@@ -63,12 +63,21 @@ fn ses_config(url: &str) -> aws_config::SdkConfig {
 }
 
 async fn world(backend: Aws) -> World {
+    world_at(backend, support::moto::endpoint()).await
+}
+
+/// A world whose moto (for `Aws::Moto`) is reached at `moto`.
+async fn world_at(backend: Aws, moto: &str) -> World {
     let do_sim = DoSim::start(DoConfig::default()).await.unwrap();
     let gh_sim = GhSim::start(GhConfig::default()).await.unwrap();
     gh_sim.create_repo(APPS);
     let ses_sim = SesSim::start(SesConfig::default()).await.unwrap();
     let (aws, ses, aws_sim) = match backend {
-        Aws::Moto => (support::moto::aws_config(), ses_config(ses_sim.url()), None),
+        Aws::Moto => (
+            support::moto::aws_config_at(moto),
+            ses_config(ses_sim.url()),
+            None,
+        ),
         Aws::Sim => {
             let sim = provisioner::sim::aws::AwsSim::start("us-east-1")
                 .await
@@ -1030,19 +1039,24 @@ value = "${aws.iam_smtp_user.smtp.smtp_password}"
 }
 
 /// A 200 whose body is not the operation's output (not XML or JSON, cut short, HTML from a
-/// proxy, empty, or JSON with the list missing) must fail the call, so the kind is not
-/// observed and nothing is created. Checked against the simulator, whose faults answer every
-/// request of the pass. The AWS SDK refuses some of these bodies but believes others (an
-/// empty body or `{}` for the JSON services, a truncated `ListBuckets`), so this fails until
-/// the AWS clients check answers themselves.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "open: the AWS SDK believes an empty body, `{}` and truncated XML (issue 20 item 2)"]
-async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created() {
-    let w = world(Aws::Sim).await;
+/// proxy, empty, or JSON with the list missing or of the wrong type) must fail the call, so
+/// the kind is not observed and nothing is created. Every request of the pass gets the bad
+/// answer: through the simulator's faults, or (moto) through a fault proxy in front of moto
+/// and the SES simulator's faults. The AWS SDK refuses some of these bodies but believes
+/// others (an empty body or `{}` for the JSON services, `{"SecretList": {}}`, a truncated
+/// `ListBuckets`): the providers' `answers` interceptor refuses them.
+async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created(
+    backend: Aws,
+) {
+    let (proxy, proxy_faults) = support::moto::behind_faults().await;
+    let w = world_at(backend, &proxy.url).await;
     let d = w.state(DESIRED);
     let mut ledger = Ledger::new("lineage-aws-malformed");
     w.converge(&d, &mut ledger).await;
-    let sim = w._aws_sim.as_ref().unwrap();
+    let faults = match &w._aws_sim {
+        Some(sim) => vec![sim.faults.clone()],
+        None => vec![proxy_faults, w._ses_sim.faults.clone()],
+    };
     let bodies: [(&str, &str); 7] = [
         ("not xml, not json", "text/xml"),
         ("<html><body>502 Bad Gateway</body></html>", "text/html"),
@@ -1065,19 +1079,21 @@ async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_
     ];
     let mut believed = Vec::new();
     for (body, content_type) in bodies {
-        sim.faults.clear();
         // Every request: the query-protocol services (IAM, SNS) and Secrets Manager share
-        // `POST /`, and S3 lists at `GET /`.
-        sim.faults.inject(
-            None,
-            "/",
-            provisioner::sim::Fault::Respond {
-                status: 200,
-                body: body.to_string(),
-                headers: vec![("content-type".into(), content_type.into())],
-            },
-            None,
-        );
+        // `POST /`, S3 lists at `GET /`, SES v2 is under `/v2/email/`.
+        for f in &faults {
+            f.clear();
+            f.inject(
+                None,
+                "/",
+                provisioner::sim::Fault::Respond {
+                    status: 200,
+                    body: body.to_string(),
+                    headers: vec![("content-type".into(), content_type.into())],
+                },
+                None,
+            );
+        }
         let l = w.live(&d, &ledger).await;
         for kind in kinds {
             if !matches!(
@@ -1109,6 +1125,9 @@ async fn a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_
         );
     }
     assert!(believed.is_empty(), "{believed:#?}");
-    sim.faults.clear();
+    for f in &faults {
+        f.clear();
+    }
     w.assert_converged(&d, &ledger).await;
 }
+both!(a_list_answered_with_anything_but_the_list_is_not_observed_and_nothing_is_created);

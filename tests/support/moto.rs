@@ -123,3 +123,46 @@ pub fn child_env_at(url: &str) -> Vec<(&'static str, String)> {
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
     ]
 }
+
+/// moto behind the simulators' fault rules: a reverse proxy on a free loopback port that
+/// forwards every request to moto unless a rule of the returned [`Faults`] answers it, so
+/// a test can feed moto's clients the same bad answers as the simulators'. Stops when the
+/// returned server is dropped.
+pub async fn behind_faults() -> (provisioner::sim::Running, provisioner::sim::Faults) {
+    use axum::extract::{Request, State};
+    use axum::response::{IntoResponse, Response};
+
+    async fn forward(State(client): State<reqwest::Client>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
+            return (axum::http::StatusCode::BAD_REQUEST, "unreadable body").into_response();
+        };
+        let mut headers = parts.headers.clone();
+        headers.remove(axum::http::header::HOST);
+        let answer = client
+            .request(parts.method.clone(), format!("{}{path}", endpoint()))
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let Ok(answer) = answer else {
+            return (axum::http::StatusCode::BAD_GATEWAY, "moto did not answer").into_response();
+        };
+        let status = answer.status();
+        let mut headers = answer.headers().clone();
+        for h in [
+            axum::http::header::TRANSFER_ENCODING,
+            axum::http::header::CONNECTION,
+            axum::http::header::CONTENT_LENGTH,
+        ] {
+            headers.remove(h);
+        }
+        let body = answer.bytes().await.unwrap_or_default();
+        (status, headers, body).into_response()
+    }
+
+    provisioner::sim::serve_api(forward, reqwest::Client::new())
+        .await
+        .expect("a loopback port for the moto proxy")
+}

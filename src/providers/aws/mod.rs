@@ -7,6 +7,7 @@
 //! Objects carry the tag `provisioner:lineage = <ledger lineage>`, so an object made by
 //! another ledger is never adopted; the tag is not part of the desired `tags`.
 
+pub mod answers;
 pub mod iam;
 pub mod s3;
 pub mod secrets;
@@ -87,7 +88,9 @@ impl AwsProvider {
 
     /// With explicit configurations: `ses` for SES v2 (tests point it at the SES simulator,
     /// everything else at moto), `config` for the rest.
+    /// Every client checks its answers before the SDK's output is believed ([`answers`]).
     pub fn new(config: &aws_config::SdkConfig, ses: &aws_config::SdkConfig) -> Self {
+        use answers::{Answers, Service};
         // One connection pool for every client (unless the caller chose an HTTP client).
         let shared = |c: &aws_config::SdkConfig| match c.http_client() {
             Some(_) => c.clone(),
@@ -103,6 +106,7 @@ impl AwsProvider {
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(config)
                 .force_path_style(path_style)
+                .interceptor(Answers(Service::S3))
                 .build(),
         );
         AwsProvider {
@@ -112,11 +116,31 @@ impl AwsProvider {
                 .unwrap_or_else(|| "us-east-1".into()),
             config: config.clone(),
             s3,
-            sns: aws_sdk_sns::Client::new(config),
-            ses: aws_sdk_sesv2::Client::new(ses),
-            iam: aws_sdk_iam::Client::new(config),
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(config)
+                    .interceptor(Answers(Service::Sns))
+                    .build(),
+            ),
+            ses: aws_sdk_sesv2::Client::from_conf(
+                aws_sdk_sesv2::config::Builder::from(ses)
+                    .interceptor(Answers(Service::SesV2))
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(config)
+                    .interceptor(Answers(Service::Iam))
+                    .build(),
+            ),
+            sm: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(config)
+                    .interceptor(Answers(Service::SecretsManager))
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(config)
+                    .interceptor(Answers(Service::Sts))
+                    .build(),
+            ),
             account: tokio::sync::OnceCell::new(),
         }
     }
@@ -412,6 +436,7 @@ impl S3Clients {
             aws_sdk_s3::config::Builder::from(&self.config)
                 .region(aws_config::Region::new(region.to_string()))
                 .force_path_style(path_style)
+                .interceptor(answers::Answers(answers::Service::S3))
                 .build(),
         )
     }

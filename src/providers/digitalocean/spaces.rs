@@ -70,6 +70,10 @@ impl SpacesConfig {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            // Answers are checked before they are believed, as on AWS.
+            .interceptor(crate::providers::aws::answers::Answers(
+                crate::providers::aws::answers::Service::S3,
+            ))
             .build();
         Client::from_conf(config)
     }
