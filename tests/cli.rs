@@ -98,7 +98,10 @@ async fn a_saved_plan_is_applied_exactly_and_only_once() {
     d.expect(2);
     assert!(d.err().contains("Saved the plan"), "{}", d.err());
     let saved = std::fs::read_to_string(&plan).unwrap();
-    assert!(saved.contains("\"format\": \"provisioner-plan\""), "{saved}");
+    assert!(
+        saved.contains("\"format\": \"provisioner-plan\""),
+        "{saved}"
+    );
     assert!(saved.contains("\"desired_digest\": \"sha256:"), "{saved}");
 
     // No terminal, no --auto-approve: the saved plan was the review.
@@ -111,7 +114,11 @@ async fn a_saved_plan_is_applied_exactly_and_only_once() {
     // The ledger has moved on: the same plan again is stale.
     let again = w.run(&["apply", path(&plan)]);
     again.expect(1);
-    assert!(again.err().contains("stale") && again.err().contains("serial"), "{}", again.err());
+    assert!(
+        again.err().contains("stale") && again.err().contains("serial"),
+        "{}",
+        again.err()
+    );
     assert_eq!(w.sim.edit(|s| s.vpcs.len()), 1, "nothing was made twice");
 }
 
@@ -150,15 +157,28 @@ async fn diff_previews_target_and_replace() {
     let w = World::new().await;
     let d = w.run(&["diff", "--target", "digitalocean.domain.zone"]);
     d.expect(0);
-    assert!(d.out().contains("digitalocean.domain.zone will be created"), "{}", d.out());
+    assert!(
+        d.out().contains("digitalocean.domain.zone will be created"),
+        "{}",
+        d.out()
+    );
     assert!(!d.out().contains("digitalocean.vpc.main"), "{}", d.out());
     w.run(&["apply", "--auto-approve"]).expect(0);
     let r = w.run(&["diff", "--replace", "digitalocean.domain.zone"]);
     r.expect(0);
-    assert!(r.out().contains("digitalocean.domain.zone will be replaced"), "{}", r.out());
+    assert!(
+        r.out()
+            .contains("digitalocean.domain.zone will be replaced"),
+        "{}",
+        r.out()
+    );
     let bad = w.run(&["diff", "--target", "digitalocean.vpc.nope"]);
     bad.expect(1);
-    assert!(bad.err().contains("not in the desired state"), "{}", bad.err());
+    assert!(
+        bad.err().contains("not in the desired state"),
+        "{}",
+        bad.err()
+    );
 }
 
 #[test]
@@ -166,7 +186,12 @@ fn a_closed_pipe_ends_diff_quietly() {
     let ledger = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["diff", "-v", "--live-from", "tests/fixtures/live/empty.json"])
+        .args([
+            "diff",
+            "-v",
+            "--live-from",
+            "tests/fixtures/live/empty.json",
+        ])
         .env(
             "PROVISIONER_LEDGER",
             format!("file://{}", ledger.path().display()),
@@ -201,13 +226,17 @@ fn version_completions_and_man_page() {
         .unwrap_or_else(|| panic!("{version}"));
     let (commit, date) = inside.split_once(' ').unwrap();
     assert!(
-        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
         "{version}"
     );
     assert!(date == "unknown" || date.len() == 10, "{version}");
     for shell in ["bash", "zsh", "fish"] {
         let script = run(&["completions", shell]);
-        assert!(script.contains("provisioner") && script.contains("diff"), "{shell}");
+        assert!(
+            script.contains("provisioner") && script.contains("diff"),
+            "{shell}"
+        );
     }
     let man = run(&["man"]);
     assert!(man.contains(".TH provisioner 1"), "{man}");

@@ -342,7 +342,6 @@ struct Figures {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open: a kill around the deploy key's create leaves a second `flux-prod` key the ledger does not know (3 to 4 of 8-10 rounds; issue 20)"]
 async fn thirty_sigkills_during_applies_leave_no_duplicate_orphan_or_stuck_run() {
     let seed = std::env::var("PROVISIONER_KILLLOOP_SEED")
         .ok()

@@ -471,3 +471,44 @@ fn a_changed_rule_is_shown_alone_not_as_two_whole_lists() {
         "{text}"
     );
 }
+
+#[test]
+fn objects_left_by_an_interrupted_replacement_are_deleted_with_the_change() {
+    // The ledger records the VPC, and still holds the intent of a replacement that was
+    // killed after making a second VPC of the same name: the second one is a leftover.
+    let d = load(&[("a.toml", ONE_VPC)]);
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&d, &mut ledger, &mut cloud);
+    let kept = id_of(&ledger, "digitalocean.vpc.main");
+    let mut copy = cloud.live.objects(Kind::DoVpc)[0].clone();
+    copy.id = "vpc-left-by-a-kill".into();
+    cloud
+        .live
+        .kinds
+        .get_mut("digitalocean.vpc")
+        .unwrap()
+        .objects
+        .push(copy);
+    ledger.pending.insert(
+        addr("digitalocean.vpc.main"),
+        Intent {
+            kind: "digitalocean.vpc".into(),
+            key: "prod".into(),
+        },
+    );
+    let (p, r) = plan_checked(&d, &ledger, &cloud.live);
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Update, "{:?}", c);
+    assert_eq!(c.cloud_id.as_deref(), Some(kept.as_str()));
+    assert_eq!(c.leftovers, ["vpc-left-by-a-kill"]);
+    assert!(render(&p, &r).contains("vpc-left-by-a-kill left by an interrupted create"));
+    // Without the intent nothing proves the second one is this ledger's: left alone.
+    ledger.pending.clear();
+    let (p, _) = plan_checked(&d, &ledger, &cloud.live);
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| c.leftovers.is_empty() && !c.action.acts())
+    );
+}

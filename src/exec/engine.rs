@@ -254,10 +254,12 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
                 }
             }
         }
-        // Write-ahead: the intents of the creates about to start, before they start.
+        // Write-ahead: the intents of the creates (and replacements, which create too) about
+        // to start, before they start. An object a killed create or replacement leaves
+        // behind is then found by its key, and known to be this ledger's.
         let mut intents = false;
         for (i, p) in &batch {
-            if changes[*i].action == Action::Create {
+            if matches!(changes[*i].action, Action::Create | Action::Replace) {
                 ledger.pending.insert(
                     changes[*i].address.clone(),
                     Intent {
@@ -521,6 +523,37 @@ async fn run<P: Provider>(
         })
         .await
         .map_err(|e| e.message);
+    // What interrupted creates of this resource left: gone before the change is recorded
+    // (and its intent cleared), so a kill here leaves them findable by the intent still.
+    if result.is_ok() {
+        let none = BTreeMap::new();
+        let options = Value::Object(Default::default());
+        for id in &c.leftovers {
+            let deleted = provider
+                .apply(ApplyRequest {
+                    kind: p.kind,
+                    action: Action::Delete,
+                    cloud_id: Some(id),
+                    fields: &Default::default(),
+                    strategy: None,
+                    spec: Some(&options),
+                    lineage: &lineage,
+                    secrets: &none,
+                    recorded: None,
+                })
+                .await;
+            if let Err(e) = deleted {
+                return finish(
+                    Err(format!(
+                        "done, but deleting {id}, left by an interrupted create, failed: {}; the next pass tries again",
+                        e.message
+                    )),
+                    p.known,
+                    fingerprints,
+                );
+            }
+        }
+    }
     finish(result, p.known, fingerprints)
 }
 

@@ -189,6 +189,11 @@ pub struct Change {
     /// Why, in a few words (re-created after an outside delete, adopted after a crash, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Objects of the same natural key that interrupted creates (or replacements) of this
+    /// resource left behind (this ledger's write-ahead intent proves it): deleted by the
+    /// executor once the change itself has succeeded, before it is recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<String>,
     /// Changes in this plan that must finish first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Address>,

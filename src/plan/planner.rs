@@ -905,7 +905,22 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
-        let cause = if recovery_replace.is_some() || (adopt && self.desired_pending(address)) {
+        // Other objects of this key that this ledger's interrupted creates (or replacements)
+        // left behind: the intent proves them ours; they go once the change succeeds.
+        let leftovers = if self.desired_pending(address) {
+            self.leftovers(kind, entry, object)
+        } else {
+            Vec::new()
+        };
+        let action = if action == Action::NoOp && !leftovers.is_empty() && !detect {
+            Action::Update
+        } else {
+            action
+        };
+        let cause = if recovery_replace.is_some()
+            || (adopt && self.desired_pending(address))
+            || !leftovers.is_empty()
+        {
             Cause::Recovery
         } else {
             Cause::of_fields(&diffs)
@@ -918,6 +933,22 @@ impl<'a> Planner<'a> {
             reason,
         );
         c.cause = cause;
+        if !leftovers.is_empty() {
+            let note = format!(
+                "{} left by an interrupted create or replacement of this resource: deleted after the change",
+                leftovers.join(", ")
+            );
+            c.reason = Some(match c.reason.take() {
+                Some(r) => format!("{r}; {note}"),
+                None => note,
+            });
+            for id in &leftovers {
+                if let Some(o) = self.by_id[kind.index()].get(id.as_str()) {
+                    self.claimed.insert((kind, o.id.as_str()));
+                }
+            }
+            c.leftovers = leftovers;
+        }
         if action == Action::Replace {
             c.strategy = Some(replace_strategy(kind));
         }
@@ -1054,6 +1085,38 @@ impl<'a> Planner<'a> {
                     .map(|(_, out)| (*out, &c.address))
             })
         })
+    }
+
+    /// Objects with the same natural key as `object` (the one this resource keeps) that
+    /// nothing else claims or owns and that carry no other ledger's lineage, by id.
+    fn leftovers(
+        &self,
+        kind: Kind,
+        entry: Option<&LedgerEntry>,
+        object: &LiveObject,
+    ) -> Vec<String> {
+        let Some(key) = natural_key(kind, &object.fields) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = self
+            .live
+            .objects(kind)
+            .iter()
+            .filter(|o| o.id != object.id)
+            .filter(|o| natural_key(kind, &o.fields).as_deref() == Some(key.as_str()))
+            .filter(|o| !self.claimed.contains(&(kind, o.id.as_str())))
+            .filter(|o| !self.owned_by_other(kind, &o.id, entry))
+            .filter(|o| {
+                self.ledger
+                    .resources
+                    .values()
+                    .all(|e| !(e.kind == kind.key() && e.id == o.id))
+            })
+            .filter(|o| o.lineage().is_none_or(|l| l == self.ledger.lineage))
+            .map(|o| o.id.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// True when the ledger holds a write-ahead intent for the address.
@@ -1510,6 +1573,7 @@ fn change(
         strategy: None,
         ignored: Vec::new(),
         reason,
+        leftovers: Vec::new(),
         after: Vec::new(),
         wave: 0,
     }
