@@ -761,7 +761,7 @@ impl Store {
         let info = LeaseInfo::new(owner.clone(), ttl);
         let body = serde_json::to_vec_pretty(&info).expect("a lease serializes");
         match self.backend.put(LOCK_KEY, &body, Cond::Absent).await {
-            Ok(put) => return Ok(Lease { info, tag: put.tag }),
+            Ok(put) => return self.confirm(Lease { info, tag: put.tag }).await,
             Err(LedgerError::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -790,7 +790,24 @@ impl Store {
             .backend
             .put(LOCK_KEY, &body, Cond::Matches(&tag))
             .await?;
-        Ok(Lease { info, tag: put.tag })
+        self.confirm(Lease { info, tag: put.tag }).await
+    }
+
+    /// Reads the lock back after a conditional write won it: an S3-compatible server whose
+    /// conditional writes are not atomic (moto 5.2 under concurrent requests) can let two
+    /// writers both "win"; the last write stands, and the one who reads another holder backs
+    /// off as if it had lost.
+    async fn confirm(&self, lease: Lease) -> Result<Lease, LedgerError> {
+        match self.lease().await? {
+            Some((held, _)) if held.lease_id == lease.info.lease_id => Ok(lease),
+            Some((held, _)) => Err(LedgerError::LeaseHeld {
+                location: self.location(),
+                holder: Box::new(held),
+            }),
+            None => Err(LedgerError::Conflict {
+                location: self.backend.location(LOCK_KEY),
+            }),
+        }
     }
 
     /// The current lease, if any, with its tag.
