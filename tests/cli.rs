@@ -242,3 +242,47 @@ fn version_completions_and_man_page() {
     assert!(man.contains(".TH provisioner 1"), "{man}");
     assert!(man.contains("scan"), "{man}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_once_needs_no_port_and_ledger_versions_say_what_they_record() {
+    let w = World::new().await;
+    // The default metrics port is taken (by us, or by someone else already).
+    let _busy = std::net::TcpListener::bind("127.0.0.1:9464");
+    let once = w.run(&["run", "--once"]);
+    once.expect(0);
+    // Pass and change times in milliseconds, not 16 digits.
+    for line in once.err().lines().filter(|l| l.contains("seconds=")) {
+        let value = line
+            .split("seconds=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let decimals = value.split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "{line}");
+    }
+    let history = w.run(&["state", "history"]);
+    history.expect(0);
+    assert!(
+        !history.out().contains("apply in progress"),
+        "{}",
+        history.out()
+    );
+    assert!(
+        history.out().contains("about to create"),
+        "{}",
+        history.out()
+    );
+    assert!(history.out().contains("changes done"), "{}", history.out());
+    // A rollback without a terminal must be told it may write.
+    let version = history
+        .out()
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().find(|t| *t != "*").map(str::to_string))
+        .unwrap();
+    let r = w.run(&["state", "rollback", &version]);
+    r.expect(1);
+    assert!(r.err().contains("--auto-approve"), "{}", r.err());
+}

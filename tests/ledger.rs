@@ -666,7 +666,7 @@ async fn rollback_restores_exactly_the_chosen_version(place: Place) {
         .unwrap()
         .version
         .clone();
-    let (code, out, err) = place.cli(&["state", "rollback", &v1_id]);
+    let (code, out, err) = place.cli(&["state", "rollback", "--auto-approve", &v1_id]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("digitalocean.vpc.one") && out.contains("digitalocean.vpc.two"),
@@ -684,7 +684,7 @@ async fn rollback_restores_exactly_the_chosen_version(place: Place) {
         "v3 stays in the history"
     );
 
-    let (code, _, err) = place.cli(&["state", "rollback", "no-such-version"]);
+    let (code, _, err) = place.cli(&["state", "rollback", "--auto-approve", "no-such-version"]);
     assert_eq!(code, 1);
     assert!(err.contains("no version `no-such-version`"), "{err}");
 }
@@ -723,7 +723,7 @@ async fn a_corrupt_ledger_is_a_clear_error_and_nothing_is_overwritten(place: Pla
         .unwrap()
         .version
         .clone();
-    let (code, _, err) = place.cli(&["state", "rollback", &good_id]);
+    let (code, _, err) = place.cli(&["state", "rollback", "--auto-approve", &good_id]);
     assert_eq!(code, 0, "{err}");
     let now = store.read().await.unwrap().unwrap();
     assert_eq!(now.ledger.resources, good.ledger.resources);
@@ -815,7 +815,7 @@ async fn a_ledger_of_another_lineage_copied_over_is_refused_naming_both(place: P
     let (code, _, err) = place.cli(&["state", "forget", "digitalocean.vpc.keep"]);
     assert_eq!(code, 1, "{err}");
     // This store's own version restores over it.
-    let (code, _, err) = place.cli(&["state", "rollback", &second.version.id]);
+    let (code, _, err) = place.cli(&["state", "rollback", "--auto-approve", &second.version.id]);
     assert_eq!(code, 0, "{err}");
     let now = place.store().await.read().await.unwrap().unwrap();
     assert_eq!(now.ledger.lineage, first.ledger.lineage);
@@ -855,7 +855,7 @@ async fn a_vanished_ledger_is_refused_with_the_command_that_restores_it(place: P
         "{err}"
     );
     // The advised command brings it back, with a serial after the last one.
-    let (code, _, err) = place.cli(&["state", "rollback", &first.version.id]);
+    let (code, _, err) = place.cli(&["state", "rollback", "--auto-approve", &first.version.id]);
     assert_eq!(code, 0, "{err}");
     let now = place.store().await.read().await.unwrap().unwrap();
     assert_eq!(now.ledger.lineage, first.ledger.lineage);

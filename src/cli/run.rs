@@ -16,9 +16,10 @@ pub struct RunArgs {
     /// Run one pass and exit (exit codes as for `apply`).
     #[arg(long)]
     pub once: bool,
-    /// Address for /metrics, /healthz, /readyz and /status.
-    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
-    pub listen: String,
+    /// Address for /metrics, /healthz, /readyz and /status (default 127.0.0.1:9464; with
+    /// `--once`, nothing listens unless this is given).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Time between passes; overrides `[settings] interval` (`30s`, `5m`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub interval: Option<Duration>,
@@ -62,7 +63,11 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
             replace: Default::default(),
             allow_destroy: Default::default(),
         },
-        listen: args.listen.clone(),
+        listen: match (&args.listen, args.once) {
+            (Some(l), _) => Some(l.clone()),
+            (None, true) => None,
+            (None, false) => Some("127.0.0.1:9464".to_string()),
+        },
         once: args.once,
         interval: args.interval,
         lock_timeout: args.lock.lock_timeout,

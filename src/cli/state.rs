@@ -51,6 +51,10 @@ pub enum StateCommand {
     Rollback {
         /// Version to restore (from `state history`).
         version: String,
+        /// Do not ask (required when stdin is not a terminal): the differences are printed
+        /// first either way.
+        #[arg(long)]
+        auto_approve: bool,
         /// Lease wait.
         #[command(flatten)]
         lock: LockArgs,
@@ -249,7 +253,12 @@ async fn state(
                 for r in store.journal(*limit).await? {
                     outln!(
                         "{}  {}  {}  {}  {}: {}",
-                        r.started_at, r.run_id, r.by, r.command, r.outcome, r.summary
+                        r.started_at,
+                        r.run_id,
+                        r.by,
+                        r.command,
+                        r.outcome,
+                        r.summary
                     );
                     for a in &r.actions {
                         outln!(
@@ -257,7 +266,10 @@ async fn state(
                             a.action,
                             a.address,
                             a.outcome,
-                            a.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                            a.error
+                                .as_deref()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default()
                         );
                     }
                 }
@@ -271,23 +283,53 @@ async fn state(
                 let mark = if h.latest { "*" } else { " " };
                 let serial = h.serial.map_or("?".into(), |s| s.to_string());
                 match (&h.written, &h.problem) {
-                    (_, Some(p)) => outln!("{mark} {}  serial {serial}  {}  unreadable: {p}", h.version, h.stored_at),
+                    (_, Some(p)) => outln!(
+                        "{mark} {}  serial {serial}  {}  unreadable: {p}",
+                        h.version,
+                        h.stored_at
+                    ),
                     (Some(w), None) => outln!(
                         "{mark} {}  serial {serial}  {}  {}  {}",
-                        h.version, w.at, w.by, w.summary
+                        h.version,
+                        w.at,
+                        w.by,
+                        w.summary
                     ),
-                    (None, None) => outln!("{mark} {}  serial {serial}  {}", h.version, h.stored_at),
+                    (None, None) => {
+                        outln!("{mark} {}  serial {serial}  {}", h.version, h.stored_at)
+                    }
                 }
             }
             Ok(())
         }
-        StateCommand::Rollback { version, lock } => {
+        StateCommand::Rollback {
+            version,
+            auto_approve,
+            lock,
+        } => {
+            use std::io::IsTerminal;
+            let interactive = std::io::stdin().is_terminal();
+            if !auto_approve && !interactive {
+                bail!(
+                    "stdin is not a terminal, so rollback cannot ask for confirmation: pass --auto-approve (the differences are printed first)"
+                );
+            }
             with_lease(&store, lock, async {
                 let old = store.read_version(version).await?;
                 match store.read().await {
                     Ok(Some(current)) => print_ledger_diff(&current.ledger, &old),
                     Ok(None) => {}
                     Err(e) => outln!("  the current version cannot be read ({e}); restoring version {version} over it"),
+                }
+                if !auto_approve {
+                    use std::io::{BufRead, Write};
+                    out!("\nRoll the ledger back to version {version}? Only `yes` is accepted: ");
+                    std::io::stdout().flush()?;
+                    let mut answer = String::new();
+                    std::io::stdin().lock().read_line(&mut answer)?;
+                    if answer.trim() != "yes" {
+                        bail!("rollback cancelled: nothing was written");
+                    }
                 }
                 let written = store.rollback(version).await?;
                 outln!(
@@ -361,8 +403,13 @@ async fn state(
             lock,
         } => {
             let address = parse_address(address)?;
-            let kind = Kind::lookup(address.provider(), address.kind())
-                .with_context(|| format!("{address}: `{}.{}` is not a kind provisioner manages", address.provider(), address.kind()))?;
+            let kind = Kind::lookup(address.provider(), address.kind()).with_context(|| {
+                format!(
+                    "{address}: `{}.{}` is not a kind provisioner manages",
+                    address.provider(),
+                    address.kind()
+                )
+            })?;
             if cloud_id.trim().is_empty() {
                 bail!("the cloud id must not be empty");
             }
@@ -421,7 +468,10 @@ async fn state(
             let info = store.break_lease(lease_id).await?;
             outln!(
                 "broke lease {} held by {} (acquired {}, expiring {})",
-                info.lease_id, info.owner, info.acquired_at, info.expires_at
+                info.lease_id,
+                info.owner,
+                info.acquired_at,
+                info.expires_at
             );
             Ok(())
         }

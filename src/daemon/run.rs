@@ -18,6 +18,12 @@ use crate::metrics::labels;
 use crate::plan::{Action, Change};
 use crate::providers::clouds::Clouds;
 
+/// A duration in seconds, to the millisecond, for log lines (`seconds=4.888`, not
+/// `4.8880672149999995`).
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
@@ -143,8 +149,8 @@ impl PassStatus {
 pub struct RunOptions {
     /// What each pass works from.
     pub pass: PassConfig,
-    /// Where the HTTP endpoints listen.
-    pub listen: String,
+    /// Where the HTTP endpoints listen (`None`: nowhere — `run --once` without `--listen`).
+    pub listen: Option<String>,
     /// One pass, then exit.
     pub once: bool,
     /// Overrides `[settings] interval`.
@@ -168,7 +174,7 @@ impl Progress for LogProgress {
                 message = "Change done.",
                 address = %o.address,
                 action = ?o.action,
-                seconds = o.elapsed.as_secs_f64()
+                seconds = millis(o.elapsed)
             ),
             Err(error) if o.skipped => tracing::warn!(
                 message = "Change skipped.",
@@ -190,24 +196,26 @@ impl Progress for LogProgress {
 pub async fn run(options: RunOptions) -> u8 {
     let interval = options.interval.unwrap_or(Duration::from_secs(300));
     let shared = Arc::new(Shared::new(interval));
-    let listener = match tokio::net::TcpListener::bind(&options.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(message = "Cannot listen.", listen = %options.listen, error = %e);
-            eprintln!("error: cannot listen on {}: {e}", options.listen);
-            return 1;
-        }
-    };
-    let bound = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| options.listen.clone());
-    tracing::info!(message = "Listening.", address = %bound, endpoints = "/metrics /healthz /readyz /status");
+    if let Some(listen) = &options.listen {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(message = "Cannot listen.", listen = %listen, error = %e);
+                eprintln!("error: cannot listen on {listen}: {e}");
+                return 1;
+            }
+        };
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| listen.clone());
+        tracing::info!(message = "Listening.", address = %bound, endpoints = "/metrics /healthz /readyz /status");
+        let router = super::http::router(shared.clone());
+        tokio::spawn(async move {
+            super::http::serve(listener, router).await;
+        });
+    }
     shared.metrics.interval.set(interval.as_secs_f64());
-    let router = super::http::router(shared.clone());
-    tokio::spawn(async move {
-        super::http::serve(listener, router).await;
-    });
     notify::notify("READY=1");
     if let Some(every) = notify::watchdog_interval() {
         tokio::spawn(async move {
@@ -257,7 +265,7 @@ pub async fn run(options: RunOptions) -> u8 {
         let delay = next_delay(interval, failures);
         tracing::info!(
             message = "Next pass scheduled.",
-            seconds = delay.as_secs_f64(),
+            seconds = millis(delay),
             consecutive_failures = failures
         );
         let deadline = tokio::time::Instant::now() + delay;
@@ -357,14 +365,14 @@ async fn pass(
     if let Some(c) = clouds.as_ref() {
         update_api_metrics(shared, c);
     }
-    record.duration_seconds = elapsed.as_secs_f64();
+    record.duration_seconds = millis(elapsed);
     record.result = status.label().to_string();
     if let PassStatus::Failed(e) | PassStatus::Contended(e) = &status {
         record.error = Some(e.clone());
     }
     match &status {
         PassStatus::Failed(e) => {
-            tracing::error!(message = "Pass failed.", error = %e, seconds = elapsed.as_secs_f64())
+            tracing::error!(message = "Pass failed.", error = %e, seconds = millis(elapsed))
         }
         PassStatus::Contended(e) => {
             tracing::warn!(message = "Pass skipped: the lease is held.", error = %e)
@@ -375,7 +383,7 @@ async fn pass(
             drifted = record.drifted.len(),
             done = record.applied.done,
             failed = record.applied.failed,
-            seconds = elapsed.as_secs_f64()
+            seconds = millis(elapsed)
         ),
     }
     shared.record(record, ledger_ok);

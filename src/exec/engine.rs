@@ -258,8 +258,10 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
         // to start, before they start. An object a killed create or replacement leaves
         // behind is then found by its key, and known to be this ledger's.
         let mut intents = false;
+        let mut starting = Vec::new();
         for (i, p) in &batch {
             if matches!(changes[*i].action, Action::Create | Action::Replace) {
+                starting.push(changes[*i].address.to_string());
                 ledger.pending.insert(
                     changes[*i].address.clone(),
                     Intent {
@@ -272,7 +274,14 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
         }
         if intents || must_flush || (dirty && last_flush.elapsed() >= options.flush_every) {
             must_flush = false;
-            if let Err(e) = persist.save(ledger, "apply in progress").await {
+            // Each version says what it records: how far the apply is, and whose create
+            // intents it holds.
+            let done = state.iter().filter(|s| matches!(s, State::Done)).count();
+            let mut why = format!("apply: {done} of {} changes done", changes.len());
+            if !starting.is_empty() {
+                why.push_str(&format!("; about to create {}", starting.join(", ")));
+            }
+            if let Err(e) = persist.save(ledger, &why).await {
                 report.ledger_error = Some(e);
                 // Nothing in this batch has started: none of it runs.
                 for (i, _) in batch.drain(..) {

@@ -437,7 +437,7 @@ impl GhClient {
                 tracing::warn!(
                     method = %method,
                     path = %bare_path,
-                    wait_seconds = wait.as_secs_f64(),
+                    wait_seconds = (wait.as_secs_f64() * 1000.0).round() / 1000.0,
                     "GitHub rate limit: waiting"
                 );
                 tokio::time::sleep(wait).await;
