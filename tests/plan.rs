@@ -512,3 +512,71 @@ fn objects_left_by_an_interrupted_replacement_are_deleted_with_the_change() {
             .all(|c| c.leftovers.is_empty() && !c.action.acts())
     );
 }
+
+/// Edits every object of every kind in the cloud: the first field of each kind that changes
+/// with `policy`, given another value of its type.
+fn edit_every_kind(cloud: &mut FakeCloud, policy: provisioner::desired::schema::Change) -> usize {
+    use serde_json::Value;
+    let mut edited = 0;
+    for kind in Kind::ALL {
+        let Some(field) = provisioner::plan::planner::compared_fields(*kind)
+            .iter()
+            .find(|f| f.change == policy)
+            .map(|f| f.name)
+        else {
+            continue;
+        };
+        let ids: Vec<String> = cloud
+            .live
+            .objects(*kind)
+            .iter()
+            .map(|o| o.id.clone())
+            .collect();
+        for id in ids {
+            let o = cloud.object_mut(*kind, &id).expect("object");
+            let new = match o.fields.get(field) {
+                Some(Value::String(s)) => Value::String(format!("{s}-edited")),
+                Some(Value::Number(n)) => Value::from(n.as_i64().unwrap_or(0) + 7),
+                Some(Value::Bool(b)) => Value::Bool(!b),
+                _ => continue,
+            };
+            o.fields.insert(field.to_string(), new);
+            edited += 1;
+        }
+    }
+    edited
+}
+
+#[test]
+fn every_kind_renders_its_update_replace_and_delete_as_recorded() {
+    use provisioner::desired::schema::Change as Policy;
+    let mut d = worked_example();
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&d, &mut ledger, &mut cloud);
+
+    // Each kind edited by hand in a field it updates in place, then in one that replaces.
+    for (policy, file) in [
+        (Policy::Update, "tests/output/every-kind-update.txt"),
+        (Policy::Replace, "tests/output/every-kind-replace.txt"),
+    ] {
+        let mut edited = cloud.clone();
+        assert!(edit_every_kind(&mut edited, policy) > 10);
+        d.allow_destroy = d.resources.keys().cloned().collect();
+        let (p, r) = plan_checked(&d, &ledger, &edited.live);
+        expectorate::assert_contents(file, &render(&p, &r));
+    }
+
+    // Every block removed, with prune and the protections overridden.
+    let mut gone = load(&[("settings.toml", "[settings]\nprune = true\n")]);
+    gone.allow_destroy = ledger.resources.keys().cloned().collect();
+    let (p, r) = plan_checked(&gone, &ledger, &cloud.live);
+    let kinds: std::collections::BTreeSet<&str> = p
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.address.kind())
+        .collect();
+    assert_eq!(kinds.len(), 20, "every kind is deleted: {kinds:?}");
+    expectorate::assert_contents("tests/output/every-kind-delete.txt", &render(&p, &r));
+}

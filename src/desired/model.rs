@@ -132,6 +132,10 @@ pub struct Resource {
     /// Where the resource's table is written.
     #[serde(skip)]
     pub location: Location,
+    /// Where each top-level field's value is written (`ttl` → `dns.toml:12:7`): what a
+    /// plan cites as the reason for a change of the desired state.
+    #[serde(skip)]
+    pub field_locations: BTreeMap<String, Location>,
     /// `spec` as JSON, made once when the desired state is loaded: the planner compares
     /// fields in this form on every pass. Build resources with [`Resource::new`] so the two
     /// always agree.
@@ -156,6 +160,7 @@ impl Resource {
             depends_on: BTreeSet::new(),
             references,
             location,
+            field_locations: BTreeMap::new(),
             spec_json,
         }
     }

@@ -209,10 +209,13 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             .collect();
         ref_uses.insert(address.clone(), uses);
         explicit.insert(address.clone(), deps);
-        resources.insert(
-            address.clone(),
-            Resource::new(address.clone(), spec, lifecycle, references, location),
-        );
+        let mut resource = Resource::new(address.clone(), spec, lifecycle, references, location);
+        resource.field_locations = table
+            .iter()
+            .filter(|(k, _)| !META_KEYS.contains(&k.as_str()))
+            .map(|(k, e)| (k.clone(), sources.location(e.value.span)))
+            .collect();
+        resources.insert(address.clone(), resource);
     }
 
     // References and depends_on must name resources that exist (even ones with errors of

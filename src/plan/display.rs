@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::model::{Action, Cause, Change, Plan, PlanReport, ReplaceStrategy};
+use super::model::{Action, Cause, Change, Plan, PlanReport, ReplaceStrategy, Shown, inline};
 use crate::desired::kinds::PROVIDERS;
 
 /// Every label and prefix a rendered plan uses.
@@ -161,31 +161,21 @@ impl fmt::Display for PlanDisplay<'_> {
                 for x in &c.fields {
                     // One element of a list of tables added or removed: the element alone.
                     if let Some((base, sign, value)) = element(x) {
-                        let forces = if x.forces_replacement {
-                            "   # forces replacement"
-                        } else {
-                            ""
-                        };
-                        let drift = if x.drift && c.cause == Cause::DesiredAndDrift {
-                            "   # (drift)"
-                        } else {
-                            ""
-                        };
-                        writeln!(f, "        {base:width$} {sign} {value}{forces}{drift}")?;
+                        let why = why(c, x);
+                        writeln!(f, "        {base:width$} {sign} {value}{why}")?;
+                        if let Some(n) = x.unchanged {
+                            writeln!(f, "        {:width$} # ({n} unchanged hidden)", "")?;
+                        }
                         continue;
                     }
                     if c.action == Action::Create {
-                        writeln!(f, "        {:width$} = {}", x.path, x.new.render())?;
-                    } else {
-                        let forces = match (
-                            x.forces_replacement,
-                            x.drift && c.cause == Cause::DesiredAndDrift,
-                        ) {
-                            (true, true) => "   # forces replacement (drift)",
-                            (true, false) => "   # forces replacement",
-                            (false, true) => "   # (drift)",
-                            (false, false) => "",
+                        let value = match &x.new {
+                            Shown::Value(v) => block(v, 8),
+                            other => other.render(),
                         };
+                        writeln!(f, "        {:width$} = {value}", x.path)?;
+                    } else {
+                        let forces = why(c, x);
                         writeln!(
                             f,
                             "        {:width$} : {} {} {}{forces}",
@@ -217,6 +207,9 @@ impl fmt::Display for PlanDisplay<'_> {
                 report: self.report
             }
         )?;
+        if let Some(legend) = legend(self.plan) {
+            writeln!(f, "{legend}")?;
+        }
         if !self.report.unobserved.is_empty() {
             writeln!(
                 f,
@@ -236,6 +229,27 @@ impl fmt::Display for PlanDisplay<'_> {
     }
 }
 
+/// The comment after a changed field: whether it forces the replacement, whether it
+/// drifted (when the change mixes drift and edits), and where the desired value is written
+/// (for a change the files ask for).
+fn why(c: &Change, x: &super::model::FieldChange) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if x.forces_replacement {
+        parts.push("forces replacement".into());
+    }
+    if x.drift && c.cause == Cause::DesiredAndDrift {
+        parts.push("(drift)".into());
+    }
+    if let Some(source) = x.source.as_deref().filter(|_| !x.drift) {
+        parts.push(format!("from {}", esc(source)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("   # {}", parts.join("; "))
+    }
+}
+
 /// Cloud- and user-controlled text (reasons, notes, ids) with control characters escaped,
 /// so a plan printed raw (with its colours) can never move a terminal's cursor. Values are
 /// rendered as JSON or Rust string literals, which escape them already.
@@ -246,18 +260,84 @@ fn esc(text: &str) -> std::borrow::Cow<'_, str> {
 /// A change of one element of a list of tables (`inbound_rules[+]`, `inbound_rules[-]`):
 /// the list's path, `+` or `-`, and the element.
 fn element(x: &super::model::FieldChange) -> Option<(&str, char, String)> {
-    use super::model::Shown;
     if let Some(base) = x.path.strip_suffix("[+]")
         && let Shown::Value(v) = &x.new
     {
-        return Some((base, '+', v.to_string()));
+        return Some((base, '+', inline(v)));
     }
     if let Some(base) = x.path.strip_suffix("[-]")
         && let Shown::Value(v) = &x.old
     {
-        return Some((base, '-', v.to_string()));
+        return Some((base, '-', inline(v)));
     }
     None
+}
+
+/// A value as an indented block when it does not fit on one line: one element or table
+/// field per line, nested as deep as the value is (`indent` is the current column).
+fn block(v: &serde_json::Value, indent: usize) -> String {
+    use serde_json::Value;
+    let one = inline(v);
+    if one.chars().count() <= 100 {
+        return one;
+    }
+    let pad = " ".repeat(indent + 2);
+    let end = " ".repeat(indent);
+    match v {
+        Value::Array(items) => {
+            let lines: Vec<String> = items
+                .iter()
+                .map(|i| format!("{pad}{},", block(i, indent + 2)))
+                .collect();
+            format!("[\n{}\n{end}]", lines.join("\n"))
+        }
+        Value::Object(map) => {
+            let lines: Vec<String> = map
+                .iter()
+                .filter(|(_, x)| !super::model::is_nothing(x))
+                .map(|(k, x)| format!("{pad}{} = {}", super::model::key(k), block(x, indent + 2)))
+                .collect();
+            format!("{{\n{}\n{end}}}", lines.join("\n"))
+        }
+        _ => one,
+    }
+}
+
+/// The symbols a plan used, explained, in one line.
+fn legend(plan: &Plan) -> Option<String> {
+    let words = [
+        (Action::Create, labels::CREATE, "create"),
+        (Action::Update, labels::UPDATE, "update in place"),
+        (Action::Replace, labels::REPLACE, "replace"),
+        (Action::Delete, labels::DELETE, "delete"),
+        (Action::Adopt, labels::ADOPT, "adopt (start managing)"),
+        (
+            Action::Orphan,
+            labels::ORPHAN,
+            "orphan (left alone, reported)",
+        ),
+        (
+            Action::Drift,
+            labels::DRIFT,
+            "differs, detect mode (reported)",
+        ),
+        (Action::Conflict, labels::CONFLICT, "conflict (not changed)"),
+    ];
+    let used: Vec<String> = words
+        .iter()
+        .filter(|(a, _, _)| plan.changes.iter().any(|c| c.action == *a))
+        .map(|(_, sign, word)| format!("{sign} {word}"))
+        .collect();
+    let elements = plan
+        .changes
+        .iter()
+        .flat_map(|c| &c.fields)
+        .any(|x| element(x).is_some());
+    let mut parts = used;
+    if elements {
+        parts.push("list + element added, list - element removed".into());
+    }
+    (!parts.is_empty()).then(|| format!("Symbols: {}.", parts.join(", ")))
 }
 
 /// "1 kind", "2 scopes", "1 kind and 1 scope": what the report could not observe.

@@ -138,12 +138,75 @@ impl Shown {
     /// Human form: JSON text, `(sensitive)`, `(known after apply)`.
     pub fn render(&self) -> String {
         match self {
-            Shown::Value(Value::String(s)) => format!("{s:?}"),
-            Shown::Value(v) => v.to_string(),
+            Shown::Value(Value::String(s)) => format!("{:?}", elide(s)),
+            Shown::Value(v) => inline(v),
             Shown::Absent => "(none)".into(),
             Shown::Sensitive => "(sensitive)".into(),
             Shown::KnownAfterApply => "(known after apply)".into(),
         }
+    }
+}
+
+/// The longest string a text plan shows whole, in characters.
+const LONGEST: usize = 160;
+
+/// A long string with its middle left out (`"-----BEGIN…(1,204 more characters)…END-----"`);
+/// the JSON plan keeps it whole.
+pub fn elide(s: &str) -> std::borrow::Cow<'_, str> {
+    let n = s.chars().count();
+    if n <= LONGEST {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let head: String = s.chars().take(100).collect();
+    let tail: String = s.chars().skip(n - 40).collect();
+    std::borrow::Cow::Owned(format!("{head}…({} more characters)…{tail}", n - 140))
+}
+
+/// A value on one line, as the desired state would write it: `{ port = 443, protocol =
+/// "tcp" }`, `["a", "b"]`; long strings elided.
+pub fn inline(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{:?}", elide(s)),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(inline).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => {
+            let fields: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| !is_nothing(v))
+                .map(|(k, v)| format!("{} = {}", key(k), inline(v)))
+                .collect();
+            if fields.is_empty() {
+                "{}".into()
+            } else {
+                format!("{{ {} }}", fields.join(", "))
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A table key as TOML writes it: bare when it can be, quoted otherwise
+/// (`"platform.example.com/pool"`).
+pub fn key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
+}
+
+/// True for what a table's field shows nothing with: null, `[]`, `{}`.
+pub fn is_nothing(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_nothing),
+        _ => false,
     }
 }
 
@@ -163,6 +226,14 @@ pub struct FieldChange {
     /// changed it outside provisioner); false when only the desired state changed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub drift: bool,
+    /// Where the desired value is written (`desired-state/dns.toml:12:7`), for a change the
+    /// desired state asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// On the first element change of a list of tables (`inbound_rules[+]`): how many of its
+    /// elements are unchanged (the text plan folds them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<usize>,
 }
 
 /// One planned change.
@@ -174,6 +245,10 @@ pub struct Change {
     pub action: Action,
     /// Why: the desired state changed, the cloud drifted, or both.
     pub cause: Cause,
+    /// Where the resource is declared (`desired-state/network.toml:4:1`); absent for a
+    /// resource removed from the desired state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The cloud id of the existing object (update, replace, delete, adopt, orphan).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_id: Option<String>,

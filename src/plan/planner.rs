@@ -779,6 +779,7 @@ impl<'a> Planner<'a> {
             }
             let shown = create_fields(r, spec, &fields);
             let mut c = change(address.clone(), action, None, shown, reason);
+            cite(&mut c, r);
             c.cause = match (entry, pending) {
                 (Some(_), _) => Cause::Drift,
                 (None, true) => Cause::Recovery,
@@ -850,6 +851,8 @@ impl<'a> Planner<'a> {
                 new: Shown::Absent,
                 forces_replacement: true,
                 drift: false,
+                source: None,
+                unchanged: None,
             });
         }
         if let Some(output) = recovery_replace {
@@ -859,6 +862,8 @@ impl<'a> Planner<'a> {
                 new: Shown::Sensitive,
                 forces_replacement: true,
                 drift: false,
+                source: None,
+                unchanged: None,
             });
         }
         let forced: Vec<&FieldChange> = diffs.iter().filter(|d| d.forces_replacement).collect();
@@ -933,6 +938,7 @@ impl<'a> Planner<'a> {
             reason,
         );
         c.cause = cause;
+        cite(&mut c, r);
         if !leftovers.is_empty() {
             let note = format!(
                 "{} left by an interrupted create or replacement of this resource: deleted after the change",
@@ -1185,6 +1191,8 @@ impl<'a> Planner<'a> {
                     new: Shown::Sensitive,
                     forces_replacement: false,
                     drift,
+                    source: None,
+                    unchanged: None,
                 });
             }
         }
@@ -1277,6 +1285,8 @@ impl<'a> Planner<'a> {
             new: Shown::Value(Value::String(format!("rotation due (older than {period})"))),
             forces_replacement: true,
             drift: false,
+            source: None,
+            unchanged: None,
         })
     }
 
@@ -1568,6 +1578,7 @@ fn change(
         address,
         action,
         cause: Cause::Desired,
+        source: None,
         cloud_id,
         fields,
         strategy: None,
@@ -1593,6 +1604,8 @@ fn create_fields(r: &Resource, spec: &Value, fields: &[Option<Resolved<'_>>]) ->
             },
             forces_replacement: false,
             drift: false,
+            source: None,
+            unchanged: None,
         })
         .collect();
     for &name in secret_fields(r.kind()) {
@@ -1603,6 +1616,8 @@ fn create_fields(r: &Resource, spec: &Value, fields: &[Option<Resolved<'_>>]) ->
                 new: Shown::Sensitive,
                 forces_replacement: false,
                 drift: false,
+                source: None,
+                unchanged: None,
             });
         }
     }
@@ -1646,6 +1661,8 @@ fn diff_field(
                 new: Shown::KnownAfterApply,
                 forces_replacement: policy == Policy::Replace,
                 drift: false,
+                source: None,
+                unchanged: None,
             });
             return;
         }
@@ -1664,6 +1681,8 @@ fn diff_field(
             new: Shown::Value(want.clone()),
             forces_replacement: policy == Policy::Replace,
             drift: false,
+            source: None,
+            unchanged: None,
         });
         return;
     }
@@ -1691,6 +1710,8 @@ fn diff_field(
                         new: Shown::Absent,
                         forces_replacement: policy == Policy::Replace,
                         drift: false,
+                        source: None,
+                        unchanged: None,
                     }),
                     (None, None) => {}
                 }
@@ -1740,8 +1761,23 @@ fn diff_field(
                 new: Shown::Value(want.clone()),
                 forces_replacement: forces,
                 drift: false,
+                source: None,
+                unchanged: None,
             });
         }
+    }
+}
+
+/// Cites where the desired state says what a change asks for: the resource's table, and
+/// each field that changed because of the files (not drift) by its top-level key.
+fn cite(c: &mut Change, r: &Resource) {
+    c.source = Some(r.location.to_string());
+    for f in &mut c.fields {
+        if f.drift {
+            continue;
+        }
+        let top = f.path.split(['.', '[']).next().unwrap_or_default();
+        f.source = r.field_locations.get(top).map(ToString::to_string);
     }
 }
 
@@ -1776,6 +1812,8 @@ fn element_changes(
         new: Shown::Value(v.clone()),
         forces_replacement: forces,
         drift: false,
+        source: None,
+        unchanged: None,
     };
     let removed = |v: &Value| FieldChange {
         path: Cow::Owned(format!("{path}[-]")),
@@ -1783,6 +1821,8 @@ fn element_changes(
         new: Shown::Absent,
         forces_replacement: forces,
         drift: false,
+        source: None,
+        unchanged: None,
     };
     if ordered {
         for (i, (w, h)) in want.iter().zip(have).enumerate() {
@@ -1807,6 +1847,7 @@ fn element_changes(
             None => missing.push(w),
         }
     }
+    let first = out.len();
     out.extend(missing.into_iter().map(added));
     out.extend(
         have.iter()
@@ -1814,6 +1855,10 @@ fn element_changes(
             .filter(|(_, u)| !**u)
             .map(|(h, _)| removed(h)),
     );
+    let kept = used.iter().filter(|u| **u).count();
+    if let Some(f) = out.get_mut(first).filter(|_| kept > 0) {
+        f.unchanged = Some(kept);
+    }
 }
 
 /// True when the cloud's value satisfies the desired one. What the desired state leaves
