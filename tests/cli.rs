@@ -286,3 +286,69 @@ async fn run_once_needs_no_port_and_ledger_versions_say_what_they_record() {
     r.expect(1);
     assert!(r.err().contains("--auto-approve"), "{}", r.err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_are_said_and_missing_aws_credentials_are_one_line() {
+    use provisioner::sim::Fault;
+    let w = World::new().await;
+    w.sim.faults.inject(
+        Some("GET"),
+        "/v2/vpcs",
+        Fault::Respond {
+            status: 429,
+            body: r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#.into(),
+            headers: vec![("retry-after".into(), "1".into())],
+        },
+        Some(1),
+    );
+    let out = Command::new(BIN)
+        .arg("-d")
+        .arg(w.desired())
+        .arg("diff")
+        .env(
+            "PROVISIONER_LEDGER",
+            format!("file://{}", w.dir.path().join("state").display()),
+        )
+        .env("DIGITALOCEAN_TOKEN", "sim-token")
+        .env("DIGITALOCEAN_API_URL", w.sim.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("429 Too Many Requests: waiting"), "{err}");
+
+    // AWS without credentials: the plan names what to set; no SDK warning dumps.
+    std::fs::write(
+        w.desired().join("aws.toml"),
+        "[aws.sns_topic.alerts]\nname = \"alerts\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("-d")
+        .arg(w.desired())
+        .arg("diff")
+        .env(
+            "PROVISIONER_LEDGER",
+            format!("file://{}", w.dir.path().join("state").display()),
+        )
+        .env("DIGITALOCEAN_TOKEN", "sim-token")
+        .env("DIGITALOCEAN_API_URL", w.sim.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{err}");
+    assert!(
+        text.contains("aws.sns_topic: no AWS credentials: set AWS_ACCESS_KEY_ID"),
+        "{text}"
+    );
+    assert!(!err.contains(" WARN "), "no SDK warnings:\n{err}");
+}

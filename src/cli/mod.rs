@@ -226,7 +226,13 @@ fn init_logs(args: &Args) {
         _ => false,
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if chatty { "info" } else { "warn" })
+        // The AWS SDK's own warnings (the instance metadata service tried and refused when
+        // no credentials are set, each with a debug dump) are left out: provisioner says in
+        // one line what is missing and what to set. `RUST_LOG` brings them back.
+        let level = if chatty { "info" } else { "warn" };
+        tracing_subscriber::EnvFilter::new(format!(
+            "{level},aws_config=error,aws_smithy_runtime=error,aws_smithy_runtime_api=error"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

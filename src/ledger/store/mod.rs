@@ -743,9 +743,25 @@ impl Store {
     ) -> Result<Lease, LedgerError> {
         let deadline = wait.map(|w| std::time::Instant::now() + w);
         let mut pause = Duration::from_millis(200);
+        let mut said = false;
         loop {
             match self.try_acquire(owner, ttl).await {
-                Err(LedgerError::LeaseHeld { .. }) | Err(LedgerError::Conflict { .. })
+                Err(LedgerError::LeaseHeld { holder, .. })
+                    if deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                {
+                    if !said {
+                        // Once, at WARN: a command waiting on another one must say so.
+                        tracing::warn!(
+                            message = "The ledger lease is held: waiting (--lock-timeout).",
+                            holder = %holder.owner,
+                            expires_at = %holder.expires_at
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(LedgerError::Conflict { .. })
                     if deadline.is_some_and(|d| std::time::Instant::now() < d) =>
                 {
                     tokio::time::sleep(pause).await;

@@ -455,6 +455,16 @@ async fn wait_running(
             elapsed.as_secs() / 60,
             elapsed.as_secs() % 60
         ));
+        // Without a terminal (CI, the daemon) the log says what is waited for, every
+        // half minute or so.
+        if polls % 3 == 2 {
+            tracing::info!(
+                message = "Waiting for a Kubernetes cluster to be running.",
+                cluster = id,
+                state = %state,
+                seconds = elapsed.as_secs()
+            );
+        }
         if elapsed > CLUSTER_TIMEOUT {
             return Err(ProviderError::msg(format!(
                 "cluster {id} is still {state} after {} minutes",

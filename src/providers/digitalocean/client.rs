@@ -206,6 +206,17 @@ pub struct DoClient {
     pub stats: Stats,
 }
 
+/// Says that a request waits, and for how long: at INFO, or at WARN from 10 seconds on so
+/// that a command run by hand shows it (its default level is WARN).
+pub(crate) fn say_wait(wait: Duration, why: &str) {
+    let seconds = (wait.as_secs_f64() * 1000.0).round() / 1000.0;
+    if wait >= Duration::from_secs(10) {
+        tracing::warn!(message = why, seconds);
+    } else if !wait.is_zero() {
+        tracing::info!(message = why, seconds);
+    }
+}
+
 fn epoch_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -304,6 +315,10 @@ impl DoClient {
                 }
                 wait
             };
+            say_wait(
+                wait,
+                "DigitalOcean request budget spent ([settings.rate_limits]): waiting",
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -457,6 +472,7 @@ impl DoClient {
                 match backoff.next() {
                     Some(delay) => {
                         let wait = server_wait.unwrap_or(delay).min(self.config.max_backoff);
+                        say_wait(wait, "DigitalOcean answered 429 Too Many Requests: waiting");
                         self.block_for(wait);
                         continue;
                     }

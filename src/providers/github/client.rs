@@ -351,6 +351,10 @@ impl GhClient {
                 if wait > self.config.max_wait {
                     return Err(limited(wait));
                 }
+                crate::providers::digitalocean::client::say_wait(
+                    wait,
+                    "GitHub rate limit spent: waiting for its reset",
+                );
                 tokio::time::sleep(wait).await;
             }
             let url = format!("{}{path}", self.config.base_url);
