@@ -352,3 +352,33 @@ async fn waits_are_said_and_missing_aws_credentials_are_one_line() {
     );
     assert!(!err.contains(" WARN "), "no SDK warnings:\n{err}");
 }
+
+#[test]
+fn state_on_a_ledger_that_does_not_exist_says_so_and_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("sttae");
+    let out = Command::new(BIN)
+        .args([
+            "--ledger",
+            &format!("file://{}", typo.display()),
+            "state",
+            "list",
+        ])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ledger at"));
+    assert!(!typo.exists(), "nothing is created by a read");
+    // A file that is not UTF-8 is located to the line and column.
+    let desired = dir.path().join("desired");
+    std::fs::create_dir_all(&desired).unwrap();
+    std::fs::write(desired.join("a.toml"), b"[settings]\ninterval = \"\xff\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("-d")
+        .arg(&desired)
+        .arg("validate")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.toml:2:13"), "{err}");
+}

@@ -213,7 +213,13 @@ async fn state(
     let store = open(ledger_url).await?;
     match command {
         StateCommand::List { json } => {
-            let ledger = store.read().await?.map(|s| s.ledger).unwrap_or_default();
+            let Some(ledger) = store.read().await?.map(|s| s.ledger) else {
+                errln!(
+                    "no ledger at {} yet (nothing has been applied with it; check --ledger)",
+                    store.location()
+                );
+                return Ok(());
+            };
             for (address, e) in &ledger.resources {
                 if *json {
                     outln!(

@@ -262,9 +262,11 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
             let line = good.iter().filter(|b| **b == b'\n').count() + 1;
             let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
             let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            // The file is not loaded (it is not text), so its place is written out.
+            let at = PathBuf::from(format!("{}:{line}:{col}", path.display()));
             loaded.diagnostics.push(
                 Diagnostic::path(
-                    path,
+                    &at,
                     format!("file is not valid UTF-8: invalid byte at line {line}, column {col}"),
                 )
                 .help("TOML files must be UTF-8; re-save the file with UTF-8 encoding"),

@@ -37,8 +37,15 @@ fn read(path: &Path) -> std::io::Result<Vec<u8>> {
 impl FileBackend {
     /// Opens (and creates if needed) the folder.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        // Nothing is made until something is written: a command that only reads (`state
+        // list` with a mistyped `--ledger file://…`) finds no ledger and creates nothing.
         let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(root.join(HISTORY)).map_err(|e| LedgerError::io(root.display(), e))?;
+        if root.exists() && !root.is_dir() {
+            return Err(LedgerError::io(
+                root.display(),
+                std::io::Error::other("not a folder: a file ledger is a folder"),
+            ));
+        }
         Ok(FileBackend { root })
     }
 
@@ -247,6 +254,9 @@ impl FileBackend {
 
     /// The advisory lock that makes check-then-write atomic across processes.
     fn guard(&self) -> Result<File, LedgerError> {
+        // Writes (and deletes) come here first: the folder and its history are made now.
+        fs::create_dir_all(self.root.join(HISTORY))
+            .map_err(|e| LedgerError::io(self.root.display(), e))?;
         let path = self.root.join(".guard");
         let file = OpenOptions::new()
             .create(true)
