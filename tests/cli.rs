@@ -382,3 +382,145 @@ fn state_on_a_ledger_that_does_not_exist_says_so_and_makes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a.toml:2:13"), "{err}");
 }
+
+/// Hostile paths found by trying to break it: a `*.toml` link out of the folder is never
+/// read (an error would quote it), a secret file must be a small regular file, and a saved
+/// plan is never written over a device or a link.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_paths_are_refused_before_they_are_read_or_written() {
+    let w = World::new().await;
+    let canary = "DIGITALOCEAN_TOKEN=dop_v1_CANARY_outside_link";
+    let outside = w.dir.path().join("outside.txt");
+    std::fs::write(&outside, format!("{canary}\n")).unwrap();
+    std::os::unix::fs::symlink(&outside, w.desired().join("env.toml")).unwrap();
+    let v = w.run(&["validate"]);
+    v.expect(1);
+    assert!(
+        v.err().contains("links outside the desired-state folder"),
+        "{}",
+        v.err()
+    );
+    assert!(
+        !v.err().contains("CANARY"),
+        "the file is never quoted: {}",
+        v.err()
+    );
+    std::fs::remove_file(w.desired().join("env.toml")).unwrap();
+
+    // A secret read from /dev/zero or a FIFO: refused at once, no hang, no endless read.
+    let fifo = w.dir.path().join("secret.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for source in ["/dev/zero", fifo.to_str().unwrap()] {
+        w.write(&format!(
+            "{DESIRED}\n[github.actions_variable.v]\nrepository = \"o/r\"\nname = \"V\"\nvalue = \"x\"\n\n[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"S\"\nvalue = {{ file = \"{source}\" }}\n"
+        ));
+        let d = Command::new(BIN)
+            .arg("-d")
+            .arg(w.desired())
+            .arg("diff")
+            .env(
+                "PROVISIONER_LEDGER",
+                format!("file://{}", w.dir.path().join("state").display()),
+            )
+            .env(
+                "PROVISIONER_FINGERPRINT_KEY",
+                "cli-test-fingerprint-key-0123456789",
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(d.status.code(), Some(1), "{source}");
+        let err = String::from_utf8_lossy(&d.stderr);
+        assert!(err.contains(source), "{err}");
+    }
+    w.write(DESIRED);
+
+    // `-o` at a device or a link: refused, the node left as it was.
+    let link = w.dir.path().join("plan-link");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    for target in [Path::new("/dev/null"), link.as_path()] {
+        let r = w.run(&["diff", "-o", path(target)]);
+        r.expect(1);
+        assert!(r.err().contains("not one"), "{}", r.err());
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        !std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_founds_a_ledger_with_a_lineage_and_a_failed_pass_is_not_ready() {
+    let w = World::new().await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v2/vpcs", w.sim.url()))
+        .bearer_auth("sim-token")
+        .json(&serde_json::json!({"name": "legacy", "region": "nyc3", "ip_range": "10.77.0.0/16"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let to = w.desired().join("imported.toml");
+    let i = w.run(&["import", "--all-unmanaged", "--to", path(&to)]);
+    i.expect(0);
+    assert!(
+        i.err().contains("cannot carry a lineage marker"),
+        "{}",
+        i.err()
+    );
+    let ledger: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.dir.path().join("state").join("ledger.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ledger["lineage"].as_str().unwrap().len(), 36, "{ledger:#}");
+
+    // The daemon with a desired state that does not load: not ready, and says why.
+    w.write("this is not toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .arg("-d")
+        .arg(w.desired())
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .env(
+            "PROVISIONER_LEDGER",
+            format!("file://{}", w.dir.path().join("state").display()),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = (0, String::new());
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+            seen = (r.status().as_u16(), r.text().await.unwrap_or_default());
+            if seen.1.contains("the last pass failed") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen.0, 503, "{}", seen.1);
+    assert!(seen.1.contains("the last pass failed"), "{}", seen.1);
+}

@@ -764,3 +764,62 @@ async fn state_import_checks_that_the_object_exists_before_writing() {
         outside.err()
     );
 }
+
+/// A consumer in a repository the token cannot see: its producer is never replaced for it
+/// (the consumer may well have its copy), and a resource that needs an unobserved producer's
+/// output is not planned either — every pass is incomplete, and nothing rotates.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unseen_consumer_never_rotates_its_producer_and_blocks_what_needs_it() {
+    let w = World::new(&format!(
+        r#"
+[aws.iam_smtp_user.smtp]
+name = "smtp-truth"
+
+[github.actions_secret.smtp_password]
+repository = "{GITOPS}"
+name = "SMTP_PASSWORD"
+value = "${{aws.iam_smtp_user.smtp.smtp_password}}"
+
+[github.deploy_key.flux]
+repository = "{GITOPS}"
+title = "flux-system"
+
+[aws.secretsmanager_secret.flux]
+name = "flux/deploy-key"
+value = "${{github.deploy_key.flux.private_key}}"
+force_delete = true
+"#
+    ))
+    .await;
+    assert!(w.gh_sim.set_visible(GITOPS, false));
+    let keys = || {
+        w.aws_sim
+            .edit(|s| format!("{:?}", s.users.get("smtp-truth").map(|u| u.keys.clone())))
+    };
+    let first = w.run(&["apply", "--auto-approve"]);
+    first.expect(3);
+    let after_first = keys();
+    for pass in 0..2 {
+        let d = w.run(&["diff", "--detailed-exitcode"]);
+        d.expect(3);
+        assert!(
+            !d.out().contains("aws.iam_smtp_user.smtp will be replaced"),
+            "pass {pass}: {}",
+            d.out()
+        );
+        assert!(
+            !d.out()
+                .contains("aws.secretsmanager_secret.flux will be created"),
+            "pass {pass}: {}",
+            d.out()
+        );
+        assert!(
+            d.out()
+                .contains("depends on github.deploy_key.flux, which could not be observed"),
+            "{}",
+            d.out()
+        );
+        w.run(&["apply", "--auto-approve"]).expect(3);
+        assert_eq!(keys(), after_first, "pass {pass}: the SMTP key was rotated");
+    }
+}

@@ -59,7 +59,12 @@ struct World {
 async fn observe(dir: &Path, ledger_url: &str) -> anyhow::Result<World> {
     let desired = desired::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = super::state::open(ledger_url).await?;
-    let mut ledger = store.read().await?.map(|s| s.ledger).unwrap_or_default();
+    // No ledger yet: a new one with its own lineage (an import may be its first write).
+    let mut ledger = store
+        .read()
+        .await?
+        .map(|s| s.ledger)
+        .unwrap_or_else(Ledger::create);
     crate::exec::apply_moves(&desired, &mut ledger);
     let clouds = Clouds::from_env(&desired).await;
     let live = clouds.observe(&desired, &ledger).await;
@@ -115,7 +120,7 @@ pub fn exec_scan(dir: &Path, ledger_url: &str, args: &ScanArgs) -> ExitCode {
     if args.json {
         let doc = serde_json::json!({
             "format_version": 1,
-            "complete": scanned.iter().all(|k| k.not_observed.is_none()),
+            "complete": scanned.iter().all(KindScan::is_complete),
             "requests": requests,
             "kinds": scanned,
         });
@@ -123,7 +128,7 @@ pub fn exec_scan(dir: &Path, ledger_url: &str, args: &ScanArgs) -> ExitCode {
     } else {
         out!("{}", render(&scanned, &requests));
     }
-    if scanned.iter().any(|k| k.not_observed.is_some()) {
+    if !scanned.iter().all(KindScan::is_complete) {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
@@ -147,6 +152,15 @@ fn render(scanned: &[KindScan], requests: &BTreeMap<&str, u64>) -> String {
             continue;
         }
         let _ = writeln!(out, "  {} managed by this ledger", k.managed);
+        for scope in &k.unobserved_scopes {
+            let _ = writeln!(out, "  not scanned: {scope}");
+        }
+        if k.coverage == Some("named") {
+            let _ = writeln!(
+                out,
+                "  (only objects the desired state or the ledger names are read for this kind: others are not seen)"
+            );
+        }
         for o in &k.objects {
             let key: Vec<String> = o
                 .key
@@ -179,7 +193,7 @@ fn render(scanned: &[KindScan], requests: &BTreeMap<&str, u64>) -> String {
             out.push('\n');
         }
     }
-    let unscanned = scanned.iter().filter(|k| k.not_observed.is_some()).count();
+    let unscanned = scanned.iter().filter(|k| !k.is_complete()).count();
     let cost: Vec<String> = requests.iter().map(|(p, n)| format!("{p} {n}")).collect();
     let _ = writeln!(
         out,
@@ -327,6 +341,19 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
         placeholders.extend(secrets);
     }
     let existed = args.to.exists();
+    let before = if existed {
+        Some(std::fs::read(&args.to).with_context(|| format!("reading {}", args.to.display()))?)
+    } else {
+        None
+    };
+    // Puts the file back as it was: what was written did not validate.
+    let restore = || -> anyhow::Result<()> {
+        match &before {
+            Some(bytes) => std::fs::write(&args.to, bytes)?,
+            None => std::fs::remove_file(&args.to)?,
+        }
+        Ok(())
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -344,6 +371,18 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
         if chosen.len() == 1 { "" } else { "s" },
         args.to.display()
     );
+    let unmarked: Vec<String> = chosen
+        .iter()
+        .filter(|c| !c.kind.carries_lineage())
+        .map(|c| c.address.to_string())
+        .collect();
+    if !unmarked.is_empty() {
+        errln!(
+            "warning: {} cannot carry a lineage marker, so nothing shows whether another ledger or tool manages them: review {} before the next apply",
+            unmarked.join(", "),
+            args.to.display()
+        );
+    }
     for (address, var) in &placeholders {
         outln!(
             "  {address}: its secret value cannot be read back; set {var} (or change the source) before the next apply writes it"
@@ -364,12 +403,16 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
         );
         return Ok(ExitCode::from(3));
     }
-    let desired = desired::load(dir).map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\nthe written TOML does not validate; fix {} and run `provisioner state import ADDR ID`",
-            args.to.display()
-        )
-    })?;
+    let desired = match desired::load(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            restore().with_context(|| format!("restoring {}", args.to.display()))?;
+            bail!(
+                "{e}\nthe TOML made for these objects does not validate with the rest of the desired state, so {} was put back as it was and nothing was recorded; the TOML was:\n{text}",
+                args.to.display()
+            );
+        }
+    };
     // Plan with the objects recorded, as they would be once imported.
     let mut probe = w.ledger.clone();
     for c in &chosen {

@@ -182,7 +182,10 @@ fn observe_clouds(state: &desired::DesiredState, ledger: &Ledger) -> anyhow::Res
 
 /// Reads a live-state snapshot.
 pub fn read_live(path: &Path) -> anyhow::Result<LiveState> {
-    let text = std::fs::read_to_string(path)
+    // A regular file of at most 256 MiB (a snapshot of 10,000 objects is a few MB).
+    let bytes = crate::fsread::read_regular(path, 256 << 20)
+        .with_context(|| format!("reading live-state snapshot {}", path.display()))?;
+    let text = String::from_utf8(bytes)
         .with_context(|| format!("reading live-state snapshot {}", path.display()))?;
     let mut live: LiveState = serde_json::from_str(&text)
         .with_context(|| format!("parsing live-state snapshot {}", path.display()))?;

@@ -526,10 +526,20 @@ async fn aws(desired: &DesiredState, r: &mut Report) {
                 ));
             }
         }
-        Err(e) => r.note(format!(
-            "the permissions could not be simulated ({}): the first plan and apply will tell",
-            crate::errors::chain(&e)
-        )),
+        Err(e) => {
+            use aws_sdk_iam::error::ProvideErrorMetadata;
+            let why = match e.as_service_error() {
+                Some(s) => format!(
+                    "{}: {}",
+                    s.code().unwrap_or("error"),
+                    s.message().unwrap_or("no message")
+                ),
+                None => crate::errors::chain(&e),
+            };
+            r.note(format!(
+                "the permissions could not be simulated ({why}): the first plan and apply will tell"
+            ))
+        }
     }
 }
 

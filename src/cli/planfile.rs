@@ -108,6 +108,21 @@ pub fn desired_digest(dir: &Path, desired: &DesiredState) -> anyhow::Result<Stri
 
 /// Writes a plan file (through a temporary file and a rename: never half-written).
 pub fn write(path: &Path, basis: Basis, plan: &Plan, report: &PlanReport) -> anyhow::Result<()> {
+    // Only a new file or a regular one is replaced: never a device (`-o /dev/null` run as
+    // root would replace the device node with a file), a link, or a folder.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => bail!(
+            "{}: a saved plan is written to a regular file, and this is not one",
+            path.display()
+        ),
+        _ => {}
+    }
+    if path.extension().is_some_and(|x| x == "toml") {
+        bail!(
+            "{}: a saved plan is JSON; a `.toml` name would put it among the desired state's files",
+            path.display()
+        );
+    }
     let file = PlanFile {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,

@@ -192,10 +192,15 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 /// failed before planning) neither set nor clear it.
 fn incomplete(s: &Shared) -> Option<String> {
     let passes = s.passes.lock().ok()?;
-    let last = passes
-        .iter()
-        .rev()
-        .find(|p| p.result != "contended" && (p.result != "failed" || !p.unobserved.is_empty()))?;
+    let last = passes.iter().rev().find(|p| p.result != "contended")?;
+    if last.result == "failed" && last.unobserved.is_empty() {
+        // The pass could not run (an invalid desired state, a refused plan): the daemon
+        // sees nothing it should, so it is not ready.
+        return Some(format!(
+            "the last pass failed: {}\n",
+            last.error.as_deref().unwrap_or("(no reason recorded)")
+        ));
+    }
     if last.unobserved.is_empty() {
         return None;
     }
@@ -205,8 +210,9 @@ fn incomplete(s: &Shared) -> Option<String> {
         .map(|(k, why)| format!("{k} ({why})"))
         .collect();
     Some(format!(
-        "the last pass could not observe {} kind{}, so whether they match is unknown: {}\n",
+        "the last pass could not observe {} kind{} or scope{}, so whether they match is unknown: {}\n",
         kinds.len(),
+        if kinds.len() == 1 { "" } else { "s" },
         if kinds.len() == 1 { "" } else { "s" },
         kinds.join("; ")
     ))

@@ -120,7 +120,26 @@ pub fn load_dir(dir: &Path) -> Loaded {
             ),
         );
     }
+    // A link that leads out of the folder is not read: an error quotes the lines of the
+    // file it is about, and a `*.toml` link to `/proc/self/environ` or `/etc/shadow` would
+    // put the process's tokens or the host's secrets into an error message (and a CI log).
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     for path in files {
+        if let Ok(target) = path.canonicalize()
+            && !target.starts_with(&root)
+        {
+            loaded.diagnostics.push(
+                Diagnostic::path(
+                    &path,
+                    format!(
+                        "links outside the desired-state folder (to {}): not read",
+                        target.display()
+                    ),
+                )
+                .help("copy the file into the folder, or point `-d` at a folder that holds it"),
+            );
+            continue;
+        }
         load_file(&path, &mut loaded);
     }
     loaded

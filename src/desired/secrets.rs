@@ -36,20 +36,28 @@ pub fn read(r: &Resource, field: &str, source: &SecretSource) -> Result<Vec<u8>,
                     r.location, r.address
                 )
             }),
-        SecretSource::File(path) => std::fs::read(path).map_err(|e| {
-            format!(
-                "{}: {} `{field}` reads {}: {e}",
-                r.location,
-                r.address,
-                path.display()
-            )
-        }),
+        // A regular file of at most 1 MiB: a FIFO would hang the pass, `/dev/zero` would
+        // read until memory runs out (no secret value is that large).
+        SecretSource::File(path) => {
+            crate::fsread::read_regular(path, SECRET_FILE_CAP).map_err(|e| {
+                format!(
+                    "{}: {} `{field}` reads {}: {e}",
+                    r.location,
+                    r.address,
+                    path.display()
+                )
+            })
+        }
         SecretSource::Ref(_) | SecretSource::Generate(_) => Err(format!(
             "{}: {} `{field}` is not read by provisioner",
             r.location, r.address
         )),
     }
 }
+
+/// The largest secret value read from a file, in bytes (a key file, a token, a
+/// certificate chain fit many times over).
+pub const SECRET_FILE_CAP: u64 = 1 << 20;
 
 /// Fingerprints every readable secret value (`address.field` → fingerprint) into the state,
 /// so the planner sees which values changed since they were written. Every missing value is

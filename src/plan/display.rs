@@ -83,6 +83,13 @@ fn verb(c: &Change) -> String {
         Action::Orphan => "is orphaned".into(),
         Action::Drift if c.cause.is_drift() => "has drifted (detect mode: not corrected)".into(),
         Action::Drift => "differs from the desired state (detect mode: not changed)".into(),
+        Action::Conflict
+            if c.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("blocked:")) =>
+        {
+            "is blocked by a conflict it depends on".into()
+        }
         Action::Conflict => {
             "cannot be created: an object of that name exists that is not provably this ledger's"
                 .into()

@@ -442,6 +442,11 @@ struct Planner<'a> {
     claimed: FastSet<(Kind, &'a str)>,
     /// Kinds whose observation failed, by kind index.
     failed: Vec<bool>,
+    /// Desired resources that could not be planned for want of an observation (their own,
+    /// or a dependency's) and that the ledger has no record of, by index.
+    blind: Vec<bool>,
+    /// Resources left unplanned because a dependency could not be observed.
+    blinded: Vec<Unobserved>,
     /// (producer, consumer): consumers that need a secret output their producer must make
     /// anew.
     needs_new: Vec<(Address, Address)>,
@@ -516,6 +521,8 @@ impl<'a> Planner<'a> {
             protected: Vec::new(),
             claimed: FastSet::default(),
             failed: Kind::ALL.iter().map(|k| !live.is_complete(*k)).collect(),
+            blind: vec![false; n],
+            blinded: Vec::new(),
             needs_new: Vec::new(),
         }
     }
@@ -607,6 +614,7 @@ impl<'a> Planner<'a> {
         let mut notes = std::mem::take(&mut self.notes);
         notes.sort();
         notes.dedup();
+        unobserved.append(&mut self.blinded);
         let plan = self.order_into_waves(&order);
         (Ok((plan, PlanReport { notes, unobserved })), needs_new)
     }
@@ -685,14 +693,25 @@ impl<'a> Planner<'a> {
         let kind = r.kind();
         let address = &r.address;
         let entry = self.entries[i];
-        let complete = !self.failed[kind.index()]
-            && !self
-                .live
-                .failed_scopes(kind)
-                .iter()
-                .any(|scope| self.resource_in(r, scope));
-
-        if !complete {
+        let complete = self.is_observed(r);
+        // What depends on something that could not be observed, and that the ledger has no
+        // record of either, cannot be planned: its inputs are unknown, not absent.
+        let blind_dep = self.deps.edges(i).iter().copied().find(|&j| self.blind[j]);
+        if complete && let Some(j) = blind_dep {
+            self.blinded.push(Unobserved {
+                kind: kind.key().to_string(),
+                scope: Some(std::collections::BTreeMap::from([(
+                    "address".to_string(),
+                    address.to_string(),
+                )])),
+                reason: format!(
+                    "depends on {}, which could not be observed",
+                    self.resources[j].address
+                ),
+            });
+        }
+        if !complete || blind_dep.is_some() {
+            self.blind[i] = entry.is_none();
             // Unknown is not absent: plan nothing for it; references read the ledger.
             self.attrs[i] = match entry {
                 Some(e) => Attrs::Known {
@@ -974,6 +993,17 @@ impl<'a> Planner<'a> {
     /// Whether desired resource `r` lies in a scope that could not be observed, by its
     /// desired fields (references resolved where they can be: an unknown one may lie
     /// anywhere, so it counts as inside).
+    /// True when the resource's kind, and the scope it lies in, were observed.
+    fn is_observed(&self, r: &Resource) -> bool {
+        let kind = r.kind();
+        !self.failed[kind.index()]
+            && !self
+                .live
+                .failed_scopes(kind)
+                .iter()
+                .any(|scope| self.resource_in(r, scope))
+    }
+
     fn resource_in(&self, r: &Resource, scope: &FailedScope) -> bool {
         scope.contains(|field| match r.spec_json.get(field) {
             None | Some(Value::Null) => Some(None),
@@ -1060,6 +1090,10 @@ impl<'a> Planner<'a> {
             return None;
         }
         self.resources.iter().find_map(|c| {
+            // A consumer that could not be observed may well have its copy: unknown.
+            if !self.is_observed(c) {
+                return None;
+            }
             let pending = waiting.iter().find_map(|(output, consumers)| {
                 consumers
                     .contains(&c.address.to_string())
@@ -1251,6 +1285,9 @@ impl<'a> Planner<'a> {
             return;
         };
         let producer = self.resources[j];
+        if !self.is_observed(producer) {
+            return;
+        }
         if unrecoverable(producer.kind(), &reference.attribute)
             && !matches!(self.attrs[j], Attrs::AfterApply)
             && !self.desired.replace.contains(&producer.address)

@@ -73,10 +73,32 @@ pub struct KindScan {
     /// Why the kind could not be scanned, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_observed: Option<String>,
+    /// Parts of the kind that could not be observed (`repository=example-org/x`): what lies
+    /// there is unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unobserved_scopes: Vec<String>,
+    /// When only some objects of the kind are read, which (`named`: those the desired state
+    /// or the ledger names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<&'static str>,
     /// Objects this ledger manages.
     pub managed: usize,
     /// The others, adoptable first, then unmanaged, then theirs; by id within each.
     pub objects: Vec<Found>,
+}
+
+impl KindScan {
+    /// True when everything of the kind in scope was observed.
+    pub fn is_complete(&self) -> bool {
+        self.not_observed.is_none() && self.unobserved_scopes.is_empty()
+    }
+}
+
+/// Which objects of a kind observing reads, when not all: AWS lists name objects without
+/// their details, so only those the desired state or the ledger names are read (one request
+/// or more each); an object made by hand under another name is not seen.
+pub fn coverage(kind: Kind) -> Option<&'static str> {
+    (kind.provider() == "aws").then_some("named")
 }
 
 /// The scan of every kind in scope, in kind order.
@@ -139,6 +161,12 @@ pub fn scan(plan: &Plan, ledger: &Ledger, live: &LiveState, kinds: &[Kind]) -> V
             KindScan {
                 kind: key.to_string(),
                 not_observed,
+                unobserved_scopes: live
+                    .failed_scopes(kind)
+                    .iter()
+                    .map(|s| format!("{}: {}", s.describe(), s.reason))
+                    .collect(),
+                coverage: coverage(kind),
                 managed: n_managed,
                 objects,
             }

@@ -591,6 +591,10 @@ impl Store {
                 theirs: ledger.lineage,
             });
         }
+        // A first write always founds a lineage: an empty one could never prove ownership.
+        if base.is_none() && ledger.lineage.is_empty() {
+            ledger.lineage = uuid::Uuid::new_v4().to_string();
+        }
         ledger.serial = base.map_or(1, |b| b.ledger.serial + 1);
         ledger.written = Some(Written {
             by: who(),
