@@ -74,6 +74,18 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
         "{text}"
     );
     assert!(text.contains("drift injected:"), "{text}");
+    // How to point one's own CLI at the simulators, and a short story: the daemon's log
+    // goes to a file unless --verbose.
+    assert!(
+        text.contains("  export DIGITALOCEAN_API_URL=http://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("its log in "), "{text}");
+    let before_first_pass = seen
+        .iter()
+        .take_while(|l| !l.contains("first pass:"))
+        .count();
+    assert!(before_first_pass < 40, "{text}");
 
     // Ctrl-C.
     assert!(
@@ -99,4 +111,37 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
     assert!(seen.iter().any(|l| l.contains("sandbox: stopped")));
     // Nothing keeps listening.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn a_taken_port_is_an_error_not_someone_elses_status() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["sandbox", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a sandbox that does not notice keeps running, and is killed here.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the sandbox kept running on a taken port");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
 }

@@ -33,9 +33,13 @@ pub struct SandboxArgs {
     /// Time between the daemon's passes.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub interval: Duration,
-    /// Where the daemon serves /metrics and /status.
+    /// Where the daemon serves /metrics and /status (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
     pub listen: String,
+    /// Show the whole plan and the daemon's log as it goes (by default: a few lines per
+    /// step, the daemon's log in a file).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Runs the sandbox.
@@ -195,33 +199,89 @@ async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::Result<()> {
         c
     };
 
+    // The port first: a taken one is an error now, not a daemon reporting someone else's
+    // /status later; port 0 becomes the free port it finds.
+    let listen = {
+        let probe = std::net::TcpListener::bind(&args.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (another provisioner? pass --listen 127.0.0.1:0 for any free port)",
+                args.listen
+            )
+        })?;
+        probe.local_addr()?.to_string()
+    };
+
+    say("to point your own provisioner at these simulators (in another shell):");
+    for (k, v) in &env {
+        outln!("  export {k}={v}");
+    }
     say(format!(
-        "the plan for {} ({} resources):",
+        "the plan for {} ({} resources){}:",
         desired_dir.display(),
-        desired.resources.len()
+        desired.resources.len(),
+        if args.verbose {
+            ""
+        } else {
+            " (the whole plan with --verbose)"
+        }
     ));
-    let status = child(&["diff"]).status()?;
-    if !status.success() {
-        anyhow::bail!("`provisioner diff` failed against the simulators");
+    let plan = child(&["diff"]).output()?;
+    if !plan.status.success() {
+        anyhow::bail!(
+            "`provisioner diff` failed against the simulators:\n{}",
+            String::from_utf8_lossy(&plan.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&plan.stdout);
+    if args.verbose {
+        out!("{text}");
+    } else {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("Plan:") || l.starts_with("No changes"))
+        {
+            outln!("  {line}");
+        }
     }
 
+    // Detect mode has nothing to detect in empty clouds: one enforcing pass applies the
+    // desired state first, then the daemon only reports.
+    if args.mode == "detect" {
+        say("applying once (enforce), so that detect mode has something to watch");
+        let once = child(&["run", "--once", "--mode", "enforce"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !once.success() {
+            anyhow::bail!("the first apply failed (exit {:?})", once.code());
+        }
+    }
+    let log = dir.path().join("daemon.log");
     let run_args = [
         "run".to_string(),
         "--interval".into(),
         humantime::format_duration(args.interval).to_string(),
         "--listen".into(),
-        args.listen.clone(),
+        listen.clone(),
         "--mode".into(),
         args.mode.clone(),
     ];
     let refs: Vec<&str> = run_args.iter().map(String::as_str).collect();
-    let daemon = Daemon(child(&refs).spawn()?);
-    let status_url = format!("http://{}/status", args.listen);
+    let mut command = child(&refs);
+    if !args.verbose {
+        command.stderr(std::fs::File::create(&log)?);
+    }
+    let daemon = Daemon(command.spawn()?);
+    let status_url = format!("http://{listen}/status");
     say(format!(
-        "daemon started ({} mode, a pass every {}): metrics on http://{}/metrics, status on {status_url}",
+        "daemon started ({} mode, a pass every {}): metrics on http://{listen}/metrics, status on {status_url}{}",
         args.mode,
         humantime::format_duration(args.interval),
-        args.listen
+        if args.verbose {
+            String::new()
+        } else {
+            format!("; its log in {}", log.display())
+        }
     ));
 
     let stop = async {
