@@ -279,13 +279,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
             bail!("give ADDR and CLOUD_ID, or --all-unmanaged");
         };
         let address = Address::parse(address).map_err(anyhow::Error::msg)?;
-        let kind = Kind::lookup(address.provider(), address.kind()).with_context(|| {
-            format!(
-                "{address}: `{}.{}` is not a kind provisioner manages",
-                address.provider(),
-                address.kind()
-            )
-        })?;
+        let kind = super::state::kind_of(&address)?;
         if w.desired.resources.contains_key(&address) {
             bail!(
                 "{address} is already in the desired state: to manage an existing object under it, run `provisioner state import {address} {id}`"

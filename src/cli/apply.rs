@@ -70,7 +70,8 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode 
     }
 }
 
-fn addresses(list: &[String]) -> anyhow::Result<Vec<Address>> {
+/// Parses `--target`/`--replace`/`--allow-destroy` addresses.
+pub(super) fn addresses(list: &[String]) -> anyhow::Result<Vec<Address>> {
     list.iter()
         .map(|a| Address::parse(a).map_err(anyhow::Error::msg))
         .collect()

@@ -96,12 +96,6 @@ pub fn exit_code(plan: &Plan, report: &PlanReport, detailed: bool) -> ExitCode {
     }
 }
 
-fn addresses(list: &[String]) -> anyhow::Result<Vec<crate::desired::Address>> {
-    list.iter()
-        .map(|a| crate::desired::Address::parse(a).map_err(anyhow::Error::msg))
-        .collect()
-}
-
 fn run(
     state: &desired::DesiredState,
     dir: &Path,
@@ -117,9 +111,9 @@ fn run(
     // `[[moved]]` hints, as apply will make them (here in memory only).
     crate::exec::apply_moves(state, &mut ledger);
     let mut state = state.clone();
-    let targets = addresses(&args.target)?;
-    let replace = addresses(&args.replace)?;
-    let allow_destroy = addresses(&args.allow_destroy)?;
+    let targets = super::apply::addresses(&args.target)?;
+    let replace = super::apply::addresses(&args.replace)?;
+    let allow_destroy = super::apply::addresses(&args.allow_destroy)?;
     for a in targets.iter().chain(&replace) {
         if !state.resources.contains_key(a) {
             bail!(

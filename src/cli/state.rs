@@ -142,6 +142,17 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// The kind an address names, or an error saying it is not one provisioner manages.
+pub(super) fn kind_of(address: &Address) -> anyhow::Result<Kind> {
+    Kind::lookup(address.provider(), address.kind()).with_context(|| {
+        format!(
+            "{address}: `{}.{}` is not a kind provisioner manages",
+            address.provider(),
+            address.kind()
+        )
+    })
+}
+
 /// Before `state import` writes anything: the address must be in the desired state (as
 /// Terraform's `import` needs the resource in configuration), its kind must be observable
 /// now, an object with `cloud_id` must exist, and it must not carry another ledger's
@@ -409,13 +420,7 @@ async fn state(
             lock,
         } => {
             let address = parse_address(address)?;
-            let kind = Kind::lookup(address.provider(), address.kind()).with_context(|| {
-                format!(
-                    "{address}: `{}.{}` is not a kind provisioner manages",
-                    address.provider(),
-                    address.kind()
-                )
-            })?;
+            let kind = kind_of(&address)?;
             if cloud_id.trim().is_empty() {
                 bail!("the cloud id must not be empty");
             }

@@ -312,19 +312,7 @@ async fn configure(
                 .map_err(|e| err("building a tag", e))?,
         );
     }
-    client
-        .put_bucket_tagging()
-        .bucket(name)
-        .tagging(
-            Tagging::builder()
-                .set_tag_set(Some(tags))
-                .build()
-                .map_err(|e| err("building the tag set", e))?,
-        )
-        .send()
-        .await
-        .map_err(|e| err(&format!("setting {name}'s tags"), e))?;
-    Ok(())
+    put_tags(client, name, tags).await
 }
 
 /// Makes sure a bucket can hold provisioner's ledger, as `provisioner init` asks: created
@@ -570,6 +558,16 @@ pub async fn ensure_tag(
             .build()
             .map_err(|e| err("building a tag", e))?,
     );
+    put_tags(client, bucket, tags).await?;
+    Ok(true)
+}
+
+/// Sets a bucket's whole tag set.
+async fn put_tags(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    tags: Vec<Tag>,
+) -> Result<(), ProviderError> {
     client
         .put_bucket_tagging()
         .bucket(bucket)
@@ -581,6 +579,6 @@ pub async fn ensure_tag(
         )
         .send()
         .await
-        .map_err(|e| err(&format!("tagging {bucket}"), e))?;
-    Ok(true)
+        .map_err(|e| err(&format!("setting {bucket}'s tags"), e))?;
+    Ok(())
 }
