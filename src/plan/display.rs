@@ -165,16 +165,30 @@ impl fmt::Display for PlanDisplay<'_> {
                     .map(|x| element(x).map_or(x.path.len(), |(base, _, _)| base.len()))
                     .max()
                     .unwrap_or(0);
+                // The unchanged elements of a list, said once after its changed ones.
+                let mut fold: Option<(&str, usize)> = None;
+                let flush = |f: &mut fmt::Formatter<'_>, fold: &mut Option<(&str, usize)>| {
+                    match fold.take() {
+                        Some((_, n)) => {
+                            writeln!(f, "        {:width$} # ({n} unchanged hidden)", "")
+                        }
+                        None => Ok(()),
+                    }
+                };
                 for x in &c.fields {
                     // One element of a list of tables added or removed: the element alone.
                     if let Some((base, sign, value)) = element(x) {
+                        if fold.is_some_and(|(b, _)| b != base) {
+                            flush(f, &mut fold)?;
+                        }
                         let why = why(c, x);
                         writeln!(f, "        {base:width$} {sign} {value}{why}")?;
                         if let Some(n) = x.unchanged {
-                            writeln!(f, "        {:width$} # ({n} unchanged hidden)", "")?;
+                            fold = Some((base, n));
                         }
                         continue;
                     }
+                    flush(f, &mut fold)?;
                     if c.action == Action::Create {
                         let value = match &x.new {
                             Shown::Value(v) => block(v, 8),
@@ -193,6 +207,7 @@ impl fmt::Display for PlanDisplay<'_> {
                         )?;
                     }
                 }
+                flush(f, &mut fold)?;
                 for x in &c.ignored {
                     writeln!(
                         f,
