@@ -975,7 +975,16 @@ impl<'a> Planner<'a> {
             c.leftovers = leftovers;
         }
         if action == Action::Replace {
-            c.strategy = Some(replace_strategy(kind));
+            // An SMTP user keeping its name is replaced by rotating its access key, the new
+            // key first (docs/aws.md); only a new name or path makes a new user.
+            let renamed = c.fields.iter().any(|d| {
+                d.forces_replacement && matches!(d.path.as_ref(), "name" | "path" | "region")
+            });
+            c.strategy = Some(if kind == Kind::AwsIamSmtpUser && !renamed {
+                ReplaceStrategy::CreateBeforeDestroy
+            } else {
+                replace_strategy(kind)
+            });
         }
         c.ignored = ignored;
         self.changes[i] = Some(c);
