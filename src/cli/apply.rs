@@ -220,7 +220,7 @@ async fn work(
         }
         if let Some(why) = super::planfile::differences(&f.plan, &planned.plan, &planned.report) {
             anyhow::bail!(
-                "the saved plan is stale: planning again now gives other changes (the clouds changed since it was made): {why}; nothing was changed"
+                "the saved plan is stale: planning again now gives other changes (the clouds changed since it was made, or the file was edited): {why}; nothing was changed"
             );
         }
     }

@@ -212,19 +212,43 @@ pub fn differences(saved: &Value, now: &Plan, report: &PlanReport) -> Option<Str
             c["address"].as_str().unwrap_or("")
         )
     };
-    let gone: Vec<String> = a.iter().filter(|c| !b.contains(c)).map(key).collect();
-    let new: Vec<String> = b.iter().filter(|c| !a.contains(c)).map(key).collect();
-    Some(format!(
-        "saved: {}; now: {}",
-        if gone.is_empty() {
-            "-".into()
-        } else {
-            gone.join(", ")
-        },
-        if new.is_empty() {
-            "-".into()
-        } else {
-            new.join(", ")
+    // The same change on both sides with other fields: name the fields.
+    let fields_of = |c: &Value| -> Vec<(String, String)> {
+        c["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| (f["path"].as_str().unwrap_or("").to_string(), f.to_string()))
+            .collect()
+    };
+    let mut said = Vec::new();
+    for x in a.iter().filter(|c| !b.contains(c)) {
+        match b.iter().find(|y| key(y) == key(x)) {
+            Some(y) => {
+                let (fx, fy) = (fields_of(x), fields_of(y));
+                let paths: std::collections::BTreeSet<&str> = fx
+                    .iter()
+                    .filter(|f| !fy.contains(f))
+                    .chain(fy.iter().filter(|f| !fx.contains(f)))
+                    .map(|(p, _)| p.as_str())
+                    .collect();
+                said.push(format!(
+                    "{} differs in {}",
+                    key(x),
+                    if paths.is_empty() {
+                        "its cause, id or order".to_string()
+                    } else {
+                        paths.into_iter().collect::<Vec<_>>().join(", ")
+                    }
+                ));
+            }
+            None => said.push(format!("{} is no longer planned", key(x))),
         }
-    ))
+    }
+    for y in b.iter().filter(|c| !a.contains(c)) {
+        if !a.iter().any(|x| key(x) == key(y)) {
+            said.push(format!("{} is planned now", key(y)));
+        }
+    }
+    Some(said.join("; "))
 }
