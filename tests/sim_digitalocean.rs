@@ -142,6 +142,51 @@ async fn invalid_requests_get_the_api_error_body() {
     assert_eq!((status, e["id"].as_str()), (400, Some("bad_request")));
 }
 
+#[tokio::test]
+async fn the_catalogs_of_regions_sizes_and_kubernetes_options_page_as_described() {
+    let api = Api::new(&shared().proxy, "sim-token");
+    let mut regions = Vec::new();
+    let mut page = 1;
+    loop {
+        let r = api
+            .expect(
+                Method::GET,
+                &format!("/v2/regions?per_page=4&page={page}"),
+                None,
+                200,
+            )
+            .await;
+        regions.extend(
+            r["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["slug"].as_str().unwrap().to_string()),
+        );
+        assert_eq!(r["meta"]["total"], 10);
+        if r["links"]["pages"]["next"].is_null() {
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!(page, 3);
+    assert!(
+        regions.contains(&"nyc3".to_string()) && regions.len() == 10,
+        "{regions:?}"
+    );
+    let sizes = api.expect(Method::GET, "/v2/sizes", None, 200).await;
+    let s = sizes["sizes"].as_array().unwrap();
+    let small = s.iter().find(|x| x["slug"] == "s-4vcpu-8gb").unwrap();
+    assert_eq!(
+        (small["vcpus"].as_u64(), small["memory"].as_u64()),
+        (Some(4), Some(8192))
+    );
+    let options = api
+        .expect(Method::GET, "/v2/kubernetes/options", None, 200)
+        .await;
+    assert!(options["options"]["versions"][0]["slug"].is_string());
+}
+
 fn rand_octet() -> u8 {
     uuid::Uuid::new_v4().as_bytes()[0]
 }

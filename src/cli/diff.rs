@@ -76,7 +76,7 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
             exit_code(&plan, &report, args.detailed_exitcode)
         }
         Err(e) => {
-            errln!("error: {e:#}");
+            super::print_error(&e);
             ExitCode::FAILURE
         }
     }
@@ -168,10 +168,20 @@ fn observe_clouds(state: &desired::DesiredState, ledger: &Ledger) -> anyhow::Res
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    Ok(runtime.block_on(async {
+    runtime.block_on(async {
         let clouds = crate::providers::clouds::Clouds::from_env(state).await;
-        clouds.observe(state, ledger).await
-    }))
+        match clouds.check_catalogs(state).await {
+            Ok(None) => {}
+            Ok(Some(why)) => errln!("warning: {why}"),
+            Err(problems) => bail!(
+                "{}\nerror: {} value{} the clouds do not offer",
+                problems.join("\n"),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            ),
+        }
+        Ok(clouds.observe(state, ledger).await)
+    })
 }
 
 /// Reads a live-state snapshot.

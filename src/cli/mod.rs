@@ -30,6 +30,7 @@ macro_rules! errln {
 mod adopt;
 mod apply;
 mod diff;
+mod fmt;
 mod init;
 mod planfile;
 mod run;
@@ -123,6 +124,12 @@ pub enum Command {
     /// Write TOML for existing objects (one by address and id, or every unmanaged one) and
     /// record them in the ledger once a plan against that TOML shows no change.
     Import(adopt::ImportArgs),
+    /// Print a JSON Schema (draft-07) of the desired-state language, for editors (Taplo,
+    /// Even Better TOML): completion, hover and inline errors.
+    Schema,
+    /// Rewrite desired-state files in canonical form (Taplo's formatter; comments kept);
+    /// `--check` lists the files that would change and exits 1.
+    Fmt(fmt::FmtArgs),
     /// Run the whole loop against local simulators, with no cloud account.
     Sandbox(sandbox::SandboxArgs),
     /// Print a shell completion script (`provisioner completions bash >
@@ -214,6 +221,16 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Sandbox(a) => sandbox::exec(&args.desired, a),
+        Command::Schema => {
+            match serde_json::to_string_pretty(&crate::desired::json_schema::json_schema()) {
+                Ok(text) => {
+                    write_out(&format!("{text}\n"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.into()),
+            }
+        }
+        Command::Fmt(a) => fmt::exec(&args.desired, a),
     }
 }
 

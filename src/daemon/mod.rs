@@ -141,6 +141,16 @@ pub async fn plan(
     let counts = |l: &Ledger| (l.resources.len(), l.pending.len());
     let read = counts(&ledger);
     let moves = crate::exec::apply_moves(&loaded.desired, &mut ledger);
+    match clouds.check_catalogs(&loaded.desired).await {
+        Ok(None) => {}
+        Ok(Some(why)) => tracing::warn!(message = "Catalogs not checked.", reason = %why),
+        Err(problems) => anyhow::bail!(
+            "{}\nerror: {} value{} the clouds do not offer",
+            problems.join("\n"),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ),
+    }
     let live = clouds.observe(&loaded.desired, &ledger).await;
     crate::ledger::identity::check_objects(&ledger, &live)?;
     let (plan, report) = crate::plan::plan(&loaded.desired, &ledger, &live)?;

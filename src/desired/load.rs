@@ -170,6 +170,16 @@ pub fn load_text(path: PathBuf, text: String, loaded: &mut Loaded) {
     loaded.documents.push((id, Raw { span, value }));
 }
 
+/// The `*.toml` files below `dir` that [`load_dir`] reads, in sorted path order, and the
+/// problems met while listing them (for `provisioner fmt`).
+pub fn list_files(dir: &Path) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    collect(dir, 0, &mut files, &mut diags);
+    files.sort();
+    (files, diags)
+}
+
 fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     let mut ancestors = Vec::new();
     walk(dir, depth, &mut ancestors, out, diags);

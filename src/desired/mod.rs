@@ -2,6 +2,9 @@
 //! reported at once, typed by kind, and linked into a dependency graph by references.
 //! Nothing here does network I/O; the loader only reads the folder it is given.
 
+pub mod catalog;
+pub mod format;
+pub mod json_schema;
 pub mod kinds;
 pub mod load;
 pub mod model;

@@ -111,6 +111,44 @@ impl Clouds {
             .await
     }
 
+    /// Checks the desired state's regions, sizes and Kubernetes versions against what the
+    /// clouds offer ([`crate::desired::catalog`]): `Err` with every problem, rendered with
+    /// its location and a suggestion, when a value is not offered (the plan is refused).
+    /// `Ok(Some(why))` when the DigitalOcean catalogs could not be read: those values are
+    /// unchecked in this pass, and the caller says so (never a silent pass).
+    pub async fn check_catalogs(
+        &self,
+        desired: &DesiredState,
+    ) -> Result<Option<String>, Vec<String>> {
+        use crate::desired::catalog;
+        let mut warning = None;
+        let do_catalogs = if catalog::needs_do_catalogs(desired) {
+            match &self.digitalocean {
+                Ok(p) => match p.client.catalogs().await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        warning = Some(format!(
+                            "the DigitalOcean catalogs could not be read ({}): regions, sizes and Kubernetes versions are not checked in this plan",
+                            crate::errors::chain(&e)
+                        ));
+                        None
+                    }
+                },
+                // No credentials: every DigitalOcean kind is reported as not observed, and
+                // nothing of it is planned.
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let problems = catalog::check(desired, do_catalogs.as_deref());
+        if problems.is_empty() {
+            Ok(warning)
+        } else {
+            Err(problems)
+        }
+    }
+
     /// Observes every kind the desired state or the ledger uses ([`used_kinds`]). A provider
     /// that is not available (no credentials) has every kind of it unknown, with the
     /// reason; a kind in use that a provider's answer leaves out is unknown too, never

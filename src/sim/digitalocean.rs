@@ -114,6 +114,57 @@ const SIZES: &[(&str, &str)] = &[
     ("g-4vcpu-16gb", "g-4vcpu-16gb"),
 ];
 
+/// `GET /v2/regions` items: every region of [`REGIONS`], available, with every size.
+fn catalog_regions() -> Vec<Value> {
+    let sizes: Vec<&str> = SIZES.iter().map(|(slug, _)| *slug).collect();
+    REGIONS
+        .iter()
+        .map(|(slug, name)| {
+            json!({
+                "name": name,
+                "slug": slug,
+                "features": ["private_networking", "backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"],
+                "available": true,
+                "sizes": sizes,
+            })
+        })
+        .collect()
+}
+
+/// `GET /v2/sizes` items: [`SIZES`] with the figures their slugs name, in every region.
+fn catalog_sizes() -> Vec<Value> {
+    let regions: Vec<&str> = REGIONS.iter().map(|(slug, _)| *slug).collect();
+    SIZES
+        .iter()
+        .map(|(slug, _)| {
+            // `s-4vcpu-8gb`: 4 vCPUs, 8 GiB; prices as the description's example scales them.
+            let mut parts = slug.split('-').skip(1);
+            let vcpus: u64 = parts
+                .next()
+                .and_then(|p| p.trim_end_matches("vcpu").parse().ok())
+                .unwrap_or(1);
+            let gib: u64 = parts
+                .next()
+                .and_then(|p| p.trim_end_matches("gb").parse().ok())
+                .unwrap_or(1);
+            let monthly = 6 * gib;
+            json!({
+                "slug": slug,
+                "memory": gib * 1024,
+                "vcpus": vcpus,
+                "disk": 25 * gib,
+                "transfer": gib as f64,
+                "price_monthly": monthly as f64,
+                "price_hourly": monthly as f64 / 672.0,
+                "regions": regions,
+                "available": true,
+                "description": if slug.starts_with("g-") { "General Purpose" } else { "Basic" },
+                "disk_info": [{"type": "local", "size": {"amount": 25 * gib, "unit": "gib"}}],
+            })
+        })
+        .collect()
+}
+
 impl DoSim {
     /// Starts a simulator on a free loopback port.
     pub async fn start(config: DoConfig) -> std::io::Result<DoSim> {
@@ -574,6 +625,12 @@ fn route(
             s.vpcs.retain(|v| v["id"] != vpc["id"]);
             no_content()
         }
+
+        // Catalogs: what the account may create, paginated like every list. Shapes and
+        // example values from the API description (`all_regions`, `all_sizes`; `region` and
+        // `size` schemas).
+        ("GET", ["v2", "regions"]) => ok(page(&catalog_regions(), "regions", path, query)?),
+        ("GET", ["v2", "sizes"]) => ok(page(&catalog_sizes(), "sizes", path, query)?),
 
         // Kubernetes
         ("GET", ["v2", "kubernetes", "options"]) => ok(json!({"options": {

@@ -12,6 +12,7 @@
 //!   have created the object is returned as [`DoError::Ambiguous`], so the caller looks the
 //!   object up by name before trying again and never makes a duplicate.
 
+use crate::desired::catalog::DoCatalogs;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -202,6 +203,8 @@ pub struct DoClient {
     config: ApiConfig,
     http: reqwest::Client,
     budget: Mutex<Budget>,
+    /// The account's catalogs and when they were read (see [`DoClient::catalogs`]).
+    catalogs: tokio::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<DoCatalogs>)>>,
     /// Counters.
     pub stats: Stats,
 }
@@ -216,6 +219,10 @@ pub(crate) fn say_wait(wait: Duration, why: &str) {
         tracing::info!(message = why, seconds);
     }
 }
+
+/// How long the catalogs are believed: regions, sizes and DOKS versions change a few times a
+/// year, so a daemon reads them at most once an hour (3 requests of its 5,000).
+pub const CATALOG_TTL: Duration = Duration::from_secs(3600);
 
 fn epoch_now() -> u64 {
     SystemTime::now()
@@ -245,8 +252,49 @@ impl DoClient {
                 server_reset: None,
                 last_sent: None,
             }),
+            catalogs: tokio::sync::Mutex::new(None),
             stats: Stats::default(),
         })
+    }
+
+    /// The account's catalogs: `GET /v2/regions` and `GET /v2/sizes` (paginated) and
+    /// `GET /v2/kubernetes/options` (API v2 reference; `regions_list`, `sizes_list`,
+    /// `kubernetes_list_options`). Read once and kept for [`CATALOG_TTL`], so a pass makes at
+    /// most one request per catalog and a daemon one an hour; concurrent callers wait for
+    /// the one read. A failed read is not kept: the next pass tries again.
+    pub async fn catalogs(&self) -> Result<std::sync::Arc<DoCatalogs>, DoError> {
+        let mut cached = self.catalogs.lock().await;
+        if let Some((at, c)) = cached.as_ref()
+            && at.elapsed() < CATALOG_TTL
+        {
+            return Ok(c.clone());
+        }
+        let slugs = |items: Vec<Value>| -> Vec<String> {
+            items
+                .iter()
+                .filter_map(|i| i["slug"].as_str().map(str::to_string))
+                .collect()
+        };
+        let regions = slugs(self.list("/v2/regions", "regions").await?);
+        let sizes = slugs(self.list("/v2/sizes", "sizes").await?);
+        let reply = self
+            .request(Method::GET, "/v2/kubernetes/options", None)
+            .await?;
+        let Some(versions) = reply.body["options"]["versions"].as_array() else {
+            return Err(DoError::Malformed {
+                path: "/v2/kubernetes/options".into(),
+                status: reply.status,
+                what: "no `options.versions` list".into(),
+            });
+        };
+        let versions = slugs(versions.clone());
+        let c = std::sync::Arc::new(DoCatalogs {
+            regions,
+            sizes,
+            versions,
+        });
+        *cached = Some((std::time::Instant::now(), c.clone()));
+        Ok(c)
     }
 
     /// What the server last said remains of the hourly budget.
