@@ -253,6 +253,19 @@ impl FileBackend {
     }
 
     /// The advisory lock that makes check-then-write atomic across processes.
+    /// Waits for a write in flight (another process's, holding the folder's guard) to
+    /// finish: a first write puts its history copy before the current document, and a
+    /// reader that looks in between must not take that for a vanished ledger.
+    pub(super) async fn settle(&self) -> Result<(), LedgerError> {
+        if !self.root.join(".guard").exists() {
+            return Ok(());
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.guard().map(drop))
+            .await
+            .expect("the guard task does not panic")
+    }
+
     fn guard(&self) -> Result<File, LedgerError> {
         // Writes (and deletes) come here first: the folder and its history are made now.
         fs::create_dir_all(self.root.join(HISTORY))

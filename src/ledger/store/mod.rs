@@ -192,6 +192,16 @@ impl Backend {
         dispatch!(self, b => b.location(key))
     }
 
+    /// Waits for writes in flight where a reader could see half of one (a file store's
+    /// first write: its history copy before its current document). S3 writes are one
+    /// request: nothing to wait for.
+    async fn settle(&self) -> Result<(), LedgerError> {
+        match self {
+            Backend::File(b) => b.settle().await,
+            Backend::S3(_) => Ok(()),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
         dispatch!(self, b => b.get(key).await)
     }
@@ -256,6 +266,10 @@ impl Timed {
 
     async fn delete(&self, key: &str, tag: &str) -> Result<(), LedgerError> {
         timed!(self, key, self.inner.delete(key, tag))
+    }
+
+    async fn settle(&self) -> Result<(), LedgerError> {
+        timed!(self, LEDGER_KEY, self.inner.settle())
     }
 
     async fn versions(&self, key: &str) -> Result<Vec<VersionMeta>, LedgerError> {
@@ -395,7 +409,13 @@ impl Store {
     /// [`LedgerError::Vanished`], and a document of another lineage than the one this store
     /// holds is [`LedgerError::ForeignLineage`] — unless [`Store::allow_new_lineage`].
     pub async fn read(&self) -> Result<Option<Snapshot>, LedgerError> {
-        let Some((bytes, version)) = self.read_raw().await? else {
+        let mut raw = self.read_raw().await?;
+        if raw.is_none() && !self.new_lineage {
+            // A write in flight may have put its history copy and not yet its document.
+            self.backend.settle().await?;
+            raw = self.read_raw().await?;
+        }
+        let Some((bytes, version)) = raw else {
             if !self.new_lineage
                 && let Some(evidence) = self.evidence_of_a_ledger().await?
             {
