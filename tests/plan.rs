@@ -53,6 +53,8 @@ fn converge(d: &DesiredState, ledger: &mut Ledger, cloud: &mut FakeCloud) -> Pla
 }
 
 fn render(p: &Plan, r: &PlanReport) -> String {
+    // Sources are cited by path: the checkout's own place is left out, so snapshots hold
+    // `desired-state/...` wherever the tests run.
     PlanDisplay {
         plan: p,
         report: r,
@@ -60,6 +62,7 @@ fn render(p: &Plan, r: &PlanReport) -> String {
         verbose: false,
     }
     .to_string()
+    .replace(concat!(env!("CARGO_MANIFEST_DIR"), "/"), "")
 }
 
 fn addr(s: &str) -> Address {
