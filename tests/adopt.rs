@@ -8,7 +8,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use provisioner::sim::aws::AwsSim;
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
@@ -110,30 +110,7 @@ impl World {
     }
 }
 
-struct Run(Output);
-
-impl Run {
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into()
-    }
-    fn err(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into()
-    }
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.0.status.code(),
-            Some(code),
-            "stdout:\n{}\nstderr:\n{}",
-            self.out(),
-            self.err()
-        );
-        self
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.out()).unwrap_or_else(|e| panic!("{e}: {}", self.out()))
-    }
-}
+use support::run::Run;
 
 fn objects<'a>(scan: &'a Value, kind: &str) -> Vec<&'a Value> {
     scan["kinds"]

@@ -3,8 +3,10 @@
 //! refused, `diff` previews `--target`/`--replace`, a closed pipe ends quietly, `--version`
 //! names the commit, completions and the man page print.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
 
@@ -64,27 +66,7 @@ impl World {
     }
 }
 
-struct Run(Output);
-
-impl Run {
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into()
-    }
-    fn err(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into()
-    }
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.0.status.code(),
-            Some(code),
-            "stdout:\n{}\nstderr:\n{}",
-            self.out(),
-            self.err()
-        );
-        self
-    }
-}
+use support::run::Run;
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()

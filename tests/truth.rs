@@ -4,8 +4,10 @@
 //! exit codes match docs/running.md. Every test runs the binary against the DigitalOcean,
 //! GitHub and AWS simulators on loopback.
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use provisioner::sim::Fault;
@@ -91,34 +93,7 @@ impl World {
     }
 }
 
-struct Run(Output);
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into()
-    }
-    fn err(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.out())
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.out(), self.err()))
-    }
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.out(),
-            self.err()
-        );
-        self
-    }
-}
+use support::run::Run;
 
 const VPC: &str = r#"
 [digitalocean.vpc.main]

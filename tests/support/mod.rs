@@ -6,3 +6,4 @@ pub mod aws_model;
 pub mod http;
 pub mod moto;
 pub mod prism;
+pub mod run;
