@@ -1038,6 +1038,166 @@ value = "${aws.iam_smtp_user.smtp.smtp_password}"
     assert_ne!(w.gh_secret("SMTP_PASSWORD"), before);
 }
 
+both!(a_key_added_by_hand_is_reported_as_drift_and_never_deleted);
+/// Issue 26, case 5: a second access key added to the SMTP user by hand is shown in the plan
+/// as drift (`unmanaged_access_keys`, action `drift`: reported, not corrected), counted as
+/// drift, left alone by apply, and stops a prune of the user, which would delete it.
+async fn a_key_added_by_hand_is_reported_as_drift_and_never_deleted(backend: Aws) {
+    let w = world(backend).await;
+    let text = r#"
+[settings]
+prune = true
+
+[aws.iam_smtp_user.smtp]
+name = "smtp-{{ID}}"
+"#;
+    let d = w.state(text);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let hand = w
+        .iam()
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap()
+        .access_key()
+        .unwrap()
+        .access_key_id()
+        .to_string();
+    let l = w.live(&d, &ledger).await;
+    let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
+    assert!(report.is_complete(), "{:?}", report.unobserved);
+    let c = plan
+        .changes
+        .iter()
+        .find(|c| c.address.to_string() == "aws.iam_smtp_user.smtp")
+        .unwrap();
+    assert_eq!(c.action, Action::Drift, "{c:#?}");
+    assert_eq!(c.cause, provisioner::plan::Cause::Drift);
+    let field = c
+        .fields
+        .iter()
+        .find(|f| f.path == "unmanaged_access_keys")
+        .unwrap_or_else(|| panic!("{c:#?}"));
+    assert!(field.drift);
+    assert_eq!(
+        field.old,
+        provisioner::plan::Shown::Value(serde_json::json!([hand]))
+    );
+    assert!(
+        c.reason.as_deref().unwrap_or("").contains("never removed"),
+        "{c:#?}"
+    );
+    // Reported, not corrected: nothing acts, and the key stays.
+    assert!(acting(&plan).is_empty(), "{:?}", acting(&plan));
+    w.apply(&d, &mut ledger, &l).await;
+    assert_eq!(w.keys(&user).await.len(), 2);
+
+    // Pruning the user would delete the hand-made key with it: refused, naming the key.
+    let gone = w.state("[settings]\nprune = true\n");
+    let l = w.live(&gone, &ledger).await;
+    let (plan, _) = plan::plan(&gone, &ledger, &l).unwrap();
+    assert_eq!(
+        acting(&plan),
+        vec![("aws.iam_smtp_user.smtp".to_string(), Action::Delete)]
+    );
+    let outcomes = apply_sequential(&plan, &gone, &mut ledger, &l, &w.clouds, Some(&w.key)).await;
+    let why = outcomes[0].result.as_ref().unwrap_err();
+    assert!(
+        why.contains(&hand) && why.contains("did not create"),
+        "{why}"
+    );
+    assert_eq!(w.keys(&user).await.len(), 2, "no key was deleted");
+}
+
+both!(a_rotation_removes_the_old_key_only_once_every_consumer_has_the_new_password);
+/// Issue 26, case 5: a rotation (`--replace`) makes the new key, rewrites the consumers, and
+/// only then deletes the old key. When a consumer cannot be written, the old key stays (the
+/// consumer still holds it) and the ledger lists it as retiring; the next pass makes a new
+/// key in place of the one nobody received, rewrites the consumer, and then removes the old
+/// key: at no point is the key a consumer holds deleted.
+async fn a_rotation_removes_the_old_key_only_once_every_consumer_has_the_new_password(
+    backend: Aws,
+) {
+    let w = world(backend).await;
+    let text = r#"
+[aws.iam_smtp_user.smtp]
+name = "smtp-{{ID}}"
+
+[github.actions_secret.smtp]
+repository = "example-org/platform-apps"
+name = "SMTP_PASSWORD"
+value = "${aws.iam_smtp_user.smtp.smtp_password}"
+"#;
+    let d = w.state(text);
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let first = w.keys(&user).await;
+    assert_eq!(first.len(), 1);
+    let before = w.gh_secret("SMTP_PASSWORD");
+    let address = provisioner::desired::Address::new("aws", "iam_smtp_user", "smtp");
+    let mut again = d.clone();
+    again.replace.insert(address.clone());
+
+    // The consumer cannot be written: the old key stays, listed as retiring.
+    let put = "/repos/example-org/platform-apps/actions/secrets/SMTP_PASSWORD";
+    w.gh_sim.faults.inject(
+        Some("PUT"),
+        put,
+        provisioner::sim::faults::Fault::Respond {
+            status: 500,
+            body: r#"{"message":"Server Error"}"#.into(),
+            headers: Vec::new(),
+        },
+        None,
+    );
+    let l = w.live(&again, &ledger).await;
+    let (plan, _) = plan::plan(&again, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &again, &mut ledger, &l, &w.clouds, Some(&w.key)).await;
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.address.to_string() == "github.actions_secret.smtp" && o.result.is_err()),
+        "{outcomes:?}"
+    );
+    let keys = w.keys(&user).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&first[0]), "the consumer's key is kept");
+    assert_eq!(w.gh_secret("SMTP_PASSWORD"), before);
+    let entry = &ledger.resources[&address];
+    assert_eq!(
+        provisioner::plan::planner::retiring(entry),
+        vec![first[0].clone()]
+    );
+    let unused = entry.attributes["smtp_username"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The next pass: the key nobody received goes first, a new one is made and delivered,
+    // then the old key goes.
+    w.gh_sim.faults.clear();
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let user_change = plan.changes.iter().find(|c| c.address == address).unwrap();
+    assert_eq!(user_change.action, Action::Replace, "{user_change:#?}");
+    let outcomes = apply_sequential(&plan, &d, &mut ledger, &l, &w.clouds, Some(&w.key)).await;
+    assert!(outcomes.iter().all(|o| o.result.is_ok()), "{outcomes:?}");
+    let keys = w.keys(&user).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys.contains(&first[0]) && !keys.contains(&unused));
+    assert_eq!(
+        ledger.resources[&address].attributes["smtp_username"],
+        serde_json::json!(keys[0])
+    );
+    assert!(provisioner::plan::planner::retiring(&ledger.resources[&address]).is_empty());
+    assert_ne!(w.gh_secret("SMTP_PASSWORD"), before);
+    w.assert_converged(&d, &ledger).await;
+}
+
 /// A 200 whose body is not the operation's output (not XML or JSON, cut short, HTML from a
 /// proxy, empty, or JSON with the list missing or of the wrong type) must fail the call, so
 /// the kind is not observed and nothing is created. Every request of the pass gets the bad

@@ -24,7 +24,8 @@ use crate::ledger::model::applied_hash;
 use crate::ledger::{Intent, Ledger, LedgerEntry};
 use crate::live::LiveState;
 use crate::plan::planner::{
-    Resolved, UNDELIVERED, desired_fields, known_fields, natural_key, unrecoverable,
+    RETIRING, Resolved, UNDELIVERED, desired_fields, known_fields, natural_key, retiring,
+    undelivered, unrecoverable,
 };
 use crate::plan::{Action, Change, Plan};
 use crate::providers::{Applied, ApplyRequest, Provider, SecretValue};
@@ -304,10 +305,7 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
                 provider,
                 options.key,
                 lineage.clone(),
-                ledger
-                    .resources
-                    .get(&changes[i].address)
-                    .map(|e| e.attributes.clone()),
+                Recorded::of(&changes[i].address, desired, ledger),
             )));
         }
         // Wait for the next result.
@@ -351,6 +349,9 @@ pub async fn execute<P: Provider, S: Persist, G: Progress>(
             progress.finished(&o);
             report.outcomes.push(o);
             dirty = true;
+            if state[f.index] == State::Done {
+                retire_due(c, desired, ledger, provider, &mut report, progress).await;
+            }
         }
     }
     if (dirty || report.outcomes.is_empty()) && report.ledger_error.is_none() && !changes.is_empty()
@@ -463,6 +464,44 @@ fn referenced_entries(c: &Change, desired: &DesiredState, ledger: &Ledger) -> Le
     out
 }
 
+/// What the ledger recorded of a change's resource, as the provider reads it.
+struct Recorded {
+    /// The attributes last recorded.
+    attributes: Option<BTreeMap<String, Value>>,
+    /// Parts superseded by an earlier change, still to be retired.
+    retiring: Vec<String>,
+    /// The recorded object's unrecoverable outputs reached no consumer.
+    unused: bool,
+}
+
+impl Recorded {
+    fn of(address: &Address, desired: &DesiredState, ledger: &Ledger) -> Self {
+        let Some(entry) = ledger.resources.get(address) else {
+            return Recorded {
+                attributes: None,
+                retiring: Vec::new(),
+                unused: false,
+            };
+        };
+        // Unused: some output is still owed, and every consumer now reading each owed output
+        // is among those still owed it (none ever received it).
+        let owed = undelivered(entry);
+        let unused = !owed.is_empty()
+            && owed.iter().all(|(output, waiting)| {
+                desired
+                    .resources
+                    .values()
+                    .filter(|c| reads_secret(c, address, output).is_some())
+                    .all(|c| waiting.contains(&c.address.to_string()))
+            });
+        Recorded {
+            attributes: Some(entry.attributes.clone()),
+            retiring: retiring(entry),
+            unused,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run<P: Provider>(
     index: usize,
@@ -474,7 +513,7 @@ async fn run<P: Provider>(
     provider: &P,
     key: Option<&FingerprintKey>,
     lineage: String,
-    recorded: Option<BTreeMap<String, Value>>,
+    recorded: Recorded,
 ) -> Finished {
     let started = Instant::now();
     let finish = |result, known, fingerprints| Finished {
@@ -496,7 +535,9 @@ async fn run<P: Provider>(
                 spec: Some(options),
                 lineage: &lineage,
                 secrets: &none,
-                recorded: recorded.as_ref(),
+                recorded: recorded.attributes.as_ref(),
+                retiring: &recorded.retiring,
+                unused: recorded.unused,
             })
             .await
             .map_err(|e| e.message);
@@ -528,7 +569,9 @@ async fn run<P: Provider>(
             spec: Some(&r.spec_json),
             lineage: &lineage,
             secrets: &secrets,
-            recorded: recorded.as_ref(),
+            recorded: recorded.attributes.as_ref(),
+            retiring: &recorded.retiring,
+            unused: recorded.unused,
         })
         .await
         .map_err(|e| e.message);
@@ -549,6 +592,8 @@ async fn run<P: Provider>(
                     lineage: &lineage,
                     secrets: &none,
                     recorded: None,
+                    retiring: &[],
+                    unused: false,
                 })
                 .await;
             if let Err(e) = deleted {
@@ -642,11 +687,83 @@ fn record(
                 if !waiting.is_empty() {
                     options.insert(UNDELIVERED.to_string(), Value::Object(waiting.clone()));
                 }
+                if !applied.retiring.is_empty() {
+                    options.insert(
+                        RETIRING.to_string(),
+                        Value::Array(
+                            applied
+                                .retiring
+                                .iter()
+                                .cloned()
+                                .map(Value::String)
+                                .collect(),
+                        ),
+                    );
+                }
                 options
             },
         },
     );
     !waiting.is_empty()
+}
+
+/// Retires what a change made obsolete once nobody can hold it any more: for the change's
+/// own resource and every producer it reads, parts the ledger lists under [`RETIRING`] go
+/// once no consumer is still owed the producer's outputs ([`UNDELIVERED`] is empty). A
+/// retirement that fails is reported as a failed outcome of the producer and kept in the
+/// ledger: the next pass plans it again.
+async fn retire_due<P: Provider, G: Progress>(
+    c: &Change,
+    desired: &DesiredState,
+    ledger: &mut Ledger,
+    provider: &P,
+    report: &mut ApplyReport,
+    progress: &G,
+) {
+    let mut producers = vec![c.address.clone()];
+    if let Some(r) = desired.resources.get(&c.address) {
+        for &field in crate::plan::planner::secret_fields(r.kind()) {
+            if let Some(crate::desired::values::SecretSource::Ref(reference)) = r.spec.secret(field)
+            {
+                producers.push(reference.address.clone());
+            }
+        }
+    }
+    for address in producers {
+        let Some(entry) = ledger.resources.get(&address) else {
+            continue;
+        };
+        let parts = retiring(entry);
+        if parts.is_empty() || !undelivered(entry).is_empty() {
+            continue;
+        }
+        let Some(kind) = Kind::parse(&entry.kind) else {
+            continue;
+        };
+        let started = Instant::now();
+        match provider.retire(kind, &entry.id, &parts).await {
+            Ok(()) => {
+                if let Some(e) = ledger.resources.get_mut(&address) {
+                    e.options.remove(RETIRING);
+                }
+            }
+            Err(e) => {
+                let o = Outcome {
+                    address: address.clone(),
+                    action: Action::Update,
+                    result: Err(format!(
+                        "every consumer has the new value, but removing the superseded {} failed: {}; the next pass tries again",
+                        parts.join(", "),
+                        e.message
+                    )),
+                    skipped: false,
+                    elapsed: started.elapsed(),
+                };
+                progress.finished(&o);
+                report.outcomes.push(o);
+            }
+        }
+    }
 }
 
 /// The secret field of `consumer` that reads `output` of `producer`, if any.

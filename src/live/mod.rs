@@ -135,6 +135,12 @@ pub struct LiveObject {
     /// Write-only values' last change time (GitHub secrets), RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// Parts of the object provisioner did not make and never removes (an access key added
+    /// to an IAM user by hand), by a field name of their own (`unmanaged_access_keys`): the
+    /// plan reports them as drift (action `drift` when nothing else differs), and no apply
+    /// touches them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmanaged: BTreeMap<String, Value>,
 }
 
 impl LiveObject {

@@ -96,6 +96,24 @@ const UNRECOVERABLE: &[(Kind, &str)] = &[
 /// and the next plan makes the producer anew (see [`undelivered`]).
 pub const UNDELIVERED: &str = "undelivered";
 
+/// The key, in a ledger entry's `options`, of the parts of its object that a change
+/// superseded and that are removed once every consumer holds their successors
+/// ([`crate::providers::Applied::retiring`]): `["<id>", …]`.
+pub const RETIRING: &str = "retiring";
+
+/// The parts of a ledger entry's object still to be retired.
+pub fn retiring(entry: &LedgerEntry) -> Vec<String> {
+    entry
+        .options
+        .get(RETIRING)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
 /// The unrecoverable outputs of a ledger entry that some consumer never received, each with
 /// the consumers still waiting for it.
 pub fn undelivered(entry: &LedgerEntry) -> BTreeMap<String, BTreeSet<String>> {
@@ -902,6 +920,27 @@ impl<'a> Planner<'a> {
         } else {
             None
         };
+        // Parts of the object provisioner did not make (a hand-made access key): drift it
+        // reports and never corrects, so it alone makes no acting change.
+        let unmanaged: Vec<FieldChange> = object
+            .unmanaged
+            .iter()
+            .map(|(path, v)| FieldChange {
+                path: Cow::Owned(path.clone()),
+                old: Shown::Value(v.clone()),
+                new: Shown::Absent,
+                forces_replacement: false,
+                drift: true,
+                source: None,
+                unchanged: None,
+            })
+            .collect();
+        // What an earlier rotation superseded and could not remove yet (a consumer was not
+        // rewritten): once nobody is owed the new value, it goes.
+        let superseded = entry
+            .filter(|e| !adopt && !detect && undelivered(e).is_empty())
+            .map(retiring)
+            .unwrap_or_default();
         let action = if detect && (!diffs.is_empty() || adopt) {
             Action::Drift
         } else if !forced.is_empty() {
@@ -936,18 +975,56 @@ impl<'a> Planner<'a> {
         } else {
             Vec::new()
         };
-        let action = if action == Action::NoOp && !leftovers.is_empty() && !detect {
+        let action = if action == Action::NoOp
+            && (!leftovers.is_empty() || !superseded.is_empty())
+            && !detect
+        {
             Action::Update
+        } else if action == Action::NoOp && !unmanaged.is_empty() {
+            Action::Drift
         } else {
             action
         };
+        let recovered = !superseded.is_empty() && diffs.is_empty();
+        if !superseded.is_empty() {
+            diffs.push(FieldChange {
+                path: Cow::Borrowed("(superseded, to remove)"),
+                old: Shown::Value(Value::Array(
+                    superseded.iter().cloned().map(Value::String).collect(),
+                )),
+                new: Shown::Absent,
+                forces_replacement: false,
+                drift: false,
+                source: None,
+                unchanged: None,
+            });
+        }
+        let unmanaged_note = (!unmanaged.is_empty()).then(|| {
+            format!(
+                "{} not made by provisioner: reported, never removed (delete it yourself if nothing uses it)",
+                unmanaged
+                    .iter()
+                    .map(|f| match &f.old {
+                        Shown::Value(v) => format!("{} {v}", f.path),
+                        _ => f.path.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        });
+        diffs.extend(unmanaged);
         let cause = if recovery_replace.is_some()
             || (adopt && self.desired_pending(address))
             || !leftovers.is_empty()
+            || recovered
         {
             Cause::Recovery
         } else {
             Cause::of_fields(&diffs)
+        };
+        let reason = match (reason, unmanaged_note) {
+            (Some(r), Some(n)) => Some(format!("{r}; {n}")),
+            (r, n) => r.or(n),
         };
         let mut c = change(
             address.clone(),

@@ -253,4 +253,23 @@ impl Provider for Clouds {
             _ => Ok(None),
         }
     }
+
+    async fn retire(&self, kind: Kind, id: &str, parts: &[String]) -> Result<(), ProviderError> {
+        match kind.provider() {
+            "digitalocean" => match &self.digitalocean {
+                Ok(p) => Box::pin(p.retire(kind, id, parts)).await,
+                Err(why) => Err(ProviderError::msg(why.clone())),
+            },
+            "github" => match &self.github {
+                Ok(p) => Box::pin(p.retire(kind, id, parts)).await,
+                Err(why) => Err(ProviderError::msg(why.clone())),
+            },
+            "aws" => match self.aws.get() {
+                Some(Ok(p)) => Box::pin(p.retire(kind, id, parts)).await,
+                Some(Err(why)) => Err(ProviderError::msg(why.clone())),
+                None => Err(ProviderError::msg("the AWS provider was not set up")),
+            },
+            other => Err(ProviderError::msg(format!("{other} is not a provider"))),
+        }
+    }
 }

@@ -108,6 +108,7 @@ impl FakeCloud {
                         attributes: attributes.clone(),
                         tags: Vec::new(),
                         updated_at: Some(FAKE_WRITE_TIME.into()),
+                        ..Default::default()
                     };
                     match self.object_mut(kind, &id).filter(|_| !is_new) {
                         Some(o) => *o = object,

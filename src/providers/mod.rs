@@ -107,6 +107,13 @@ pub struct ApplyRequest<'a> {
     /// The attributes the ledger last recorded for this resource (what provisioner itself
     /// made: an IAM user's `smtp_username` is the access key it created), if any.
     pub recorded: Option<&'a BTreeMap<String, Value>>,
+    /// Parts an earlier change superseded that are still to be retired (see
+    /// [`Applied::retiring`]): provisioner's own, and possibly still held by consumers.
+    pub retiring: &'a [String],
+    /// True when the recorded object's unrecoverable outputs reached no consumer (every
+    /// consumer is still owed them): the parts holding them are used by nobody and may go
+    /// before their successor exists.
+    pub unused: bool,
 }
 
 /// Answers by status class, for `provisioner_api_requests_total`.
@@ -187,6 +194,12 @@ pub struct Applied {
     pub secrets: BTreeMap<String, SecretValue>,
     /// The cloud's timestamp of the change, where it keeps one.
     pub updated_at: Option<String>,
+    /// Parts of the object this change superseded but did not remove, because consumers may
+    /// still hold them (an IAM user's previous access key after a rotation): the executor
+    /// records them in the ledger and hands them to [`Provider::retire`] once every consumer
+    /// of the object's unrecoverable outputs has been written with the new ones. Ids, in the
+    /// cloud's terms.
+    pub retiring: Vec<String>,
 }
 
 /// A change that failed.
@@ -230,5 +243,19 @@ pub trait Provider {
     ) -> impl std::future::Future<Output = Result<Option<SecretValue>, ProviderError>> {
         let _ = (kind, id, output, spec);
         async { Ok(None) }
+    }
+
+    /// Removes parts of object `id` that a change superseded ([`Applied::retiring`]), now
+    /// that every consumer holds their successors. Parts already gone are not an error.
+    /// Only kinds whose changes return `retiring` are ever asked; for the others there is
+    /// nothing to remove.
+    fn retire(
+        &self,
+        kind: Kind,
+        id: &str,
+        parts: &[String],
+    ) -> impl std::future::Future<Output = Result<(), ProviderError>> {
+        let _ = (kind, id, parts);
+        async { Ok(()) }
     }
 }

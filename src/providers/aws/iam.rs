@@ -118,6 +118,18 @@ async fn read(
         // No key the consumers could be using: as good as absent.
         return Ok(None);
     };
+    // Keys that are neither the current one nor one of provisioner's being retired were made
+    // by someone else: reported, never deleted.
+    let retiring = entry
+        .map(crate::plan::planner::retiring)
+        .unwrap_or_default();
+    let unmanaged: Vec<Value> = keys
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| k.access_key_id())
+        .filter(|k| Some(*k) != current.access_key_id() && !retiring.iter().any(|r| r == k))
+        .map(|k| json!(k))
+        .collect();
     let policy_name = entry
         .and_then(|e| e.applied.get("policy_name"))
         .and_then(Value::as_str)
@@ -163,7 +175,12 @@ async fn read(
     if let Some(c) = created {
         attributes.insert("created_at".into(), json!(c));
     }
-    Ok(Some(object(name.to_string(), fields, attributes, lineage)))
+    let mut o = object(name.to_string(), fields, attributes, lineage);
+    if !unmanaged.is_empty() {
+        o.unmanaged
+            .insert("unmanaged_access_keys".into(), Value::Array(unmanaged));
+    }
+    Ok(Some(o))
 }
 
 /// An access key's creation time, as the planner's rotation rule reads it.
@@ -229,13 +246,17 @@ fn attributes(arn: &str, name: &str, key_id: &str, region: &str) -> BTreeMap<Str
 pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, ProviderError> {
     let f = req.fields;
     let name = text(f, "name").ok_or_else(|| ProviderError::msg("an IAM user needs its name"))?;
+    let own = req
+        .recorded
+        .and_then(|a| a.get("smtp_username"))
+        .and_then(Value::as_str);
     match req.action {
         Action::Delete => {
-            delete_user(p, req.cloud_id.unwrap_or(name)).await?;
+            delete_user(p, req.cloud_id.unwrap_or(name), own, req.retiring).await?;
             return Ok(Applied::default());
         }
         Action::Replace if req.cloud_id.is_some_and(|old| old != name) => {
-            delete_user(p, req.cloud_id.unwrap_or(name)).await?;
+            delete_user(p, req.cloud_id.unwrap_or(name), own, req.retiring).await?;
         }
         _ => {}
     }
@@ -334,14 +355,17 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
     // A new key on create and on replace (rotation, or a new region: the password is per
     // region and the old secret key is gone); otherwise the current key stays.
     let needs_key = matches!(req.action, Action::Create | Action::Replace) || existing.is_empty();
-    // The key the consumers hold is the one the ledger recorded, never a newer one added by
-    // hand.
-    let recorded_key = req
-        .recorded
-        .and_then(|a| a.get("smtp_username"))
-        .and_then(Value::as_str)
-        .filter(|own| existing.iter().any(|(k, _)| k == own));
-    let mut applied_key = recorded_key.map(str::to_string).or_else(|| {
+    // The key provisioner made and the consumers hold is the one the ledger recorded, never
+    // a newer one added by hand.
+    let own = own.filter(|own| existing.iter().any(|(k, _)| k == own));
+    // Keys an earlier rotation superseded that consumers may still hold: provisioner's too.
+    let mut retiring: Vec<String> = req
+        .retiring
+        .iter()
+        .filter(|k| existing.iter().any(|(e, _)| e == *k) && Some(k.as_str()) != own)
+        .cloned()
+        .collect();
+    let mut applied_key = own.map(str::to_string).or_else(|| {
         existing
             .iter()
             .max_by_key(|(_, t)| *t)
@@ -350,26 +374,37 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
     let mut secrets = BTreeMap::new();
     let mut created_at = None;
     if needs_key {
-        // The key provisioner made (the ledger recorded it); any other key is someone
-        // else's. IAM allows two keys per user ("IAM object quotas": access keys per user,
-        // 2), so the new key needs a free slot, and provisioner never frees one by deleting
-        // a key it did not create, nor its own live key before the new one exists.
-        let own = req
-            .recorded
-            .and_then(|a| a.get("smtp_username"))
-            .and_then(Value::as_str);
+        // IAM allows two keys per user ("IAM object quotas": access keys per user, 2), so
+        // the new key needs a free slot. provisioner never frees one by deleting a key it
+        // did not create, nor a key a consumer may hold before its successor exists.
         let foreign: Vec<&str> = existing
             .iter()
             .map(|(k, _)| k.as_str())
-            .filter(|k| Some(*k) != own)
+            .filter(|k| Some(*k) != own && !retiring.iter().any(|r| r == k))
             .collect();
-        if existing.len() >= 2 {
+        if existing.len() >= 2 && !foreign.is_empty() {
             return Err(ProviderError::msg(format!(
                 "IAM user {name} already holds two access keys, and {} not created by provisioner: no room for a new key. provisioner never deletes a key it did not create; delete it yourself if nothing uses it (`aws iam delete-access-key --user-name {name} --access-key-id ID`) and apply again",
                 match foreign.as_slice() {
                     [one] => format!("{one} was"),
                     many => format!("{} were", many.join(", ")),
                 }
+            )));
+        }
+        // The recorded key goes first only if no consumer ever received it.
+        let mut held = existing.len();
+        if let Some(unused) = own.filter(|_| req.unused) {
+            delete_key(p, name, unused).await?;
+            held -= 1;
+        }
+        if held >= 2 {
+            // Both keys are provisioner's and possibly in use: the recorded one and one an
+            // unfinished rotation left for consumers that were not all rewritten.
+            return Err(ProviderError::msg(format!(
+                "IAM user {name} holds two access keys provisioner made, both possibly in use: {} (current) and {} (superseded by a rotation whose consumers were not all rewritten): no room for a new key. Check which consumers still hold {}, delete the key nothing uses (`aws iam delete-access-key --user-name {name} --access-key-id ID`) and apply again",
+                own.unwrap_or("?"),
+                retiring.join(", "),
+                retiring.join(", "),
             )));
         }
         let created = p
@@ -389,10 +424,11 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         );
         let new_id = key.access_key_id().to_string();
         created_at = key.create_date().map(key_created_at);
-        // Only now that its successor exists does provisioner's own previous key go. Keys
-        // it did not create stay.
-        if let Some(old) = own.filter(|o| existing.iter().any(|(k, _)| k == o)) {
-            delete_key(p, name, old).await?;
+        // provisioner's previous key is not deleted here: consumers hold it until they are
+        // rewritten with the new password. The executor retires it after that (`retire`);
+        // a key nobody received was deleted above.
+        if let Some(old) = own.filter(|_| !req.unused) {
+            retiring.push(old.to_string());
         }
         applied_key = Some(new_id);
     }
@@ -406,7 +442,17 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         attributes,
         secrets,
         updated_at: None,
+        retiring,
     })
+}
+
+/// Deletes access keys of `user` that a rotation superseded, once every consumer holds the
+/// new password. Keys already gone are not an error.
+pub async fn retire(p: &AwsProvider, user: &str, keys: &[String]) -> Result<(), ProviderError> {
+    for key in keys {
+        delete_key(p, user, key).await?;
+    }
+    Ok(())
 }
 
 async fn delete_key(p: &AwsProvider, user: &str, key: &str) -> Result<(), ProviderError> {
@@ -422,13 +468,33 @@ async fn delete_key(p: &AwsProvider, user: &str, key: &str) -> Result<(), Provid
     )
 }
 
-/// Deletes the user with its keys and inline policies (IAM refuses otherwise).
-async fn delete_user(p: &AwsProvider, name: &str) -> Result<(), ProviderError> {
+/// Deletes the user with its keys and inline policies (IAM refuses otherwise). A user that
+/// holds a key provisioner did not make (neither `own`, the recorded one, nor one it is
+/// `retiring`) is not deleted: that key is someone else's, and deleting the user would
+/// delete it.
+async fn delete_user(
+    p: &AwsProvider,
+    name: &str,
+    own: Option<&str>,
+    retiring: &[String],
+) -> Result<(), ProviderError> {
     let keys = match p.iam.list_access_keys().user_name(name).send().await {
         Ok(k) => k,
         Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(()),
         Err(e) => return Err(err(&format!("listing {name}'s access keys"), e)),
     };
+    let foreign: Vec<&str> = keys
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| k.access_key_id())
+        .filter(|k| Some(*k) != own && !retiring.iter().any(|r| r == k))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(ProviderError::msg(format!(
+            "IAM user {name} holds access keys provisioner did not create ({}): not deleted, since that would delete them. Delete them yourself if nothing uses them (`aws iam delete-access-key --user-name {name} --access-key-id ID`), then apply again",
+            foreign.join(", ")
+        )));
+    }
     for k in keys.access_key_metadata() {
         if let Some(id) = k.access_key_id() {
             delete_key(p, name, id).await?;

@@ -268,6 +268,14 @@ impl crate::providers::Provider for AwsProvider {
             _ => Ok(None),
         }
     }
+
+    async fn retire(&self, kind: Kind, id: &str, parts: &[String]) -> Result<(), ProviderError> {
+        match kind {
+            Kind::AwsIamSmtpUser => Box::pin(iam::retire(self, id, parts)).await,
+            // No other AWS kind supersedes parts of itself.
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A provider error for a failed SDK call, with its whole cause chain (never a value: the
@@ -411,6 +419,7 @@ pub fn object(
         attributes,
         tags,
         updated_at: None,
+        ..Default::default()
     }
 }
 

@@ -220,6 +220,7 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         attributes: attributes(&name, &region),
         secrets: BTreeMap::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 

@@ -317,6 +317,7 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         attributes,
         secrets,
         updated_at: described.last_changed_date().map(rfc3339),
+        ..Default::default()
     })
 }
 

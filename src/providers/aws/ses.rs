@@ -252,6 +252,7 @@ pub async fn apply_identity(
         attributes: live.attributes,
         secrets: BTreeMap::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -590,5 +591,6 @@ pub async fn apply_configuration_set(
         attributes,
         secrets: BTreeMap::new(),
         updated_at: None,
+        ..Default::default()
     })
 }

@@ -184,5 +184,6 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         attributes: attributes(&arn, name),
         secrets: BTreeMap::new(),
         updated_at: None,
+        ..Default::default()
     })
 }

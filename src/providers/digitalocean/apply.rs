@@ -499,6 +499,7 @@ fn applied_from(
         attributes: live.attributes,
         secrets: BTreeMap::new(),
         updated_at: live.updated_at,
+        ..Default::default()
     })
 }
 

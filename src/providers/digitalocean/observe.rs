@@ -373,6 +373,7 @@ fn vpc(v: &Value) -> Option<LiveObject> {
         id,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -484,6 +485,7 @@ fn cluster(c: &Value) -> Option<LiveObject> {
         id,
         tags: string_list(&c["tags"]),
         updated_at: s(&c["updated_at"]),
+        ..Default::default()
     })
 }
 
@@ -559,6 +561,7 @@ fn load_balancer(l: &Value) -> Option<LiveObject> {
         id,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -614,6 +617,7 @@ fn firewall(f: &Value) -> Option<LiveObject> {
         id,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -634,6 +638,7 @@ fn domain(d: &Value, apex: &BTreeMap<String, String>) -> Option<LiveObject> {
         id: name,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -673,6 +678,7 @@ fn record(domain: &str, r: &Value) -> Option<LiveObject> {
         id: format!("{domain}/{rid}"),
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -700,6 +706,7 @@ fn cdn_endpoint(e: &Value) -> Option<LiveObject> {
         id,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -711,6 +718,7 @@ fn spaces_key(k: &Value) -> Option<LiveObject> {
         id,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -737,5 +745,6 @@ fn project(p: &Value) -> Option<LiveObject> {
         id,
         tags: Vec::new(),
         updated_at: s(&p["updated_at"]),
+        ..Default::default()
     })
 }

@@ -209,6 +209,7 @@ async fn read_bucket(
         fields,
         tags: Vec::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 
@@ -269,6 +270,7 @@ pub async fn apply(
         attributes: attributes(&name, &region),
         secrets: BTreeMap::new(),
         updated_at: None,
+        ..Default::default()
     })
 }
 

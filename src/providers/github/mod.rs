@@ -307,6 +307,7 @@ impl GhProvider {
                         attributes,
                         tags: Vec::new(),
                         updated_at: text("updated_at"),
+                        ..Default::default()
                     });
                 }
                 Kind::GhActionsVariable => {
@@ -322,6 +323,7 @@ impl GhProvider {
                         attributes,
                         tags: Vec::new(),
                         updated_at: text("updated_at"),
+                        ..Default::default()
                     });
                 }
                 Kind::GhDeployKey => {
@@ -338,6 +340,7 @@ impl GhProvider {
                         attributes: key_attributes(&item),
                         tags: Vec::new(),
                         updated_at: None,
+                        ..Default::default()
                     });
                 }
                 _ => {}
@@ -424,6 +427,7 @@ impl GhProvider {
             attributes,
             secrets: BTreeMap::new(),
             updated_at: seen.and_then(|a| a.body["updated_at"].as_str().map(str::to_string)),
+            ..Default::default()
         })
     }
 
@@ -488,6 +492,7 @@ impl GhProvider {
             attributes,
             secrets: BTreeMap::new(),
             updated_at: None,
+            ..Default::default()
         })
     }
 
@@ -533,6 +538,7 @@ impl GhProvider {
             attributes: key_attributes(&created),
             secrets,
             updated_at: None,
+            ..Default::default()
         })
     }
 
