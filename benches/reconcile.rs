@@ -536,16 +536,17 @@ async fn run(n: usize) {
         .collect();
     walls.sort();
     let (wall, wall_min, wall_max) = (walls[1], walls[0], walls[2]);
-    let not_modified = daemon_clouds
-        .github
-        .as_ref()
-        .map(|g| {
-            g.client
-                .stats
-                .not_modified
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .unwrap_or(0);
+    let not_modified = match daemon_clouds
+        .slot("github")
+        .and_then(|s| s.ready_provider())
+    {
+        Some(provisioner::providers::clouds::AnyProvider::GitHub(g)) => g
+            .client
+            .stats
+            .not_modified
+            .load(std::sync::atomic::Ordering::Relaxed),
+        _ => 0,
+    };
 
     // The per-resource refresh, same clients, same simulators, same latency. Above 1,000
     // resources it is not run: its DigitalOcean GETs alone would take half an hour at the

@@ -13,6 +13,7 @@ use provisioner::ledger::Ledger;
 use provisioner::live::LiveState;
 use provisioner::plan::{self, Action, Plan};
 use provisioner::providers::digitalocean::{ApiConfig, DoClient, DoProvider};
+use provisioner::providers::{ObserveScope, Provider};
 use provisioner::sim::Fault;
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
 use serde_json::json;
@@ -142,7 +143,7 @@ async fn setup() -> (DoSim, DoProvider) {
 
 async fn live(p: &DoProvider, d: &DesiredState, l: &Ledger) -> LiveState {
     let mut live = LiveState::default();
-    for (kind, obs) in p.observe(d, l).await {
+    for (kind, obs) in p.observe(&ObserveScope::new(d, l)).await {
         live.kinds.insert(kind.key().to_string(), obs);
     }
     live

@@ -179,7 +179,9 @@ fn state() -> desired::DesiredState {
 
 async fn live(c: &DoClient, d: &desired::DesiredState) -> LiveState {
     let mut live = LiveState::default();
-    for (kind, obs) in observe(c, d, &Ledger::default()).await {
+    let ledger = Ledger::default();
+    let scope = provisioner::providers::ObserveScope::new(d, &ledger);
+    for (kind, obs) in observe(c, &scope).await {
         live.kinds.insert(kind.key().to_string(), obs);
     }
     live

@@ -15,7 +15,7 @@ use provisioner::exec::{ExecOptions, Persist, execute};
 use provisioner::ledger::Ledger;
 use provisioner::live::LiveState;
 use provisioner::plan::{self, Action};
-use provisioner::providers::{Applied, ApplyRequest, Provider, ProviderError};
+use provisioner::providers::{Applied, ApplyRequest, Changes, ProviderError};
 use serde_json::json;
 
 /// Creates succeed after a short pause, except for names listed in `fail`; every call
@@ -29,7 +29,7 @@ struct Recorder {
     persisted_intents: Arc<Mutex<Vec<String>>>,
 }
 
-impl Provider for Recorder {
+impl Changes for Recorder {
     async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
         let name = req.fields["name"].as_str().unwrap_or_default().to_string();
         if req.action == Action::Create {

@@ -18,6 +18,7 @@ use provisioner::ledger::fingerprint::FingerprintKey;
 use provisioner::live::LiveState;
 use provisioner::plan::{self, Action, Plan};
 use provisioner::providers::github::{GhApiConfig, GhClient, GhProvider};
+use provisioner::providers::{ObserveScope, Provider};
 use provisioner::sim::Fault;
 use provisioner::sim::github::{GhConfig, GhSim};
 
@@ -89,7 +90,7 @@ impl World {
             )),
             ..LiveState::default()
         };
-        for (kind, obs) in self.provider.observe(d, l).await {
+        for (kind, obs) in self.provider.observe(&ObserveScope::new(d, l)).await {
             live.kinds.insert(kind.key().to_string(), obs);
         }
         live
@@ -523,7 +524,7 @@ async fn a_rate_limited_observe_is_unknown_never_absent() {
         None,
     );
     let mut live = LiveState::default();
-    for (kind, obs) in impatient.observe(&d, &ledger).await {
+    for (kind, obs) in impatient.observe(&ObserveScope::new(&d, &ledger)).await {
         live.kinds.insert(kind.key().to_string(), obs);
     }
     for k in provisioner::providers::github::KINDS {

@@ -89,15 +89,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Requests each provider's client put on the wire so far (AWS SDK clients keep no count).
 fn requests(clouds: &Clouds) -> BTreeMap<&'static str, u64> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut out = BTreeMap::new();
-    if let Ok(p) = &clouds.digitalocean {
-        out.insert("digitalocean", p.client.stats.requests.load(Relaxed));
-    }
-    if let Ok(p) = &clouds.github {
-        out.insert("github", p.client.stats.requests.load(Relaxed));
-    }
-    out
+    clouds
+        .request_stats()
+        .into_iter()
+        .map(|(provider, stats)| (provider, stats.requests))
+        .collect()
 }
 
 /// Runs `scan`: exit 0 when every kind in scope was scanned, 3 when some could not be.

@@ -664,19 +664,8 @@ fn update_api_metrics(shared: &Shared, clouds: &Clouds) {
                 .set(r as i64);
         }
     };
-    if let Ok(p) = &clouds.digitalocean {
-        record(
-            "digitalocean",
-            p.client.stats.classes.snapshot(),
-            p.client.remaining(),
-        );
-    }
-    if let Ok(p) = &clouds.github {
-        record(
-            "github",
-            p.client.stats.classes.snapshot(),
-            p.client.remaining(),
-        );
+    for (provider, stats) in clouds.request_stats() {
+        record(provider, stats.classes, stats.remaining);
     }
 }
 

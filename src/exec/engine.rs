@@ -28,7 +28,7 @@ use crate::plan::planner::{
     undelivered, unrecoverable,
 };
 use crate::plan::{Action, Change, Plan};
-use crate::providers::{Applied, ApplyRequest, Provider, SecretValue};
+use crate::providers::{Applied, ApplyRequest, Changes, SecretValue};
 
 /// How to carry out a plan.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ type Running<'f> = Pin<Box<dyn Future<Output = Finished> + 'f>>;
 /// Carries out `plan` with `provider`, recording results in `ledger` and persisting it
 /// through `persist`.
 #[allow(clippy::too_many_arguments)]
-pub async fn execute<P: Provider, S: Persist, G: Progress>(
+pub async fn execute<P: Changes, S: Persist, G: Progress>(
     plan: &Plan,
     desired: &DesiredState,
     ledger: &mut Ledger,
@@ -503,7 +503,7 @@ impl Recorded {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run<P: Provider>(
+async fn run<P: Changes>(
     index: usize,
     c: &Change,
     p: Prepared,
@@ -712,7 +712,7 @@ fn record(
 /// once no consumer is still owed the producer's outputs ([`UNDELIVERED`] is empty). A
 /// retirement that fails is reported as a failed outcome of the producer and kept in the
 /// ledger: the next pass plans it again.
-async fn retire_due<P: Provider, G: Progress>(
+async fn retire_due<P: Changes, G: Progress>(
     c: &Change,
     desired: &DesiredState,
     ledger: &mut Ledger,

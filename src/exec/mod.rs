@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use crate::live::{LiveObject, LiveState};
 use crate::plan::planner::Attributes;
 use crate::plan::{Action, Plan};
-use crate::providers::{Provider, SecretValue};
+use crate::providers::{Changes, SecretValue};
 use std::collections::BTreeMap;
 
 use crate::desired::values::SecretSource;
@@ -76,7 +76,7 @@ pub type SecretOutputs = HashMap<Address, BTreeMap<String, SecretValue>>;
 /// from the secret output of another resource (produced earlier in this pass, or read again
 /// from its cloud where the cloud can give it back). `generate` values are the provider's
 /// business and are not resolved here. Errors name the resource and field, never a value.
-pub async fn resolve_secrets<P: Provider>(
+pub async fn resolve_secrets<P: Changes>(
     r: &crate::desired::Resource,
     desired: &DesiredState,
     ledger: &Ledger,
@@ -199,7 +199,7 @@ pub fn record_protections(desired: &DesiredState, ledger: &mut Ledger) -> Vec<Ad
 /// Applies every acting change of `plan` one at a time, recording results in `ledger` (in
 /// memory only): the executor with a concurrency of one and nothing persisted, for tests
 /// and tools.
-pub async fn apply_sequential<P: Provider>(
+pub async fn apply_sequential<P: Changes>(
     plan: &Plan,
     desired: &DesiredState,
     ledger: &mut Ledger,

@@ -1,40 +1,120 @@
-//! Every configured provider behind one [`Provider`]: a change goes to the provider of its
-//! kind; a provider without credentials says which variables to set.
+//! The registry: every provider of the build, each in a [`Slot`] (set up, not available
+//! with the reason, or set up on first need), behind one [`Changes`] that hands each request
+//! to the provider of its kind, and one observe fan-out over the pass's [`ObserveScope`].
+//! This is the only list of providers: adding one means a variant of [`AnyProvider`], an arm
+//! in [`dispatch!`], and its line in [`Clouds::from_env`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 
 use serde_json::Value;
 
 use super::aws::AwsProvider;
 use super::digitalocean::DoProvider;
 use super::github::GhProvider;
-use super::{Applied, ApplyRequest, Provider, ProviderError, SecretValue};
+use super::{
+    Applied, ApplyRequest, Changes, ObserveScope, Provider, ProviderError, RequestStats,
+    SecretValue,
+};
 use crate::desired::{DesiredState, Kind};
 use crate::ledger::Ledger;
 use crate::live::{KindObservation, LiveState, ObserveStatus};
 
-/// The providers of one pass. `Err` carries the reason a provider is not available
-/// (missing credentials).
-pub struct Clouds {
-    /// DigitalOcean.
-    pub digitalocean: Result<DoProvider, String>,
+/// One provider of the registry.
+pub enum AnyProvider {
+    /// DigitalOcean (API v2 and Spaces).
+    DigitalOcean(DoProvider),
     /// GitHub.
-    pub github: Result<GhProvider, String>,
-    /// AWS, set up on first need: when the desired state or the ledger has AWS resources
-    /// (loading the credential chain may ask the instance metadata service, so a desired
-    /// state without AWS never does).
-    aws: tokio::sync::OnceCell<Result<AwsProvider, String>>,
+    GitHub(GhProvider),
+    /// AWS.
+    Aws(AwsProvider),
+}
+
+/// Runs `$body` with `$p` bound to the provider inside an [`AnyProvider`].
+macro_rules! dispatch {
+    ($any:expr, $p:ident => $body:expr) => {
+        match $any {
+            AnyProvider::DigitalOcean($p) => $body,
+            AnyProvider::GitHub($p) => $body,
+            AnyProvider::Aws($p) => $body,
+        }
+    };
+}
+
+impl AnyProvider {
+    /// The provider's name.
+    pub fn name(&self) -> &'static str {
+        dispatch!(self, p => p.name())
+    }
+}
+
+/// Sets up a provider on first need, from the desired state (AWS: loading the credential
+/// chain may ask the instance metadata service, so a desired state without AWS never does).
+type Setup =
+    for<'a> fn(&'a DesiredState) -> Pin<Box<dyn Future<Output = Result<AnyProvider, String>> + 'a>>;
+
+/// One provider's place in the registry.
+pub struct Slot {
+    name: &'static str,
+    cell: tokio::sync::OnceCell<Result<AnyProvider, String>>,
+    setup: Option<Setup>,
+}
+
+impl Slot {
+    fn ready(name: &'static str, provider: Result<AnyProvider, String>) -> Self {
+        Slot {
+            name,
+            cell: tokio::sync::OnceCell::new_with(Some(provider)),
+            setup: None,
+        }
+    }
+
+    fn lazy(name: &'static str, setup: Setup) -> Self {
+        Slot {
+            name,
+            cell: tokio::sync::OnceCell::new(),
+            setup: Some(setup),
+        }
+    }
+
+    /// The provider, once set up and available.
+    pub fn ready_provider(&self) -> Option<&AnyProvider> {
+        self.cell.get().and_then(|r| r.as_ref().ok())
+    }
+
+    /// The provider, set up now if it was waiting for its first need.
+    async fn get(&self, desired: &DesiredState) -> &Result<AnyProvider, String> {
+        match self.setup {
+            Some(setup) => self.cell.get_or_init(|| setup(desired)).await,
+            None => self.cell.get().expect("a slot without setup is set"),
+        }
+    }
+
+    /// The provider as set up so far (`None`: not needed yet).
+    fn current(&self) -> Option<&Result<AnyProvider, String>> {
+        self.cell.get()
+    }
+}
+
+/// The providers of a process. `Err` in a slot carries the reason the provider is not
+/// available (missing credentials).
+pub struct Clouds {
+    slots: Vec<Slot>,
 }
 
 impl std::fmt::Debug for Clouds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Clouds")
-            .field("digitalocean", &self.digitalocean.is_ok())
-            .field("github", &self.github.as_ref().map(|_| ()))
-            .field("aws", &self.aws.get().map(|a| a.as_ref().map(|_| ())))
-            .finish()
+        let mut d = f.debug_struct("Clouds");
+        for s in &self.slots {
+            d.field(s.name, &s.current().map(|r| r.as_ref().map(|_| ())));
+        }
+        d.finish()
     }
 }
+
+/// The providers of this build, by name, in the registry's order.
+pub const PROVIDERS: &[&str] = &["digitalocean", "github", "aws"];
 
 /// The kinds the desired state, the ledger's entries or its write-ahead intents use: what a
 /// pass observes, decided once, for every provider.
@@ -55,60 +135,88 @@ pub fn used_kinds(desired: &DesiredState, ledger: &Ledger) -> BTreeSet<Kind> {
 }
 
 impl Clouds {
-    /// Providers made in code (tests, benchmarks, the sandbox): `aws` already set up.
+    /// Providers made in code (tests, benchmarks, the sandbox), all set up.
     pub fn new(
         digitalocean: Result<DoProvider, String>,
         github: Result<GhProvider, String>,
         aws: Result<AwsProvider, String>,
     ) -> Self {
         Clouds {
-            digitalocean,
-            github,
-            aws: tokio::sync::OnceCell::new_with(Some(aws)),
+            slots: vec![
+                Slot::ready("digitalocean", digitalocean.map(AnyProvider::DigitalOcean)),
+                Slot::ready("github", github.map(AnyProvider::GitHub)),
+                Slot::ready("aws", aws.map(AnyProvider::Aws)),
+            ],
         }
-    }
-
-    /// The AWS provider, once set up (`None`: nothing has needed AWS yet).
-    pub fn aws(&self) -> Option<&Result<AwsProvider, String>> {
-        self.aws.get()
     }
 
     /// The providers configured from the environment (`DIGITALOCEAN_TOKEN`, `SPACES_*`,
     /// `GITHUB_TOKEN`, `GITHUB_API_URL`, the AWS chain). AWS is set up now when the desired
-    /// state has AWS resources, else by [`Clouds::observe`] once the ledger turns out to
-    /// have some.
+    /// state has AWS resources, else by [`Clouds::observe_scope`] once the ledger turns out
+    /// to have some.
     pub async fn from_env(desired: &DesiredState) -> Self {
         use super::digitalocean::{ApiConfig, DoClient, spaces::SpacesConfig};
         let per_minute = desired.settings.rate_limits.digitalocean_per_minute;
         let digitalocean = ApiConfig::from_env(per_minute)
             .and_then(DoClient::new)
-            .map(|client| DoProvider {
-                client,
-                spaces: SpacesConfig::from_env().ok(),
-                poll_every: std::time::Duration::from_secs(10),
+            .map(|client| {
+                AnyProvider::DigitalOcean(DoProvider {
+                    client,
+                    spaces: SpacesConfig::from_env().ok(),
+                    poll_every: std::time::Duration::from_secs(10),
+                })
             });
         let github = super::github::GhApiConfig::from_env()
             .and_then(super::github::GhClient::new)
-            .map(GhProvider::new);
+            .map(|c| AnyProvider::GitHub(GhProvider::new(c)));
         let clouds = Clouds {
-            digitalocean,
-            github,
-            aws: tokio::sync::OnceCell::new(),
+            slots: vec![
+                Slot::ready("digitalocean", digitalocean),
+                Slot::ready("github", github),
+                Slot::lazy("aws", |desired| {
+                    Box::pin(
+                        async move { AwsProvider::from_env(desired).await.map(AnyProvider::Aws) },
+                    )
+                }),
+            ],
         };
-        if desired
-            .resources
-            .values()
-            .any(|r| r.kind().provider() == "aws")
-        {
-            clouds.aws_for(desired).await;
+        for slot in &clouds.slots {
+            if desired
+                .resources
+                .values()
+                .any(|r| r.kind().provider() == slot.name)
+            {
+                slot.get(desired).await;
+            }
         }
         clouds
     }
 
-    async fn aws_for(&self, desired: &DesiredState) -> &Result<AwsProvider, String> {
-        self.aws
-            .get_or_init(|| AwsProvider::from_env(desired))
-            .await
+    /// The slot of provider `name`.
+    pub fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.name == name)
+    }
+
+    /// The providers set up and available so far.
+    pub fn ready(&self) -> impl Iterator<Item = &AnyProvider> {
+        self.slots.iter().filter_map(Slot::ready_provider)
+    }
+
+    /// The AWS provider, once set up (`None`: nothing has needed AWS yet).
+    pub fn aws(&self) -> Option<Result<&AwsProvider, &String>> {
+        self.slot("aws")?.current().map(|r| match r {
+            Ok(AnyProvider::Aws(p)) => Ok(p),
+            Ok(_) => unreachable!("the aws slot holds the AWS provider"),
+            Err(why) => Err(why),
+        })
+    }
+
+    /// What each available provider's client has put on the wire so far, by provider
+    /// (providers whose clients keep no count are left out).
+    pub fn request_stats(&self) -> BTreeMap<&'static str, RequestStats> {
+        self.ready()
+            .filter_map(|p| Some((p.name(), dispatch!(p, p => p.request_stats())?)))
+            .collect()
     }
 
     /// Checks the desired state's regions, sizes and Kubernetes versions against what the
@@ -123,8 +231,8 @@ impl Clouds {
         use crate::desired::catalog;
         let mut warning = None;
         let do_catalogs = if catalog::needs_do_catalogs(desired) {
-            match &self.digitalocean {
-                Ok(p) => match p.client.catalogs().await {
+            match self.slot("digitalocean").and_then(Slot::ready_provider) {
+                Some(AnyProvider::DigitalOcean(p)) => match p.client.catalogs().await {
                     Ok(c) => Some(c),
                     Err(e) => {
                         warning = Some(format!(
@@ -136,7 +244,7 @@ impl Clouds {
                 },
                 // No credentials: every DigitalOcean kind is reported as not observed, and
                 // nothing of it is planned.
-                Err(_) => None,
+                _ => None,
             }
         } else {
             None
@@ -149,89 +257,93 @@ impl Clouds {
         }
     }
 
-    /// Observes every kind the desired state or the ledger uses ([`used_kinds`]). A provider
-    /// that is not available (no credentials) has every kind of it unknown, with the
-    /// reason; a kind in use that a provider's answer leaves out is unknown too, never
-    /// empty.
+    /// Observes every kind the desired state or the ledger uses ([`used_kinds`]).
     pub async fn observe(&self, desired: &DesiredState, ledger: &Ledger) -> LiveState {
+        self.observe_scope(&ObserveScope::new(desired, ledger))
+            .await
+    }
+
+    /// Observes the kinds of `scope`, every provider at once. A provider that is not
+    /// available (no credentials) has every kind of it in the scope unknown, with the
+    /// reason; a kind in the scope that a provider's answer leaves out is unknown too, never
+    /// empty.
+    pub async fn observe_scope(&self, scope: &ObserveScope<'_>) -> LiveState {
         let mut live = LiveState::default();
-        let used = used_kinds(desired, ledger);
-        let uses = |provider: &str| used.iter().any(|k| k.provider() == provider);
         let unknown = |why: &str| KindObservation {
             status: ObserveStatus::Failed(why.to_string()),
             objects: Vec::new(),
             failed_scopes: Vec::new(),
         };
-        let (d, g, a) = futures_util::join!(
-            async {
-                match &self.digitalocean {
-                    Ok(p) if uses("digitalocean") => {
-                        Some(Ok(Box::pin(p.observe(desired, ledger)).await))
-                    }
-                    Err(why) if uses("digitalocean") => Some(Err(why.clone())),
-                    _ => None,
-                }
-            },
-            async {
-                match &self.github {
-                    Ok(p) if uses("github") => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
-                    Err(why) if uses("github") => Some(Err(why.clone())),
-                    _ => None,
-                }
-            },
-            async {
-                if !uses("aws") {
-                    return None;
-                }
-                match self.aws_for(desired).await {
-                    Ok(p) => Some(Ok(Box::pin(p.observe(desired, ledger)).await)),
-                    Err(why) => Some(Err(why.clone())),
-                }
-            }
-        );
-        for (provider, result) in [("digitalocean", d), ("github", g), ("aws", a)] {
-            let found = match result {
-                Some(Ok(found)) => found,
-                Some(Err(why)) => Kind::ALL
-                    .iter()
-                    .filter(|k| k.provider() == provider)
-                    .map(|k| (*k, unknown(&why)))
-                    .collect(),
-                None => BTreeMap::new(),
-            };
+        let answers = futures_util::future::join_all(
+            self.slots
+                .iter()
+                .filter(|slot| scope.uses_provider(slot.name))
+                .map(|slot| async move {
+                    let found = match slot.get(scope.desired).await {
+                        // Each provider's future lives on the heap: together they would
+                        // make this one too large for a thread's stack in debug builds.
+                        Ok(p) => dispatch!(p, p => Box::pin(p.observe(scope)).await),
+                        Err(why) => scope
+                            .kinds
+                            .iter()
+                            .filter(|k| k.provider() == slot.name)
+                            .map(|k| (*k, unknown(why)))
+                            .collect(),
+                    };
+                    (slot.name, found)
+                }),
+        )
+        .await;
+        for (provider, found) in answers {
             for (k, o) in found {
-                live.kinds.insert(k.key().to_string(), o);
+                if scope.uses(k) {
+                    live.kinds.insert(k.key().to_string(), o);
+                }
             }
             live.mark_missing(
-                used.iter().copied().filter(|k| k.provider() == provider),
+                scope
+                    .kinds
+                    .iter()
+                    .copied()
+                    .filter(|k| k.provider() == provider),
                 &format!("the {provider} provider did not report this kind"),
             );
         }
+        // A kind of no provider of this build.
+        live.mark_missing(
+            scope
+                .kinds
+                .iter()
+                .copied()
+                .filter(|k| !PROVIDERS.contains(&k.provider())),
+            "no provider of this build observes this kind",
+        );
         live.observed_at = Some(crate::ledger::lease::rfc3339(std::time::SystemTime::now()));
         live
     }
+
+    /// The provider of `kind`, or why there is none.
+    fn provider_of(&self, kind: Kind) -> Result<&AnyProvider, ProviderError> {
+        let slot = self
+            .slot(kind.provider())
+            .ok_or_else(|| ProviderError::msg(format!("{} is not a provider", kind.provider())))?;
+        match slot.current() {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(why)) => Err(ProviderError::msg(why.clone())),
+            None => Err(ProviderError::msg(format!(
+                "the {} provider was not set up",
+                slot.name
+            ))),
+        }
+    }
 }
 
-impl Provider for Clouds {
+impl Changes for Clouds {
     async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
-        match req.kind.provider() {
-            // Each provider's future lives on the heap: together they would make this one
-            // too large for a thread's stack in debug builds.
-            "digitalocean" => match &self.digitalocean {
-                Ok(p) => Box::pin(p.apply(req)).await,
-                Err(why) => Err(ProviderError::msg(why.clone())),
-            },
-            "github" => match &self.github {
-                Ok(p) => Box::pin(p.apply(req)).await,
-                Err(why) => Err(ProviderError::msg(why.clone())),
-            },
-            "aws" => match self.aws.get() {
-                Some(Ok(p)) => Box::pin(p.apply(req)).await,
-                Some(Err(why)) => Err(ProviderError::msg(why.clone())),
-                None => Err(ProviderError::msg("the AWS provider was not set up")),
-            },
-            other => Err(ProviderError::msg(format!("{other} is not a provider"))),
-        }
+        let p = self.provider_of(req.kind)?;
+        // Boxed: together the providers' futures would make this one too large for a
+        // thread's stack in debug builds.
+        dispatch!(p, p => Box::pin(Provider::apply(p, req)).await)
     }
 
     async fn secret_output(
@@ -241,35 +353,35 @@ impl Provider for Clouds {
         output: &str,
         spec: Option<&Value>,
     ) -> Result<Option<SecretValue>, ProviderError> {
-        match kind.provider() {
-            "digitalocean" => match &self.digitalocean {
-                Ok(p) => Box::pin(p.secret_output(kind, id, output, spec)).await,
-                Err(_) => Ok(None),
-            },
-            "aws" => match self.aws.get() {
-                Some(Ok(p)) => Box::pin(p.secret_output(kind, id, output, spec)).await,
-                _ => Ok(None),
-            },
-            _ => Ok(None),
+        match self.provider_of(kind) {
+            Ok(p) => {
+                dispatch!(p, p => Box::pin(Provider::secret_output(p, kind, id, output, spec)).await)
+            }
+            Err(_) => Ok(None),
         }
     }
 
     async fn retire(&self, kind: Kind, id: &str, parts: &[String]) -> Result<(), ProviderError> {
-        match kind.provider() {
-            "digitalocean" => match &self.digitalocean {
-                Ok(p) => Box::pin(p.retire(kind, id, parts)).await,
-                Err(why) => Err(ProviderError::msg(why.clone())),
-            },
-            "github" => match &self.github {
-                Ok(p) => Box::pin(p.retire(kind, id, parts)).await,
-                Err(why) => Err(ProviderError::msg(why.clone())),
-            },
-            "aws" => match self.aws.get() {
-                Some(Ok(p)) => Box::pin(p.retire(kind, id, parts)).await,
-                Some(Err(why)) => Err(ProviderError::msg(why.clone())),
-                None => Err(ProviderError::msg("the AWS provider was not set up")),
-            },
-            other => Err(ProviderError::msg(format!("{other} is not a provider"))),
+        let p = self.provider_of(kind)?;
+        dispatch!(p, p => Box::pin(Provider::retire(p, kind, id, parts)).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_provider_in_the_registry() {
+        for k in Kind::ALL {
+            assert!(
+                PROVIDERS.contains(&k.provider()),
+                "{k}: provider {} is not in the registry",
+                k.provider()
+            );
         }
+        let clouds = Clouds::new(Err("none".into()), Err("none".into()), Err("none".into()));
+        let names: Vec<&str> = clouds.slots.iter().map(|s| s.name).collect();
+        assert_eq!(names, PROVIDERS);
     }
 }

@@ -1,6 +1,7 @@
-//! Providers: the adapters that observe and change one cloud each (`digitalocean`,
-//! `github`); `fake` is an in-memory cloud for planner and executor tests; `clouds` puts
-//! them behind one dispatcher.
+//! Providers: the adapters that observe and change one cloud each (`digitalocean`, `aws`,
+//! `github`), each behind [`Provider`]. `clouds` is the registry, the only list of them: it
+//! observes a pass's [`ObserveScope`] through all of them and hands each change to the
+//! provider of its kind. `fake` is an in-memory cloud for planner and executor tests.
 
 pub mod aws;
 pub mod clouds;
@@ -116,6 +117,18 @@ pub struct ApplyRequest<'a> {
     pub unused: bool,
 }
 
+/// What a provider's API client has put on the wire since it was made, for the metrics and
+/// `scan`'s request count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    /// Requests sent (retries included).
+    pub requests: u64,
+    /// Answers by status class ([`RequestClasses::CLASSES`]).
+    pub classes: [(&'static str, u64); 5],
+    /// The API's own count of requests left in its window, from its last answer.
+    pub remaining: Option<u64>,
+}
+
 /// Answers by status class, for `provisioner_api_requests_total`.
 #[derive(Debug, Default)]
 pub struct RequestClasses([std::sync::atomic::AtomicU64; 5]);
@@ -222,9 +235,52 @@ impl ProviderError {
     }
 }
 
-/// Something that can make changes in a cloud.
-pub trait Provider {
-    /// Makes one change.
+/// What one pass observes, decided once for every provider: the kinds the desired state,
+/// the ledger's entries or its write-ahead intents use ([`clouds::used_kinds`]), with the
+/// desired state and ledger that name them (a provider looks up there which names,
+/// repositories or buckets to read). A provider observes the kinds of the scope that are
+/// its own, and nothing else.
+#[derive(Clone, Debug)]
+pub struct ObserveScope<'a> {
+    /// The kinds to observe (of every provider).
+    pub kinds: std::collections::BTreeSet<Kind>,
+    /// The desired state.
+    pub desired: &'a crate::desired::DesiredState,
+    /// The ledger.
+    pub ledger: &'a crate::ledger::Ledger,
+}
+
+impl<'a> ObserveScope<'a> {
+    /// The scope of a pass: every kind `desired` or `ledger` uses ([`clouds::used_kinds`]).
+    pub fn new(
+        desired: &'a crate::desired::DesiredState,
+        ledger: &'a crate::ledger::Ledger,
+    ) -> Self {
+        ObserveScope {
+            kinds: clouds::used_kinds(desired, ledger),
+            desired,
+            ledger,
+        }
+    }
+
+    /// True when `kind` is to be observed.
+    pub fn uses(&self, kind: Kind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    /// True when any kind of `provider` is to be observed.
+    pub fn uses_provider(&self, provider: &str) -> bool {
+        self.kinds.iter().any(|k| k.provider() == provider)
+    }
+}
+
+/// The changes the executor asks for, and the reads it needs: what every [`Provider`] does,
+/// and what the registry ([`clouds::Clouds`]) does by handing each request to the provider
+/// of its kind.
+pub trait Changes {
+    /// Makes one change: `Create`, `Update`, `Adopt`, `Delete`, or a `Replace` whose
+    /// strategy is [`ReplaceStrategy::InPlace`] (the executor splits the other replacements
+    /// into a create and a delete, in the order their strategy says).
     fn apply(
         &self,
         req: ApplyRequest<'_>,
@@ -247,8 +303,6 @@ pub trait Provider {
 
     /// Removes parts of object `id` that a change superseded ([`Applied::retiring`]), now
     /// that every consumer holds their successors. Parts already gone are not an error.
-    /// Only kinds whose changes return `retiring` are ever asked; for the others there is
-    /// nothing to remove.
     fn retire(
         &self,
         kind: Kind,
@@ -257,5 +311,96 @@ pub trait Provider {
     ) -> impl std::future::Future<Output = Result<(), ProviderError>> {
         let _ = (kind, id, parts);
         async { Ok(()) }
+    }
+}
+
+/// One cloud's adapter: it names itself and its kinds, observes the part of a pass's scope
+/// that is its own, and makes changes. Adding a provider means its kinds (a file in
+/// `desired/kinds/` and a line in the `kinds!` list), this trait's implementation, and one
+/// variant in the registry ([`clouds::Clouds`]).
+pub trait Provider {
+    /// The provider's name: the first part of its kinds' addresses (`digitalocean`).
+    fn name(&self) -> &'static str;
+
+    /// Its kinds, as the `kinds!` declarations assign them.
+    fn kinds(&self) -> Vec<Kind> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .filter(|k| k.provider() == self.name())
+            .collect()
+    }
+
+    /// What its API client has put on the wire so far; `None` for clients that keep no
+    /// count (the AWS SDK's).
+    fn request_stats(&self) -> Option<RequestStats> {
+        None
+    }
+
+    /// Observes the kinds of `scope` that are its own. Every such kind is in the answer:
+    /// complete, or failed with the reason (a kind left out is reported by the registry as
+    /// not observed, never as empty).
+    fn observe(
+        &self,
+        scope: &ObserveScope<'_>,
+    ) -> impl std::future::Future<Output = BTreeMap<Kind, crate::live::KindObservation>>;
+
+    /// Makes one change (see [`Changes::apply`]).
+    fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+    ) -> impl std::future::Future<Output = Result<Applied, ProviderError>>;
+
+    /// Reads a secret output again (see [`Changes::secret_output`]); by default the cloud
+    /// cannot give any back.
+    fn secret_output(
+        &self,
+        kind: Kind,
+        id: &str,
+        output: &str,
+        spec: Option<&Value>,
+    ) -> impl std::future::Future<Output = Result<Option<SecretValue>, ProviderError>> {
+        let _ = (kind, id, output, spec);
+        async { Ok(None) }
+    }
+
+    /// Removes superseded parts (see [`Changes::retire`]). Only kinds whose changes return
+    /// [`Applied::retiring`] are ever asked; for the others there is nothing to remove.
+    fn retire(
+        &self,
+        kind: Kind,
+        id: &str,
+        parts: &[String],
+    ) -> impl std::future::Future<Output = Result<(), ProviderError>> {
+        let _ = (kind, id, parts);
+        async { Ok(()) }
+    }
+}
+
+impl<P: Provider> Changes for P {
+    fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+    ) -> impl std::future::Future<Output = Result<Applied, ProviderError>> {
+        Provider::apply(self, req)
+    }
+
+    fn secret_output(
+        &self,
+        kind: Kind,
+        id: &str,
+        output: &str,
+        spec: Option<&Value>,
+    ) -> impl std::future::Future<Output = Result<Option<SecretValue>, ProviderError>> {
+        Provider::secret_output(self, kind, id, output, spec)
+    }
+
+    fn retire(
+        &self,
+        kind: Kind,
+        id: &str,
+        parts: &[String],
+    ) -> impl std::future::Future<Output = Result<(), ProviderError>> {
+        Provider::retire(self, kind, id, parts)
     }
 }

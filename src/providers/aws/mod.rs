@@ -23,7 +23,7 @@ use crate::desired::{DesiredState, Kind};
 use crate::ledger::Ledger;
 use crate::live::{KindObservation, LiveObject, ObserveStatus};
 use crate::plan::Action;
-use crate::providers::{Applied, ApplyRequest, ProviderError, SecretValue};
+use crate::providers::{Applied, ApplyRequest, ObserveScope, ProviderError, SecretValue};
 
 /// The tag key that carries the ledger lineage on AWS objects.
 pub const LINEAGE_KEY: &str = "provisioner:lineage";
@@ -179,13 +179,16 @@ impl AwsProvider {
 
     /// Observes every AWS kind: one (paginated) list per kind, then the details of the
     /// objects the desired state or the ledger names. A kind whose listing fails is unknown.
-    pub async fn observe(
-        &self,
-        desired: &DesiredState,
-        ledger: &Ledger,
-    ) -> BTreeMap<Kind, KindObservation> {
+    async fn observe_in(&self, scope: &ObserveScope<'_>) -> BTreeMap<Kind, KindObservation> {
+        let (desired, ledger) = (scope.desired, scope.ledger);
         let names = managed_names(desired, ledger);
-        let wanted = |k: Kind| names.get(&k).cloned().unwrap_or_default();
+        let wanted = |k: Kind| {
+            if scope.uses(k) {
+                names.get(&k).cloned().unwrap_or_default()
+            } else {
+                BTreeSet::new()
+            }
+        };
         let reads = desired.settings.concurrency.reads;
         let (b, t, i, c, u, s) = futures_util::join!(
             Box::pin(s3::observe(self, wanted(Kind::AwsS3Bucket), reads)),
@@ -214,6 +217,9 @@ impl AwsProvider {
             (Kind::AwsIamSmtpUser, u),
             (Kind::AwsSecretsmanagerSecret, s),
         ] {
+            if !scope.uses(kind) {
+                continue;
+            }
             out.insert(
                 kind,
                 match result {
@@ -235,6 +241,14 @@ impl AwsProvider {
 }
 
 impl crate::providers::Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn observe(&self, scope: &ObserveScope<'_>) -> BTreeMap<Kind, KindObservation> {
+        self.observe_in(scope).await
+    }
+
     async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
         if matches!(req.action, Action::Orphan | Action::Drift | Action::NoOp) {
             return Err(ProviderError::msg("nothing to apply for this action"));

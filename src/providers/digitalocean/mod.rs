@@ -21,34 +21,43 @@ pub struct DoProvider {
     pub poll_every: std::time::Duration,
 }
 
-impl DoProvider {
-    /// Observes every DigitalOcean kind, Spaces buckets included.
-    pub async fn observe(
+impl crate::providers::Provider for DoProvider {
+    fn name(&self) -> &'static str {
+        "digitalocean"
+    }
+
+    fn request_stats(&self) -> Option<crate::providers::RequestStats> {
+        Some(crate::providers::RequestStats {
+            requests: self
+                .client
+                .stats
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            classes: self.client.stats.classes.snapshot(),
+            remaining: self.client.remaining(),
+        })
+    }
+
+    /// Observes the DigitalOcean kinds of the scope, Spaces buckets included (through the
+    /// Spaces API, alongside the DigitalOcean API).
+    async fn observe(
         &self,
-        desired: &crate::desired::DesiredState,
-        ledger: &crate::ledger::Ledger,
+        scope: &crate::providers::ObserveScope<'_>,
     ) -> std::collections::BTreeMap<crate::desired::Kind, crate::live::KindObservation> {
         // The Spaces API is another endpoint: it is observed alongside the DigitalOcean API,
         // not after it.
         let spaces = async {
             match &self.spaces {
-                Some(config) => Some(spaces::observe(config, desired, ledger).await),
-                None => None,
+                Some(config) if scope.uses(crate::desired::Kind::DoSpacesBucket) => {
+                    Some(spaces::observe(config, scope.desired, scope.ledger).await)
+                }
+                _ => None,
             }
         };
-        let (mut out, spaces) =
-            futures_util::join!(observe::observe(&self.client, desired, ledger), spaces);
+        let (mut out, spaces) = futures_util::join!(observe::observe(&self.client, scope), spaces);
         if let Some(spaces) = spaces {
             out.insert(crate::desired::Kind::DoSpacesBucket, spaces);
-        } else if desired
-            .resources
-            .values()
-            .any(|r| r.kind() == crate::desired::Kind::DoSpacesBucket)
-            || ledger
-                .resources
-                .values()
-                .any(|e| e.kind == crate::desired::Kind::DoSpacesBucket.key())
-        {
+        } else if scope.uses(crate::desired::Kind::DoSpacesBucket) {
             out.insert(
                 crate::desired::Kind::DoSpacesBucket,
                 crate::live::KindObservation {
@@ -62,9 +71,7 @@ impl DoProvider {
         }
         out
     }
-}
 
-impl crate::providers::Provider for DoProvider {
     async fn apply(
         &self,
         req: crate::providers::ApplyRequest<'_>,

@@ -34,15 +34,11 @@ type MapFn = fn(&Value) -> Option<LiveObject>;
 /// mention. A kind nobody uses costs no request.
 pub async fn observe(
     client: &DoClient,
-    desired: &DesiredState,
-    ledger: &Ledger,
+    scope: &crate::providers::ObserveScope<'_>,
 ) -> BTreeMap<Kind, KindObservation> {
     use futures_util::future::join_all;
-    let used = |k: Kind| {
-        desired.resources.values().any(|r| r.kind() == k)
-            || ledger.resources.values().any(|e| e.kind == k.key())
-            || ledger.pending.values().any(|i| i.kind == k.key())
-    };
+    let (desired, ledger) = (scope.desired, scope.ledger);
+    let used = |k: Kind| scope.uses(k);
     let empty = || KindObservation {
         status: ObserveStatus::Complete,
         objects: Vec::new(),

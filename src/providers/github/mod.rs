@@ -23,7 +23,7 @@ use crate::desired::{DesiredState, Kind};
 use crate::ledger::Ledger;
 use crate::live::{FailedScope, KindObservation, LiveObject, ObserveStatus};
 use crate::plan::Action;
-use crate::providers::{Applied, ApplyRequest, ProviderError, SecretValue};
+use crate::providers::{Applied, ApplyRequest, ObserveScope, ProviderError, SecretValue};
 
 /// The GitHub kinds.
 pub const KINDS: [Kind; 4] = [
@@ -148,17 +148,13 @@ impl GhProvider {
     /// A failure that is not the scope's own (bad credentials, a rate limit that does not
     /// reset in time, a connection that fails) makes the whole kind unknown, never empty.
     /// Starts a new pass: the sealed-box keys are fetched again when next needed.
-    pub async fn observe(
-        &self,
-        desired: &DesiredState,
-        ledger: &Ledger,
-    ) -> BTreeMap<Kind, KindObservation> {
+    async fn observe_in(&self, scope: &ObserveScope<'_>) -> BTreeMap<Kind, KindObservation> {
         if let Ok(mut keys) = self.public_keys.lock() {
             keys.clear();
         }
-        let scopes = scopes(desired, ledger);
+        let scopes = scopes(scope.desired, scope.ledger);
         let mut out = BTreeMap::new();
-        for kind in KINDS {
+        for kind in KINDS.into_iter().filter(|k| scope.uses(*k)) {
             let wanted: Vec<&Scope> = scopes
                 .iter()
                 .filter(|(k, _)| *k == kind)
@@ -610,6 +606,26 @@ impl GhProvider {
 }
 
 impl crate::providers::Provider for GhProvider {
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
+    fn request_stats(&self) -> Option<crate::providers::RequestStats> {
+        Some(crate::providers::RequestStats {
+            requests: self
+                .client
+                .stats
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            classes: self.client.stats.classes.snapshot(),
+            remaining: self.client.remaining(),
+        })
+    }
+
+    async fn observe(&self, scope: &ObserveScope<'_>) -> BTreeMap<Kind, KindObservation> {
+        self.observe_in(scope).await
+    }
+
     async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
         match req.action {
             Action::Delete => {
