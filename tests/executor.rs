@@ -208,3 +208,88 @@ async fn a_stop_request_finishes_what_is_in_flight_and_starts_nothing_more() {
     assert_eq!(skipped, 7);
     assert_eq!(ledger.resources.len(), 2, "and were recorded");
 }
+
+/// Records each call as `action id` (the cloud id, or the name for a create).
+#[derive(Default)]
+struct Calls(Mutex<Vec<String>>);
+
+impl Changes for Calls {
+    async fn apply(&self, req: ApplyRequest<'_>) -> Result<Applied, ProviderError> {
+        let name = req.fields["name"].as_str().unwrap_or_default().to_string();
+        let what = req.cloud_id.map(str::to_string).unwrap_or(name.clone());
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {what}", req.action.as_str()));
+        let mut a = Applied {
+            id: format!("new-{name}"),
+            ..Applied::default()
+        };
+        a.attributes.insert("name".into(), json!(name));
+        Ok(a)
+    }
+}
+
+/// The executor, not the provider, orders a replacement: a kind whose names are unique
+/// loses its old object first, one that can have two side by side gets the new one first.
+/// A provider is only ever asked to create and delete for them.
+#[tokio::test]
+async fn a_replacement_is_a_create_and_a_delete_in_the_order_of_its_strategy() {
+    let d = desired();
+    let mut ledger = Ledger::new("lineage-x");
+    let none = LiveState::default();
+    let (plan, _) = plan::plan(&d, &ledger, &none).unwrap();
+    let report = execute(
+        &plan,
+        &d,
+        &mut ledger,
+        &none,
+        &Calls::default(),
+        &ExecOptions::sequential(),
+        &mut provisioner::exec::engine::NoPersist,
+        &NoProgress,
+    )
+    .await;
+    assert!(report.succeeded(), "{:#?}", report.outcomes);
+    // The clouds hold what the ledger recorded.
+    let mut live = LiveState::default();
+    for e in ledger.resources.values() {
+        let kind = live.kinds.entry(e.kind.clone()).or_default();
+        kind.objects.push(provisioner::live::LiveObject {
+            id: e.id.clone(),
+            fields: e.applied.clone(),
+            ..Default::default()
+        });
+    }
+    let mut again = d.clone();
+    for a in ["digitalocean.vpc.v0", "digitalocean.domain_record.a"] {
+        again.replace.insert(desired::Address::parse(a).unwrap());
+    }
+    let (plan, _) = plan::plan(&again, &ledger, &live).unwrap();
+    let calls = Calls::default();
+    let report = execute(
+        &plan,
+        &again,
+        &mut ledger,
+        &live,
+        &calls,
+        &ExecOptions::sequential(),
+        &mut provisioner::exec::engine::NoPersist,
+        &NoProgress,
+    )
+    .await;
+    assert!(report.succeeded(), "{:#?}", report.outcomes);
+    let calls = calls.0.into_inner().unwrap();
+    let of = |object: &str| -> Vec<&str> {
+        calls
+            .iter()
+            .filter(|c| c.ends_with(&format!(" {object}")) || c.ends_with(&format!("-{object}")))
+            .map(String::as_str)
+            .collect()
+    };
+    assert_eq!(of("v0"), vec!["delete new-v0", "create v0"], "{calls:?}");
+    assert_eq!(of("a"), vec!["create a", "delete new-a"], "{calls:?}");
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let v0 = &ledger.resources[&desired::Address::parse("digitalocean.vpc.v0").unwrap()];
+    assert_eq!(v0.id, "new-v0");
+}

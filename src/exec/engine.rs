@@ -23,6 +23,7 @@ use crate::ledger::fingerprint::FingerprintKey;
 use crate::ledger::model::applied_hash;
 use crate::ledger::{Intent, Ledger, LedgerEntry};
 use crate::live::LiveState;
+use crate::plan::model::ReplaceStrategy;
 use crate::plan::planner::{
     RETIRING, Resolved, UNDELIVERED, desired_fields, known_fields, natural_key, retiring,
     undelivered, unrecoverable,
@@ -398,6 +399,9 @@ struct Prepared {
     known: serde_json::Map<String, Value>,
     /// For a delete: the ledger's cloud id and local settings.
     delete: Option<(String, Value)>,
+    /// For a replacement: the old object's fields and local settings, as the ledger
+    /// recorded them (the desired ones when it recorded none), for the delete half.
+    old: Option<(serde_json::Map<String, Value>, Value)>,
 }
 
 /// Resolves a change's fields; `Ok(None)` when there is nothing to do after all (a delete of
@@ -418,6 +422,7 @@ fn prepare(
                     kind,
                     known: Default::default(),
                     delete: Some((id.clone(), Value::Object(Default::default()))),
+                    old: None,
                 }));
             }
             return Ok(None);
@@ -428,6 +433,7 @@ fn prepare(
             kind,
             known: entry.applied.clone(),
             delete: Some((entry.id.clone(), Value::Object(entry.options.clone()))),
+            old: None,
         }));
     }
     let r = desired
@@ -440,10 +446,16 @@ fn prepare(
             "skipped: `{name}` refers to something that was not created"
         ));
     }
+    let known = known_fields(&fields);
+    let old = (c.action == Action::Replace).then(|| match ledger.resources.get(&c.address) {
+        Some(e) => (e.applied.clone(), Value::Object(e.options.clone())),
+        None => (known.clone(), r.spec_json.clone()),
+    });
     Ok(Some(Prepared {
         kind: r.kind(),
-        known: known_fields(&fields),
+        known,
         delete: None,
+        old,
     }))
 }
 
@@ -559,22 +571,69 @@ async fn run<P: Changes>(
                 .collect()
         })
         .unwrap_or_default();
-    let result = provider
-        .apply(ApplyRequest {
-            kind: p.kind,
-            action: c.action,
-            cloud_id: c.cloud_id.as_deref(),
-            fields: &p.known,
-            strategy: c.strategy,
-            spec: Some(&r.spec_json),
-            lineage: &lineage,
-            secrets: &secrets,
-            recorded: recorded.attributes.as_ref(),
-            retiring: &recorded.retiring,
-            unused: recorded.unused,
-        })
-        .await
-        .map_err(|e| e.message);
+    let request = |action, cloud_id| ApplyRequest {
+        kind: p.kind,
+        action,
+        cloud_id,
+        fields: &p.known,
+        strategy: c.strategy,
+        spec: Some(&r.spec_json),
+        lineage: &lineage,
+        secrets: &secrets,
+        recorded: recorded.attributes.as_ref(),
+        retiring: &recorded.retiring,
+        unused: recorded.unused,
+    };
+    let result = match (c.action, c.strategy, c.cloud_id.as_deref(), &p.old) {
+        // A replacement is a create and a delete, in the order of its strategy, decided here
+        // for every provider; only a renewal in place is the provider's own.
+        (Action::Replace, Some(strategy), Some(old_id), Some((old_fields, old_options)))
+            if strategy != ReplaceStrategy::InPlace =>
+        {
+            let none = BTreeMap::new();
+            let delete_old = || {
+                provider.apply(ApplyRequest {
+                    kind: p.kind,
+                    action: Action::Delete,
+                    cloud_id: Some(old_id),
+                    fields: old_fields,
+                    strategy: None,
+                    spec: Some(old_options),
+                    lineage: &lineage,
+                    secrets: &none,
+                    recorded: recorded.attributes.as_ref(),
+                    retiring: &recorded.retiring,
+                    unused: false,
+                })
+            };
+            if strategy == ReplaceStrategy::DestroyFirst {
+                match delete_old().await {
+                    Ok(_) => provider
+                        .apply(request(Action::Create, None))
+                        .await
+                        .map_err(|e| format!("{old_id} was deleted, but creating its replacement failed: {}; the next pass creates it", e.message)),
+                    Err(e) => Err(e.message),
+                }
+            } else {
+                match provider.apply(request(Action::Create, None)).await {
+                    Ok(new) => match delete_old().await {
+                        Ok(_) => Ok(new),
+                        // The new object is found by its intent on the next pass, which
+                        // deletes the old one then.
+                        Err(e) => Err(format!(
+                            "the replacement of {old_id} was created, but deleting {old_id} failed: {}; the next pass finishes it",
+                            e.message
+                        )),
+                    },
+                    Err(e) => Err(e.message),
+                }
+            }
+        }
+        _ => provider
+            .apply(request(c.action, c.cloud_id.as_deref()))
+            .await
+            .map_err(|e| e.message),
+    };
     // What interrupted creates of this resource left: gone before the change is recorded
     // (and its intent cleared), so a kill here leaves them findable by the intent still.
     if result.is_ok() {

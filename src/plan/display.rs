@@ -76,6 +76,9 @@ fn verb(c: &Change) -> String {
             Some(ReplaceStrategy::CreateBeforeDestroy) => {
                 "will be replaced (new one first, then the old one deleted)".into()
             }
+            Some(ReplaceStrategy::InPlace) => {
+                "will be replaced in place (the same object, its key or value renewed)".into()
+            }
             _ => "will be replaced (old one deleted first)".into(),
         },
         Action::Delete => "will be deleted".into(),

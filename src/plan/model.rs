@@ -118,6 +118,10 @@ pub enum ReplaceStrategy {
     CreateBeforeDestroy,
     /// The old object must go first (its name is unique).
     DestroyFirst,
+    /// The object stays and the provider renews what forced the replacement in it: an IAM
+    /// user's access key, a secret's generated value. The old credential goes only once
+    /// every consumer has the new one ([`crate::providers::Applied::retiring`]).
+    InPlace,
 }
 
 /// A value as a plan shows it.

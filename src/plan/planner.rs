@@ -211,6 +211,18 @@ pub fn replace_strategy(kind: Kind) -> ReplaceStrategy {
     }
 }
 
+/// For kinds whose replacement can renew the object in place (a new access key for an
+/// SMTP user, a new generated value for a secret): the identity fields whose change makes a
+/// new object instead. `None` for every other kind.
+pub fn renews_in_place(kind: Kind) -> Option<&'static [&'static str]> {
+    match kind {
+        // The password is per key and region: a new region is a new key, not a new user.
+        Kind::AwsIamSmtpUser => Some(&["name", "path"]),
+        Kind::AwsSecretsmanagerSecret => Some(&["name"]),
+        _ => None,
+    }
+}
+
 /// Attribute values a reference may read, per address; `None` = known after apply.
 pub type Attributes = BTreeMap<Address, Option<BTreeMap<String, Value>>>;
 
@@ -1052,15 +1064,16 @@ impl<'a> Planner<'a> {
             c.leftovers = leftovers;
         }
         if action == Action::Replace {
-            // An SMTP user keeping its name is replaced by rotating its access key, the new
-            // key first (docs/aws.md); only a new name or path makes a new user.
-            let renamed = c.fields.iter().any(|d| {
-                d.forces_replacement && matches!(d.path.as_ref(), "name" | "path" | "region")
-            });
-            c.strategy = Some(if kind == Kind::AwsIamSmtpUser && !renamed {
-                ReplaceStrategy::CreateBeforeDestroy
-            } else {
-                replace_strategy(kind)
+            // A kind that renews in place (an SMTP user's key, a secret's generated value)
+            // keeps its object unless an identity field changes (docs/aws.md).
+            let renamed = |identity: &[&str]| {
+                c.fields
+                    .iter()
+                    .any(|d| d.forces_replacement && identity.contains(&d.path.as_ref()))
+            };
+            c.strategy = Some(match renews_in_place(kind) {
+                Some(identity) if !renamed(identity) => ReplaceStrategy::InPlace,
+                _ => replace_strategy(kind),
             });
         }
         c.ignored = ignored;

@@ -235,6 +235,14 @@ impl ProviderError {
     }
 }
 
+/// The error for a replacement in place asked of a kind that has none: the executor
+/// replaces every other kind by a create and a delete, in the order of its strategy.
+pub fn not_in_place(kind: Kind) -> ProviderError {
+    ProviderError::msg(format!(
+        "{kind} is not renewed in place: a replacement is a create and a delete"
+    ))
+}
+
 /// What one pass observes, decided once for every provider: the kinds the desired state,
 /// the ledger's entries or its write-ahead intents use ([`clouds::used_kinds`]), with the
 /// desired state and ledger that name them (a provider looks up there which names,

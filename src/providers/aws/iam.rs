@@ -255,8 +255,10 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
             delete_user(p, req.cloud_id.unwrap_or(name), own, req.retiring).await?;
             return Ok(Applied::default());
         }
+        // A new name or path is a new user: the executor replaces it by a delete and a
+        // create. In place, only the key is renewed.
         Action::Replace if req.cloud_id.is_some_and(|old| old != name) => {
-            delete_user(p, req.cloud_id.unwrap_or(name), own, req.retiring).await?;
+            return Err(crate::providers::not_in_place(req.kind));
         }
         _ => {}
     }

@@ -204,12 +204,7 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
             return Ok(Applied::default());
         }
         Action::Replace => {
-            let old = req.cloud_id.unwrap_or(&name);
-            let old_region = region_of(&p.s3, old)
-                .await
-                .unwrap_or_else(|_| region.clone());
-            s3api::delete_bucket(&p.s3_in(&old_region), old, force).await?;
-            create(&client, &name, &region).await?;
+            return Err(crate::providers::not_in_place(req.kind));
         }
         Action::Create => create(&client, &name, &region).await?,
         _ => {}

@@ -205,17 +205,18 @@ fn is_generated(spec: Option<&Value>) -> bool {
 pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, ProviderError> {
     let f = req.fields;
     let name = text(f, "name").ok_or_else(|| ProviderError::msg("a secret needs its name"))?;
-    if req.action == Action::Delete
-        || (req.action == Action::Replace
-            && req
-                .cloud_id
-                .is_some_and(|old| !old.contains(&format!(":secret:{name}-"))))
+    if req.action == Action::Delete {
+        delete(p, req.cloud_id.unwrap_or(name), req.spec).await?;
+        return Ok(Applied::default());
+    }
+    // A new name is a new secret: the executor replaces it by a delete and a create. In
+    // place, only a generated value is renewed.
+    if req.action == Action::Replace
+        && req
+            .cloud_id
+            .is_some_and(|old| !old.contains(&format!(":secret:{name}-")))
     {
-        let old = req.cloud_id.unwrap_or(name);
-        delete(p, old, req.spec).await?;
-        if req.action == Action::Delete {
-            return Ok(Applied::default());
-        }
+        return Err(crate::providers::not_in_place(req.kind));
     }
     let generated = is_generated(req.spec);
     let mut secrets = BTreeMap::new();

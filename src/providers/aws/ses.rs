@@ -163,7 +163,11 @@ pub async fn apply_identity(
     req: &ApplyRequest<'_>,
 ) -> Result<Applied, ProviderError> {
     let f = req.fields;
-    if matches!(req.action, Action::Delete | Action::Replace) {
+    if req.action == Action::Replace {
+        // The executor replaces these by a delete and a create.
+        return Err(crate::providers::not_in_place(req.kind));
+    }
+    if req.action == Action::Delete {
         let old = req
             .cloud_id
             .ok_or_else(|| ProviderError::msg("an identity delete needs its domain"))?;
@@ -185,7 +189,7 @@ pub async fn apply_identity(
     let key_length =
         DkimSigningKeyLength::from(text(f, "dkim_key_length").unwrap_or("RSA_2048_BIT"));
     let tags = wanted_tags(f, req.lineage);
-    if matches!(req.action, Action::Create | Action::Replace) {
+    if req.action == Action::Create {
         let mut op = p
             .ses
             .create_email_identity()
@@ -448,7 +452,11 @@ pub async fn apply_configuration_set(
     req: &ApplyRequest<'_>,
 ) -> Result<Applied, ProviderError> {
     let f = req.fields;
-    if matches!(req.action, Action::Delete | Action::Replace) {
+    if req.action == Action::Replace {
+        // The executor replaces these by a delete and a create.
+        return Err(crate::providers::not_in_place(req.kind));
+    }
+    if req.action == Action::Delete {
         let old = req
             .cloud_id
             .ok_or_else(|| ProviderError::msg("a configuration set delete needs its name"))?;
@@ -485,7 +493,7 @@ pub async fn apply_configuration_set(
                 .collect()
         });
     let tags = wanted_tags(f, req.lineage);
-    if matches!(req.action, Action::Create | Action::Replace) {
+    if req.action == Action::Create {
         tolerate(
             p.ses
                 .create_configuration_set()

@@ -97,7 +97,11 @@ fn attributes(arn: &str, name: &str) -> BTreeMap<String, Value> {
 /// Creates, updates or deletes a topic.
 pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, ProviderError> {
     let f = req.fields;
-    if req.action == Action::Delete || req.action == Action::Replace {
+    if req.action == Action::Replace {
+        // The executor replaces these by a delete and a create.
+        return Err(crate::providers::not_in_place(req.kind));
+    }
+    if req.action == Action::Delete {
         let arn = req
             .cloud_id
             .ok_or_else(|| ProviderError::msg("a topic delete needs its ARN"))?;

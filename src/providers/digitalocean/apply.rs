@@ -38,22 +38,9 @@ pub async fn apply(
             Ok(Applied::default())
         }
         Action::Create => create(client, req, f, poll_every, progress).await,
-        Action::Replace => {
-            let old = req
-                .cloud_id
-                .ok_or_else(|| ProviderError::msg("replace without a cloud id"))?;
-            match req.strategy {
-                Some(crate::plan::model::ReplaceStrategy::CreateBeforeDestroy) => {
-                    let new = create(client, req, f, poll_every, progress).await?;
-                    delete(client, req.kind, old).await?;
-                    Ok(new)
-                }
-                _ => {
-                    delete(client, req.kind, old).await?;
-                    create(client, req, f, poll_every, progress).await
-                }
-            }
-        }
+        // The executor replaces DigitalOcean objects by a create and a delete; none is
+        // renewed in place.
+        Action::Replace => Err(crate::providers::not_in_place(req.kind)),
         Action::Update | Action::Adopt => {
             let id = req
                 .cloud_id

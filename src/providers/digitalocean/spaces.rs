@@ -256,10 +256,7 @@ pub async fn apply(
             delete(&client, req.cloud_id.unwrap_or(&name), force).await?;
             return Ok(Applied::default());
         }
-        Action::Replace => {
-            delete(&client, req.cloud_id.unwrap_or(&name), force).await?;
-            create(&client, &name, f).await?;
-        }
+        Action::Replace => return Err(crate::providers::not_in_place(req.kind)),
         Action::Create => create(&client, &name, f).await?,
         Action::Update | Action::Adopt => {}
         _ => return Err(ProviderError::msg("nothing to apply for this action")),

@@ -653,22 +653,8 @@ impl crate::providers::Provider for GhProvider {
                 }
                 self.put(&req, req.cloud_id).await
             }
-            Action::Replace => {
-                let old = req
-                    .cloud_id
-                    .ok_or_else(|| ProviderError::msg("replace without a cloud id"))?;
-                match req.strategy {
-                    Some(crate::plan::model::ReplaceStrategy::CreateBeforeDestroy) => {
-                        let new = self.put(&req, None).await?;
-                        self.delete(req.kind, old).await?;
-                        Ok(new)
-                    }
-                    _ => {
-                        self.delete(req.kind, old).await?;
-                        self.put(&req, None).await
-                    }
-                }
-            }
+            // The executor replaces GitHub objects by a create and a delete.
+            Action::Replace => Err(crate::providers::not_in_place(req.kind)),
             Action::Orphan | Action::Drift | Action::Conflict | Action::NoOp => {
                 Err(ProviderError::msg("nothing to apply for this action"))
             }
