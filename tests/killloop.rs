@@ -463,6 +463,9 @@ async fn thirty_sigkills_during_applies_leave_no_duplicate_orphan_or_stuck_run()
         f.unreadable.len(),
         whole.as_secs_f64(),
     );
+    for line in f.stuck.iter().chain(&f.orphans) {
+        eprintln!("  {line}");
+    }
     assert!(f.kills >= KILLS, "only {} kills landed", f.kills);
     assert!(f.duplicates.is_empty(), "duplicates: {:#?}", f.duplicates);
     assert!(f.orphans.is_empty(), "orphans: {:#?}", f.orphans);

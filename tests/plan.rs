@@ -307,6 +307,7 @@ fn an_object_found_by_name_is_adopted_not_duplicated() {
         Intent {
             kind: "digitalocean.vpc".into(),
             key: "prod".into(),
+            at: None,
         },
     );
     let mut cloud = FakeCloud::new(live);
@@ -498,6 +499,7 @@ fn objects_left_by_an_interrupted_replacement_are_deleted_with_the_change() {
         Intent {
             kind: "digitalocean.vpc".into(),
             key: "prod".into(),
+            at: None,
         },
     );
     let (p, r) = plan_checked(&d, &ledger, &cloud.live);

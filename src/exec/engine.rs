@@ -25,11 +25,11 @@ use crate::ledger::{Intent, Ledger, LedgerEntry};
 use crate::live::LiveState;
 use crate::plan::model::ReplaceStrategy;
 use crate::plan::planner::{
-    RETIRING, Resolved, UNDELIVERED, desired_fields, known_fields, natural_key, retiring,
-    undelivered, unrecoverable,
+    RETIRING, Resolved, UNDELIVERED, desired_fields, known_fields, natural_key, retiring_held,
+    retiring_value, undelivered, unrecoverable,
 };
 use crate::plan::{Action, Change, Plan};
-use crate::providers::{Applied, ApplyRequest, Changes, SecretValue};
+use crate::providers::{Applied, ApplyRequest, Changes, Failure, ProviderError, SecretValue};
 
 /// How to carry out a plan.
 #[derive(Clone, Debug)]
@@ -123,6 +123,18 @@ impl ApplyReport {
         (done, self.outcomes.len() - done - skipped, skipped)
     }
 
+    /// The longest wait a rate limit asked for, among the failed changes: the daemon's next
+    /// pass comes no sooner.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| match o.failure {
+                Some(Failure::RateLimited { retry_after }) => retry_after,
+                _ => None,
+            })
+            .max()
+    }
+
     /// True when every change succeeded and the ledger was written.
     pub fn succeeded(&self) -> bool {
         self.ledger_error.is_none() && self.outcomes.iter().all(|o| o.result.is_ok())
@@ -132,7 +144,7 @@ impl ApplyReport {
 /// What a finished change hands back to the driver.
 struct Finished {
     index: usize,
-    result: Result<Applied, String>,
+    result: Result<Applied, ProviderError>,
     known: serde_json::Map<String, Value>,
     fingerprints: BTreeMap<String, String>,
     elapsed: Duration,
@@ -215,6 +227,7 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
                         result: Err(format!("skipped: {} did not succeed", changes[d].address)),
                         skipped: true,
                         elapsed: Duration::ZERO,
+                        failure: None,
                     };
                     progress.finished(&o);
                     report.outcomes.push(o);
@@ -249,6 +262,7 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
                             result: Err(why),
                             skipped: true,
                             elapsed: Duration::ZERO,
+                            failure: None,
                         };
                         progress.finished(&o);
                         report.outcomes.push(o);
@@ -260,15 +274,30 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
         // to start, before they start. An object a killed create or replacement leaves
         // behind is then found by its key, and known to be this ledger's.
         let mut intents = false;
+        // When an earlier attempt of each starting change began, if one never finished: read
+        // before this attempt's intent is written.
+        let mut attempted: HashMap<usize, String> = HashMap::new();
         let mut starting = Vec::new();
         for (i, p) in &batch {
             if matches!(changes[*i].action, Action::Create | Action::Replace) {
                 starting.push(changes[*i].address.to_string());
+                // An earlier attempt that never finished keeps its time: what it made is
+                // dated after it.
+                let earlier = ledger
+                    .pending
+                    .get(&changes[*i].address)
+                    .and_then(|i| i.at.clone());
+                if let Some(t) = &earlier {
+                    attempted.insert(*i, t.clone());
+                }
+                let at = earlier
+                    .unwrap_or_else(|| crate::ledger::lease::rfc3339(std::time::SystemTime::now()));
                 ledger.pending.insert(
                     changes[*i].address.clone(),
                     Intent {
                         kind: p.kind.key().to_string(),
                         key: natural_key(p.kind, &p.known).unwrap_or_default(),
+                        at: Some(at),
                     },
                 );
                 intents = true;
@@ -306,7 +335,7 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
                 provider,
                 options.key,
                 lineage.clone(),
-                Recorded::of(&changes[i].address, desired, ledger),
+                Recorded::of(&changes[i].address, desired, ledger, attempted.remove(&i)),
             )));
         }
         // Wait for the next result.
@@ -340,12 +369,14 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
                     Err(e)
                 }
             };
+            let failure = result.as_ref().err().map(|e| e.failure);
             let o = Outcome {
                 address: c.address.clone(),
                 action: c.action,
-                result,
+                result: result.map_err(|e| e.message),
                 skipped: false,
                 elapsed: f.elapsed,
+                failure,
             };
             progress.finished(&o);
             report.outcomes.push(o);
@@ -378,6 +409,7 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
                 result: Err(why.into()),
                 skipped: true,
                 elapsed: Duration::ZERO,
+                failure: None,
             });
         }
     }
@@ -480,19 +512,31 @@ fn referenced_entries(c: &Change, desired: &DesiredState, ledger: &Ledger) -> Le
 struct Recorded {
     /// The attributes last recorded.
     attributes: Option<BTreeMap<String, Value>>,
-    /// Parts superseded by an earlier change, still to be retired.
+    /// Parts superseded by an earlier change that consumers may still hold.
     retiring: Vec<String>,
+    /// Parts superseded by an earlier change that nobody holds any more: retired before
+    /// the change runs.
+    free: Vec<String>,
     /// The recorded object's unrecoverable outputs reached no consumer.
     unused: bool,
+    /// When the first unfinished attempt of the change began (its intent's time).
+    attempted_since: Option<String>,
 }
 
 impl Recorded {
-    fn of(address: &Address, desired: &DesiredState, ledger: &Ledger) -> Self {
+    fn of(
+        address: &Address,
+        desired: &DesiredState,
+        ledger: &Ledger,
+        attempted_since: Option<String>,
+    ) -> Self {
         let Some(entry) = ledger.resources.get(address) else {
             return Recorded {
                 attributes: None,
                 retiring: Vec::new(),
+                free: Vec::new(),
                 unused: false,
+                attempted_since,
             };
         };
         // Unused: some output is still owed, and every consumer now reading each owed output
@@ -506,10 +550,15 @@ impl Recorded {
                     .filter(|c| reads_secret(c, address, output).is_some())
                     .all(|c| waiting.contains(&c.address.to_string()))
             });
+        let (free, held): (Vec<_>, Vec<_>) = retiring_held(entry)
+            .into_iter()
+            .partition(|(_, holders)| holders.is_empty());
         Recorded {
             attributes: Some(entry.attributes.clone()),
-            retiring: retiring(entry),
+            retiring: held.into_iter().map(|(id, _)| id).collect(),
+            free: free.into_iter().map(|(id, _)| id).collect(),
             unused,
+            attempted_since,
         }
     }
 }
@@ -550,18 +599,22 @@ async fn run<P: Changes>(
                 recorded: recorded.attributes.as_ref(),
                 retiring: &recorded.retiring,
                 unused: recorded.unused,
+                attempted_since: None,
             })
-            .await
-            .map_err(|e| e.message);
+            .await;
         return finish(result, p.known, BTreeMap::new());
     }
     let Some(r) = desired.resources.get(&c.address) else {
-        return finish(Err("not desired".into()), p.known, BTreeMap::new());
+        return finish(
+            Err(ProviderError::msg("not desired")),
+            p.known,
+            BTreeMap::new(),
+        );
     };
     let secrets: BTreeMap<String, SecretValue> =
         match resolve_secrets(r, desired, &ledger, &outputs, provider).await {
             Ok(s) => s,
-            Err(e) => return finish(Err(e), p.known, BTreeMap::new()),
+            Err(e) => return finish(Err(ProviderError::msg(e)), p.known, BTreeMap::new()),
         };
     let fingerprints: BTreeMap<String, String> = key
         .map(|k| {
@@ -571,6 +624,14 @@ async fn run<P: Changes>(
                 .collect()
         })
         .unwrap_or_default();
+    // What an earlier change superseded and nobody holds any more goes first: it may be
+    // taking the room the change needs (IAM allows two access keys).
+    if !recorded.free.is_empty()
+        && let Some(id) = c.cloud_id.as_deref()
+        && let Err(e) = provider.retire(p.kind, id, &recorded.free).await
+    {
+        return finish(Err(e), p.known, fingerprints);
+    }
     let request = |action, cloud_id| ApplyRequest {
         kind: p.kind,
         action,
@@ -583,6 +644,7 @@ async fn run<P: Changes>(
         recorded: recorded.attributes.as_ref(),
         retiring: &recorded.retiring,
         unused: recorded.unused,
+        attempted_since: recorded.attempted_since.as_deref(),
     };
     let result = match (c.action, c.strategy, c.cloud_id.as_deref(), &p.old) {
         // A replacement is a create and a delete, in the order of its strategy, decided here
@@ -604,6 +666,7 @@ async fn run<P: Changes>(
                     recorded: recorded.attributes.as_ref(),
                     retiring: &recorded.retiring,
                     unused: false,
+                    attempted_since: None,
                 })
             };
             if strategy == ReplaceStrategy::DestroyFirst {
@@ -611,8 +674,11 @@ async fn run<P: Changes>(
                     Ok(_) => provider
                         .apply(request(Action::Create, None))
                         .await
-                        .map_err(|e| format!("{old_id} was deleted, but creating its replacement failed: {}; the next pass creates it", e.message)),
-                    Err(e) => Err(e.message),
+                        .map_err(|e| ProviderError {
+                            message: format!("{old_id} was deleted, but creating its replacement failed: {}; the next pass creates it", e.message),
+                            ..e
+                        }),
+                    Err(e) => Err(e),
                 }
             } else {
                 match provider.apply(request(Action::Create, None)).await {
@@ -620,19 +686,23 @@ async fn run<P: Changes>(
                         Ok(_) => Ok(new),
                         // The new object is found by its intent on the next pass, which
                         // deletes the old one then.
-                        Err(e) => Err(format!(
-                            "the replacement of {old_id} was created, but deleting {old_id} failed: {}; the next pass finishes it",
-                            e.message
-                        )),
+                        Err(e) => Err(ProviderError {
+                            message: format!(
+                                "the replacement of {old_id} was created, but deleting {old_id} failed: {}; the next pass finishes it",
+                                e.message
+                            ),
+                            ..e
+                        }),
                     },
-                    Err(e) => Err(e.message),
+                    Err(e) => Err(e),
                 }
             }
         }
-        _ => provider
-            .apply(request(c.action, c.cloud_id.as_deref()))
-            .await
-            .map_err(|e| e.message),
+        _ => {
+            provider
+                .apply(request(c.action, c.cloud_id.as_deref()))
+                .await
+        }
     };
     // What interrupted creates of this resource left: gone before the change is recorded
     // (and its intent cleared), so a kill here leaves them findable by the intent still.
@@ -653,14 +723,18 @@ async fn run<P: Changes>(
                     recorded: None,
                     retiring: &[],
                     unused: false,
+                    attempted_since: None,
                 })
                 .await;
             if let Err(e) = deleted {
                 return finish(
-                    Err(format!(
-                        "done, but deleting {id}, left by an interrupted create, failed: {}; the next pass tries again",
-                        e.message
-                    )),
+                    Err(ProviderError {
+                        message: format!(
+                            "done, but deleting {id}, left by an interrupted create, failed: {}; the next pass tries again",
+                            e.message
+                        ),
+                        ..e
+                    }),
                     p.known,
                     fingerprints,
                 );
@@ -672,8 +746,8 @@ async fn run<P: Changes>(
 
 /// Records a finished change in the ledger and the attributes later changes read. Returns
 /// true when it produced a secret output the cloud cannot give back and that consumers still
-/// have to be written with (recorded under [`UNDELIVERED`]): the ledger must be persisted
-/// before they start.
+/// have to be written with (recorded under [`UNDELIVERED`]), or when it delivered one: the
+/// ledger must be persisted before anything else starts.
 #[allow(clippy::too_many_arguments)]
 fn record(
     c: &Change,
@@ -694,7 +768,39 @@ fn record(
         return false;
     };
     attrs.insert(c.address.clone(), Some(applied.attributes.clone()));
-    delivered(c, r, ledger);
+    let handed = delivered(c, r, ledger);
+    // What this change superseded, with who may still hold it: a part superseded before
+    // keeps its holders; the previous current part is held by every consumer of the
+    // object's unrecoverable outputs that was not still waiting for it.
+    let before = ledger.resources.get(&c.address);
+    let held_before = before.map(retiring_held).unwrap_or_default();
+    let waiting_before: std::collections::BTreeSet<String> = before
+        .map(undelivered)
+        .unwrap_or_default()
+        .into_values()
+        .flatten()
+        .collect();
+    let retiring: BTreeMap<String, std::collections::BTreeSet<String>> = applied
+        .retiring
+        .iter()
+        .map(|id| {
+            let holders = held_before.get(id).cloned().unwrap_or_else(|| {
+                desired
+                    .resources
+                    .values()
+                    .filter(|consumer| {
+                        applied.secrets.keys().any(|output| {
+                            unrecoverable(r.kind(), output)
+                                && reads_secret(consumer, &c.address, output).is_some()
+                        })
+                    })
+                    .map(|consumer| consumer.address.to_string())
+                    .filter(|a| !waiting_before.contains(a))
+                    .collect()
+            });
+            (id.clone(), holders)
+        })
+        .collect();
     // Who reads each unrecoverable output made now: they are owed it until written.
     let mut waiting = serde_json::Map::new();
     for output in applied.secrets.keys() {
@@ -746,24 +852,14 @@ fn record(
                 if !waiting.is_empty() {
                     options.insert(UNDELIVERED.to_string(), Value::Object(waiting.clone()));
                 }
-                if !applied.retiring.is_empty() {
-                    options.insert(
-                        RETIRING.to_string(),
-                        Value::Array(
-                            applied
-                                .retiring
-                                .iter()
-                                .cloned()
-                                .map(Value::String)
-                                .collect(),
-                        ),
-                    );
+                if !retiring.is_empty() {
+                    options.insert(RETIRING.to_string(), retiring_value(&retiring));
                 }
                 options
             },
         },
     );
-    !waiting.is_empty()
+    !waiting.is_empty() || handed
 }
 
 /// Retires what a change made obsolete once nobody can hold it any more: for the change's
@@ -792,8 +888,13 @@ async fn retire_due<P: Changes, G: Progress>(
         let Some(entry) = ledger.resources.get(&address) else {
             continue;
         };
-        let parts = retiring(entry);
-        if parts.is_empty() || !undelivered(entry).is_empty() {
+        let held = retiring_held(entry);
+        let parts: Vec<String> = held
+            .iter()
+            .filter(|(_, holders)| holders.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if parts.is_empty() {
             continue;
         }
         let Some(kind) = Kind::parse(&entry.kind) else {
@@ -803,7 +904,16 @@ async fn retire_due<P: Changes, G: Progress>(
         match provider.retire(kind, &entry.id, &parts).await {
             Ok(()) => {
                 if let Some(e) = ledger.resources.get_mut(&address) {
-                    e.options.remove(RETIRING);
+                    let still: BTreeMap<_, _> = held
+                        .into_iter()
+                        .filter(|(_, holders)| !holders.is_empty())
+                        .collect();
+                    if still.is_empty() {
+                        e.options.remove(RETIRING);
+                    } else {
+                        e.options
+                            .insert(RETIRING.to_string(), retiring_value(&still));
+                    }
                 }
             }
             Err(e) => {
@@ -817,6 +927,7 @@ async fn retire_due<P: Changes, G: Progress>(
                     )),
                     skipped: false,
                     elapsed: started.elapsed(),
+                    failure: Some(e.failure),
                 };
                 progress.finished(&o);
                 report.outcomes.push(o);
@@ -845,7 +956,12 @@ fn reads_secret(
 
 /// A consumer written with its secret values: the producers it reads no longer owe it their
 /// outputs.
-fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledger) {
+///
+/// Returns true when a producer's record changed (something it owed or superseded): the
+/// ledger is then persisted before anything else starts, so that what it says a consumer
+/// holds is never older than the cloud.
+fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledger) -> bool {
+    let mut changed = false;
     let wrote = |field: &str| {
         matches!(c.action, Action::Create | Action::Replace)
             || c.fields.iter().any(|f| f.path == field)
@@ -862,11 +978,23 @@ fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledge
         let Some(producer) = ledger.resources.get_mut(&reference.address) else {
             continue;
         };
+        // It no longer holds what the producer superseded.
+        let mut held = retiring_held(producer);
+        if !held.is_empty() {
+            changed = true;
+            for holders in held.values_mut() {
+                holders.remove(&consumer.address.to_string());
+            }
+            producer
+                .options
+                .insert(RETIRING.to_string(), retiring_value(&held));
+        }
         let Some(Value::Object(waiting)) = producer.options.get_mut(UNDELIVERED) else {
             continue;
         };
         let me = consumer.address.to_string();
         if let Some(Value::Array(list)) = waiting.get_mut(&reference.attribute) {
+            changed = true;
             list.retain(|a| a.as_str() != Some(me.as_str()));
             if list.is_empty() {
                 waiting.remove(&reference.attribute);
@@ -876,4 +1004,5 @@ fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledge
             producer.options.remove(UNDELIVERED);
         }
     }
+    changed
 }

@@ -35,6 +35,9 @@ pub struct Outcome {
     pub skipped: bool,
     /// How long it took.
     pub elapsed: std::time::Duration,
+    /// For a failed change the provider attempted: what kind of failure it was (the daemon
+    /// waits at least as long as a rate limit asked before its next pass).
+    pub failure: Option<crate::providers::Failure>,
 }
 
 /// The attributes references can read before anything runs: the ledger's record, with what

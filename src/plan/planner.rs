@@ -97,21 +97,47 @@ const UNRECOVERABLE: &[(Kind, &str)] = &[
 pub const UNDELIVERED: &str = "undelivered";
 
 /// The key, in a ledger entry's `options`, of the parts of its object that a change
-/// superseded and that are removed once every consumer holds their successors
-/// ([`crate::providers::Applied::retiring`]): `["<id>", …]`.
+/// superseded and that are removed once every consumer that held them has their successors
+/// ([`crate::providers::Applied::retiring`]): `[{"id": "<id>", "held_by": ["<consumer
+/// address>", …]}, …]`.
 pub const RETIRING: &str = "retiring";
 
 /// The parts of a ledger entry's object still to be retired.
 pub fn retiring(entry: &LedgerEntry) -> Vec<String> {
+    retiring_held(entry).into_keys().collect()
+}
+
+/// The parts still to be retired, each with the consumers that may still hold it (empty:
+/// nobody, it may go).
+pub fn retiring_held(entry: &LedgerEntry) -> BTreeMap<String, BTreeSet<String>> {
     entry
         .options
         .get(RETIRING)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
+        .filter_map(|v| {
+            let id = v["id"].as_str()?.to_string();
+            let held = v["held_by"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            Some((id, held))
+        })
         .collect()
+}
+
+/// The `options` value of [`RETIRING`] for these parts.
+pub fn retiring_value(parts: &BTreeMap<String, BTreeSet<String>>) -> Value {
+    Value::Array(
+        parts
+            .iter()
+            .map(|(id, held)| serde_json::json!({ "id": id, "held_by": held }))
+            .collect(),
+    )
 }
 
 /// The unrecoverable outputs of a ledger entry that some consumer never received, each with
@@ -949,10 +975,14 @@ impl<'a> Planner<'a> {
             .collect();
         // What an earlier rotation superseded and could not remove yet (a consumer was not
         // rewritten): once nobody is owed the new value, it goes.
-        let superseded = entry
-            .filter(|e| !adopt && !detect && undelivered(e).is_empty())
-            .map(retiring)
-            .unwrap_or_default();
+        let superseded: Vec<String> = entry
+            .filter(|_| !adopt && !detect)
+            .map(retiring_held)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, held)| held.is_empty())
+            .map(|(id, _)| id)
+            .collect();
         let action = if detect && (!diffs.is_empty() || adopt) {
             Action::Drift
         } else if !forced.is_empty() {

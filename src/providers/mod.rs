@@ -115,6 +115,11 @@ pub struct ApplyRequest<'a> {
     /// consumer is still owed them): the parts holding them are used by nobody and may go
     /// before their successor exists.
     pub unused: bool,
+    /// When the first unfinished attempt of this change began (the write-ahead intent's
+    /// time, RFC 3339), if one did: parts of the object dated after it that the ledger does
+    /// not record were made by that attempt and never delivered (an access key made by a
+    /// rotation killed before its result was recorded).
+    pub attempted_since: Option<&'a str>,
 }
 
 /// What a provider's API client has put on the wire since it was made, for the metrics and
@@ -215,22 +220,103 @@ pub struct Applied {
     pub retiring: Vec<String>,
 }
 
-/// A change that failed.
+/// What kind of failure a [`ProviderError`] is: what the executor (retry within the pass or
+/// not) and the daemon (how long to wait before the next pass) decide from, never the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Not carried out, and trying again may succeed: a 503, a connection that could not be
+    /// made, an answer that could not be read.
+    Transient,
+    /// The API asked to wait (429, a throttling error): not carried out.
+    RateLimited {
+        /// How long the API asked to wait, when it said.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// Refused, by the API (a 4xx other than 429) or by provisioner (bad input, a key it
+    /// will not delete): trying again changes nothing until the desired state or the cloud
+    /// does. Never retried.
+    Rejected,
+    /// The request may have been carried out (a timeout after it was sent, a 500, 502 or 504
+    /// to a write): look before trying again, which the next pass's observation does.
+    Ambiguous,
+    /// The provider is not set up (missing credentials): the message says what to set.
+    NotConfigured,
+}
+
+impl Failure {
+    /// The failure an HTTP status means (`None`: no answer).
+    pub fn of_status(status: u16, retry_after: Option<std::time::Duration>) -> Self {
+        match status {
+            429 => Failure::RateLimited { retry_after },
+            503 => Failure::Transient,
+            500..=599 => Failure::Ambiguous,
+            _ => Failure::Rejected,
+        }
+    }
+}
+
+/// A change or a read that failed.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ProviderError {
-    /// What happened (never a secret value).
+    /// What failed, with its cause in words (never a secret value).
     pub message: String,
-    /// Whether the next pass may succeed.
-    pub retryable: bool,
+    /// What kind of failure it is.
+    pub failure: Failure,
+    /// The error it comes from, when there is one (an SDK error, an I/O error).
+    #[source]
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ProviderError {
-    /// A non-retryable error with this message.
+    /// A request provisioner itself refuses (bad input, an answer it cannot use, a rule it
+    /// keeps): [`Failure::Rejected`].
     pub fn msg(message: impl Into<String>) -> Self {
+        ProviderError::new(Failure::Rejected, message)
+    }
+
+    /// A provider that is not set up, with what to set.
+    pub fn not_configured(hint: impl Into<String>) -> Self {
+        ProviderError::new(Failure::NotConfigured, hint)
+    }
+
+    /// An error of this kind with this message and no source.
+    pub fn new(failure: Failure, message: impl Into<String>) -> Self {
         ProviderError {
             message: message.into(),
-            retryable: false,
+            failure,
+            source: None,
+        }
+    }
+
+    /// `what` failing with `cause`: the message is `what: <cause's chain>`.
+    pub fn caused(
+        what: &str,
+        failure: Failure,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ProviderError {
+            message: format!("{what}: {}", crate::errors::chain(&cause)),
+            failure,
+            source: Some(std::sync::Arc::new(cause)),
+        }
+    }
+
+    /// True when trying again may succeed without anything changing: transient failures
+    /// and rate limits. A rejected request (a 4xx) is never retried, nor an ambiguous one
+    /// (it may have been carried out: the next pass looks first).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.failure,
+            Failure::Transient | Failure::RateLimited { .. }
+        )
+    }
+
+    /// How long the API asked to wait, for a rate limit that said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self.failure {
+            Failure::RateLimited { retry_after } => retry_after,
+            _ => None,
         }
     }
 }

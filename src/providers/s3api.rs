@@ -13,11 +13,11 @@ use serde_json::{Map, Value, json};
 use crate::providers::ProviderError;
 
 /// A provider error for a failed S3 call, with its whole cause.
-pub fn err(what: &str, e: impl std::error::Error + 'static) -> ProviderError {
-    ProviderError {
-        message: format!("{what}: {}", crate::errors::chain(&e)),
-        retryable: true,
-    }
+pub fn err(
+    what: &str,
+    e: impl std::error::Error + crate::providers::aws::Classify + Send + Sync + 'static,
+) -> ProviderError {
+    crate::providers::aws::err(what, e)
 }
 
 /// True when `e` is the S3 error `code`.

@@ -86,7 +86,14 @@ pub async fn observe(
             .resources
             .values()
             .find(|e| e.kind == "aws.iam_smtp_user" && e.id == name);
-        if let Some(o) = read(p, &u, entry).await? {
+        // An unfinished create or rotation of this user: keys dated after it are its own.
+        let since = ledger
+            .pending
+            .values()
+            .find(|i| i.kind == "aws.iam_smtp_user" && i.key == name)
+            .and_then(|i| i.at.as_deref())
+            .and_then(epoch_seconds);
+        if let Some(o) = read(p, &u, entry, since).await? {
             out.push(o);
         }
     }
@@ -97,6 +104,7 @@ async fn read(
     p: &AwsProvider,
     u: &aws_sdk_iam::types::User,
     entry: Option<&crate::ledger::LedgerEntry>,
+    attempted_since: Option<i64>,
 ) -> Result<Option<LiveObject>, ProviderError> {
     let name = u.user_name();
     let keys = p
@@ -118,14 +126,16 @@ async fn read(
         // No key the consumers could be using: as good as absent.
         return Ok(None);
     };
-    // Keys that are neither the current one nor one of provisioner's being retired were made
-    // by someone else: reported, never deleted.
+    // Keys that are neither the current one, nor one of provisioner's being retired, nor
+    // one an unfinished attempt of provisioner's made (dated after its intent) were made by
+    // someone else: reported, never deleted.
     let retiring = entry
         .map(crate::plan::planner::retiring)
         .unwrap_or_default();
     let unmanaged: Vec<Value> = keys
         .access_key_metadata()
         .iter()
+        .filter(|k| !made_since(k, attempted_since))
         .filter_map(|k| k.access_key_id())
         .filter(|k| Some(*k) != current.access_key_id() && !retiring.iter().any(|r| r == k))
         .map(|k| json!(k))
@@ -181,6 +191,21 @@ async fn read(
             .insert("unmanaged_access_keys".into(), Value::Array(unmanaged));
     }
     Ok(Some(o))
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn epoch_seconds(t: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(t).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// True when key `k` was made at or after `since` (seconds): by the unfinished attempt the
+/// intent records. IAM dates keys to the second, so the intent's second counts.
+fn made_since(k: &aws_sdk_iam::types::AccessKeyMetadata, since: Option<i64>) -> bool {
+    match (since, k.create_date()) {
+        (Some(since), Some(created)) => created.secs() >= since,
+        _ => false,
+    }
 }
 
 /// An access key's creation time, as the planner's rotation rule reads it.
@@ -344,16 +369,23 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> Result<Applied, P
         .send()
         .await
         .map_err(|e| err(&format!("listing {name}'s access keys"), e))?;
-    let existing: Vec<(String, i64)> = keys
-        .access_key_metadata()
-        .iter()
-        .filter_map(|k| {
-            Some((
-                k.access_key_id()?.to_string(),
-                k.create_date().map(|d| d.secs()).unwrap_or(0),
-            ))
-        })
-        .collect();
+    let since = req.attempted_since.and_then(epoch_seconds);
+    // Keys an unfinished attempt of this change made (dated after its intent) that the
+    // ledger does not record: nobody ever received them. They go first.
+    let mut existing: Vec<(String, i64)> = Vec::new();
+    for k in keys.access_key_metadata() {
+        let Some(id) = k.access_key_id() else {
+            continue;
+        };
+        if made_since(k, since) && Some(id) != own && !req.retiring.iter().any(|r| r == id) {
+            delete_key(p, name, id).await?;
+            continue;
+        }
+        existing.push((
+            id.to_string(),
+            k.create_date().map(|d| d.secs()).unwrap_or(0),
+        ));
+    }
     // A new key on create and on replace (rotation, or a new region: the password is per
     // region and the old secret key is gone); otherwise the current key stays.
     let needs_key = matches!(req.action, Action::Create | Action::Replace) || existing.is_empty();

@@ -292,25 +292,97 @@ impl crate::providers::Provider for AwsProvider {
     }
 }
 
-/// A provider error for a failed SDK call, with its whole cause chain (never a value: the
-/// SDK errors carry codes and messages, not request bodies).
-pub fn err(what: &str, e: impl std::error::Error + 'static) -> ProviderError {
-    ProviderError {
-        message: format!("{what}: {}", crate::errors::chain(&e)),
-        retryable: true,
+/// What kind of failure an AWS error is ([`crate::providers::Failure`]).
+pub trait Classify {
+    /// The failure.
+    fn failure(&self) -> crate::providers::Failure;
+}
+
+/// Throttling error codes across the services (S3 `SlowDown`, the query and JSON services'
+/// `Throttling`/`ThrottlingException`, `TooManyRequestsException`, `RequestLimitExceeded`),
+/// as the SDK's own retry classifier lists them (aws-smithy-runtime, `THROTTLING_ERRORS`).
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+impl<E> Classify
+    for aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    fn failure(&self) -> crate::providers::Failure {
+        use crate::providers::Failure;
+        use aws_smithy_runtime_api::client::result::SdkError;
+        match self {
+            SdkError::ServiceError(e) => {
+                if e.err().code().is_some_and(|c| THROTTLING.contains(&c)) {
+                    return Failure::RateLimited { retry_after: None };
+                }
+                Failure::of_status(e.raw().status().as_u16(), None)
+            }
+            // Sent, and no answer in time: it may have been carried out.
+            SdkError::TimeoutError(_) => Failure::Ambiguous,
+            SdkError::DispatchFailure(d) if d.is_user() => Failure::Rejected,
+            // A connection that failed may have carried the request.
+            SdkError::DispatchFailure(_) => Failure::Ambiguous,
+            // An answer that could not be read (the `answers` interceptor refuses bodies
+            // that are not the operation's output).
+            SdkError::ResponseError(_) => Failure::Transient,
+            // Built wrong, here: never sent.
+            _ => Failure::Rejected,
+        }
     }
+}
+
+impl Classify for aws_smithy_types::error::operation::BuildError {
+    fn failure(&self) -> crate::providers::Failure {
+        crate::providers::Failure::Rejected
+    }
+}
+
+/// A provider error for a failed SDK call, with its whole cause chain (never a value: the
+/// SDK errors carry codes and messages, not request bodies), classified: a 4xx is rejected,
+/// a throttling error or 429 rate-limited, a 503 transient, another 5xx or a timeout
+/// ambiguous.
+pub fn err(
+    what: &str,
+    e: impl std::error::Error + Classify + Send + Sync + 'static,
+) -> ProviderError {
+    let failure = e.failure();
+    ProviderError::caused(what, failure, e)
 }
 
 /// `Ok` when the call succeeded or failed only with the service error `tolerated` (an
 /// object already gone, or already there); any other failure is `what` failing.
-pub fn tolerate<T, E, R>(
-    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+pub fn tolerate<T, E>(
+    result: Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
     tolerated: &str,
     what: &str,
 ) -> Result<(), ProviderError>
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(()),

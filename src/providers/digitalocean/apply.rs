@@ -772,9 +772,17 @@ fn resolve_version(options: &Value, want: &str) -> Option<String> {
 
 impl From<DoError> for ProviderError {
     fn from(e: DoError) -> Self {
+        use crate::providers::Failure;
+        let failure = match &e {
+            DoError::Api { status, .. } => Failure::of_status(*status, None),
+            DoError::Ambiguous { .. } => Failure::Ambiguous,
+            // No usable answer after the client's retries, or one that could not be read.
+            DoError::Transport { .. } | DoError::Malformed { .. } => Failure::Transient,
+        };
         ProviderError {
             message: e.to_string(),
-            retryable: e.retryable(),
+            failure,
+            source: None,
         }
     }
 }

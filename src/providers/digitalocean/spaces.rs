@@ -79,11 +79,11 @@ impl SpacesConfig {
     }
 }
 
-fn err(what: &str, e: impl std::error::Error + 'static) -> ProviderError {
-    ProviderError {
-        message: format!("{what}: {}", crate::errors::chain(&e)),
-        retryable: true,
-    }
+fn err(
+    what: &str,
+    e: impl std::error::Error + crate::providers::aws::Classify + Send + Sync + 'static,
+) -> ProviderError {
+    crate::providers::aws::err(what, e)
 }
 
 /// The buckets the desired state and the ledger name, with their regions.

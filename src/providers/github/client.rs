@@ -166,9 +166,21 @@ impl GhError {
 
 impl From<GhError> for crate::providers::ProviderError {
     fn from(e: GhError) -> Self {
+        use crate::providers::Failure;
+        let failure = match &e {
+            GhError::Api { status, .. } => Failure::of_status(*status, None),
+            GhError::RateLimited { wait, .. } => Failure::RateLimited {
+                retry_after: Some(*wait),
+            },
+            GhError::Malformed { .. } => Failure::Transient,
+            // A read that did not complete can be made again; a write may have landed.
+            GhError::Transport { method, .. } if method == "GET" => Failure::Transient,
+            GhError::Transport { .. } => Failure::Ambiguous,
+        };
         crate::providers::ProviderError {
-            retryable: e.retryable(),
             message: e.to_string(),
+            failure,
+            source: None,
         }
     }
 }
