@@ -26,4 +26,5 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod providers;
+pub mod signals;
 pub mod sim;
