@@ -3,8 +3,9 @@
 //! of TOML and validate it into a typed graph ([`desired`]); *observe* the clouds by listing
 //! each kind; *plan*, a pure function of the desired state, the ledger (provisioner's memory
 //! of what it created) and the observed state; *apply* the plan in dependency order,
-//! recording every step in the ledger. `provisioner diff` stops after the plan;
-//! `provisioner run` repeats the loop as a daemon.
+//! recording every step in the ledger. [`reconcile`] is that loop, once: `provisioner diff`
+//! runs it as a dry run that stops after the plan, `provisioner apply` runs it once, and
+//! `provisioner run` ([`daemon`]) repeats it.
 //!
 //! ```
 //! use provisioner::{desired, ledger::Ledger, live::LiveState, plan};
@@ -26,4 +27,6 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod providers;
+pub mod reconcile;
+pub mod signals;
 pub mod sim;

@@ -240,3 +240,34 @@ fn diff_on_invalid_desired_state_exits_1_with_every_error() {
     assert_eq!(code, 1);
     assert!(err.contains("missing required field `name`"), "{err}");
 }
+
+/// A deliberate change (issue 21, one reconcile pass): `diff` now takes the pass `apply` and
+/// the daemon take, so a ledger it cannot read is reported as theirs is, `reading the
+/// ledger: …` (before, `diff` printed the store's error alone).
+#[test]
+fn diff_and_apply_report_an_unreadable_ledger_alike() {
+    let ledger = tempfile::tempdir().expect("tmp");
+    std::fs::write(ledger.path().join("ledger.json"), "not a ledger").expect("write");
+    let desired = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        desired.path().join("vpc.toml"),
+        "[digitalocean.vpc.prod]\nname = \"prod\"\nregion = \"nyc3\"\nip_range = \"10.10.0.0/16\"\n",
+    )
+    .expect("write");
+    let dir = desired.path().to_str().expect("utf-8");
+    let (code, _, diff) = provisioner(
+        &[
+            "-d",
+            dir,
+            "diff",
+            "--live-from",
+            "tests/fixtures/live/empty.json",
+        ],
+        ledger.path(),
+    );
+    assert_eq!(code, 1, "{diff}");
+    assert!(diff.starts_with("error: reading the ledger: "), "{diff}");
+    let (code, _, apply) = provisioner(&["-d", dir, "apply", "--auto-approve"], ledger.path());
+    assert_eq!(code, 1, "{apply}");
+    assert_eq!(diff, apply);
+}

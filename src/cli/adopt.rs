@@ -78,15 +78,6 @@ async fn observe(dir: &Path, ledger_url: &str) -> anyhow::Result<World> {
     })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(8 << 20)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// Requests each provider's client put on the wire so far (AWS SDK clients keep no count).
 fn requests(clouds: &Clouds) -> BTreeMap<&'static str, u64> {
     clouds
@@ -97,15 +88,14 @@ fn requests(clouds: &Clouds) -> BTreeMap<&'static str, u64> {
 }
 
 /// Runs `scan`: exit 0 when every kind in scope was scanned, 3 when some could not be.
-pub fn exec_scan(dir: &Path, ledger_url: &str, args: &ScanArgs) -> ExitCode {
-    let result = runtime().and_then(|rt| {
-        rt.block_on(async {
-            let w = observe(dir, ledger_url).await?;
-            let kinds: Vec<Kind> = used_kinds(&w.desired, &w.ledger).into_iter().collect();
-            let scanned = scan(&w.plan, &w.ledger, &w.live, &kinds);
-            Ok::<_, anyhow::Error>((scanned, requests(&w.clouds)))
-        })
-    });
+pub async fn exec_scan(dir: &Path, ledger_url: &str, args: &ScanArgs) -> ExitCode {
+    let result = async {
+        let w = observe(dir, ledger_url).await?;
+        let kinds: Vec<Kind> = used_kinds(&w.desired, &w.ledger).into_iter().collect();
+        let scanned = scan(&w.plan, &w.ledger, &w.live, &kinds);
+        Ok::<_, anyhow::Error>((scanned, requests(&w.clouds)))
+    }
+    .await;
     let (scanned, requests) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -214,8 +204,8 @@ fn render(scanned: &[KindScan], requests: &BTreeMap<&str, u64>) -> String {
 }
 
 /// Runs `import`.
-pub fn exec_import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> ExitCode {
-    match runtime().and_then(|rt| rt.block_on(import(dir, ledger_url, args))) {
+pub async fn exec_import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> ExitCode {
+    match import(dir, ledger_url, args).await {
         Ok(code) => code,
         Err(e) => {
             super::print_error(&e);

@@ -1,4 +1,5 @@
-//! `provisioner apply`: take the lease, plan, render, confirm, carry out, release.
+//! `provisioner apply`: one reconcile pass ([`crate::reconcile`]) under the lease: plan,
+//! render, confirm, carry out, release.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
@@ -10,15 +11,15 @@ use std::time::SystemTime;
 
 use clap::Args;
 
-use crate::daemon::PassConfig;
-use crate::daemon::run::{LEASE_TTL, LogProgress, PassStatus};
 use crate::desired::Address;
 use crate::exec::{Outcome, Progress};
 use crate::ledger::lease::{Owner, rfc3339};
-use crate::ledger::store::Store;
+use crate::ledger::store::{LEASE_TTL, OnLoss, hold};
 use crate::plan::display::PlanDisplay;
 use crate::plan::{Action, Change};
-use crate::providers::clouds::Clouds;
+use crate::reconcile::{
+    Loaded, LogProgress, PassConfig, PassError, PassOptions, PassStatus, Planned, Reconciler,
+};
 
 /// Flags of `apply`.
 #[derive(Debug, Args)]
@@ -48,20 +49,8 @@ pub struct ApplyArgs {
 }
 
 /// Runs `apply`.
-pub fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Debug builds keep large futures on the stack; release builds need far less.
-        .thread_stack_size(8 << 20)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(apply(desired, ledger, args)) {
+pub async fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode {
+    match apply(desired, ledger, args).await {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(e) => {
             super::print_error(&e);
@@ -111,7 +100,8 @@ async fn apply(
             "stdin is not a terminal, so apply cannot ask for confirmation: pass --auto-approve (and review the plan with `provisioner diff` first)"
         );
     }
-    let loaded = crate::daemon::load(&config).await?;
+    let mut reconciler = Reconciler::default();
+    let loaded = reconciler.load(&config, false).await?;
     for w in &loaded.warnings {
         errln!("warning: {w}");
     }
@@ -130,129 +120,139 @@ async fn apply(
             );
         }
     }
-    let store = super::state::open(&loaded.ledger_url).await?;
-    let clouds = Clouds::from_env(&loaded.desired).await;
-    let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
-    let lease = store
-        .acquire(&owner, LEASE_TTL, args.lock.lock_timeout)
-        .await?;
-    let lease = tokio::sync::Mutex::new(lease);
-    let stop = Arc::new(AtomicBool::new(false));
-    let renew = async {
-        loop {
-            tokio::time::sleep(LEASE_TTL / 3).await;
-            let mut l = lease.lock().await;
-            if let Err(e) = store.renew(&mut l, LEASE_TTL).await {
-                return e;
-            }
-        }
+    let store = reconciler.ledger(&loaded.ledger_url).await?;
+    for w in &store.warnings {
+        errln!("warning: {w}");
+    }
+    reconciler.providers(&loaded.desired).await;
+    let reconciler = &reconciler;
+    let Some(store) = reconciler.store() else {
+        return Err(PassError::NoStore.into());
     };
+    let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
+    let stop = Arc::new(AtomicBool::new(false));
     let signals = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let first = super::state::shutdown_signal().await;
+            let first = crate::signals::shutdown_signal().await;
             errln!(
                 "\n{first}: the changes in flight finish and are recorded; nothing more starts. Again to abort."
             );
             stop.store(true, Ordering::SeqCst);
-            super::state::shutdown_signal().await;
+            crate::signals::shutdown_signal().await;
             std::process::exit(130);
         })
     };
+    let lost = |e: &crate::ledger::LedgerError| {
+        errln!(
+            "error: the lease was lost ({}); starting nothing more",
+            crate::errors::chain(e)
+        );
+    };
+    let on_loss = OnLoss::Finish {
+        stop: &stop,
+        lost: &lost,
+    };
     let work = work(
         &loaded,
-        &store,
-        &clouds,
+        reconciler,
         &config,
         args,
         saved.as_ref(),
         interactive,
         stop.clone(),
     );
-    let result = {
-        tokio::pin!(work);
-        tokio::pin!(renew);
-        tokio::select! {
-            r = &mut work => r,
-            e = &mut renew => {
-                errln!("error: the lease was lost ({}); starting nothing more", crate::errors::chain(&e));
-                stop.store(true, Ordering::SeqCst);
-                work.await
-            }
-        }
-    };
+    let held = hold(
+        store,
+        &owner,
+        LEASE_TTL,
+        args.lock.lock_timeout,
+        on_loss,
+        work,
+    )
+    .await;
     signals.abort();
-    if let Err(e) = store.release(lease.into_inner()).await
-        && !matches!(e, crate::ledger::LedgerError::LeaseLost { .. })
-    {
-        errln!("warning: releasing the lease: {}", crate::errors::chain(&e));
+    if let Err(e) = &held.release {
+        errln!("warning: releasing the lease: {}", crate::errors::chain(e));
     }
-    result
+    held.result?
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn work(
-    loaded: &crate::daemon::Loaded,
-    store: &Store,
-    clouds: &Clouds,
+    loaded: &Loaded,
+    reconciler: &Reconciler,
     config: &PassConfig,
     args: &ApplyArgs,
     saved: Option<&super::planfile::PlanFile>,
     interactive: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<PassStatus> {
-    let started_at = rfc3339(SystemTime::now());
-    let mut planned = crate::daemon::plan(loaded, store, clouds, &config.targets).await?;
-    if let Some(f) = saved {
-        let now = planned.read.clone().unwrap_or_default();
-        if (now.0.as_str(), now.1) != (f.basis.lineage.as_str(), f.basis.serial) {
-            anyhow::bail!(
-                "the saved plan is stale: it was made against ledger {} serial {}, and the ledger is now {} serial {} (another apply or a `state` command wrote it); make a new one with `provisioner diff -o FILE`",
-                if f.basis.lineage.is_empty() {
-                    "(none)"
-                } else {
-                    &f.basis.lineage
-                },
-                f.basis.serial,
-                if now.0.is_empty() { "(none)" } else { &now.0 },
-                now.1
-            );
+    let warn = |why: &str| tracing::warn!(message = "Catalogs not checked.", reason = %why);
+    let options = PassOptions {
+        dry_run: false,
+        targets: &config.targets,
+        live_from: None,
+        command: "apply",
+        started_at: rfc3339(SystemTime::now()),
+        warn: &warn,
+    };
+    // Between planning and acting: a saved plan must still hold; the plan is shown, and
+    // changes wait for a `yes` (unless --auto-approve or a saved plan).
+    let gate = async |planned: &Planned| -> anyhow::Result<()> {
+        if let Some(f) = saved {
+            let now = planned.read.clone().unwrap_or_default();
+            if (now.0.as_str(), now.1) != (f.basis.lineage.as_str(), f.basis.serial) {
+                anyhow::bail!(
+                    "the saved plan is stale: it was made against ledger {} serial {}, and the ledger is now {} serial {} (another apply or a `state` command wrote it); make a new one with `provisioner diff -o FILE`",
+                    if f.basis.lineage.is_empty() {
+                        "(none)"
+                    } else {
+                        &f.basis.lineage
+                    },
+                    f.basis.serial,
+                    if now.0.is_empty() { "(none)" } else { &now.0 },
+                    now.1
+                );
+            }
+            if let Some(why) = super::planfile::differences(&f.plan, &planned.plan, &planned.report)
+            {
+                anyhow::bail!(
+                    "the saved plan is stale: planning again now gives other changes (the clouds changed since it was made, or the file was edited): {why}; nothing was changed"
+                );
+            }
         }
-        if let Some(why) = super::planfile::differences(&f.plan, &planned.plan, &planned.report) {
-            anyhow::bail!(
-                "the saved plan is stale: planning again now gives other changes (the clouds changed since it was made, or the file was edited): {why}; nothing was changed"
-            );
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        crate::cli::write_out(&format!(
+            "{}",
+            PlanDisplay {
+                plan: &planned.plan,
+                report: &planned.report,
+                color,
+                verbose: false,
+            }
+        ));
+        if planned.plan.has_changes() && !args.auto_approve && saved.is_none() {
+            out!("\nApply these changes? Only `yes` is accepted: ");
+            std::io::stdout().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if answer.trim() != "yes" {
+                anyhow::bail!("apply cancelled: nothing was changed");
+            }
         }
-    }
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    crate::cli::write_out(&format!(
-        "{}",
-        PlanDisplay {
-            plan: &planned.plan,
-            report: &planned.report,
-            color,
-            verbose: false,
-        }
-    ));
-    if !planned.plan.has_changes() {
-        let status = PassStatus::conclude(&planned.plan, &planned.report, None, 0);
-        explain(&status);
-        return Ok(status);
-    }
-    if !args.auto_approve && saved.is_none() {
-        out!("\nApply these changes? Only `yes` is accepted: ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            anyhow::bail!("apply cancelled: nothing was changed");
-        }
-    }
-    let report = if interactive && std::io::stderr().is_terminal() {
-        let bars = Bars::default();
-        crate::daemon::apply(loaded, store, clouds, &mut planned, &bars, stop).await
+        Ok(())
+    };
+    let progress = if interactive && std::io::stderr().is_terminal() {
+        Shown::Bars(Bars::default())
     } else {
-        crate::daemon::apply(loaded, store, clouds, &mut planned, &LogProgress, stop).await
+        Shown::Log(LogProgress)
+    };
+    let passed = reconciler
+        .pass(loaded, options, gate, &progress, stop)
+        .await?;
+    let Some(report) = &passed.applied else {
+        explain(&passed.status);
+        return Ok(passed.status);
     };
     let (done, failed, skipped) = report.counts();
     for o in report.outcomes.iter().filter(|o| o.result.is_err()) {
@@ -268,9 +268,8 @@ async fn work(
                 .unwrap_or_default()
         );
     }
-    let journal = crate::daemon::journal_record("apply", started_at, &report);
-    if let Err(e) = store.append_journal(&journal).await {
-        errln!("warning: writing the journal: {}", crate::errors::chain(&e));
+    if let Err(e) = &passed.journal {
+        errln!("warning: writing the journal: {}", crate::errors::chain(e));
     }
     outln!(
         "Apply finished in {:.1}s: {done} done, {failed} failed, {skipped} skipped.",
@@ -286,9 +285,30 @@ async fn work(
             }
         );
     }
-    let status = PassStatus::conclude(&planned.plan, &planned.report, Some(&report), 0);
-    explain(&status);
-    Ok(status)
+    explain(&passed.status);
+    Ok(passed.status)
+}
+
+/// How changes in flight are shown: live lines on a terminal, log lines otherwise.
+enum Shown {
+    Bars(Bars),
+    Log(LogProgress),
+}
+
+impl Progress for Shown {
+    fn started(&self, c: &Change) {
+        match self {
+            Shown::Bars(b) => b.started(c),
+            Shown::Log(l) => l.started(c),
+        }
+    }
+
+    fn finished(&self, o: &Outcome) {
+        match self {
+            Shown::Bars(b) => b.finished(o),
+            Shown::Log(l) => l.finished(o),
+        }
+    }
 }
 
 /// Says on stderr why an apply that is not failing outright still does not exit 0.

@@ -1,19 +1,21 @@
-//! `provisioner diff`: plan against the ledger and the observed (or snapshot) live state,
-//! render the plan, change nothing.
+//! `provisioner diff`: the reconcile pass as a dry run ([`crate::reconcile`]): plan against
+//! the ledger and the observed (or snapshot) live state, render the plan, change nothing.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::desired;
-use crate::ledger::Ledger;
-use crate::ledger::fingerprint::{FingerprintKey, KEY_ENV};
+use crate::ledger::lease::rfc3339;
 use crate::live::{LIVE_FORMAT_VERSION, LiveState};
 use crate::plan::display::PlanDisplay;
-use crate::plan::{self, Plan, PlanReport};
+use crate::plan::{Plan, PlanReport};
+use crate::reconcile::{LogProgress, PassConfig, PassError, PassOptions, Planned, Reconciler};
 
 /// Flags of `diff`.
 #[derive(Debug, Args)]
@@ -48,15 +50,8 @@ pub struct DiffArgs {
 }
 
 /// Runs the command.
-pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
-    let state = match desired::load(dir) {
-        Ok(s) => s,
-        Err(errors) => {
-            errln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(&state, dir, ledger_url, args) {
+pub async fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
+    match run(dir, ledger_url, args).await {
         Ok((plan, report)) => {
             if args.json {
                 outln!("{}", to_json(&plan, &report));
@@ -76,7 +71,11 @@ pub fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
             exit_code(&plan, &report, args.detailed_exitcode)
         }
         Err(e) => {
-            super::print_error(&e);
+            match e.downcast_ref::<PassError>() {
+                // The validation report, as `validate` prints it.
+                Some(PassError::Desired(errors)) => errln!("{errors}"),
+                _ => super::print_error(&e),
+            }
             ExitCode::FAILURE
         }
     }
@@ -96,92 +95,88 @@ pub fn exit_code(plan: &Plan, report: &PlanReport, detailed: bool) -> ExitCode {
     }
 }
 
-fn run(
-    state: &desired::DesiredState,
+/// The pass as a dry run: read the ledger, observe (or read the snapshot), plan, and save
+/// the plan when asked; nothing is written to the ledger or the clouds.
+async fn run(
     dir: &Path,
     ledger_url: Option<&str>,
     args: &DiffArgs,
 ) -> anyhow::Result<(Plan, PlanReport)> {
-    let from_settings = state.settings.ledger.as_ref().map(|l| l.0.as_str());
-    let url = ledger_url
-        .or(from_settings)
-        .unwrap_or(super::DEFAULT_LEDGER);
-    let mut ledger = read_ledger(url)?;
-    let read = (ledger.lineage.clone(), ledger.serial);
-    // `[[moved]]` hints, as apply will make them (here in memory only).
-    crate::exec::apply_moves(state, &mut ledger);
-    let mut state = state.clone();
     let targets = super::apply::addresses(&args.target)?;
     let replace = super::apply::addresses(&args.replace)?;
     let allow_destroy = super::apply::addresses(&args.allow_destroy)?;
-    for a in targets.iter().chain(&replace) {
-        if !state.resources.contains_key(a) {
-            bail!(
-                "{a} is not in the desired state ({}): check the address (`provider.kind.name`)",
-                dir.display()
-            );
-        }
-    }
-    state.replace = replace.iter().cloned().collect();
-    state.allow_destroy = allow_destroy.iter().cloned().collect();
-    fingerprint_secrets(&mut state)?;
-    let state = &state;
-    let live = match &args.live_from {
-        Some(path) => read_live(path)?,
-        None => observe_clouds(state, &ledger)?,
+    let config = PassConfig {
+        desired_dir: dir.to_path_buf(),
+        ledger_url: ledger_url.map(str::to_string),
+        mode: None,
+        targets: targets.clone(),
+        replace: replace.iter().cloned().collect(),
+        allow_destroy: allow_destroy.iter().cloned().collect(),
     };
-    crate::ledger::identity::check_objects(&ledger, &live)?;
-    let (plan, report) = plan::plan(state, &ledger, &live)?;
-    let plan = crate::daemon::restrict(plan, &targets);
-    if let Some(out) = &args.out {
+    let mut reconciler = Reconciler::default();
+    let loaded = reconciler.load(&config, true).await?;
+    // Planning writes nothing: no lease.
+    let store = reconciler.ledger(&loaded.ledger_url).await?;
+    for w in &store.warnings {
+        errln!("warning: {w}");
+    }
+    for w in &loaded.warnings {
+        errln!("warning: {w}");
+    }
+    for n in &loaded.notes {
+        errln!("note: {n}");
+    }
+    let live_from = match &args.live_from {
+        Some(path) => Some(read_live(path)?),
+        None => {
+            // The kinds of providers this build lacks, or lacks credentials for, are
+            // reported as not observed, so the plan changes nothing of theirs and says why.
+            reconciler.providers(&loaded.desired).await;
+            None
+        }
+    };
+    let warn = |why: &str| errln!("warning: {why}");
+    let options = PassOptions {
+        dry_run: true,
+        targets: &targets,
+        live_from,
+        command: "diff",
+        started_at: rfc3339(SystemTime::now()),
+        warn: &warn,
+    };
+    let save = async |planned: &Planned| -> anyhow::Result<()> {
+        let Some(out) = &args.out else {
+            return Ok(());
+        };
         if args.live_from.is_some() {
             bail!(
                 "a plan made against a snapshot (--live-from) cannot be saved: it would be applied against clouds it never saw"
             );
         }
+        let read = planned.read.clone().unwrap_or_default();
         let basis = super::planfile::Basis {
-            ledger: url.to_string(),
+            ledger: loaded.ledger_url.clone(),
             lineage: read.0,
             serial: read.1,
-            desired_digest: super::planfile::desired_digest(dir, state)?,
-            observed_at: live.observed_at.clone(),
-            targets,
-            replace,
-            allow_destroy,
+            desired_digest: super::planfile::desired_digest(dir, &loaded.desired)?,
+            observed_at: planned.live.observed_at.clone(),
+            targets: targets.clone(),
+            replace: replace.clone(),
+            allow_destroy: allow_destroy.clone(),
         };
-        super::planfile::write(out, basis, &plan, &report)?;
+        super::planfile::write(out, basis, &planned.plan, &planned.report)?;
         errln!(
             "Saved the plan to {}: `provisioner apply {}` carries out exactly this plan.",
             out.display(),
             out.display()
         );
-    }
-    Ok((plan, report))
-}
-
-/// Observes the clouds this build has providers for: DigitalOcean with `DIGITALOCEAN_TOKEN`
-/// (and Spaces with `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY`), GitHub with
-/// `GITHUB_TOKEN`. The kinds of providers this build lacks, or lacks credentials for, are
-/// reported as not observed, so the plan changes nothing of theirs and says why.
-fn observe_clouds(state: &desired::DesiredState, ledger: &Ledger) -> anyhow::Result<LiveState> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let clouds = crate::providers::clouds::Clouds::from_env(state).await;
-        match clouds.check_catalogs(state).await {
-            Ok(None) => {}
-            Ok(Some(why)) => errln!("warning: {why}"),
-            Err(problems) => bail!(
-                "{}\nerror: {} value{} the clouds do not offer",
-                problems.join("\n"),
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" }
-            ),
-        }
-        Ok(clouds.observe(state, ledger).await)
-    })
+        Ok(())
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let passed = reconciler
+        .pass(&loaded, options, save, &LogProgress, stop)
+        .await?;
+    Ok((passed.planned.plan, passed.planned.report))
 }
 
 /// Reads a live-state snapshot.
@@ -206,56 +201,6 @@ pub fn read_live(path: &Path) -> anyhow::Result<LiveState> {
         );
     }
     Ok(live)
-}
-
-/// Reads the ledger for planning (no lease: planning writes nothing); a ledger that does
-/// not exist yet is empty.
-fn read_ledger(url: &str) -> anyhow::Result<Ledger> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = super::state::open(url).await?;
-        Ok(store.read().await?.map(|s| s.ledger).unwrap_or_default())
-    })
-}
-
-/// Fingerprints the secret values provisioner reads itself, so the plan shows which changed.
-/// The key comes from `PROVISIONER_FINGERPRINT_KEY`, else from the Secrets Manager secret
-/// `[settings] fingerprint_key_secret` names. Without a key, changed values cannot be seen:
-/// say so once, and plan without them.
-fn fingerprint_secrets(state: &mut desired::DesiredState) -> anyhow::Result<()> {
-    if desired::secrets::readable(state).is_empty() {
-        return Ok(());
-    }
-    let secret = state
-        .settings
-        .fingerprint_key_secret
-        .as_ref()
-        .map(|s| s.0.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    // A dry run goes on without the key (saying so); apply and the daemon refuse to.
-    let key = match runtime.block_on(FingerprintKey::load(secret.as_deref())) {
-        Ok(key) => key,
-        Err(e) => {
-            errln!("warning: {e}; changed secret values cannot be noticed in this plan");
-            return Ok(());
-        }
-    };
-    match key {
-        Some(key) => desired::secrets::fingerprint_all(state, &key)
-            .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n"))),
-        None => {
-            errln!(
-                "note: {KEY_ENV} is not set (nor `[settings] fingerprint_key_secret`), so a changed secret value cannot be noticed; see docs/ledger.md"
-            );
-            Ok(())
-        }
-    }
 }
 
 /// The JSON plan: the same plan, with a summary and the report's notes.

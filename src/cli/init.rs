@@ -49,20 +49,8 @@ impl Report {
 /// Runs `init`: exit 0 when everything provisioner needs exists (or, with `--dry-run`,
 /// would after it), 3 when a check found something missing that init cannot make (a
 /// credential, a permission), 1 on error.
-pub fn exec(dir: &Path, ledger_url: &str, args: &InitArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(8 << 20)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(init(dir, ledger_url, args.dry_run)) {
+pub async fn exec(dir: &Path, ledger_url: &str, args: &InitArgs) -> ExitCode {
+    match init(dir, ledger_url, args.dry_run).await {
         Ok(report) => {
             for l in &report.lines {
                 outln!("{l}");

@@ -169,39 +169,57 @@ pub fn write_out(text: &str) {
     }
 }
 
-/// Entry point of the binary.
+/// Entry point of the binary: parse the arguments, start the process's one async runtime,
+/// run the command on it.
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(&args);
     if args.new_lineage {
         crate::ledger::store::allow_new_lineage_for_this_process();
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Debug builds keep large futures on the stack; release builds need far less.
+        .thread_stack_size(8 << 20)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(&args))
+}
+
+/// Runs the command `args` name.
+pub async fn run(args: &Args) -> ExitCode {
     match &args.command {
         Command::Validate => validate::exec(&args.desired),
-        Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a),
-        Command::Apply(a) => apply::exec(&args.desired, args.ledger.as_deref(), a),
-        Command::Run(a) => run::exec(&args.desired, args.ledger.as_deref(), a),
-        Command::State { command } => match ledger_url(&args) {
-            Ok(url) => state::exec_state(&args.desired, &url, command),
+        Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a).await,
+        Command::Apply(a) => apply::exec(&args.desired, args.ledger.as_deref(), a).await,
+        Command::Run(a) => run::exec(&args.desired, args.ledger.as_deref(), a).await,
+        Command::State { command } => match ledger_url(args) {
+            Ok(url) => state::exec_state(&args.desired, &url, command).await,
             Err(e) => fail(e),
         },
-        Command::Ledger { command } => match ledger_url(&args) {
-            Ok(url) => state::exec_ledger(&url, command),
+        Command::Ledger { command } => match ledger_url(args) {
+            Ok(url) => state::exec_ledger(&url, command).await,
             Err(e) => fail(e),
         },
-        Command::Init(a) => match ledger_url(&args) {
-            Ok(url) => init::exec(&args.desired, &url, a),
+        Command::Init(a) => match ledger_url(args) {
+            Ok(url) => init::exec(&args.desired, &url, a).await,
             Err(e) => fail(e),
         },
-        Command::Scan(a) => match ledger_url(&args) {
-            Ok(url) => adopt::exec_scan(&args.desired, &url, a),
+        Command::Scan(a) => match ledger_url(args) {
+            Ok(url) => adopt::exec_scan(&args.desired, &url, a).await,
             Err(e) => fail(e),
         },
-        Command::Import(a) => match ledger_url(&args) {
-            Ok(url) => adopt::exec_import(&args.desired, &url, a),
+        Command::Import(a) => match ledger_url(args) {
+            Ok(url) => adopt::exec_import(&args.desired, &url, a).await,
             Err(e) => fail(e),
         },
-        Command::Healthcheck { url } => healthcheck(url),
+        Command::Healthcheck { url } => healthcheck(url).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut buf = Vec::new();
@@ -220,7 +238,7 @@ pub fn main() -> ExitCode {
                 Err(e) => fail(e.into()),
             }
         }
-        Command::Sandbox(a) => sandbox::exec(&args.desired, a),
+        Command::Sandbox(a) => sandbox::exec(&args.desired, a).await,
         Command::Schema => {
             match serde_json::to_string_pretty(&crate::desired::json_schema::json_schema()) {
                 Ok(text) => {
@@ -264,14 +282,12 @@ fn init_logs(args: &Args) {
     }
 }
 
-/// The default ledger location.
-pub const DEFAULT_LEDGER: &str = "file://state";
-
 /// The ledger location for commands that do not otherwise need the desired state:
 /// `--ledger`/`PROVISIONER_LEDGER`, else `[settings] ledger` from the desired-state folder,
-/// else the default. An unreadable desired state is an error here (guessing the default
-/// could show or change the wrong ledger).
+/// else the default ([`crate::reconcile::ledger_url`]). An unreadable desired state is an
+/// error here (guessing the default could show or change the wrong ledger).
 fn ledger_url(args: &Args) -> anyhow::Result<String> {
+    use crate::reconcile::{DEFAULT_LEDGER, ledger_url};
     if let Some(url) = &args.ledger {
         return Ok(url.clone());
     }
@@ -279,11 +295,7 @@ fn ledger_url(args: &Args) -> anyhow::Result<String> {
         return Ok(DEFAULT_LEDGER.into());
     }
     match crate::desired::load(&args.desired) {
-        Ok(state) => Ok(state
-            .settings
-            .ledger
-            .map(|l| l.0)
-            .unwrap_or_else(|| DEFAULT_LEDGER.into())),
+        Ok(state) => Ok(ledger_url(None, &state)),
         Err(errors) => anyhow::bail!(
             "{errors}\ncould not read `[settings] ledger` from {}: fix the desired state, or name the ledger with --ledger URL",
             args.desired.display()
@@ -291,22 +303,16 @@ fn ledger_url(args: &Args) -> anyhow::Result<String> {
     }
 }
 
-fn healthcheck(url: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(e.into()),
-    };
-    let answer = runtime.block_on(async {
+async fn healthcheck(url: &str) -> ExitCode {
+    let answer = async {
         reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
             .build()?
             .get(url)
             .send()
             .await
-    });
+    }
+    .await;
     match answer {
         Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
         Ok(r) => {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::daemon::PassConfig;
 use crate::daemon::run::RunOptions;
 use crate::desired::Mode;
+use crate::reconcile::PassConfig;
 
 /// Flags of `run`.
 #[derive(Debug, Args)]
@@ -41,19 +41,7 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 /// Runs the daemon.
-pub fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Debug builds keep large futures on the stack; release builds need far less.
-        .thread_stack_size(8 << 20)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub async fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
     let options = RunOptions {
         pass: PassConfig {
             desired_dir: desired.to_path_buf(),
@@ -72,5 +60,5 @@ pub fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
         interval: args.interval,
         lock_timeout: args.lock.lock_timeout,
     };
-    ExitCode::from(runtime.block_on(crate::daemon::run::run(options)))
+    ExitCode::from(crate::daemon::run::run(options).await)
 }

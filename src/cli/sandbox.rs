@@ -43,20 +43,8 @@ pub struct SandboxArgs {
 }
 
 /// Runs the sandbox.
-pub fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Debug builds keep large futures on the stack; release builds need far less.
-        .thread_stack_size(8 << 20)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(sandbox(desired, args)) {
+pub async fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
+    match sandbox(desired, args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             super::print_error(&e);
@@ -285,7 +273,7 @@ async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::Result<()> {
     ));
 
     let stop = async {
-        let s = crate::cli::state::shutdown_signal().await;
+        let s = crate::signals::shutdown_signal().await;
         say(format!("{s}: stopping the daemon and the simulators"));
     };
     tokio::pin!(stop);

@@ -1,6 +1,6 @@
 //! `provisioner state …` and `provisioner ledger migrate`: read and repair the ledger. Every
-//! command that writes takes the lease first, writes conditionally, and releases the lease
-//! on the way out — also on Ctrl-C or SIGTERM.
+//! command that writes takes the lease first ([`with_lease`], over the one lease routine),
+//! writes conditionally, and releases the lease on the way out — also on Ctrl-C or SIGTERM.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::desired::{Address, Kind};
-use crate::ledger::lease::{Lease, Owner};
-use crate::ledger::store::{Snapshot, Store};
-use crate::ledger::{Ledger, LedgerEntry, LedgerError, codec};
+use crate::ledger::lease::Owner;
+use crate::ledger::store::{LEASE_TTL, OnLoss, Snapshot, Store, hold};
+use crate::ledger::{Ledger, LedgerEntry, codec};
 
 /// How long to wait for the lease.
 #[derive(Debug, Clone, Args)]
@@ -110,26 +110,19 @@ pub enum LedgerCommand {
     },
 }
 
-/// How long a lease taken by a state command lasts without renewal.
-const LEASE_TTL: Duration = Duration::from_secs(60);
-
 /// Runs a `state` command (`desired` is the desired-state folder, which `import` checks
 /// the address against and observes the clouds for).
-pub fn exec_state(desired: &std::path::Path, ledger_url: &str, command: &StateCommand) -> ExitCode {
-    finish(runtime().and_then(|rt| rt.block_on(state(desired, ledger_url, command))))
+pub async fn exec_state(
+    desired: &std::path::Path,
+    ledger_url: &str,
+    command: &StateCommand,
+) -> ExitCode {
+    finish(state(desired, ledger_url, command).await)
 }
 
 /// Runs a `ledger` command.
-pub fn exec_ledger(ledger_url: &str, command: &LedgerCommand) -> ExitCode {
-    finish(runtime().and_then(|rt| rt.block_on(ledger(ledger_url, command))))
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+pub async fn exec_ledger(ledger_url: &str, command: &LedgerCommand) -> ExitCode {
+    finish(ledger(ledger_url, command).await)
 }
 
 fn finish(result: anyhow::Result<()>) -> ExitCode {
@@ -590,50 +583,26 @@ fn print_ledger_diff(current: &Ledger, target: &Ledger) {
     }
 }
 
-/// Runs `work` holding the lease; renews it while the work runs, and releases it afterwards,
-/// also when the work fails or a SIGINT/SIGTERM arrives (which abandons the work).
+/// Runs `work` holding the lease ([`crate::ledger::store::hold`]): renews it while the work
+/// runs, and releases it afterwards, also when the work fails or a SIGINT/SIGTERM arrives
+/// (which abandons the work).
 pub async fn with_lease<T>(
     store: &Store,
     lock: &LockArgs,
     work: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
     let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
-    let lease = store.acquire(&owner, LEASE_TTL, lock.lock_timeout).await?;
-    let shared = tokio::sync::Mutex::new(lease);
-    let renew = async {
-        loop {
-            tokio::time::sleep(LEASE_TTL / 3).await;
-            let mut l = shared.lock().await;
-            if let Err(e) = store.renew(&mut l, LEASE_TTL).await {
-                return e;
-            }
-        }
-    };
-    let result = tokio::select! {
-        r = work => r,
-        e = renew => Err(anyhow::Error::new(e)),
-        s = shutdown_signal() => Err(anyhow::anyhow!("interrupted by {s}: stopped before writing anything more")),
-    };
-    let lease: Lease = shared.into_inner();
-    match store.release(lease).await {
-        Ok(()) | Err(LedgerError::LeaseLost { .. }) => {}
-        Err(e) => errln!("warning: releasing the lease: {e}"),
+    let held = hold(
+        store,
+        &owner,
+        LEASE_TTL,
+        lock.lock_timeout,
+        OnLoss::Abandon,
+        work,
+    )
+    .await;
+    if let Err(e) = held.release {
+        errln!("warning: releasing the lease: {e}");
     }
-    result
-}
-
-/// Resolves on the first SIGINT or SIGTERM, naming it.
-pub async fn shutdown_signal() -> &'static str {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        () = term => "SIGTERM",
-    }
+    held.result?
 }

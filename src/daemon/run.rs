@@ -9,140 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::http::{AppliedCounts, PassRecord, Shared};
-use super::{PassConfig, notify};
-use crate::exec::{Outcome, Progress};
+use super::notify;
 use crate::ledger::LedgerError;
 use crate::ledger::lease::{Owner, rfc3339};
-use crate::ledger::store::Store;
+use crate::ledger::store::{HoldError, LEASE_TTL, OnLoss, hold};
 use crate::metrics::labels;
-use crate::plan::{Action, Change};
+use crate::plan::Action;
 use crate::providers::clouds::Clouds;
-
-/// A duration in seconds, to the millisecond, for log lines (`seconds=4.888`, not
-/// `4.8880672149999995`).
-pub fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
-}
-
-/// How long a lease lasts without renewal.
-pub const LEASE_TTL: Duration = Duration::from_secs(60);
-
-/// How a pass ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PassStatus {
-    /// Nothing was out of line.
-    Unchanged,
-    /// Every change succeeded.
-    Applied {
-        /// Changes made.
-        done: usize,
-    },
-    /// Some changes failed or were skipped.
-    Partial {
-        /// Succeeded.
-        done: usize,
-        /// Failed.
-        failed: usize,
-        /// Not attempted.
-        skipped: usize,
-    },
-    /// Everything observed was handled, but kinds the plan needed could not be observed:
-    /// whether they match is unknown (never reported as `unchanged`).
-    Incomplete {
-        /// Kinds not observed.
-        unobserved: usize,
-        /// Changes made to what was observed.
-        done: usize,
-    },
-    /// Detect mode: differences found and left alone.
-    Detected {
-        /// Resources out of line.
-        drifted: usize,
-    },
-    /// Another process holds the lease.
-    Contended(String),
-    /// The pass could not run (bad desired state, ledger unreachable, plan refused).
-    Failed(String),
-}
-
-impl PassStatus {
-    /// The `result` label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            PassStatus::Unchanged => "unchanged",
-            PassStatus::Applied { .. } => "applied",
-            PassStatus::Partial { .. } => "partial",
-            PassStatus::Incomplete { .. } => "incomplete",
-            PassStatus::Detected { .. } => "detected",
-            PassStatus::Contended(_) => "contended",
-            PassStatus::Failed(_) => "failed",
-        }
-    }
-
-    /// The exit code `apply` and `run --once` use (docs/running.md): 0 converged (or
-    /// differences reported in detect mode), 1 nothing was attempted, 3 partial or
-    /// incomplete (some changes failed, were skipped or could not be recorded, a conflict
-    /// blocked one, or some kinds could not be observed), 4 the lease was held.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            PassStatus::Unchanged | PassStatus::Applied { .. } | PassStatus::Detected { .. } => 0,
-            PassStatus::Failed(_) => 1,
-            PassStatus::Partial { .. } | PassStatus::Incomplete { .. } => 3,
-            PassStatus::Contended(_) => 4,
-        }
-    }
-
-    /// True for a pass that should back off the next one, and that is not a successful
-    /// reconcile (`provisioner_last_success_timestamp_seconds` stays where it was).
-    pub fn failed(&self) -> bool {
-        matches!(
-            self,
-            PassStatus::Failed(_) | PassStatus::Partial { .. } | PassStatus::Incomplete { .. }
-        )
-    }
-
-    /// How a pass ended, from its plan and what applying it did: the one rule `apply` and
-    /// the daemon share. A ledger write that failed after changes were attempted is partial
-    /// (they happened; the next pass finds them), before any was attempted a failure;
-    /// conflicts count as skipped; unobserved kinds make an otherwise clean pass
-    /// incomplete; `reported` is what is still out of line and was left alone (detect mode).
-    pub fn conclude(
-        plan: &crate::plan::Plan,
-        report: &crate::plan::PlanReport,
-        applied: Option<&crate::exec::ApplyReport>,
-        reported: usize,
-    ) -> PassStatus {
-        let conflicts = plan.conflicts().count();
-        let (done, failed, skipped) = applied.map(|r| r.counts()).unwrap_or_default();
-        if let Some(e) = applied.and_then(|r| r.ledger_error.as_ref())
-            && done + failed == 0
-        {
-            return PassStatus::Failed(format!("writing the ledger: {e}"));
-        }
-        let unrecorded = applied.is_some_and(|r| r.ledger_error.is_some());
-        if failed + skipped + conflicts > 0 || unrecorded {
-            return PassStatus::Partial {
-                done,
-                failed,
-                skipped: skipped + conflicts,
-            };
-        }
-        if !report.is_complete() {
-            return PassStatus::Incomplete {
-                unobserved: report.unobserved.len(),
-                done,
-            };
-        }
-        if reported > 0 {
-            return PassStatus::Detected { drifted: reported };
-        }
-        if done > 0 {
-            PassStatus::Applied { done }
-        } else {
-            PassStatus::Unchanged
-        }
-    }
-}
+use crate::reconcile::{
+    self, LogProgress, PassConfig, PassError, PassOptions, PassStatus, Planned, Reconciler,
+    full_chain, millis,
+};
 
 /// The daemon's settings from the command line.
 #[derive(Clone, Debug)]
@@ -157,39 +34,6 @@ pub struct RunOptions {
     pub interval: Option<Duration>,
     /// How long `--once` waits for the lease.
     pub lock_timeout: Option<Duration>,
-}
-
-/// Logs each change as it starts and ends.
-#[derive(Debug)]
-pub struct LogProgress;
-
-impl Progress for LogProgress {
-    fn started(&self, c: &Change) {
-        tracing::info!(message = "Change started.", address = %c.address, action = ?c.action);
-    }
-
-    fn finished(&self, o: &Outcome) {
-        match &o.result {
-            Ok(()) => tracing::info!(
-                message = "Change done.",
-                address = %o.address,
-                action = ?o.action,
-                seconds = millis(o.elapsed)
-            ),
-            Err(error) if o.skipped => tracing::warn!(
-                message = "Change skipped.",
-                address = %o.address,
-                action = ?o.action,
-                error = %error
-            ),
-            Err(error) => tracing::error!(
-                message = "Change failed.",
-                address = %o.address,
-                action = ?o.action,
-                error = %error
-            ),
-        }
-    }
 }
 
 /// Runs the daemon; returns the exit code.
@@ -232,7 +76,7 @@ pub async fn run(options: RunOptions) -> u8 {
     {
         let (stop, wake) = (stop.clone(), wake.clone());
         tokio::spawn(async move {
-            let first = crate::cli::state::shutdown_signal().await;
+            let first = crate::signals::shutdown_signal().await;
             tracing::warn!(
                 message = "Stopping: the changes in flight finish, then the lease is released.",
                 signal = first
@@ -240,18 +84,19 @@ pub async fn run(options: RunOptions) -> u8 {
             notify::notify("STOPPING=1");
             stop.store(true, Ordering::SeqCst);
             wake.notify_waiters();
-            let second = crate::cli::state::shutdown_signal().await;
+            let second = crate::signals::shutdown_signal().await;
             tracing::error!(message = "Aborting at once.", signal = second);
             std::process::exit(130);
         });
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
 
-    let mut clouds: Option<Clouds> = None;
+    // Kept across passes: the ledger store and the providers.
+    let mut reconciler = Reconciler::default();
     let mut failures: u32 = 0;
     let mut signature = super::files_signature(&options.pass.desired_dir);
     loop {
-        let status = pass(&options, &shared, &mut clouds, stop.clone()).await;
+        let status = pass(&options, &shared, &mut reconciler, stop.clone()).await;
         notify::notify(&format!("STATUS=last pass: {}", status.label()));
         if options.once {
             return status.exit_code();
@@ -331,7 +176,7 @@ fn jitter(d: Duration) -> Duration {
 async fn pass(
     options: &RunOptions,
     shared: &Shared,
-    clouds: &mut Option<Clouds>,
+    reconciler: &mut Reconciler,
     stop: Arc<AtomicBool>,
 ) -> PassStatus {
     let started = Instant::now();
@@ -347,7 +192,15 @@ async fn pass(
         unobserved: Default::default(),
     };
     let mut ledger_ok = true;
-    let status = pass_inner(options, shared, clouds, stop, &mut record, &mut ledger_ok).await;
+    let status = pass_inner(
+        options,
+        shared,
+        reconciler,
+        stop,
+        &mut record,
+        &mut ledger_ok,
+    )
+    .await;
     let m = &shared.metrics;
     m.reconcile_runs
         .get_or_create(&labels(&[("result", status.label())]))
@@ -362,7 +215,7 @@ async fn pass(
     if !status.failed() && !matches!(status, PassStatus::Contended(_)) {
         m.last_success.set(now);
     }
-    if let Some(c) = clouds.as_ref() {
+    if let Some(c) = reconciler.clouds() {
         update_api_metrics(shared, c);
     }
     record.duration_seconds = millis(elapsed);
@@ -393,14 +246,14 @@ async fn pass(
 async fn pass_inner(
     options: &RunOptions,
     shared: &Shared,
-    clouds: &mut Option<Clouds>,
+    reconciler: &mut Reconciler,
     stop: Arc<AtomicBool>,
     record: &mut PassRecord,
     ledger_ok: &mut bool,
 ) -> PassStatus {
-    let loaded = match super::load(&options.pass).await {
+    let loaded = match reconciler.load(&options.pass, false).await {
         Ok(l) => l,
-        Err(e) => return PassStatus::Failed(format!("{e:#}")),
+        Err(e) => return PassStatus::Failed(full_chain(&e)),
     };
     for w in &loaded.warnings {
         tracing::warn!(message = "Configuration.", warning = %w);
@@ -413,191 +266,149 @@ async fn pass_inner(
     if let Ok(mut m) = shared.mode.lock() {
         *m = loaded.desired.settings.mode.as_str().to_string();
     }
-    let store = match Store::open(&loaded.ledger_url).await {
-        Ok(s) => s,
-        Err(e) => {
-            *ledger_ok = false;
-            return PassStatus::Failed(crate::errors::chain(&e));
-        }
-    };
-    // Providers are kept across passes (GitHub's ETag cache lives in them); AWS is set up
-    // once the desired state or the ledger has AWS resources, and set up again while it
-    // could not be (credentials that appear later are picked up).
-    if clouds.is_none()
-        || clouds
-            .as_ref()
-            .is_some_and(|c| c.aws().is_some_and(|a| a.is_err()))
-    {
-        *clouds = Some(Clouds::from_env(&loaded.desired).await);
+    // The store is kept across passes (opened again only when `[settings] ledger` names
+    // another), and so are the providers (GitHub's ETag cache lives in them).
+    if let Err(e) = reconciler.ledger(&loaded.ledger_url).await {
+        *ledger_ok = false;
+        return PassStatus::Failed(crate::errors::chain(&e));
     }
-    let Some(clouds) = clouds.as_ref() else {
-        return PassStatus::Failed("no providers".into());
+    reconciler.providers(&loaded.desired).await;
+    let reconciler = &*reconciler;
+    let Some(store) = reconciler.store() else {
+        return PassStatus::Failed(full_chain(&reconcile::PassError::NoStore));
     };
     let owner = Owner::current(&uuid::Uuid::new_v4().to_string());
-    let lease = if options.once {
-        store.acquire(&owner, LEASE_TTL, options.lock_timeout).await
+    // `--once` waits for the lease as `apply` does; the daemon never waits, it tries again
+    // at the next pass.
+    let wait = if options.once {
+        options.lock_timeout
     } else {
-        store.try_acquire(&owner, LEASE_TTL).await
+        None
     };
-    let lease = match lease {
-        Ok(l) => l,
-        Err(e @ LedgerError::LeaseHeld { .. }) => {
-            shared.metrics.lease_contended.inc();
-            return PassStatus::Contended(crate::errors::chain(&e));
-        }
-        Err(e) => {
-            *ledger_ok = false;
-            return PassStatus::Failed(crate::errors::chain(&e));
-        }
+    let lost = |e: &LedgerError| {
+        shared.metrics.lease_lost.inc();
+        tracing::error!(message = "Lease lost: starting nothing more.", error = %crate::errors::chain(e));
     };
-    shared.metrics.lease_held.set(1);
-    let lease = tokio::sync::Mutex::new(lease);
-    let lost = AtomicBool::new(false);
-    let work = work(
-        &loaded,
-        &store,
-        clouds,
-        shared,
-        stop.clone(),
-        record,
-        ledger_ok,
-    );
-    let renew = async {
-        loop {
-            tokio::time::sleep(LEASE_TTL / 3).await;
-            let mut l = lease.lock().await;
-            if let Err(e) = store.renew(&mut l, LEASE_TTL).await {
-                return e;
-            }
-        }
+    let on_loss = OnLoss::Finish {
+        stop: &stop,
+        lost: &lost,
     };
-    let status = {
-        tokio::pin!(work);
-        tokio::pin!(renew);
-        tokio::select! {
-            s = &mut work => s,
-            e = &mut renew => {
-                shared.metrics.lease_lost.inc();
-                lost.store(true, Ordering::SeqCst);
-                tracing::error!(message = "Lease lost: starting nothing more.", error = %crate::errors::chain(&e));
-                stop.store(true, Ordering::SeqCst);
-                work.await
-            }
-        }
+    let work = async {
+        shared.metrics.lease_held.set(1);
+        work(&loaded, reconciler, shared, stop.clone(), record, ledger_ok).await
     };
-    if !lost.load(Ordering::SeqCst) {
-        match store.release(lease.into_inner()).await {
-            Ok(()) | Err(LedgerError::LeaseLost { .. }) => {}
-            Err(e) => {
-                tracing::warn!(message = "Releasing the lease failed.", error = %crate::errors::chain(&e))
-            }
-        }
+    let held = hold(store, &owner, LEASE_TTL, wait, on_loss, work).await;
+    if let Err(e) = &held.release {
+        tracing::warn!(message = "Releasing the lease failed.", error = %crate::errors::chain(e));
     }
-    shared.metrics.lease_held.set(0);
-    status
+    match held.result {
+        Ok(status) => {
+            shared.metrics.lease_held.set(0);
+            status
+        }
+        Err(HoldError::Acquire(e @ LedgerError::LeaseHeld { .. })) => {
+            shared.metrics.lease_contended.inc();
+            PassStatus::Contended(crate::errors::chain(&e))
+        }
+        Err(HoldError::Acquire(e) | HoldError::Lost(e)) => {
+            *ledger_ok = false;
+            PassStatus::Failed(crate::errors::chain(&e))
+        }
+        // Not in `OnLoss::Finish`: the daemon watches the signals itself.
+        Err(e @ HoldError::Interrupted(_)) => PassStatus::Failed(e.to_string()),
+    }
 }
 
 async fn work(
-    loaded: &super::Loaded,
-    store: &Store,
-    clouds: &Clouds,
+    loaded: &reconcile::Loaded,
+    reconciler: &Reconciler,
     shared: &Shared,
     stop: Arc<AtomicBool>,
     record: &mut PassRecord,
     ledger_ok: &mut bool,
 ) -> PassStatus {
-    let mut planned = match super::plan(loaded, store, clouds, &[]).await {
+    let m = &shared.metrics;
+    let warn = |why: &str| tracing::warn!(message = "Catalogs not checked.", reason = %why);
+    let options = PassOptions {
+        dry_run: false,
+        targets: &[],
+        live_from: None,
+        command: "run",
+        started_at: record.started_at.clone(),
+        warn: &warn,
+    };
+    let planned = async |planned: &Planned| -> Result<(), PassError> {
+        m.observe_failures.clear();
+        for u in &planned.report.unobserved {
+            record.unobserved.insert(u.subject(), u.reason.clone());
+            let (p, k) = u.kind.split_once('.').unwrap_or((&u.kind, ""));
+            m.observe_failures
+                .get_or_create(&labels(&[("provider", p), ("kind", k)]))
+                .set(1);
+            tracing::warn!(message = "Not observed: nothing of this kind is planned.", kind = %u.kind, reason = %u.reason);
+        }
+        for (action, n) in planned.plan.counts() {
+            record.planned.insert(action.as_str().to_string(), n);
+        }
+        // Only drift is drift: a rollout of edited files is not counted.
+        for c in planned
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.action.acts() || c.action == Action::Drift)
+            .filter(|c| c.cause.is_drift())
+        {
+            m.drift_detected
+                .get_or_create(&labels(&[
+                    ("provider", c.address.provider()),
+                    ("kind", c.address.kind()),
+                ]))
+                .inc();
+        }
+        Ok(())
+    };
+    let passed = match reconciler
+        .pass(loaded, options, planned, &LogProgress, stop)
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
-            if e.downcast_ref::<LedgerError>().is_some() {
+            if e.is_ledger() {
                 *ledger_ok = false;
             }
-            return PassStatus::Failed(format!("{e:#}"));
+            return PassStatus::Failed(full_chain(&e));
         }
     };
-    let m = &shared.metrics;
-    m.observe_failures.clear();
-    for u in &planned.report.unobserved {
-        record.unobserved.insert(u.subject(), u.reason.clone());
-        let (p, k) = u.kind.split_once('.').unwrap_or((&u.kind, ""));
-        m.observe_failures
-            .get_or_create(&labels(&[("provider", p), ("kind", k)]))
-            .set(1);
-        tracing::warn!(message = "Not observed: nothing of this kind is planned.", kind = %u.kind, reason = %u.reason);
-    }
-    // Out of line: what acts, and what detect mode only reports.
-    let out_of_line: Vec<Change> = planned
-        .plan
-        .changes
-        .iter()
-        .filter(|c| c.action.acts() || c.action == Action::Drift)
-        .cloned()
-        .collect();
-    for (action, n) in planned.plan.counts() {
-        record.planned.insert(action.as_str().to_string(), n);
-    }
-    // Only drift is drift: a rollout of edited files is not counted.
-    for c in out_of_line.iter().filter(|c| c.cause.is_drift()) {
-        m.drift_detected
-            .get_or_create(&labels(&[
-                ("provider", c.address.provider()),
-                ("kind", c.address.kind()),
-            ]))
-            .inc();
-    }
-    let mut still: Vec<&Change> = out_of_line.iter().collect();
-    let acting = planned.plan.has_changes();
-    let mut applied = None;
-    if acting {
-        let report = super::apply(loaded, store, clouds, &mut planned, &LogProgress, stop).await;
+    if let Some(report) = &passed.applied {
         let (done, failed, skipped) = report.counts();
         record.applied = AppliedCounts {
             done,
             failed,
             skipped,
         };
-        let succeeded: std::collections::HashSet<&crate::desired::Address> = report
-            .outcomes
-            .iter()
-            .filter(|o| o.result.is_ok())
-            .map(|o| &o.address)
-            .collect();
-        still.retain(|c| !succeeded.contains(&c.address));
         for o in &report.outcomes {
-            let outcome = match (&o.result, o.skipped) {
-                (Ok(()), _) => "done",
-                (Err(_), true) => "skipped",
-                (Err(_), false) => "failed",
-            };
             m.changes
                 .get_or_create(&labels(&[
                     ("provider", o.address.provider()),
                     ("action", &format!("{:?}", o.action).to_ascii_lowercase()),
-                    ("outcome", outcome),
+                    ("outcome", reconcile::outcome(o)),
                 ]))
                 .inc();
         }
-        let journal = super::journal_record("run", record.started_at.clone(), &report);
-        if let Err(e) = store.append_journal(&journal).await {
-            tracing::warn!(message = "Writing the journal failed.", error = %crate::errors::chain(&e));
+        if let Err(e) = &passed.journal {
+            tracing::warn!(message = "Writing the journal failed.", error = %crate::errors::chain(e));
         }
         if let Some(e) = &report.ledger_error {
             *ledger_ok = false;
             record.error = Some(format!("writing the ledger: {e}"));
         }
-        applied = Some(report);
     }
-    let status = PassStatus::conclude(
-        &planned.plan,
-        &planned.report,
-        applied.as_ref(),
-        still.len(),
-    );
+    let planned = &passed.planned;
     // Gauges describe the state after this pass: drift still there (not corrected, or its
     // correction failed), never a change of the files waiting to be applied.
     m.drifted.clear();
     m.resource_drifted.clear();
-    for c in still.iter().filter(|c| c.cause.is_drift()) {
+    for c in passed.still.iter().filter(|c| c.cause.is_drift()) {
         m.drifted
             .get_or_create(&labels(&[
                 ("provider", c.address.provider()),
@@ -642,7 +453,7 @@ async fn work(
             .get_or_create(&labels(&[("provider", p), ("kind", k)]))
             .inc();
     }
-    status
+    passed.status
 }
 
 fn update_api_metrics(shared: &Shared, clouds: &Clouds) {

@@ -7,10 +7,12 @@
 //!   [`LedgerError::Conflict`], never an overwrite.
 //! - The serial goes up by one with every write, and each version records who wrote it,
 //!   when and why, so `state history` can show it.
-//! - A lease lock (see [`super::lease`]) serialises writers that act on the clouds.
+//! - A lease lock (see [`super::lease`]) serialises writers that act on the clouds; [`hold`]
+//!   is the one routine that takes, renews and releases it.
 //! - The audit journal is one immutable record per apply.
 
 mod file;
+mod hold;
 mod s3;
 
 use std::time::{Duration, SystemTime};
@@ -18,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use file::FileBackend;
+pub use hold::{Held, HoldError, LEASE_TTL, OnLoss, hold};
 pub use s3::{S3Backend, needs_path_style, sdk_timeouts};
 
 use super::codec;
