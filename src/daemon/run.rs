@@ -107,7 +107,15 @@ pub async fn run(options: RunOptions) -> u8 {
         failures = if status.failed() { failures + 1 } else { 0 };
         let interval = shared.interval.lock().map(|i| *i).unwrap_or(interval);
         shared.metrics.interval.set(interval.as_secs_f64());
-        let delay = next_delay(interval, failures);
+        // A rate limit that asked for a longer wait than the backoff gets it.
+        let delay = next_delay(interval, failures).max(
+            reconciler
+                .retry_after
+                .lock()
+                .ok()
+                .and_then(|mut w| w.take())
+                .unwrap_or_default(),
+        );
         tracing::info!(
             message = "Next pass scheduled.",
             seconds = millis(delay),
@@ -379,6 +387,9 @@ async fn work(
             return PassStatus::Failed(full_chain(&e));
         }
     };
+    if let Ok(mut wait) = reconciler.retry_after.lock() {
+        *wait = passed.applied.as_ref().and_then(|r| r.retry_after());
+    }
     if let Some(report) = &passed.applied {
         let (done, failed, skipped) = report.counts();
         record.applied = AppliedCounts {

@@ -280,6 +280,9 @@ pub struct Reconciler {
     /// The fingerprint key, with the Secrets Manager secret it was read from (`None`: from
     /// `PROVISIONER_FINGERPRINT_KEY`, or no secret named).
     key: Option<(Option<String>, FingerprintKey)>,
+    /// The longest wait a rate limit asked for in the last pass's changes
+    /// ([`ApplyReport::retry_after`]): the daemon's next pass comes no sooner.
+    pub retry_after: std::sync::Mutex<Option<std::time::Duration>>,
 }
 
 impl Reconciler {
