@@ -393,3 +393,294 @@ fn is_backward(want: &Value, have: Option<&Value>) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired::schema::FieldInfo;
+
+    fn diff(
+        shape: &Shape,
+        policy: Policy,
+        case: bool,
+        want: Value,
+        have: Value,
+    ) -> Vec<FieldChange> {
+        let mut out = Vec::new();
+        let have = (!have.is_null()).then_some(&have);
+        diff_field(
+            Cow::Borrowed("f"),
+            shape,
+            policy,
+            case,
+            &Resolved::Known(Cow::Borrowed(&want)),
+            have,
+            &mut out,
+        );
+        out
+    }
+
+    fn paths(changes: &[FieldChange]) -> Vec<&str> {
+        changes.iter().map(|c| c.path.as_ref()).collect()
+    }
+
+    fn field(name: &'static str, shape: Shape) -> FieldInfo {
+        FieldInfo {
+            name,
+            doc: "",
+            shape,
+            default: None,
+            required: false,
+            change: Policy::Update,
+            range: None,
+        }
+    }
+
+    fn rule() -> Shape {
+        Shape::Block(
+            "rule",
+            vec![
+                field("port", Shape::Integer),
+                field("sources", Shape::Set(Box::new(Shape::String))),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_set_matches_in_any_order_and_a_list_does_not() {
+        let set = Shape::Set(Box::new(Shape::String));
+        assert!(
+            diff(
+                &set,
+                Policy::Update,
+                false,
+                json!(["a", "b"]),
+                json!(["b", "a"])
+            )
+            .is_empty()
+        );
+        let list = Shape::List(Box::new(Shape::String));
+        assert_eq!(
+            paths(&diff(
+                &list,
+                Policy::Update,
+                false,
+                json!(["a", "b"]),
+                json!(["b", "a"])
+            )),
+            ["f"]
+        );
+    }
+
+    #[test]
+    fn a_set_of_tables_names_the_elements_added_and_removed_and_counts_the_rest() {
+        let set = Shape::Set(Box::new(rule()));
+        let want = json!([{"port": 22, "sources": ["a"]}, {"port": 80, "sources": ["x", "y"]}]);
+        // The second rule's sources in another order are the same rule.
+        let have = json!([{"port": 80, "sources": ["y", "x"]}, {"port": 23, "sources": ["a"]}]);
+        let out = diff(&set, Policy::Update, false, want, have);
+        assert_eq!(paths(&out), ["f[+]", "f[-]"]);
+        assert_eq!(
+            out[0].new,
+            Shown::Value(json!({"port": 22, "sources": ["a"]}))
+        );
+        assert_eq!(
+            out[1].old,
+            Shown::Value(json!({"port": 23, "sources": ["a"]}))
+        );
+        assert_eq!(out[0].unchanged, Some(1));
+    }
+
+    #[test]
+    fn an_ordered_list_of_tables_names_the_position_and_field_that_changed() {
+        let list = Shape::List(Box::new(rule()));
+        let want = json!([{"port": 22}, {"port": 80}, {"port": 443}]);
+        let have = json!([{"port": 22}, {"port": 8080}]);
+        let out = diff(&list, Policy::Update, false, want, have);
+        assert_eq!(paths(&out), ["f[1].port", "f[+]"]);
+    }
+
+    #[test]
+    fn a_table_field_the_desired_state_leaves_out_is_the_clouds_business() {
+        let shape = Shape::Block(
+            "b",
+            vec![field("a", Shape::Integer), field("b", Shape::Integer)],
+        );
+        assert!(
+            diff(
+                &shape,
+                Policy::Update,
+                false,
+                json!({"a": 1}),
+                json!({"a": 1, "b": 2})
+            )
+            .is_empty()
+        );
+        let out = diff(
+            &shape,
+            Policy::Update,
+            false,
+            json!({"a": 1, "b": 3}),
+            json!({"a": 1, "b": 2}),
+        );
+        assert_eq!(paths(&out), ["f.b"]);
+        let map = Shape::Map(Box::new(Shape::String));
+        let out = diff(
+            &map,
+            Policy::Update,
+            false,
+            json!({"k": "v"}),
+            json!({"k": "v", "extra": "x"}),
+        );
+        assert_eq!(
+            paths(&out),
+            ["f.extra"],
+            "a map's keys are the desired state's"
+        );
+    }
+
+    #[test]
+    fn case_is_ignored_only_where_the_kind_says_the_cloud_ignores_it() {
+        let s = Shape::String;
+        assert!(
+            diff(
+                &s,
+                Policy::Replace,
+                true,
+                json!("kubeconfig"),
+                json!("KUBECONFIG")
+            )
+            .is_empty()
+        );
+        let out = diff(
+            &s,
+            Policy::Replace,
+            false,
+            json!("kubeconfig"),
+            json!("KUBECONFIG"),
+        );
+        assert!(out[0].forces_replacement);
+    }
+
+    #[test]
+    fn a_minor_version_or_latest_is_satisfied_by_any_patch() {
+        let s = Shape::String;
+        assert!(
+            diff(
+                &s,
+                Policy::Upgrade,
+                false,
+                json!("1.33"),
+                json!("1.33.4-do.0")
+            )
+            .is_empty()
+        );
+        assert!(
+            diff(
+                &s,
+                Policy::Upgrade,
+                false,
+                json!("latest"),
+                json!("1.31.1-do.2")
+            )
+            .is_empty()
+        );
+        assert!(same_version(&json!("1.33"), Some(&json!("1.33.1-do.0"))));
+        assert!(!same_version(
+            &json!("1.33.1-do.0"),
+            Some(&json!("1.33.2-do.0"))
+        ));
+        assert!(!same_version(&json!("1.33"), Some(&json!("1.34.1-do.0"))));
+        let up = diff(
+            &s,
+            Policy::Upgrade,
+            false,
+            json!("1.34"),
+            json!("1.33.4-do.0"),
+        );
+        assert!(!up[0].forces_replacement, "upgrades in place");
+    }
+
+    #[test]
+    fn going_backward_forces_a_replacement_under_the_upgrade_policy() {
+        assert!(is_backward(&json!("1.32"), Some(&json!("1.33.1-do.0"))));
+        assert!(is_backward(
+            &json!("1.33.1-do.0"),
+            Some(&json!("1.33.2-do.0"))
+        ));
+        assert!(!is_backward(&json!("1.33"), Some(&json!("1.33.2-do.0"))));
+        assert!(is_backward(&json!(false), Some(&json!(true))));
+        assert!(!is_backward(&json!(true), Some(&json!(false))));
+        let down = diff(
+            &Shape::String,
+            Policy::Upgrade,
+            false,
+            json!("1.32"),
+            json!("1.33.4-do.0"),
+        );
+        assert!(down[0].forces_replacement);
+    }
+
+    #[test]
+    fn unset_accepts_the_cloud_but_an_explicit_empty_optional_list_does_not() {
+        assert!(covers(
+            &json!({"a": 1, "b": null, "c": []}),
+            Some(&json!({"a": 1, "d": "the cloud's"}))
+        ));
+        assert!(!covers(&json!({"b": null}), Some(&json!({"b": 2}))));
+        assert!(covers(&json!([]), None));
+        assert!(!covers(&json!("a"), None));
+        let opt = Shape::Optional(Box::new(Shape::List(Box::new(Shape::String))));
+        let out = diff(&opt, Policy::Update, false, json!([]), Value::Null);
+        assert_eq!(out[0].new, Shown::Value(json!([])));
+        assert!(diff(&opt, Policy::Update, false, json!([]), json!([])).is_empty());
+    }
+
+    #[test]
+    fn an_unknown_value_is_a_change_known_after_apply() {
+        let mut out = Vec::new();
+        let have = json!("old");
+        diff_field(
+            Cow::Borrowed("vpc"),
+            &Shape::String,
+            Policy::Replace,
+            false,
+            &Resolved::Unknown,
+            Some(&have),
+            &mut out,
+        );
+        assert_eq!(out[0].new, Shown::KnownAfterApply);
+        assert!(out[0].forces_replacement);
+    }
+
+    #[test]
+    fn ignore_changes_covers_a_path_and_what_lies_inside_it_only() {
+        let ignore = ["node_pools.workers".to_string()];
+        assert!(is_ignored("node_pools.workers", &ignore));
+        assert!(is_ignored("node_pools.workers.count", &ignore));
+        assert!(is_ignored("node_pools.workers[0]", &ignore));
+        assert!(!is_ignored("node_pools.workers2", &ignore));
+        assert!(!is_ignored("node_pools", &ignore));
+        assert!(overlaps("node_pools", "node_pools.workers.count"));
+        assert!(!overlaps("tags", "tag"));
+    }
+
+    #[test]
+    fn a_create_shows_every_set_field_and_secrets_as_sensitive_in_path_order() {
+        let d = crate::plan::planner::testing::desired(
+            "[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"token\"\nvalue = { env = \"TOKEN\" }\n",
+        );
+        let r = d.resources.values().next().expect("one");
+        let fields = crate::plan::resolve::wanted(
+            r.kind(),
+            &r.spec_json,
+            &crate::plan::resolve::Attributes::new(),
+        );
+        let out = create_fields(r, &r.spec_json, &fields);
+        assert_eq!(paths(&out), ["name", "repository", "value"]);
+        assert_eq!(out[2].new, Shown::Sensitive);
+        assert_eq!(out[0].old, Shown::Absent);
+    }
+}

@@ -17,7 +17,7 @@ mod schedule;
 mod secrets;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::borrow::Cow;
 use std::cell::OnceCell;

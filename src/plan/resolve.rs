@@ -182,3 +182,117 @@ fn by_name(kind: Kind) -> &'static [(&'static str, usize)] {
     });
     &table[kind.index()]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn attrs() -> Attributes {
+        let mut a = Attributes::new();
+        let vpc = BTreeMap::from([
+            ("id".to_string(), json!(42)),
+            ("name".to_string(), json!("prod")),
+            ("tokens".to_string(), json!(["a", "b", "c"])),
+        ]);
+        a.insert(Address::new("digitalocean", "vpc", "main"), Some(vpc));
+        a.insert(Address::new("digitalocean", "vpc", "new"), None);
+        a
+    }
+
+    fn known(v: Resolved<'_>) -> Value {
+        match v {
+            Resolved::Known(v) => v.into_owned(),
+            Resolved::Unknown => panic!("unknown"),
+        }
+    }
+
+    #[test]
+    fn a_value_without_references_is_borrowed_not_copied() {
+        let v = json!({"name": "prod", "ports": [80, 443]});
+        assert!(matches!(
+            resolve(&v, &attrs()),
+            Resolved::Known(Cow::Borrowed(_))
+        ));
+    }
+
+    #[test]
+    fn a_sole_reference_keeps_the_attribute_type() {
+        let v = json!("${digitalocean.vpc.main.id}");
+        assert_eq!(known(resolve(&v, &attrs())), json!(42));
+    }
+
+    #[test]
+    fn references_inside_text_are_interpolated_and_indexes_read_one_element() {
+        let v = json!([
+            "${digitalocean.vpc.main.name}-${digitalocean.vpc.main.id}",
+            "${digitalocean.vpc.main.tokens[1]}._domainkey"
+        ]);
+        assert_eq!(
+            known(resolve(&v, &attrs())),
+            json!(["prod-42", "b._domainkey"])
+        );
+    }
+
+    #[test]
+    fn a_reference_to_something_made_by_this_apply_is_unknown_wherever_it_sits() {
+        let a = attrs();
+        assert_eq!(
+            resolve(&json!("${digitalocean.vpc.new.id}"), &a),
+            Resolved::Unknown
+        );
+        let nested = json!({"rules": [{"vpc": "x-${digitalocean.vpc.new.id}"}]});
+        assert_eq!(resolve(&nested, &a), Resolved::Unknown);
+        // An attribute the object does not export, or an index past the end, is not known.
+        assert_eq!(
+            resolve(&json!("${digitalocean.vpc.main.nope}"), &a),
+            Resolved::Unknown
+        );
+        assert_eq!(
+            resolve(&json!("${digitalocean.vpc.main.tokens[9]}"), &a),
+            Resolved::Unknown
+        );
+    }
+
+    #[test]
+    fn desired_fields_leave_out_unset_secret_and_local_fields() {
+        let d = crate::plan::planner::testing::desired(
+            "[github.actions_variable.v]\nrepository = \"o/r\"\nname = \"region\"\nvalue = \"${digitalocean.vpc.main.name}\"\n\n[digitalocean.vpc.main]\nname = \"prod\"\nregion = \"nyc3\"\n\n[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"token\"\nvalue = { env = \"TOKEN\" }\n",
+        );
+        let v = &d.resources[&Address::new("github", "actions_variable", "v")];
+        let fields = desired_fields(v, &attrs());
+        let names: Vec<&str> = fields.keys().copied().collect();
+        assert_eq!(
+            names,
+            ["name", "repository", "value"],
+            "environment is unset"
+        );
+        assert_eq!(known(fields["value"].clone()), json!("prod"));
+        let s = &d.resources[&Address::new("github", "actions_secret", "s")];
+        assert!(!desired_fields(s, &attrs()).contains_key("value"), "secret");
+    }
+
+    #[test]
+    fn known_fields_drop_what_is_known_only_after_apply() {
+        let a = json!("a");
+        let fields = BTreeMap::from([
+            ("name", Resolved::Known(Cow::Borrowed(&a))),
+            ("vpc_uuid", Resolved::Unknown),
+        ]);
+        assert_eq!(Value::Object(known_fields(&fields)), json!({"name": "a"}));
+    }
+
+    #[test]
+    fn wanted_follows_compared_fields_order_whatever_the_spec_order() {
+        let spec = json!({"zzz": 1, "region": "nyc3", "name": "prod", "description": null});
+        let got = wanted(Kind::DoVpc, &spec, &Attributes::new());
+        for (f, v) in Kind::DoVpc.compared_fields().iter().zip(&got) {
+            match f.name {
+                "name" => assert_eq!(v.clone().map(known), Some(json!("prod"))),
+                "region" => assert_eq!(v.clone().map(known), Some(json!("nyc3"))),
+                _ => assert!(v.is_none(), "{} is unset or null", f.name),
+            }
+        }
+    }
+}
