@@ -136,3 +136,159 @@ impl Planner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::ledger::{Intent, Ledger};
+    use crate::live::LiveState;
+    use crate::plan::model::{Action, Cause, PlanError};
+    use crate::plan::planner::testing::{
+        VPC, addr, change_of, desired, entry, ledger, live, plan_ok,
+    };
+
+    const PRUNE: &str = "[settings]\nprune = true\n\n";
+
+    fn old_vpc() -> (Ledger, LiveState) {
+        let l = ledger(json!({"digitalocean.vpc.old": entry("digitalocean.vpc", "v-old")}));
+        let seen = live(json!({"digitalocean.vpc": {"objects": [
+            {"id": "v-old", "fields": {"name": "old", "region": "nyc3"}}
+        ]}}));
+        (l, seen)
+    }
+
+    fn notes(r: &crate::plan::PlanReport) -> String {
+        r.notes
+            .iter()
+            .map(|n| format!("{}: {}\n", n.subject, n.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_removed_resource_is_orphaned_without_prune_and_deleted_with_it() {
+        let (l, seen) = old_vpc();
+        let (p, _) = plan_ok(&desired(VPC), &l, &seen);
+        let c = change_of(&p, "digitalocean.vpc.old");
+        assert_eq!(
+            (c.action, c.cloud_id.as_deref()),
+            (Action::Orphan, Some("v-old"))
+        );
+        assert!(
+            c.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("prune is off"))
+        );
+        let (p, _) = plan_ok(&desired(&format!("{PRUNE}{VPC}")), &l, &seen);
+        assert_eq!(change_of(&p, "digitalocean.vpc.old").action, Action::Delete);
+    }
+
+    #[test]
+    fn a_removed_resource_already_gone_is_dropped_with_a_note() {
+        let (l, _) = old_vpc();
+        let (p, r) = plan_ok(
+            &desired(&format!("{PRUNE}{VPC}")),
+            &l,
+            &LiveState::default(),
+        );
+        assert!(
+            p.changes
+                .iter()
+                .all(|c| c.address != addr("digitalocean.vpc.old"))
+        );
+        assert!(
+            notes(&r)
+                .contains("digitalocean.vpc.old: removed from the desired state and already gone"),
+            "{}",
+            notes(&r)
+        );
+    }
+
+    #[test]
+    fn a_removed_resource_that_could_not_be_observed_is_neither_deleted_nor_dropped() {
+        let (l, _) = old_vpc();
+        let seen = live(json!({"digitalocean.vpc": {"status": {"failed": "503"}}}));
+        let (p, r) = plan_ok(
+            &desired(&format!(
+                "{PRUNE}[digitalocean.domain.d]\nname = \"example.com\"\n"
+            )),
+            &l,
+            &seen,
+        );
+        assert!(
+            p.changes
+                .iter()
+                .all(|c| c.address != addr("digitalocean.vpc.old"))
+        );
+        assert!(!notes(&r).contains("vpc.old"));
+        assert!(r.unobserved.iter().any(|u| u.kind == "digitalocean.vpc"));
+    }
+
+    #[test]
+    fn deleting_a_removed_resource_protected_when_last_applied_is_an_error() {
+        let (mut l, seen) = old_vpc();
+        l.resources
+            .get_mut(&addr("digitalocean.vpc.old"))
+            .expect("entry")
+            .prevent_destroy = true;
+        let err = crate::plan::plan(&desired(&format!("{PRUNE}{VPC}")), &l, &seen)
+            .expect_err("protected");
+        let PlanError::PreventDestroy(list) = err;
+        assert_eq!(list[0].0, addr("digitalocean.vpc.old"));
+        // Without prune nothing is deleted, so nothing is refused.
+        assert!(crate::plan::plan(&desired(VPC), &l, &seen).is_ok());
+    }
+
+    #[test]
+    fn a_removed_entry_whose_object_another_address_now_manages_is_dropped_not_deleted() {
+        let (l, seen) = old_vpc();
+        let renamed = desired(&format!(
+            "{PRUNE}[digitalocean.vpc.new]\nname = \"old\"\nregion = \"nyc3\"\n"
+        ));
+        let (p, r) = plan_ok(&renamed, &l, &seen);
+        assert_eq!(change_of(&p, "digitalocean.vpc.new").action, Action::Adopt);
+        assert!(
+            p.changes
+                .iter()
+                .all(|c| c.address != addr("digitalocean.vpc.old"))
+        );
+        assert!(
+            notes(&r).contains("now managed under another address"),
+            "{}",
+            notes(&r)
+        );
+    }
+
+    #[test]
+    fn an_interrupted_create_no_longer_desired_is_deleted_by_its_key_or_forgotten() {
+        let mut l = Ledger::new("l");
+        l.pending.insert(
+            addr("digitalocean.vpc.gone"),
+            Intent {
+                kind: "digitalocean.vpc".into(),
+                key: "left".into(),
+            },
+        );
+        let seen = live(
+            json!({"digitalocean.vpc": {"objects": [{"id": "v9", "fields": {"name": "left"}}]}}),
+        );
+        let (p, _) = plan_ok(&desired(&format!("{PRUNE}{VPC}")), &l, &seen);
+        let c = change_of(&p, "digitalocean.vpc.gone");
+        assert_eq!(
+            (c.action, c.cause, c.cloud_id.as_deref()),
+            (Action::Delete, Cause::Recovery, Some("v9"))
+        );
+        let (p, _) = plan_ok(&desired(VPC), &l, &seen);
+        assert_eq!(
+            change_of(&p, "digitalocean.vpc.gone").action,
+            Action::Orphan
+        );
+        let (p, r) = plan_ok(&desired(VPC), &l, &LiveState::default());
+        assert!(
+            p.changes
+                .iter()
+                .all(|c| c.address != addr("digitalocean.vpc.gone"))
+        );
+        assert!(notes(&r).contains("left nothing behind"));
+    }
+}

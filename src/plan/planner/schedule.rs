@@ -206,3 +206,97 @@ impl Planner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::live::LiveState;
+    use crate::plan::planner::testing::{
+        VPC, addr, change_of, desired, entry, ledger, live, plan_ok,
+    };
+
+    const VARIABLE: &str = "[github.actions_variable.v]\nrepository = \"o/r\"\nname = \"vpc\"\nvalue = \"${digitalocean.vpc.main.id}\"\n";
+
+    #[test]
+    fn dependencies_come_first_and_ties_go_to_the_lowest_number() {
+        // 0 needs 2; 1 and 2 need nothing; 3 needs 0 and 1.
+        let g = Graph::from_lists([vec![2], vec![], vec![], vec![0, 1]].into_iter());
+        assert_eq!(topological_indices(&g), [1, 2, 0, 3]);
+        let r = g.reversed();
+        assert_eq!(
+            (r.edges(0), r.edges(1), r.edges(2), r.edges(3)),
+            (&[3][..], &[3][..], &[0][..], &[][..])
+        );
+    }
+
+    #[test]
+    fn a_change_runs_one_wave_after_the_acting_changes_it_depends_on() {
+        let d = desired(&format!("{VPC}\n{VARIABLE}"));
+        let (p, _) = plan_ok(&d, &Ledger::new("l"), &LiveState::default());
+        let (vpc, var) = (
+            change_of(&p, "digitalocean.vpc.main"),
+            change_of(&p, "github.actions_variable.v"),
+        );
+        assert_eq!((vpc.wave, var.wave), (0, 1));
+        assert_eq!(var.after, [addr("digitalocean.vpc.main")]);
+        // A dependency with nothing to do holds nothing back.
+        let l = ledger(json!({"digitalocean.vpc.main": entry("digitalocean.vpc", "v1")}));
+        let seen = live(json!({"digitalocean.vpc": {"objects": [
+            {"id": "v1", "fields": {"name": "prod", "region": "nyc3"}, "attributes": {"id": "v1"}}
+        ]}}));
+        let (p, _) = plan_ok(&d, &l, &seen);
+        assert_eq!(change_of(&p, "digitalocean.vpc.main").action, Action::NoOp);
+        let var = change_of(&p, "github.actions_variable.v");
+        assert_eq!(
+            (var.action, var.wave, var.after.len()),
+            (Action::Create, 0, 0)
+        );
+    }
+
+    fn removed_pair(cycle: bool) -> (crate::desired::DesiredState, Ledger, LiveState) {
+        let d = desired(&format!("[settings]\nprune = true\n\n{VPC}"));
+        let mut vpc = entry("digitalocean.vpc", "v-old");
+        if cycle {
+            vpc["depends_on"] = json!(["github.actions_variable.old"]);
+        }
+        let mut var = entry("github.actions_variable", "o/r/OLD");
+        var["depends_on"] = json!(["digitalocean.vpc.old"]);
+        let l = ledger(json!({"digitalocean.vpc.old": vpc, "github.actions_variable.old": var}));
+        let seen = live(json!({
+            "digitalocean.vpc": {"objects": [{"id": "v-old", "fields": {"name": "old"}}]},
+            "github.actions_variable": {"objects": [{"id": "o/r/OLD", "fields": {"name": "OLD"}}]},
+        }));
+        (d, l, seen)
+    }
+
+    #[test]
+    fn deletes_run_after_everything_else_dependants_first() {
+        let (d, l, seen) = removed_pair(false);
+        let (p, _) = plan_ok(&d, &l, &seen);
+        let create = change_of(&p, "digitalocean.vpc.main");
+        let var = change_of(&p, "github.actions_variable.old");
+        let vpc = change_of(&p, "digitalocean.vpc.old");
+        assert_eq!((create.wave, var.wave, vpc.wave), (0, 1, 2));
+        assert_eq!(
+            vpc.after,
+            [addr("github.actions_variable.old")],
+            "waits for its dependant"
+        );
+        assert!(var.after.is_empty());
+        let waves: Vec<usize> = p.changes.iter().map(|c| c.wave).collect();
+        assert!(waves.is_sorted(), "{waves:?}");
+    }
+
+    #[test]
+    fn a_cycle_in_the_ledgers_record_is_broken_not_stalled() {
+        let (d, l, seen) = removed_pair(true);
+        let (p, _) = plan_ok(&d, &l, &seen);
+        let var = change_of(&p, "github.actions_variable.old");
+        let vpc = change_of(&p, "digitalocean.vpc.old");
+        assert_eq!((var.action, vpc.action), (Action::Delete, Action::Delete));
+        assert_eq!((var.wave, vpc.wave), (1, 1));
+    }
+}

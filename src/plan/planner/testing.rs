@@ -34,3 +34,28 @@ pub fn live(kinds: Value) -> LiveState {
 pub fn addr(s: &str) -> Address {
     Address::parse(s).expect("address")
 }
+
+/// One VPC, `digitalocean.vpc.main`, named `prod`.
+pub const VPC: &str = "[digitalocean.vpc.main]\nname = \"prod\"\nregion = \"nyc3\"\n";
+
+/// A ledger entry of `kind` for cloud object `id`.
+pub fn entry(kind: &str, id: &str) -> Value {
+    serde_json::json!({"kind": kind, "id": id, "applied_hash": ""})
+}
+
+/// Plans, panicking on a planning error.
+pub fn plan_ok(
+    d: &DesiredState,
+    l: &Ledger,
+    live: &LiveState,
+) -> (crate::plan::Plan, crate::plan::PlanReport) {
+    crate::plan::plan(d, l, live).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The change planned for an address.
+pub fn change_of<'p>(p: &'p crate::plan::Plan, a: &str) -> &'p crate::plan::Change {
+    p.changes
+        .iter()
+        .find(|c| c.address == addr(a))
+        .unwrap_or_else(|| panic!("no change for {a}"))
+}
