@@ -218,3 +218,125 @@ impl<'a> Planner<'a> {
         self.ledger.pending.contains_key(address)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::live::LiveState;
+    use crate::plan::model::Action;
+    use crate::plan::planner::testing::{VPC, change_of, desired, entry, ledger, live, plan_ok};
+    use crate::plan::resolve::{Attributes, wanted};
+
+    /// What `find_live` says for desired resource `i`.
+    fn found(
+        d: &crate::desired::DesiredState,
+        l: &Ledger,
+        seen: &LiveState,
+        i: usize,
+    ) -> (Option<String>, bool) {
+        let p = Planner::new(d, l, seen);
+        let r = p.resources[i];
+        let fields = wanted(r.kind(), &r.spec_json, &Attributes::new());
+        let (o, adopt) = p.find_live(r.kind(), p.entries[i], &fields);
+        (o.map(|o| o.id.clone()), adopt)
+    }
+
+    fn vpcs(objects: serde_json::Value) -> LiveState {
+        live(json!({"digitalocean.vpc": {"objects": objects}}))
+    }
+
+    #[test]
+    fn the_ledgers_id_wins_over_the_name() {
+        let l = ledger(json!({"digitalocean.vpc.main": entry("digitalocean.vpc", "v1")}));
+        let seen = vpcs(json!([
+            {"id": "v1", "fields": {"name": "renamed-by-hand"}},
+            {"id": "v2", "fields": {"name": "prod"}},
+        ]));
+        assert_eq!(
+            found(&desired(VPC), &l, &seen, 0),
+            (Some("v1".into()), false)
+        );
+    }
+
+    #[test]
+    fn an_object_found_by_natural_key_is_up_for_adoption() {
+        let seen = vpcs(json!([{"id": "v2", "fields": {"name": "prod"}}]));
+        assert_eq!(
+            found(&desired(VPC), &Ledger::new("l"), &seen, 0),
+            (Some("v2".into()), true)
+        );
+        let other = vpcs(json!([{"id": "v2", "fields": {"name": "staging"}}]));
+        assert_eq!(
+            found(&desired(VPC), &Ledger::new("l"), &other, 0),
+            (None, false)
+        );
+    }
+
+    #[test]
+    fn an_object_another_desired_resource_owns_is_not_matched_by_name() {
+        // `a` is being renamed from `prod` to `other`; `b` now wants the name `prod`.
+        let d = desired(
+            "[digitalocean.vpc.a]\nname = \"other\"\nregion = \"nyc3\"\n\n[digitalocean.vpc.b]\nname = \"prod\"\nregion = \"nyc3\"\n",
+        );
+        let l = ledger(json!({"digitalocean.vpc.a": entry("digitalocean.vpc", "v1")}));
+        let seen = vpcs(json!([{"id": "v1", "fields": {"name": "prod", "region": "nyc3"}}]));
+        assert_eq!(found(&d, &l, &seen, 1), (None, false));
+        let (p, _) = plan_ok(&d, &l, &seen);
+        assert_eq!(change_of(&p, "digitalocean.vpc.a").action, Action::Update);
+        assert_eq!(change_of(&p, "digitalocean.vpc.b").action, Action::Create);
+    }
+
+    #[test]
+    fn a_github_object_is_matched_ignoring_the_case_github_ignores_but_adopted_only_on_proof() {
+        let var = "[github.actions_variable.v]\nrepository = \"Org/Repo\"\nname = \"region\"\nvalue = \"nyc3\"\n";
+        let seen = live(json!({"github.actions_variable": {"objects": [
+            {"id": "x", "fields": {"repository": "org/repo", "name": "REGION", "value": "nyc3"}}
+        ]}}));
+        let (p, _) = plan_ok(&desired(var), &Ledger::new("l"), &seen);
+        let c = change_of(&p, "github.actions_variable.v");
+        assert_eq!(c.action, Action::Conflict);
+        assert!(
+            c.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("cannot carry a lineage marker")),
+            "{:?}",
+            c.reason
+        );
+        let adopt = format!("{var}lifecycle = {{ adopt = true }}\n");
+        let (p, _) = plan_ok(&desired(&adopt), &Ledger::new("l"), &seen);
+        let c = change_of(&p, "github.actions_variable.v");
+        assert_eq!(c.action, Action::Adopt);
+        assert!(
+            c.fields.is_empty(),
+            "case alone is no drift: {:?}",
+            c.fields
+        );
+    }
+
+    #[test]
+    fn a_lineage_marker_proves_ours_and_refuses_another_ledgers() {
+        let topic = desired("[aws.sns_topic.t]\nname = \"events\"\n");
+        let seen = |lineage: &str| {
+            live(json!({"aws.sns_topic": {"objects": [
+                {"id": "arn:t", "fields": {"name": "events"}, "tags": [format!("provisioner:lineage:{lineage}")]}
+            ]}}))
+        };
+        let (p, _) = plan_ok(&topic, &Ledger::new("l"), &seen("l"));
+        let c = change_of(&p, "aws.sns_topic.t");
+        assert_eq!(c.action, Action::Adopt);
+        assert!(c.reason.as_deref().is_some_and(|r| r.contains("lineage")));
+        let (p, _) = plan_ok(&topic, &Ledger::new("l"), &seen("someone-else"));
+        let c = change_of(&p, "aws.sns_topic.t");
+        assert_eq!(c.action, Action::Conflict);
+        assert!(
+            c.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("lineage someone-else")),
+            "{:?}",
+            c.reason
+        );
+    }
+}

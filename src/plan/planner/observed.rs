@@ -119,3 +119,95 @@ pub fn intent_in(kind: Kind, key: &str, scope: &FailedScope) -> bool {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::plan::planner::testing::{VPC, desired, entry, live, plan_ok};
+
+    fn scope(field: &str, value: &str) -> FailedScope {
+        FailedScope::new([(field, value.to_string())], "403")
+    }
+
+    #[test]
+    fn an_intent_lies_in_a_scope_by_its_key_fields_ignoring_case() {
+        let key = "o/r\u{1f}PROD\u{1f}TOKEN";
+        assert!(intent_in(
+            Kind::GhEnvironmentSecret,
+            key,
+            &scope("repository", "O/R")
+        ));
+        assert!(!intent_in(
+            Kind::GhEnvironmentSecret,
+            key,
+            &scope("repository", "o/other")
+        ));
+        // A scope field outside the key may hold anything: inside.
+        assert!(intent_in(
+            Kind::GhActionsSecret,
+            "o/r\u{1f}TOKEN",
+            &scope("environment", "prod")
+        ));
+    }
+
+    #[test]
+    fn an_entry_lies_in_a_scope_by_the_fields_it_was_last_applied_with() {
+        let mut e: LedgerEntry =
+            serde_json::from_value(entry("digitalocean.domain_record", "1")).expect("entry");
+        assert!(
+            !entry_in(&e, &scope("domain", "example.com")),
+            "absent is outside"
+        );
+        e.applied.insert("domain".into(), json!("Example.com"));
+        assert!(entry_in(&e, &scope("domain", "example.com")));
+        e.applied
+            .insert("domain".into(), json!("${digitalocean.domain.d.name}"));
+        assert!(
+            entry_in(&e, &scope("domain", "other.org")),
+            "unknown is inside"
+        );
+    }
+
+    #[test]
+    fn only_kinds_the_plan_needs_are_reported_unobserved() {
+        let seen = live(json!({
+            "digitalocean.vpc": {"status": {"failed": "503"}},
+            "aws.sns_topic": {"status": {"failed": "throttled"}},
+        }));
+        let (p, r) = plan_ok(&desired(VPC), &Ledger::new("l"), &seen);
+        let kinds: Vec<&str> = r.unobserved.iter().map(|u| u.kind.as_str()).collect();
+        assert_eq!(kinds, ["digitalocean.vpc"]);
+        assert!(
+            p.changes.is_empty(),
+            "unknown is not absent: nothing is created"
+        );
+    }
+
+    #[test]
+    fn a_resource_in_a_failed_scope_is_not_planned_and_the_scope_is_reported() {
+        let d = desired(
+            "[github.actions_variable.a]\nrepository = \"o/r\"\nname = \"a\"\nvalue = \"1\"\n\n[github.actions_variable.b]\nrepository = \"o/s\"\nname = \"b\"\nvalue = \"1\"\n",
+        );
+        let seen = live(json!({"github.actions_variable": {"failed_scopes": [
+            {"scope": {"repository": "O/R"}, "reason": "403"}
+        ]}}));
+        let l = Ledger::new("l");
+        let planner = Planner::new(&d, &l, &seen);
+        assert!(!planner.is_observed(planner.resources[0]));
+        assert!(planner.is_observed(planner.resources[1]));
+        let (p, r) = plan_ok(&d, &l, &seen);
+        let planned: Vec<String> = p.changes.iter().map(|c| c.address.to_string()).collect();
+        assert_eq!(planned, ["github.actions_variable.b"]);
+        assert_eq!(r.unobserved.len(), 1);
+        assert_eq!(
+            r.unobserved[0]
+                .scope
+                .as_ref()
+                .map(|s| s["repository"].as_str()),
+            Some("O/R")
+        );
+    }
+}
