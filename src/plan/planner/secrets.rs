@@ -161,10 +161,11 @@ impl<'a> Planner<'a> {
         out
     }
 
-    /// A value that expires — a cluster's kubeconfig, whose token lives `kubeconfig_expiry`
-    /// (default 7 days) — is written again once two thirds of its lifetime have passed since
-    /// the consumer last got it (the consumer's `updated_at` as the ledger recorded it,
-    /// against the observation's time), so CI never holds an expired token.
+    /// A value that expires (its producer's kind declares an `Expiry`: a cluster's
+    /// kubeconfig, whose token lives `kubeconfig_expiry`, default 7 days) is written again
+    /// once two thirds of its lifetime have passed since the consumer last got it (the
+    /// consumer's `updated_at` as the ledger recorded it, against the observation's time), so
+    /// CI never holds an expired token.
     pub(super) fn expiring(&self, reference: &Reference, entry: Option<&LedgerEntry>) -> bool {
         let Some(&j) = self.index.get(&key_of(&reference.address)) else {
             return false;
@@ -253,5 +254,186 @@ impl<'a> Planner<'a> {
             source: None,
             unchanged: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::live::LiveState;
+    use crate::plan::model::Action;
+    use crate::plan::planner::testing::{addr, change_of, desired, entry, ledger, live, plan_ok};
+
+    const SECRET: &str = "[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"token\"\nvalue = { env = \"TOKEN\" }\n";
+
+    fn secret_state(cloud_updated: &str) -> (Ledger, LiveState) {
+        let mut e = entry("github.actions_secret", "o/r/TOKEN");
+        e["fingerprints"] = json!({"value": "fp-old"});
+        e["updated_at"] = json!("2026-01-01T00:00:00Z");
+        let l = ledger(json!({"github.actions_secret.s": e}));
+        let seen = live(json!({"github.actions_secret": {"objects": [{
+            "id": "o/r/TOKEN", "fields": {"repository": "o/r", "name": "TOKEN"},
+            "updated_at": cloud_updated,
+        }]}}));
+        (l, seen)
+    }
+
+    #[test]
+    fn the_ledgers_marks_are_read_back() {
+        let mut e: LedgerEntry =
+            serde_json::from_value(entry("aws.iam_smtp_user", "u")).expect("entry");
+        assert!(retiring(&e).is_empty() && undelivered(&e).is_empty());
+        e.options.insert(RETIRING.into(), json!(["AKIA1", "AKIA2"]));
+        e.options.insert(
+            UNDELIVERED.into(),
+            json!({"smtp_password": ["github.actions_secret.s"], "other": []}),
+        );
+        assert_eq!(retiring(&e), ["AKIA1", "AKIA2"]);
+        let waiting = undelivered(&e);
+        assert_eq!(waiting.len(), 1, "an output nobody waits for is delivered");
+        assert!(waiting["smtp_password"].contains("github.actions_secret.s"));
+    }
+
+    #[test]
+    fn a_changed_fingerprint_rewrites_the_secret_and_an_unchanged_one_does_not() {
+        let (l, seen) = secret_state("2025-12-31T00:00:00Z");
+        let mut d = desired(SECRET);
+        d.secret_fingerprints
+            .insert("github.actions_secret.s.value".into(), "fp-old".into());
+        let (p, _) = plan_ok(&d, &l, &seen);
+        assert_eq!(
+            change_of(&p, "github.actions_secret.s").action,
+            Action::NoOp
+        );
+        d.secret_fingerprints
+            .insert("github.actions_secret.s.value".into(), "fp-new".into());
+        let (p, _) = plan_ok(&d, &l, &seen);
+        let c = change_of(&p, "github.actions_secret.s");
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(
+            (
+                c.fields[0].path.as_ref(),
+                &c.fields[0].new,
+                c.fields[0].drift
+            ),
+            ("value", &Shown::Sensitive, false)
+        );
+    }
+
+    #[test]
+    fn a_secret_the_cloud_changed_after_the_last_write_is_drift() {
+        let (l, seen) = secret_state("2026-01-02T00:00:00Z");
+        let (p, _) = plan_ok(&desired(SECRET), &l, &seen);
+        let c = change_of(&p, "github.actions_secret.s");
+        assert_eq!(c.action, Action::Update);
+        assert!(c.fields[0].drift);
+    }
+
+    fn deploy_key(created: &str, observed: &str) -> Action {
+        let d = desired(
+            "[github.deploy_key.flux]\nrepository = \"o/r\"\ntitle = \"flux\"\nrotate_after = \"30d\"\n",
+        );
+        let l = ledger(json!({"github.deploy_key.flux": entry("github.deploy_key", "7")}));
+        let mut seen = live(json!({"github.deploy_key": {"objects": [{
+            "id": "7", "fields": {"repository": "o/r", "title": "flux", "read_only": true},
+            "attributes": {"created_at": created},
+        }]}}));
+        seen.observed_at = Some(observed.into());
+        let (p, _) = plan_ok(&d, &l, &seen);
+        let c = change_of(&p, "github.deploy_key.flux");
+        if c.action == Action::Replace {
+            assert!(
+                c.fields
+                    .iter()
+                    .any(|f| f.path == "rotate_after" && f.forces_replacement)
+            );
+        }
+        c.action
+    }
+
+    #[test]
+    fn rotation_is_due_once_the_object_is_older_than_rotate_after() {
+        assert_eq!(
+            deploy_key("2026-01-01T00:00:00Z", "2026-01-30T00:00:00Z"),
+            Action::NoOp
+        );
+        assert_eq!(
+            deploy_key("2026-01-01T00:00:00Z", "2026-01-31T00:00:00Z"),
+            Action::Replace
+        );
+    }
+
+    const CLUSTER: &str = "[digitalocean.kubernetes_cluster.c]\nname = \"c\"\nregion = \"nyc3\"\nversion = \"1.33\"\n{EXPIRY}\n[digitalocean.kubernetes_cluster.c.node_pools.workers]\nsize = \"s-2vcpu-4gb\"\ncount = 2\n\n[github.actions_secret.kube]\nrepository = \"o/r\"\nname = \"kubeconfig\"\nvalue = \"${digitalocean.kubernetes_cluster.c.kubeconfig}\"\n";
+
+    /// Whether the kubeconfig written at `written` is due again at `now`.
+    fn kubeconfig_due(expiry: &str, written: &str, now: &str) -> bool {
+        let d = desired(&CLUSTER.replace("{EXPIRY}", expiry));
+        let mut e: LedgerEntry =
+            serde_json::from_value(entry("github.actions_secret", "s")).expect("entry");
+        e.updated_at = Some(written.into());
+        let seen = LiveState {
+            observed_at: Some(now.into()),
+            ..LiveState::default()
+        };
+        let l = Ledger::new("l");
+        let p = Planner::new(&d, &l, &seen);
+        let consumer = &d.resources[&addr("github.actions_secret.kube")];
+        let Some(SecretSource::Ref(reference)) = consumer.spec.secret("value") else {
+            panic!("a reference");
+        };
+        p.expiring(reference, Some(&e))
+    }
+
+    #[test]
+    fn a_kubeconfig_is_written_again_after_two_thirds_of_its_lifetime() {
+        // Seven days by default: due after four days and sixteen hours.
+        assert!(!kubeconfig_due(
+            "",
+            "2026-01-01T00:00:00Z",
+            "2026-01-05T00:00:00Z"
+        ));
+        assert!(kubeconfig_due(
+            "",
+            "2026-01-01T00:00:00Z",
+            "2026-01-05T17:00:00Z"
+        ));
+        // The cluster's own lifetime: three days, due after two.
+        assert!(kubeconfig_due(
+            "kubeconfig_expiry = \"3d\"",
+            "2026-01-01T00:00:00Z",
+            "2026-01-03T00:00:00Z"
+        ));
+        assert!(!kubeconfig_due(
+            "kubeconfig_expiry = \"3d\"",
+            "2026-01-01T00:00:00Z",
+            "2026-01-02T23:00:00Z"
+        ));
+    }
+
+    #[test]
+    fn a_consumer_that_needs_an_unrecoverable_output_anew_asks_its_producer_for_a_new_one() {
+        let text = "[github.deploy_key.flux]\nrepository = \"o/r\"\ntitle = \"flux\"\n\n[github.actions_secret.key]\nrepository = \"o/r\"\nname = \"flux_key\"\nvalue = \"${github.deploy_key.flux.private_key}\"\n";
+        let d = desired(text);
+        let l = Ledger::new("l");
+        let seen = LiveState::default();
+        let consumer = &d.resources[&addr("github.actions_secret.key")];
+        let Some(SecretSource::Ref(reference)) = consumer.spec.secret("value") else {
+            panic!("a reference");
+        };
+        let mut p = Planner::new(&d, &l, &seen);
+        p.need_new_from(reference, &consumer.address);
+        assert_eq!(
+            p.needs_new,
+            [(addr("github.deploy_key.flux"), consumer.address.clone())]
+        );
+        // A producer already replaced in this apply makes a new one anyway.
+        let mut again = d.clone();
+        again.replace.insert(addr("github.deploy_key.flux"));
+        let mut p = Planner::new(&again, &l, &seen);
+        p.need_new_from(reference, &consumer.address);
+        assert!(p.needs_new.is_empty());
     }
 }
