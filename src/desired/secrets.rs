@@ -14,7 +14,7 @@ use crate::ledger::fingerprint::FingerprintKey;
 pub fn readable(state: &DesiredState) -> Vec<(&Resource, &'static str, &SecretSource)> {
     let mut out = Vec::new();
     for r in state.resources.values() {
-        for &field in crate::plan::planner::secret_fields(r.kind()) {
+        for &field in r.kind().secret_fields() {
             if let Some(source @ (SecretSource::Env(_) | SecretSource::File(_))) =
                 r.spec.secret(field)
             {

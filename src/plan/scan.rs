@@ -19,7 +19,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::model::{Action, Plan};
-use super::planner::key_fields;
 use crate::desired::Kind;
 use crate::ledger::Ledger;
 use crate::live::{LiveState, ObserveStatus};
@@ -148,7 +147,8 @@ pub fn scan(plan: &Plan, ledger: &Ledger, live: &LiveState, kinds: &[Kind]) -> V
                     objects.push(Found {
                         id: o.id.clone(),
                         category,
-                        key: key_fields(kind)
+                        key: kind
+                            .key_fields()
                             .iter()
                             .filter_map(|f| Some((f.to_string(), o.fields.get(*f)?.clone())))
                             .collect(),

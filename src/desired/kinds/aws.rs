@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::common::{CorsRule, LifecycleRule, check_unique_rule_ids};
-use super::{Export, KindInfo, list, plain, secret};
+use super::{Export, KindInfo, KindRules, Replacement, exact, list, plain, secret};
 use crate::desired::refs::contains_ref;
 use crate::desired::schema::{Cx, Set};
 use crate::desired::source::Span;
@@ -122,6 +122,15 @@ impl KindInfo for S3Bucket {
         plain("region", "the bucket's region"),
         plain("bucket_domain_name", "`<name>.s3.<region>.amazonaws.com`"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("bucket")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("s3 bucket {}", self.bucket.as_str()))
     }
@@ -150,6 +159,15 @@ impl KindInfo for SnsTopic {
     const DOC: &'static str =
         "An SNS topic, for example the destination of SES bounce and complaint events.";
     const EXPORTS: &'static [Export] = &[plain("arn", "the topic ARN"), plain("name", "the name")];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("sns topic {}", self.name.as_str()))
     }
@@ -242,6 +260,15 @@ impl KindInfo for SesDomainIdentity {
             "PENDING, SUCCESS, FAILED, TEMPORARY_FAILURE or NOT_STARTED",
         ),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("domain")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("ses identity {}", self.domain.as_str()))
     }
@@ -371,6 +398,15 @@ impl KindInfo for SesConfigurationSet {
         plain("name", "the name"),
         plain("arn", "the configuration set ARN"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("ses configuration set {}", self.name.as_str()))
     }
@@ -423,6 +459,18 @@ impl KindInfo for IamSmtpUser {
         ),
         plain("smtp_endpoint", "`email-smtp.<region>.amazonaws.com`"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // Kept under its name, it is replaced by rotating its access key, the new key first
+        // (docs/aws.md); only a new name, path or region makes a new user, the old one first.
+        // A new key in place (the new one first, the old one retired once every consumer
+        // has the new password); a new name or path is a new user.
+        replacement: Replacement::InPlaceUnless(&["name", "path"]),
+        unrecoverable: &["smtp_password"],
+        expiring: &[],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("iam user {}", self.name.as_str()))
     }
@@ -474,6 +522,16 @@ impl KindInfo for SecretsmanagerSecret {
         plain("name", "the name"),
         secret("value", "the current value"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // A generated value is renewed in place; a new name is a new secret (the old one
+        // first: names are unique in the account).
+        replacement: Replacement::InPlaceUnless(&["name"]),
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("secret {}", self.name.as_str()))
     }

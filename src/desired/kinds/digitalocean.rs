@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::common::{CorsRule, LifecycleRule, check_unique_rule_ids};
-use super::{Export, KindInfo, plain, secret};
+use super::{Expiry, Export, KindInfo, KindRules, Replacement, exact, plain, secret};
 use crate::desired::refs::contains_ref;
 use crate::desired::schema::{Cx, Set};
 use crate::desired::source::Span;
@@ -89,6 +89,15 @@ impl KindInfo for Vpc {
             "the private range, including one DigitalOcean picked",
         ),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("vpc name {}", self.name))
     }
@@ -341,6 +350,19 @@ impl KindInfo for KubernetesCluster {
             "a kubeconfig with a token valid for `kubeconfig_expiry`",
         ),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[Expiry {
+            output: "kubeconfig",
+            lifetime_field: "kubeconfig_expiry",
+            default_seconds: 7 * 86_400,
+        }],
+        carries_lineage: true,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("kubernetes cluster name {}", self.name))
     }
@@ -504,6 +526,15 @@ impl KindInfo for LoadBalancer {
         plain("ip", "the public IPv4 address"),
         plain("name", "the name"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // Nothing unique stops two of these existing side by side for a moment.
+        replacement: Replacement::CreateBeforeDestroy,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("load balancer name {}", self.name))
     }
@@ -635,6 +666,15 @@ impl KindInfo for Firewall {
         plain("id", "the firewall's UUID"),
         plain("name", "the name"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // Nothing unique stops two of these existing side by side for a moment.
+        replacement: Replacement::CreateBeforeDestroy,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("firewall name {}", self.name))
     }
@@ -657,6 +697,15 @@ impl KindInfo for Domain {
         plain("name", "the zone name"),
         plain("urn", "`do:domain:<name>`"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("domain {}", self.name.as_str()))
     }
@@ -784,6 +833,15 @@ impl KindInfo for DomainRecord {
         plain("id", "the record's numeric id"),
         plain("fqdn", "the full name"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("domain"), exact("type"), exact("name"), exact("data")],
+        ignore_case: &[],
+        // Nothing unique stops two of these existing side by side for a moment.
+        replacement: Replacement::CreateBeforeDestroy,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
 }
 
 block! {
@@ -825,6 +883,15 @@ impl KindInfo for CdnEndpoint {
         plain("id", "the endpoint's UUID"),
         plain("endpoint", "the CDN host name"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("origin")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("cdn origin {}", self.origin))
     }
@@ -880,6 +947,15 @@ impl KindInfo for SpacesBucket {
         ),
         plain("endpoint", "`https://<region>.digitaloceanspaces.com`"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("spaces bucket {}", self.name.as_str()))
     }
@@ -964,6 +1040,15 @@ impl KindInfo for SpacesKey {
             "the secret key (available in the apply that creates the key)",
         ),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // Nothing unique stops two of these existing side by side for a moment.
+        replacement: Replacement::CreateBeforeDestroy,
+        unrecoverable: &["secret_key"],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("spaces key {}", self.name))
     }
@@ -1021,6 +1106,15 @@ impl KindInfo for Project {
     const DOC: &'static str = "A project. Resources are assigned after they are created; a project that still holds resources cannot be deleted.";
     const EXPORTS: &'static [Export] =
         &[plain("id", "the project's UUID"), plain("name", "the name")];
+    const RULES: KindRules = KindRules {
+        key: &[exact("name")],
+        ignore_case: &[],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!("project name {}", self.name))
     }

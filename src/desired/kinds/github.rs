@@ -1,6 +1,6 @@
 //! GitHub kinds: Actions secrets and variables, environment secrets, deploy keys.
 
-use super::{Export, KindInfo, plain, secret};
+use super::{Export, KindInfo, KindRules, Replacement, exact, lower, plain, secret, upper};
 use crate::block;
 use crate::desired::values::{Duration, GhEnvironment, GhName, Repository, Secret};
 
@@ -20,6 +20,15 @@ impl KindInfo for ActionsSecret {
     const DOC: &'static str = "A repository Actions secret, sealed with the repository's public key. Values are write-only: drift is a changed fingerprint or an `updated_at` newer than provisioner's last write.";
     const EXPORTS: &'static [Export] =
         &[plain("name", "the name as GitHub stores it (upper-case)")];
+    const RULES: KindRules = KindRules {
+        key: &[lower("repository"), upper("name")],
+        ignore_case: &["repository", "name"],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!(
             "actions secret {} in {}",
@@ -47,6 +56,15 @@ impl KindInfo for EnvironmentSecret {
     const DOC: &'static str = "An Actions secret of one deployment environment, sealed with the environment's public key.";
     const EXPORTS: &'static [Export] =
         &[plain("name", "the name as GitHub stores it (upper-case)")];
+    const RULES: KindRules = KindRules {
+        key: &[lower("repository"), exact("environment"), upper("name")],
+        ignore_case: &["repository", "environment", "name"],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!(
             "environment secret {} in {}/{}",
@@ -77,6 +95,15 @@ impl KindInfo for ActionsVariable {
         plain("name", "the name as GitHub stores it (upper-case)"),
         plain("value", "the value"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[lower("repository"), exact("environment"), upper("name")],
+        ignore_case: &["repository", "environment", "name"],
+        // The name is unique in the account (or the key fields are the identity).
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!(
             "actions variable {} in {}{}",
@@ -111,6 +138,15 @@ impl KindInfo for DeployKey {
         plain("public_key", "the OpenSSH public key"),
         secret("private_key", "the OpenSSH private key"),
     ];
+    const RULES: KindRules = KindRules {
+        key: &[lower("repository"), exact("title")],
+        ignore_case: &["repository"],
+        // Nothing unique stops two of these existing side by side for a moment.
+        replacement: Replacement::CreateBeforeDestroy,
+        unrecoverable: &["private_key"],
+        expiring: &[],
+        carries_lineage: false,
+    };
     fn identity(&self) -> Option<String> {
         Some(format!(
             "deploy key \"{}\" in {}",

@@ -5,9 +5,11 @@ pub mod aws;
 pub mod common;
 pub mod digitalocean;
 pub mod github;
+pub mod identity;
 
 use super::load::Raw;
 use super::schema::{Cx, Decode, FieldInfo};
+pub use identity::{Case, Expiry, KeyField, KindRules, Order, Replacement, exact, lower, upper};
 
 /// An attribute a kind exports, usable as `${provider.kind.name.attribute}`.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +60,9 @@ pub trait KindInfo {
     const DOC: &'static str;
     /// The attributes others may reference.
     const EXPORTS: &'static [Export];
+    /// What identifies its cloud objects and how the planner treats them (see
+    /// [`identity`]); stated in full by every kind.
+    const RULES: KindRules;
     /// The cloud-side identity: two resources with the same one would fight over one object.
     fn identity(&self) -> Option<String> {
         None
@@ -124,6 +129,11 @@ macro_rules! kinds {
             pub fn doc(self) -> &'static str {
                 match self { $(Kind::$variant => <$ty as KindInfo>::DOC),* }
             }
+
+            /// The kind's rules for the planner.
+            pub fn rules(self) -> KindRules {
+                match self { $(Kind::$variant => <$ty as KindInfo>::RULES),* }
+            }
         }
 
         impl Kind {
@@ -137,7 +147,7 @@ macro_rules! kinds {
             /// ledger (a write-ahead intent) or the user (`lifecycle.adopt`,
             /// `state import`). docs/running.md lists this per kind.
             pub fn carries_lineage(self) -> bool {
-                self == Kind::DoKubernetesCluster || self.provider() == "aws"
+                self.rules().carries_lineage
             }
         }
 
