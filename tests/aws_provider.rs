@@ -1198,6 +1198,88 @@ value = "${aws.iam_smtp_user.smtp.smtp_password}"
     w.assert_converged(&d, &ledger).await;
 }
 
+both!(a_key_an_interrupted_rotation_made_is_removed_and_a_stale_intent_claims_nothing);
+/// A rotation killed after `CreateAccessKey` and before its result was recorded leaves a key
+/// the ledger does not name, and its write-ahead intent. Such a key (dated just after the
+/// intent) is provisioner's: the next plan removes it (a recovery update) instead of calling
+/// it hand-made or leaving it. An intent left long before claims nothing: a key made later is
+/// someone else's, reported and kept.
+async fn a_key_an_interrupted_rotation_made_is_removed_and_a_stale_intent_claims_nothing(
+    backend: Aws,
+) {
+    let w = world(backend).await;
+    let d = w.state("[aws.iam_smtp_user.smtp]\nname = \"smtp-{{ID}}\"\n");
+    let mut ledger = Ledger::new("lineage-aws");
+    w.converge(&d, &mut ledger).await;
+    let user = format!("smtp-{}", w.id);
+    let address = provisioner::desired::Address::new("aws", "iam_smtp_user", "smtp");
+    let recorded = w.keys(&user).await;
+    let new_key = |w: &World| {
+        let iam = w.iam();
+        let user = user.clone();
+        async move {
+            iam.create_access_key()
+                .user_name(&user)
+                .send()
+                .await
+                .unwrap()
+                .access_key()
+                .unwrap()
+                .access_key_id()
+                .to_string()
+        }
+    };
+    let intent = |at: std::time::SystemTime| provisioner::ledger::Intent {
+        kind: "aws.iam_smtp_user".into(),
+        key: user.clone(),
+        at: Some(provisioner::ledger::lease::rfc3339(at)),
+    };
+
+    // The killed attempt: its intent, then its key.
+    ledger
+        .pending
+        .insert(address.clone(), intent(std::time::SystemTime::now()));
+    let left = new_key(&w).await;
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let c = plan.changes.iter().find(|c| c.address == address).unwrap();
+    assert_eq!(c.action, Action::Update, "{c:#?}");
+    assert_eq!(c.cause, provisioner::plan::Cause::Recovery);
+    assert!(
+        !c.fields.iter().any(|f| f.path == "unmanaged_access_keys"),
+        "{c:#?}"
+    );
+    w.apply(&d, &mut ledger, &l).await;
+    assert_eq!(
+        w.keys(&user).await,
+        recorded,
+        "{left} is gone, the recorded key stays"
+    );
+    w.assert_converged(&d, &ledger).await;
+
+    // An intent from an hour ago: a key made now is not provisioner's.
+    ledger.pending.insert(
+        address.clone(),
+        intent(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)),
+    );
+    let hand = new_key(&w).await;
+    let l = w.live(&d, &ledger).await;
+    let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
+    let c = plan.changes.iter().find(|c| c.address == address).unwrap();
+    assert_eq!(c.action, Action::Drift, "{c:#?}");
+    assert!(c.fields.iter().any(|f| f.path == "unmanaged_access_keys"));
+    let mut again = d.clone();
+    again.replace.insert(address.clone());
+    let l = w.live(&again, &ledger).await;
+    let (plan, _) = plan::plan(&again, &ledger, &l).unwrap();
+    let outcomes = apply_sequential(&plan, &again, &mut ledger, &l, &w.clouds, Some(&w.key)).await;
+    assert!(outcomes.iter().any(|o| o.result.is_err()), "{outcomes:?}");
+    assert!(
+        w.keys(&user).await.contains(&hand),
+        "the hand-made key stays"
+    );
+}
+
 /// A 200 whose body is not the operation's output (not XML or JSON, cut short, HTML from a
 /// proxy, empty, or JSON with the list missing or of the wrong type) must fail the call, so
 /// the kind is not observed and nothing is created. Every request of the pass gets the bad

@@ -275,23 +275,24 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
         // behind is then found by its key, and known to be this ledger's.
         let mut intents = false;
         // When an earlier attempt of each starting change began, if one never finished: read
-        // before this attempt's intent is written.
+        // before this attempt's intent replaces it.
         let mut attempted: HashMap<usize, String> = HashMap::new();
         let mut starting = Vec::new();
         for (i, p) in &batch {
+            if let Some(t) = ledger
+                .pending
+                .get(&changes[*i].address)
+                .and_then(|i| i.at.clone())
+            {
+                attempted.insert(*i, t);
+            }
             if matches!(changes[*i].action, Action::Create | Action::Replace) {
                 starting.push(changes[*i].address.to_string());
                 // An earlier attempt that never finished keeps its time: what it made is
                 // dated after it.
-                let earlier = ledger
-                    .pending
-                    .get(&changes[*i].address)
-                    .and_then(|i| i.at.clone());
-                if let Some(t) = &earlier {
-                    attempted.insert(*i, t.clone());
-                }
-                let at = earlier
-                    .unwrap_or_else(|| crate::ledger::lease::rfc3339(std::time::SystemTime::now()));
+                // This attempt's own time: what an earlier unfinished attempt made is
+                // removed by this one (`attempted_since`), before it makes anything.
+                let at = crate::ledger::lease::rfc3339(std::time::SystemTime::now());
                 ledger.pending.insert(
                     changes[*i].address.clone(),
                     Intent {

@@ -144,10 +144,10 @@ pub struct Intent {
     pub kind: String,
     /// The natural key the object will be found by if the process dies mid-create.
     pub key: String,
-    /// When the first attempt still unfinished was written (RFC 3339, this machine's clock):
-    /// parts of the object the cloud dates after it that the ledger does not record (an
-    /// access key made by a rotation killed before its result was recorded) are this
-    /// ledger's, never delivered to anyone. Absent in ledgers written before it existed.
+    /// When this attempt was written (RFC 3339, this machine's clock): parts of the object
+    /// the cloud dates just after it that the ledger does not record (an access key made by
+    /// a rotation killed before its result was recorded) are this ledger's, never delivered
+    /// to anyone. Absent in ledgers written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
 }

@@ -141,6 +141,11 @@ pub struct LiveObject {
     /// touches them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unmanaged: BTreeMap<String, Value>,
+    /// Parts of the object that an interrupted change of provisioner's made and the ledger
+    /// does not record (an access key a killed rotation created), by id: nobody received
+    /// them, and the next change of the object removes them (the plan has one for it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftover_parts: Vec<String>,
 }
 
 impl LiveObject {

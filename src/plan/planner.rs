@@ -567,6 +567,12 @@ impl<'a> Planner<'a> {
         } else {
             Vec::new()
         };
+        // Parts an interrupted change made that the ledger does not record: the object's
+        // next change removes them.
+        let superseded: Vec<String> = superseded
+            .into_iter()
+            .chain(object.leftover_parts.iter().cloned())
+            .collect();
         let action = if action == Action::NoOp
             && (!leftovers.is_empty() || !superseded.is_empty())
             && !detect

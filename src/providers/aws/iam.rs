@@ -132,6 +132,14 @@ async fn read(
     let retiring = entry
         .map(crate::plan::planner::retiring)
         .unwrap_or_default();
+    let leftovers: Vec<String> = keys
+        .access_key_metadata()
+        .iter()
+        .filter(|k| made_since(k, attempted_since))
+        .filter_map(|k| k.access_key_id())
+        .filter(|k| Some(*k) != current.access_key_id() && !retiring.iter().any(|r| r == k))
+        .map(str::to_string)
+        .collect();
     let unmanaged: Vec<Value> = keys
         .access_key_metadata()
         .iter()
@@ -190,6 +198,7 @@ async fn read(
         o.unmanaged
             .insert("unmanaged_access_keys".into(), Value::Array(unmanaged));
     }
+    o.leftover_parts = leftovers;
     Ok(Some(o))
 }
 
@@ -199,11 +208,19 @@ fn epoch_seconds(t: &str) -> Option<i64> {
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
-/// True when key `k` was made at or after `since` (seconds): by the unfinished attempt the
-/// intent records. IAM dates keys to the second, so the intent's second counts.
+/// How long after its intent an unfinished attempt may have made its key: the key is made
+/// right after the intent is persisted, so anything later is someone else's.
+const ATTEMPT_WINDOW_SECONDS: i64 = 300;
+
+/// True when key `k` was made by the unfinished attempt the intent records: at or after
+/// `since` (seconds; IAM dates keys to the second, so the intent's second counts) and within
+/// [`ATTEMPT_WINDOW_SECONDS`] of it. An intent left in the ledger long after never makes a
+/// later key provisioner's.
 fn made_since(k: &aws_sdk_iam::types::AccessKeyMetadata, since: Option<i64>) -> bool {
     match (since, k.create_date()) {
-        (Some(since), Some(created)) => created.secs() >= since,
+        (Some(since), Some(created)) => {
+            created.secs() >= since && created.secs() <= since + ATTEMPT_WINDOW_SECONDS
+        }
         _ => false,
     }
 }
@@ -555,4 +572,35 @@ async fn delete_user(
         "NoSuchEntity",
         &format!("deleting IAM user {name}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_iam::primitives::DateTime;
+    use aws_sdk_iam::types::AccessKeyMetadata;
+
+    use super::*;
+
+    fn key(secs: i64) -> AccessKeyMetadata {
+        AccessKeyMetadata::builder()
+            .access_key_id("AKIA")
+            .create_date(DateTime::from_secs(secs))
+            .build()
+    }
+
+    #[test]
+    fn a_key_is_an_unfinished_attempts_only_within_its_window() {
+        assert!(
+            made_since(&key(100), Some(100)),
+            "the intent's second counts"
+        );
+        assert!(made_since(&key(100 + ATTEMPT_WINDOW_SECONDS), Some(100)));
+        assert!(!made_since(&key(99), Some(100)), "made before the attempt");
+        assert!(
+            !made_since(&key(101 + ATTEMPT_WINDOW_SECONDS), Some(100)),
+            "a stale intent never makes a later key provisioner's"
+        );
+        assert!(!made_since(&key(100), None));
+        assert_eq!(epoch_seconds("1970-01-01T00:01:40Z"), Some(100));
+    }
 }
