@@ -1090,6 +1090,19 @@ name = "smtp-{{ID}}"
         c.reason.as_deref().unwrap_or("").contains("never removed"),
         "{c:#?}"
     );
+    // Said as what it is, in enforce mode too: not "detect mode".
+    let shown = provisioner::plan::display::PlanDisplay {
+        plan: &plan,
+        report: &report,
+        color: false,
+        verbose: false,
+    }
+    .to_string();
+    assert!(
+        shown.contains("has parts provisioner did not make (reported, never removed)")
+            && !shown.contains("detect mode:"),
+        "{shown}"
+    );
     // Reported, not corrected: nothing acts, and the key stays.
     assert!(acting(&plan).is_empty(), "{:?}", acting(&plan));
     w.apply(&d, &mut ledger, &l).await;

@@ -84,6 +84,10 @@ fn verb(c: &Change) -> String {
         Action::Delete => "will be deleted".into(),
         Action::Adopt => "will be adopted".into(),
         Action::Orphan => "is orphaned".into(),
+        // Parts provisioner did not make (a hand-made access key): reported in either mode.
+        Action::Drift if c.fields.iter().any(|f| f.path.starts_with("unmanaged_")) => {
+            "has parts provisioner did not make (reported, never removed)".into()
+        }
         Action::Drift if c.cause.is_drift() => "has drifted (detect mode: not corrected)".into(),
         Action::Drift => "differs from the desired state (detect mode: not changed)".into(),
         Action::Conflict
@@ -344,7 +348,7 @@ fn legend(plan: &Plan) -> Option<String> {
         (
             Action::Drift,
             labels::DRIFT,
-            "differs, detect mode (reported)",
+            "differs, reported only (detect mode, or parts provisioner did not make)",
         ),
         (Action::Conflict, labels::CONFLICT, "conflict (not changed)"),
     ];
