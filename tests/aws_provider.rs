@@ -189,6 +189,21 @@ impl World {
             .to_string()
     }
 
+    /// Adds an access key to `user` by hand (as a person, or a killed apply, would), and
+    /// returns its id.
+    async fn add_key(&self, user: &str) -> String {
+        self.iam()
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .access_key()
+            .unwrap()
+            .access_key_id()
+            .to_string()
+    }
+
     async fn keys(&self, user: &str) -> Vec<String> {
         self.iam()
             .list_access_keys()
@@ -984,17 +999,7 @@ value = "${aws.iam_smtp_user.smtp.smtp_password}"
     let user = format!("smtp-{}", w.id);
     let live_key = w.keys(&user).await;
     assert_eq!(live_key.len(), 1);
-    let hand = w
-        .iam()
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap()
-        .access_key()
-        .unwrap()
-        .access_key_id()
-        .to_string();
+    let hand = w.add_key(&user).await;
     let before = w.gh_secret("SMTP_PASSWORD");
 
     let mut again = d.clone();
@@ -1055,17 +1060,7 @@ name = "smtp-{{ID}}"
     let mut ledger = Ledger::new("lineage-aws");
     w.converge(&d, &mut ledger).await;
     let user = format!("smtp-{}", w.id);
-    let hand = w
-        .iam()
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap()
-        .access_key()
-        .unwrap()
-        .access_key_id()
-        .to_string();
+    let hand = w.add_key(&user).await;
     let l = w.live(&d, &ledger).await;
     let (plan, report) = plan::plan(&d, &ledger, &l).unwrap();
     assert!(report.is_complete(), "{:?}", report.unobserved);
@@ -1227,21 +1222,6 @@ async fn a_key_an_interrupted_rotation_made_is_removed_and_a_stale_intent_claims
     let user = format!("smtp-{}", w.id);
     let address = provisioner::desired::Address::new("aws", "iam_smtp_user", "smtp");
     let recorded = w.keys(&user).await;
-    let new_key = |w: &World| {
-        let iam = w.iam();
-        let user = user.clone();
-        async move {
-            iam.create_access_key()
-                .user_name(&user)
-                .send()
-                .await
-                .unwrap()
-                .access_key()
-                .unwrap()
-                .access_key_id()
-                .to_string()
-        }
-    };
     let intent = |at: std::time::SystemTime| provisioner::ledger::Intent {
         kind: "aws.iam_smtp_user".into(),
         key: user.clone(),
@@ -1252,7 +1232,7 @@ async fn a_key_an_interrupted_rotation_made_is_removed_and_a_stale_intent_claims
     ledger
         .pending
         .insert(address.clone(), intent(std::time::SystemTime::now()));
-    let left = new_key(&w).await;
+    let left = w.add_key(&user).await;
     let l = w.live(&d, &ledger).await;
     let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
     let c = plan.changes.iter().find(|c| c.address == address).unwrap();
@@ -1275,7 +1255,7 @@ async fn a_key_an_interrupted_rotation_made_is_removed_and_a_stale_intent_claims
         address.clone(),
         intent(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)),
     );
-    let hand = new_key(&w).await;
+    let hand = w.add_key(&user).await;
     let l = w.live(&d, &ledger).await;
     let (plan, _) = plan::plan(&d, &ledger, &l).unwrap();
     let c = plan.changes.iter().find(|c| c.address == address).unwrap();
