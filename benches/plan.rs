@@ -9,7 +9,7 @@ use provisioner::desired::{self, DesiredState};
 use provisioner::ledger::Ledger;
 use provisioner::live::LiveState;
 use provisioner::plan;
-use provisioner::providers::fake::FakeCloud;
+use provisioner::sim::fake::FakeCloud;
 
 /// A desired state of `n` resources: domains with records (each record references its
 /// domain), GitHub variables, and VPCs, in the proportions of a real platform.

@@ -1,11 +1,23 @@
-//! provisioner keeps DigitalOcean, AWS and GitHub infrastructure equal to a declarative TOML
-//! description. One reconcile is a loop of four steps: *load* the desired state from a folder
-//! of TOML and validate it into a typed graph ([`desired`]); *observe* the clouds by listing
-//! each kind; *plan*, a pure function of the desired state, the ledger (provisioner's memory
-//! of what it created) and the observed state; *apply* the plan in dependency order,
-//! recording every step in the ledger. [`reconcile`] is that loop, once: `provisioner diff`
-//! runs it as a dry run that stops after the plan, `provisioner apply` runs it once, and
-//! `provisioner run` ([`daemon`]) repeats it.
+//! The `provisioner` binary's library: the command line ([`cli`]), the daemon ([`daemon`])
+//! and its metrics ([`metrics`]). The work is done by the workspace's crates, re-exported
+//! here under their module names so that `provisioner::plan::…` means the same wherever an
+//! item lives:
+//!
+//! - `provisioner-core` ([`desired`], [`plan`], [`live`], the ledger's model, [`errors`]):
+//!   load, validate and plan, with no async runtime and no SDK;
+//! - `provisioner-engine` ([`providers`], [`exec`], [`ledger`] with its store, [`reconcile`],
+//!   [`signals`]): the clouds' clients, the executor and the reconcile pass;
+//! - `provisioner-sim` ([`sim`], only with the `sandbox` feature, on by default): the
+//!   simulators `provisioner sandbox` and the tests run against, and the in-memory fake
+//!   cloud. `cargo build --release --no-default-features` leaves them out.
+//!
+//! One reconcile is a loop of four steps: *load* the desired state from a folder of TOML and
+//! validate it into a typed graph ([`desired`]); *observe* the clouds by listing each kind;
+//! *plan*, a pure function of the desired state, the ledger (provisioner's memory of what it
+//! created) and the observed state; *apply* the plan in dependency order, recording every
+//! step in the ledger. [`reconcile`] is that loop, once: `provisioner diff` runs it as a dry
+//! run that stops after the plan, `provisioner apply` runs it once, and `provisioner run`
+//! ([`daemon`]) repeats it.
 //!
 //! ```
 //! use provisioner::{desired, ledger::Ledger, live::LiveState, plan};
@@ -18,15 +30,9 @@
 
 pub mod cli;
 pub mod daemon;
-pub mod desired;
-pub mod errors;
-pub mod exec;
-pub mod fsread;
-pub mod ledger;
-pub mod live;
 pub mod metrics;
-pub mod plan;
-pub mod providers;
-pub mod reconcile;
-pub mod signals;
-pub mod sim;
+
+pub use provisioner_core::{desired, errors, fsread, live, percent, plan};
+pub use provisioner_engine::{exec, ledger, providers, reconcile, signals};
+#[cfg(feature = "sandbox")]
+pub use provisioner_sim as sim;

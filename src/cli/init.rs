@@ -394,7 +394,7 @@ async fn github(desired: &DesiredState, r: &mut Report) {
             None => format!("/repos/{repo}/actions/secrets/public-key"),
             Some(e) => format!(
                 "/repos/{repo}/environments/{}/secrets/public-key",
-                crate::providers::percent_encode(e)
+                provisioner_core::percent::percent_encode(e)
             ),
         };
         let what = match &env {

@@ -1,0 +1,20 @@
+//! Shared test helpers.
+
+#![allow(dead_code)]
+
+pub mod aws_model;
+pub mod http;
+pub mod moto;
+pub mod prism;
+pub mod run;
+
+/// Writes `files` (`(relative path, text)`) into a fresh folder, removed when dropped.
+pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
