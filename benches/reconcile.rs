@@ -29,8 +29,8 @@ use provisioner::desired::{self, DesiredState};
 use provisioner::exec::engine::{ExecOptions, NoPersist, NoProgress};
 use provisioner::ledger::Ledger;
 use provisioner::ledger::fingerprint::FingerprintKey;
+use provisioner::providers::Clouds;
 use provisioner::providers::aws::AwsProvider;
-use provisioner::providers::clouds::Clouds;
 use provisioner::providers::digitalocean::spaces::SpacesConfig;
 use provisioner::providers::digitalocean::{ApiConfig, DoClient, DoProvider};
 use provisioner::providers::github::{GhApiConfig, GhClient, GhProvider};
@@ -540,7 +540,7 @@ async fn run(n: usize) {
         .slot("github")
         .and_then(|s| s.ready_provider())
     {
-        Some(provisioner::providers::clouds::AnyProvider::GitHub(g)) => g
+        Some(provisioner::providers::AnyProvider::GitHub(g)) => g
             .client
             .stats
             .not_modified

@@ -19,7 +19,7 @@ use crate::live::{LiveObject, LiveState};
 use crate::plan::planner::compared_fields;
 use crate::plan::scan::{Category, KindScan, scan};
 use crate::plan::{Action, Plan};
-use crate::providers::clouds::{Clouds, used_kinds};
+use crate::providers::{Clouds, used_kinds};
 
 /// Flags of `scan`.
 #[derive(Debug, Args)]

@@ -178,7 +178,7 @@ async fn check_importable(
             ..LedgerEntry::default()
         },
     );
-    let clouds = crate::providers::clouds::Clouds::from_env(&desired).await;
+    let clouds = crate::providers::Clouds::from_env(&desired).await;
     let live = clouds.observe(&desired, &probe).await;
     if let Some(why) = live.failure(kind) {
         bail!(

@@ -15,7 +15,7 @@ use crate::ledger::lease::{Owner, rfc3339};
 use crate::ledger::store::{HoldError, LEASE_TTL, OnLoss, hold};
 use crate::metrics::labels;
 use crate::plan::Action;
-use crate::providers::clouds::Clouds;
+use crate::providers::Clouds;
 use crate::reconcile::{
     self, LogProgress, PassConfig, PassError, PassOptions, PassStatus, Planned, Reconciler,
     full_chain, millis,
@@ -355,6 +355,13 @@ async fn work(
                 .set(1);
             tracing::warn!(message = "Not observed: nothing of this kind is planned.", kind = %u.kind, reason = %u.reason);
         }
+        for c in planned.plan.conflicts() {
+            tracing::warn!(
+                message = "Conflict: nothing is done to this resource.",
+                address = %c.address,
+                reason = %c.reason.as_deref().unwrap_or("")
+            );
+        }
         for (action, n) in planned.plan.counts() {
             record.planned.insert(action.as_str().to_string(), n);
         }
@@ -434,7 +441,7 @@ async fn work(
     m.unmanaged.clear();
     if loaded.desired.settings.report_unmanaged {
         let kinds: Vec<crate::desired::Kind> =
-            crate::providers::clouds::used_kinds(&loaded.desired, &planned.ledger)
+            crate::providers::used_kinds(&loaded.desired, &planned.ledger)
                 .into_iter()
                 .collect();
         let scanned =

@@ -446,7 +446,7 @@ async fn a_killed_holder_on_this_host_is_taken_over_at_once(place: Place) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "lease_holder_process",
+        "ledger::lease_holder_process",
         "--ignored",
         "--nocapture",
     ])
@@ -513,7 +513,7 @@ async fn a_live_holder_in_another_pid_namespace_is_not_taken_over() {
         .arg(&exe)
         .args([
             "--exact",
-            "lease_holder_process",
+            "ledger::lease_holder_process",
             "--ignored",
             "--nocapture",
         ])
@@ -1214,7 +1214,7 @@ async fn sigterm_releases_the_lease_at_once(place: Place) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "lease_worker_process",
+            "ledger::lease_worker_process",
             "--ignored",
             "--nocapture",
         ])

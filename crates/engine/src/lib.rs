@@ -14,6 +14,7 @@ pub use provisioner_core::{desired, errors, fsread, live, percent, plan};
 
 pub mod exec;
 pub mod ledger;
+pub mod provider;
 pub mod providers;
 pub mod reconcile;
 pub mod signals;

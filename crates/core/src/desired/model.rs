@@ -48,6 +48,24 @@ block! {
     }
 }
 
+impl Concurrency {
+    /// The keys of `[settings.concurrency]` that are not a provider's name.
+    pub const NOT_PROVIDERS: &[&str] = &["reads"];
+
+    /// Changes in flight for the provider called `provider` (`digitalocean`), or `None` when
+    /// the settings have no key for it: the executor then runs its changes one at a time.
+    /// Every other key of `[settings.concurrency]` is a provider's name, and a test holds them
+    /// to the registry's `PROVIDERS` (engine).
+    pub fn for_provider(&self, provider: &str) -> Option<u32> {
+        match provider {
+            "digitalocean" => Some(self.digitalocean),
+            "aws" => Some(self.aws),
+            "github" => Some(self.github),
+            _ => None,
+        }
+    }
+}
+
 block! {
     /// Client-side request budgets, kept below the APIs' own limits.
     pub struct RateLimits {

@@ -55,15 +55,15 @@ impl ExecOptions<'_> {
         }
     }
 
-    /// The concurrency of `[settings.concurrency]`.
+    /// The concurrency of `[settings.concurrency]`, per provider of the registry; a
+    /// provider the settings have no key for runs one change at a time.
     pub fn from_settings(settings: &crate::desired::model::Settings) -> Self {
         let c = &settings.concurrency;
         ExecOptions {
-            concurrency: BTreeMap::from([
-                ("digitalocean", c.digitalocean as usize),
-                ("aws", c.aws as usize),
-                ("github", c.github as usize),
-            ]),
+            concurrency: crate::providers::PROVIDERS
+                .iter()
+                .filter_map(|p| Some((*p, c.for_provider(p)? as usize)))
+                .collect(),
             key: None,
             flush_every: Duration::from_secs(1),
             stop: None,

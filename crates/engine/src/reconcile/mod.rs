@@ -27,7 +27,7 @@ use crate::ledger::store::{Snapshot, Store};
 use crate::ledger::{Ledger, LedgerError};
 use crate::live::LiveState;
 use crate::plan::{Action, Change, Plan, PlanError, PlanReport};
-use crate::providers::clouds::Clouds;
+use crate::providers::Clouds;
 
 /// The ledger location when neither `--ledger`/`PROVISIONER_LEDGER` nor `[settings] ledger`
 /// names one.
