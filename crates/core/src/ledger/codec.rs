@@ -3,15 +3,15 @@
 
 use serde_json::Value;
 
-use super::error::LedgerError;
+use super::error::DecodeError;
 use super::migrate;
 use super::model::{LEDGER_SCHEMA_VERSION, Ledger};
 
 /// Parses a ledger document of this build's schema version.
-pub fn decode(bytes: &[u8], location: &str) -> Result<Ledger, LedgerError> {
+pub fn decode(bytes: &[u8], location: &str) -> Result<Ledger, DecodeError> {
     let (value, found) = parse_known(bytes, location)?;
     if found < LEDGER_SCHEMA_VERSION {
-        return Err(LedgerError::NeedsMigration {
+        return Err(DecodeError::NeedsMigration {
             location: location.into(),
             found,
             current: LEDGER_SCHEMA_VERSION,
@@ -25,14 +25,14 @@ pub fn decode(bytes: &[u8], location: &str) -> Result<Ledger, LedgerError> {
 pub fn decode_and_migrate(
     bytes: &[u8],
     location: &str,
-) -> Result<(Ledger, Vec<&'static str>), LedgerError> {
+) -> Result<(Ledger, Vec<&'static str>), DecodeError> {
     let (value, found) = parse_known(bytes, location)?;
     let (value, applied) = migrate::upgrade(value, found, migrate::STEPS).map_err(|e| match e {
-        migrate::Error::NoPath(found) => LedgerError::NoMigrationPath {
+        migrate::Error::NoPath(found) => DecodeError::NoMigrationPath {
             location: location.into(),
             found,
         },
-        migrate::Error::Step { name, detail } => LedgerError::Corrupt {
+        migrate::Error::Step { name, detail } => DecodeError::Corrupt {
             location: location.into(),
             detail: format!("migration {name} failed: {detail}"),
         },
@@ -49,11 +49,11 @@ pub fn encode(ledger: &Ledger) -> Vec<u8> {
 }
 
 /// The document and its schema version, refusing versions newer than this build's.
-fn parse_known(bytes: &[u8], location: &str) -> Result<(Value, u32), LedgerError> {
+fn parse_known(bytes: &[u8], location: &str) -> Result<(Value, u32), DecodeError> {
     let value = parse(bytes, location)?;
     let found = schema_version(&value, location)?;
     if found > LEDGER_SCHEMA_VERSION {
-        return Err(LedgerError::TooNew {
+        return Err(DecodeError::TooNew {
             location: location.into(),
             found,
             supported: LEDGER_SCHEMA_VERSION,
@@ -62,14 +62,14 @@ fn parse_known(bytes: &[u8], location: &str) -> Result<(Value, u32), LedgerError
     Ok((value, found))
 }
 
-fn parse(bytes: &[u8], location: &str) -> Result<Value, LedgerError> {
+fn parse(bytes: &[u8], location: &str) -> Result<Value, DecodeError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(LedgerError::Corrupt {
+        return Err(DecodeError::Corrupt {
             location: location.into(),
             detail: "the document is empty".into(),
         });
     }
-    serde_json::from_slice(bytes).map_err(|e| LedgerError::Corrupt {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Corrupt {
         location: location.into(),
         detail: format!(
             "not valid JSON at line {}, column {} ({})",
@@ -85,8 +85,8 @@ fn parse(bytes: &[u8], location: &str) -> Result<Value, LedgerError> {
     })
 }
 
-fn schema_version(value: &Value, location: &str) -> Result<u32, LedgerError> {
-    let corrupt = |detail: &str| LedgerError::Corrupt {
+fn schema_version(value: &Value, location: &str) -> Result<u32, DecodeError> {
+    let corrupt = |detail: &str| DecodeError::Corrupt {
         location: location.into(),
         detail: detail.into(),
     };
@@ -102,8 +102,8 @@ fn schema_version(value: &Value, location: &str) -> Result<u32, LedgerError> {
         .ok_or_else(|| corrupt("`schema_version` is not a small whole number"))
 }
 
-fn from_value(value: Value, location: &str) -> Result<Ledger, LedgerError> {
-    serde_json::from_value(value).map_err(|e| LedgerError::Corrupt {
+fn from_value(value: Value, location: &str) -> Result<Ledger, DecodeError> {
+    serde_json::from_value(value).map_err(|e| DecodeError::Corrupt {
         location: location.into(),
         detail: format!("it does not match schema version {LEDGER_SCHEMA_VERSION}: {e}"),
     })
@@ -128,7 +128,7 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("file://x/ledger.json"), "{text}");
         assert!(text.contains("truncated"), "{text}");
-        assert!(matches!(e, LedgerError::Corrupt { .. }));
+        assert!(matches!(e, DecodeError::Corrupt { .. }));
     }
 
     #[test]
@@ -141,7 +141,7 @@ mod tests {
         assert!(e.to_string().contains("provisioner ledger migrate"), "{e}");
         let e = decode_and_migrate(older, "here").unwrap_err();
         assert!(
-            matches!(e, LedgerError::NoMigrationPath { found: 0, .. }),
+            matches!(e, DecodeError::NoMigrationPath { found: 0, .. }),
             "{e}"
         );
         let e = decode(br#"{"lineage": "x"}"#, "here").unwrap_err();

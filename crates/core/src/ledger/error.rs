@@ -16,50 +16,9 @@ pub enum LedgerError {
         /// Where the ledger lives.
         location: String,
     },
-    /// The document cannot be read as a ledger.
-    #[error(
-        "the ledger at {location} is corrupt: {detail}; nothing was written (restore a good version with `provisioner state rollback VERSION`, see `provisioner state history`)"
-    )]
-    Corrupt {
-        /// Where (and which version).
-        location: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-    /// Written by a newer provisioner.
-    #[error(
-        "the ledger at {location} has schema version {found}, newer than this provisioner understands ({supported}): upgrade provisioner; nothing was written"
-    )]
-    TooNew {
-        /// Where.
-        location: String,
-        /// Its schema version.
-        found: u32,
-        /// The newest this build reads.
-        supported: u32,
-    },
-    /// Written by an older provisioner: `ledger migrate` upgrades it.
-    #[error(
-        "the ledger at {location} has schema version {found}; this provisioner uses {current}: run `provisioner ledger migrate` (the old version stays in the history)"
-    )]
-    NeedsMigration {
-        /// Where.
-        location: String,
-        /// Its schema version.
-        found: u32,
-        /// This build's version.
-        current: u32,
-    },
-    /// No chain of migrations leads from the document's version to this build's.
-    #[error(
-        "the ledger at {location} has schema version {found}, which no migration in this build upgrades"
-    )]
-    NoMigrationPath {
-        /// Where.
-        location: String,
-        /// Its schema version.
-        found: u32,
-    },
+    /// The document cannot be decoded as a ledger of this build's schema.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     /// Another process holds the lease.
     #[error(
         "the ledger at {location} is locked by {holder}; it expires at {expires}. Wait (`--lock-timeout 5m`), or if that process is gone: `provisioner state unlock --force {lease_id}`",
@@ -188,4 +147,55 @@ impl LedgerError {
             cause: source,
         }
     }
+}
+
+/// Why a ledger document could not be decoded: the codec's own error, a part of
+/// [`LedgerError`] (`LedgerError::Decode`) for callers that read from a store. None of these is
+/// worth retrying: the document stays as it is until a person restores or migrates it.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The document cannot be read as a ledger.
+    #[error(
+        "the ledger at {location} is corrupt: {detail}; nothing was written (restore a good version with `provisioner state rollback VERSION`, see `provisioner state history`)"
+    )]
+    Corrupt {
+        /// Where (and which version).
+        location: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Written by a newer provisioner.
+    #[error(
+        "the ledger at {location} has schema version {found}, newer than this provisioner understands ({supported}): upgrade provisioner; nothing was written"
+    )]
+    TooNew {
+        /// Where.
+        location: String,
+        /// Its schema version.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
+    /// Written by an older provisioner: `ledger migrate` upgrades it.
+    #[error(
+        "the ledger at {location} has schema version {found}; this provisioner uses {current}: run `provisioner ledger migrate` (the old version stays in the history)"
+    )]
+    NeedsMigration {
+        /// Where.
+        location: String,
+        /// Its schema version.
+        found: u32,
+        /// This build's version.
+        current: u32,
+    },
+    /// No chain of migrations leads from the document's version to this build's.
+    #[error(
+        "the ledger at {location} has schema version {found}, which no migration in this build upgrades"
+    )]
+    NoMigrationPath {
+        /// Where.
+        location: String,
+        /// Its schema version.
+        found: u32,
+    },
 }

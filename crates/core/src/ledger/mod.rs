@@ -12,5 +12,5 @@ pub mod lease;
 pub mod migrate;
 pub mod model;
 
-pub use error::LedgerError;
+pub use error::{DecodeError, LedgerError};
 pub use model::{Intent, Ledger, LedgerEntry, Written};

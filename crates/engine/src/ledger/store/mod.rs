@@ -659,7 +659,9 @@ impl Store {
         {
             let location = format!("{} version {}", self.location(), v.id);
             let read = match self.backend.get_version(LEDGER_KEY, &v.id).await? {
-                Some(bytes) => codec::decode_and_migrate(&bytes, &location).map(|(l, _)| l),
+                Some(bytes) => codec::decode_and_migrate(&bytes, &location)
+                    .map(|(l, _)| l)
+                    .map_err(LedgerError::from),
                 None => Err(LedgerError::UnknownVersion {
                     location: self.location(),
                     version: v.id.clone(),
@@ -691,7 +693,10 @@ impl Store {
                 location: self.location(),
                 version: id.into(),
             })?;
-        codec::decode(&bytes, &format!("{} version {id}", self.location()))
+        Ok(codec::decode(
+            &bytes,
+            &format!("{} version {id}", self.location()),
+        )?)
     }
 
     /// Makes past version `id` the latest: its content, written conditionally over the
@@ -955,9 +960,11 @@ impl Store {
             let Some((bytes, _)) = self.backend.get(&key).await? else {
                 continue;
             };
-            let record = serde_json::from_slice(&bytes).map_err(|e| LedgerError::Corrupt {
-                location: self.backend.location(&key),
-                detail: format!("not a journal record: {e}"),
+            let record = serde_json::from_slice(&bytes).map_err(|e| {
+                LedgerError::Decode(crate::ledger::error::DecodeError::Corrupt {
+                    location: self.backend.location(&key),
+                    detail: format!("not a journal record: {e}"),
+                })
             })?;
             out.push(record);
         }
