@@ -277,7 +277,8 @@ async fn work(
     );
     if let Some(e) = &report.ledger_error {
         errln!(
-            "error: writing the ledger: {e}{}",
+            "error: writing the ledger: {}{}",
+            crate::errors::chain(e),
             if done + failed > 0 {
                 "; the changes made are found again and recorded by the next apply"
             } else {

@@ -418,7 +418,7 @@ async fn work(
         }
         if let Some(e) = &report.ledger_error {
             *ledger_ok = false;
-            record.error = Some(format!("writing the ledger: {e}"));
+            record.error = Some(format!("writing the ledger: {}", crate::errors::chain(e)));
         }
     }
     let planned = &passed.planned;

@@ -63,7 +63,11 @@ impl Changes for Recorder {
 struct Saves(Arc<Mutex<Vec<String>>>, usize);
 
 impl Persist for Saves {
-    async fn save(&mut self, ledger: &Ledger, _: &str) -> Result<(), String> {
+    async fn save(
+        &mut self,
+        ledger: &Ledger,
+        _: &str,
+    ) -> Result<(), provisioner::ledger::LedgerError> {
         self.1 += 1;
         let mut seen = self.0.lock().unwrap();
         for i in ledger.pending.values() {

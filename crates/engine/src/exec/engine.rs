@@ -74,7 +74,11 @@ impl ExecOptions<'_> {
 /// Where the ledger goes while the executor works (the store, behind a conditional write).
 pub trait Persist {
     /// Persists `ledger`; `why` is the history summary.
-    fn save(&mut self, ledger: &Ledger, why: &str) -> impl Future<Output = Result<(), String>>;
+    fn save(
+        &mut self,
+        ledger: &Ledger,
+        why: &str,
+    ) -> impl Future<Output = Result<(), crate::ledger::LedgerError>>;
 }
 
 /// Persists nothing (tests, tools).
@@ -82,7 +86,7 @@ pub trait Persist {
 pub struct NoPersist;
 
 impl Persist for NoPersist {
-    async fn save(&mut self, _: &Ledger, _: &str) -> Result<(), String> {
+    async fn save(&mut self, _: &Ledger, _: &str) -> Result<(), crate::ledger::LedgerError> {
         Ok(())
     }
 }
@@ -105,14 +109,16 @@ impl Progress for NoProgress {
 }
 
 /// What an apply did.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct ApplyReport {
     /// Every acting change, in the order they finished.
     pub outcomes: Vec<Outcome>,
     /// How long it took.
     pub elapsed: Duration,
     /// Set when the ledger could not be written: the executor stopped starting changes.
-    pub ledger_error: Option<String>,
+    /// A [`LedgerError::Conflict`](crate::ledger::LedgerError::Conflict) means another writer
+    /// won the race; the others leave the store as it was.
+    pub ledger_error: Option<crate::ledger::LedgerError>,
 }
 
 impl ApplyReport {

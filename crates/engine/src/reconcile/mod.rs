@@ -548,18 +548,13 @@ pub struct StorePersist<'a> {
 }
 
 impl Persist for StorePersist<'_> {
-    async fn save(&mut self, ledger: &Ledger, why: &str) -> Result<(), String> {
-        match self
+    async fn save(&mut self, ledger: &Ledger, why: &str) -> Result<(), crate::ledger::LedgerError> {
+        let s = self
             .store
             .write(ledger.clone(), self.snapshot.as_ref(), why)
-            .await
-        {
-            Ok(s) => {
-                self.snapshot = Some(s.into_base().1);
-                Ok(())
-            }
-            Err(e) => Err(crate::errors::chain(&e)),
-        }
+            .await?;
+        self.snapshot = Some(s.into_base().1);
+        Ok(())
     }
 }
 

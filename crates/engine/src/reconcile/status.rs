@@ -102,7 +102,7 @@ impl PassStatus {
         if let Some(e) = applied.and_then(|r| r.ledger_error.as_ref())
             && done + failed == 0
         {
-            return PassStatus::Failed(format!("writing the ledger: {e}"));
+            return PassStatus::Failed(format!("writing the ledger: {}", crate::errors::chain(e)));
         }
         let unrecorded = applied.is_some_and(|r| r.ledger_error.is_some());
         if failed + skipped + conflicts > 0 || unrecorded {
