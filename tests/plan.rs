@@ -392,6 +392,37 @@ fn a_secret_changed_by_hand_is_rewritten_and_never_shown() {
     assert_eq!(action_of(&p, "github.actions_secret.s"), Action::Update);
 }
 
+#[test]
+fn a_removed_resource_is_deleted_with_the_local_settings_its_ledger_entry_kept() {
+    // `force_delete` is provisioner's own setting, which no cloud keeps: once the block is
+    // gone, only the ledger entry the executor recorded still knows it.
+    let secret = "[aws.secretsmanager_secret.s]\nname = \"app\"\nvalue = { generate = { length = 32 } }\nforce_delete = true\n";
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&load(&[("a.toml", secret)]), &mut ledger, &mut cloud);
+    let entry = &ledger.resources[&addr("aws.secretsmanager_secret.s")];
+    assert_eq!(entry.options.get("force_delete"), Some(&true.into()));
+    let pruned = load(&[("a.toml", "[settings]\nprune = true\n")]);
+    converge(&pruned, &mut ledger, &mut cloud);
+    assert!(
+        cloud
+            .live()
+            .objects(Kind::AwsSecretsmanagerSecret)
+            .is_empty()
+    );
+    let deletes: Vec<_> = cloud
+        .requests()
+        .into_iter()
+        .filter(|r| r.action == Action::Delete)
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(
+        deletes[0].spec.as_ref().and_then(|s| s.get("force_delete")),
+        Some(&true.into()),
+        "the delete is asked with the setting: {deletes:?}"
+    );
+}
+
 fn cluster(version: &str, ha: bool) -> String {
     format!(
         "[digitalocean.kubernetes_cluster.k]\nname = \"k\"\nregion = \"nyc3\"\nversion = \"{version}\"\nha = {ha}\n\n[digitalocean.kubernetes_cluster.k.node_pools.w]\nsize = \"s-2vcpu-4gb\"\ncount = 2\n"
