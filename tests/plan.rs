@@ -423,6 +423,31 @@ fn a_removed_resource_is_deleted_with_the_local_settings_its_ledger_entry_kept()
     );
 }
 
+#[test]
+fn an_update_made_for_another_field_leaves_an_ignored_field_as_someone_else_set_it() {
+    let vpc = |name: &str| {
+        format!(
+            "[digitalocean.vpc.main]\nname = \"{name}\"\nregion = \"nyc3\"\ndescription = \"ours\"\nlifecycle = {{ ignore_changes = [\"description\"] }}\n"
+        )
+    };
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&load(&[("a.toml", &vpc("prod"))]), &mut ledger, &mut cloud);
+    let id = id_of(&ledger, "digitalocean.vpc.main");
+    cloud.object_mut(Kind::DoVpc, &id).expect("vpc").fields["description"] = "theirs".into();
+    let renamed = load(&[("a.toml", &vpc("production"))]);
+    let (p, _) = plan_checked(&renamed, &ledger, &cloud.live());
+    assert_eq!(action_of(&p, "digitalocean.vpc.main"), Action::Update);
+    converge(&renamed, &mut ledger, &mut cloud);
+    let live = cloud.live();
+    let o = &live.objects(Kind::DoVpc)[0];
+    assert_eq!(o.fields["name"], "production");
+    assert_eq!(
+        o.fields["description"], "theirs",
+        "ignored, so never changed"
+    );
+}
+
 fn cluster(version: &str, ha: bool) -> String {
     format!(
         "[digitalocean.kubernetes_cluster.k]\nname = \"k\"\nregion = \"nyc3\"\nversion = \"{version}\"\nha = {ha}\n\n[digitalocean.kubernetes_cluster.k.node_pools.w]\nsize = \"s-2vcpu-4gb\"\ncount = 2\n"
