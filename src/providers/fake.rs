@@ -399,3 +399,35 @@ pub fn fake_attributes(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::planner::testing::{VPC, desired, entry, ledger, live};
+
+    #[tokio::test]
+    async fn observe_answers_every_kind_of_the_scope_of_every_provider() {
+        let d = desired(&format!(
+            "{VPC}\n[github.actions_variable.v]\nrepository = \"o/r\"\nname = \"V\"\nvalue = \"x\"\n"
+        ));
+        // A kind only the ledger still knows is in the scope too.
+        let l = ledger(json!({ "aws.sns_topic.t": entry("aws.sns_topic", "arn-t") }));
+        let cloud = FakeCloud::new(live(json!({
+            "digitalocean.vpc": { "objects": [{ "id": "vpc-1", "fields": { "name": "prod" } }] },
+            "digitalocean.domain": { "objects": [{ "id": "example.com" }] },
+        })));
+        let seen = cloud.observe(&ObserveScope::new(&d, &l)).await;
+        assert_eq!(
+            seen.keys().copied().collect::<Vec<_>>(),
+            [Kind::DoVpc, Kind::AwsSnsTopic, Kind::GhActionsVariable]
+        );
+        assert!(
+            seen.values()
+                .all(|o| o.status == ObserveStatus::Complete && o.failed_scopes.is_empty())
+        );
+        assert_eq!(seen[&Kind::DoVpc].objects[0].id, "vpc-1");
+        assert!(seen[&Kind::AwsSnsTopic].objects.is_empty());
+    }
+}
