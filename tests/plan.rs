@@ -57,8 +57,8 @@ fn env_from_files(d: &DesiredState, dir: &Path) -> DesiredState {
             let file = dir.join(&*name);
             std::fs::write(&file, format!("the value of {name}")).expect("write");
             *source = SecretSource::File(file);
+            r.spec_json = r.spec.to_json();
         }
-        r.spec_json = r.spec.to_json();
     }
     d
 }
