@@ -74,11 +74,14 @@ fn bench(c: &mut Criterion) {
         });
         let (p, _) = plan::plan(&d, &empty_ledger, &empty_live).expect("plan");
         let mut ledger = Ledger::new("bench");
-        let mut cloud = FakeCloud::default();
-        cloud.apply(&p, &d, &mut ledger).expect("apply");
+        let cloud = FakeCloud::default();
+        cloud
+            .apply_plan_blocking(&p, &d, &mut ledger, None)
+            .expect("apply");
+        let live = cloud.live();
         group.bench_with_input(BenchmarkId::new("no_drift", n), &n, |b, _| {
             b.iter(|| {
-                let (p, _) = plan::plan(&d, &ledger, &cloud.live).expect("plan");
+                let (p, _) = plan::plan(&d, &ledger, &live).expect("plan");
                 assert!(!p.has_changes());
                 black_box(p)
             })

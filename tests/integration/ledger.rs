@@ -959,9 +959,12 @@ async fn canary_secrets_never_reach_a_ledger_version_or_journal_record(place: Pl
     let store = place.store().await;
     let (plan, report) =
         provisioner::plan::plan(&state, &Ledger::default(), &LiveState::default()).unwrap();
-    let mut cloud = FakeCloud::default();
+    let cloud = FakeCloud::default();
     let mut ledger = Ledger::create();
-    cloud.apply(&plan, &state, &mut ledger).unwrap();
+    cloud
+        .apply_plan(&plan, &state, &mut ledger, Some(&key))
+        .await
+        .unwrap();
     let written = store.write(ledger, None, "apply").await.unwrap();
     assert!(
         written
@@ -997,12 +1000,12 @@ async fn canary_secrets_never_reach_a_ledger_version_or_journal_record(place: Pl
         .await
         .unwrap();
     // Re-plan with the same value: nothing to do; with a changed value: the fingerprint says so.
-    let (again, _) = provisioner::plan::plan(&state, &written.ledger, &cloud.live).unwrap();
+    let (again, _) = provisioner::plan::plan(&state, &written.ledger, &cloud.live()).unwrap();
     assert!(!again.has_changes());
     std::fs::write(dir.path().join("canary.txt"), format!("{CANARY}-rotated")).unwrap();
     let mut rotated = desired::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     desired::secrets::fingerprint_all(&mut rotated, &key).unwrap();
-    let (changed, _) = provisioner::plan::plan(&rotated, &written.ledger, &cloud.live).unwrap();
+    let (changed, _) = provisioner::plan::plan(&rotated, &written.ledger, &cloud.live()).unwrap();
     assert_eq!(
         changed.changes.iter().filter(|c| c.action.acts()).count(),
         2

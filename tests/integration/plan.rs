@@ -1,10 +1,13 @@
-//! Planner scenarios: every plan passes the invariants, and plan → apply to the fake cloud →
-//! re-plan is empty (convergence). Rendered plans are snapshotted in tests/output/.
+//! Planner scenarios: every plan passes the invariants, and plan → apply to the fake cloud
+//! with the real executor → re-plan is empty (convergence). Rendered plans are snapshotted in
+//! tests/output/.
 
 use std::path::Path;
 
 use provisioner::desired::kinds::Kind;
-use provisioner::desired::{self, Address, DesiredState};
+use provisioner::desired::values::SecretSource;
+use provisioner::desired::{self, Address, DesiredState, Spec};
+use provisioner::ledger::fingerprint::FingerprintKey;
 use provisioner::ledger::{Intent, Ledger};
 use provisioner::live::{KindObservation, LiveObject, LiveState, ObserveStatus};
 use provisioner::plan::display::PlanDisplay;
@@ -33,11 +36,42 @@ fn plan_checked(d: &DesiredState, l: &Ledger, live: &LiveState) -> (Plan, PlanRe
     (p, r)
 }
 
-/// Applies the plan to the fake cloud and asserts the next plan is empty.
+/// The fingerprint key the executor records secret values with in these tests.
+fn key() -> FingerprintKey {
+    FingerprintKey::new(b"a-test-key-of-at-least-16-bytes".to_vec()).expect("key")
+}
+
+/// `d` with every secret read from the environment read from a file of `dir` instead, named
+/// after the variable: the executor reads secret values when it writes them, and a test
+/// cannot set the environment (that is unsafe, and the crate forbids unsafe code).
+fn env_from_files(d: &DesiredState, dir: &Path) -> DesiredState {
+    let mut d = d.clone();
+    for r in d.resources.values_mut() {
+        let source = match &mut r.spec {
+            Spec::GhActionsSecret(s) => &mut s.value.0,
+            Spec::GhEnvironmentSecret(s) => &mut s.value.0,
+            Spec::AwsSecretsmanagerSecret(s) => &mut s.value.0,
+            _ => continue,
+        };
+        if let SecretSource::Env(name) = source {
+            let file = dir.join(&*name);
+            std::fs::write(&file, format!("the value of {name}")).expect("write");
+            *source = SecretSource::File(file);
+            r.spec_json = r.spec.to_json();
+        }
+    }
+    d
+}
+
+/// Applies the plan to the fake cloud with the real executor and asserts the next plan is
+/// empty.
 fn converge(d: &DesiredState, ledger: &mut Ledger, cloud: &mut FakeCloud) -> Plan {
-    let (p, _) = plan_checked(d, ledger, &cloud.live);
-    cloud.apply(&p, d, ledger).unwrap_or_else(|e| panic!("{e}"));
-    let (again, _) = plan_checked(d, ledger, &cloud.live);
+    let (p, _) = plan_checked(d, ledger, &cloud.live());
+    let env = tempfile::tempdir().expect("temp dir");
+    cloud
+        .apply_plan_blocking(&p, &env_from_files(d, env.path()), ledger, Some(&key()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (again, _) = plan_checked(d, ledger, &cloud.live());
     let acting: Vec<String> = again
         .changes
         .iter()
@@ -127,7 +161,7 @@ fn drift_is_detected_with_field_diffs_and_corrected() {
     let rec = id_of(&ledger, "digitalocean.domain_record.dmarc");
     cloud.remove(Kind::DoDomainRecord, &rec);
 
-    let (p, r) = plan_checked(&d, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&d, &ledger, &cloud.live());
     let text = render(&p, &r);
     expectorate::assert_contents("tests/output/worked-example-drift.txt", &text);
     assert_eq!(
@@ -154,7 +188,7 @@ fn a_region_change_replaces_and_names_the_field() {
     let mut cloud = FakeCloud::default();
     converge(&load(&[("a.toml", ONE_VPC)]), &mut ledger, &mut cloud);
     let moved = load(&[("a.toml", &ONE_VPC.replace("nyc3", "sfo3"))]);
-    let (p, r) = plan_checked(&moved, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&moved, &ledger, &cloud.live());
     let c = &p.changes[0];
     assert_eq!(c.action, Action::Replace);
     assert!(
@@ -178,7 +212,7 @@ fn prevent_destroy_turns_a_replacement_into_an_error_naming_it() {
     let protected = format!("{ONE_VPC}lifecycle = {{ prevent_destroy = true }}\n");
     converge(&load(&[("a.toml", &protected)]), &mut ledger, &mut cloud);
     let moved = load(&[("a.toml", &protected.replace("nyc3", "sfo3"))]);
-    let err = plan::plan(&moved, &ledger, &cloud.live).expect_err("protected");
+    let err = plan::plan(&moved, &ledger, &cloud.live()).expect_err("protected");
     let PlanError::PreventDestroy(list) = &err;
     assert_eq!(list[0].0, addr("digitalocean.vpc.main"));
     assert!(
@@ -194,15 +228,15 @@ fn removing_a_resource_orphans_it_unless_prune_is_on() {
     let mut cloud = FakeCloud::default();
     converge(&load(&[("a.toml", &two)]), &mut ledger, &mut cloud);
     let one = load(&[("a.toml", ONE_VPC)]);
-    let (p, r) = plan_checked(&one, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&one, &ledger, &cloud.live());
     assert_eq!(action_of(&p, "digitalocean.domain.d"), Action::Orphan);
     assert!(!p.has_changes());
     assert!(render(&p, &r).contains("prune is off"));
     let pruned = load(&[("a.toml", &format!("[settings]\nprune = true\n\n{ONE_VPC}"))]);
-    let (p, _) = plan_checked(&pruned, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&pruned, &ledger, &cloud.live());
     assert_eq!(action_of(&p, "digitalocean.domain.d"), Action::Delete);
     converge(&pruned, &mut ledger, &mut cloud);
-    assert!(cloud.live.objects(Kind::DoDomain).is_empty());
+    assert!(cloud.live().objects(Kind::DoDomain).is_empty());
 }
 
 #[test]
@@ -216,7 +250,7 @@ fn deletes_run_dependants_first() {
         &mut cloud,
     );
     let pruned = load(&[("a.toml", &format!("[settings]\nprune = true\n\n{ONE_VPC}"))]);
-    let (p, _) = plan_checked(&pruned, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&pruned, &ledger, &cloud.live());
     let wave = |a: &str| {
         p.changes
             .iter()
@@ -276,7 +310,7 @@ fn detect_mode_reports_drift_and_plans_no_action() {
         "a.toml",
         &format!("[settings]\nmode = \"detect\"\n\n{ONE_VPC}"),
     )]);
-    let (p, _) = plan_checked(&detect, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&detect, &ledger, &cloud.live());
     assert_eq!(action_of(&p, "digitalocean.vpc.main"), Action::Drift);
     assert!(!p.has_changes());
 }
@@ -320,18 +354,25 @@ fn an_object_found_by_name_is_adopted_not_duplicated() {
             .unwrap_or("")
             .contains("interrupted create")
     );
-    assert_eq!(cloud.live.objects(Kind::DoVpc).len(), 1, "no duplicate");
+    assert_eq!(cloud.live().objects(Kind::DoVpc).len(), 1, "no duplicate");
     assert_eq!(id_of(&ledger, "digitalocean.vpc.main"), "vpc-existing");
     assert!(ledger.pending.is_empty());
 }
 
-const SECRET: &str = "[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"TOKEN\"\nvalue = { env = \"TOKEN\" }\n";
+/// An Actions secret whose value is the file `value` of `dir`.
+fn secret_in(dir: &Path) -> String {
+    format!(
+        "[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"TOKEN\"\nvalue = {{ file = \"{}\" }}\n",
+        dir.join("value").display()
+    )
+}
 
 #[test]
 fn a_secret_changed_by_hand_is_rewritten_and_never_shown() {
-    let mut d = load(&[("a.toml", SECRET)]);
-    d.secret_fingerprints
-        .insert("github.actions_secret.s.value".into(), "fp-1".into());
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("value"), "first").expect("write");
+    let mut d = load(&[("a.toml", &secret_in(dir.path()))]);
+    desired::secrets::fingerprint_all(&mut d, &key()).expect("fingerprints");
     let mut ledger = Ledger::default();
     let mut cloud = FakeCloud::default();
     converge(&d, &mut ledger, &mut cloud);
@@ -340,15 +381,71 @@ fn a_secret_changed_by_hand_is_rewritten_and_never_shown() {
         .object_mut(Kind::GhActionsSecret, &id)
         .expect("secret")
         .updated_at = Some("2026-02-01T00:00:00Z".into());
-    let (p, r) = plan_checked(&d, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&d, &ledger, &cloud.live());
     assert_eq!(action_of(&p, "github.actions_secret.s"), Action::Update);
     assert!(render(&p, &r).contains("value : (sensitive) -> (sensitive)"));
     converge(&d, &mut ledger, &mut cloud);
     // A new desired value (a new fingerprint) is also an update.
-    d.secret_fingerprints
-        .insert("github.actions_secret.s.value".into(), "fp-2".into());
-    let (p, _) = plan_checked(&d, &ledger, &cloud.live);
+    std::fs::write(dir.path().join("value"), "second").expect("write");
+    desired::secrets::fingerprint_all(&mut d, &key()).expect("fingerprints");
+    let (p, _) = plan_checked(&d, &ledger, &cloud.live());
     assert_eq!(action_of(&p, "github.actions_secret.s"), Action::Update);
+}
+
+#[test]
+fn a_removed_resource_is_deleted_with_the_local_settings_its_ledger_entry_kept() {
+    // `force_delete` is provisioner's own setting, which no cloud keeps: once the block is
+    // gone, only the ledger entry the executor recorded still knows it.
+    let secret = "[aws.secretsmanager_secret.s]\nname = \"app\"\nvalue = { generate = { length = 32 } }\nforce_delete = true\n";
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&load(&[("a.toml", secret)]), &mut ledger, &mut cloud);
+    let entry = &ledger.resources[&addr("aws.secretsmanager_secret.s")];
+    assert_eq!(entry.options.get("force_delete"), Some(&true.into()));
+    let pruned = load(&[("a.toml", "[settings]\nprune = true\n")]);
+    converge(&pruned, &mut ledger, &mut cloud);
+    assert!(
+        cloud
+            .live()
+            .objects(Kind::AwsSecretsmanagerSecret)
+            .is_empty()
+    );
+    let deletes: Vec<_> = cloud
+        .requests()
+        .into_iter()
+        .filter(|r| r.action == Action::Delete)
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(
+        deletes[0].spec.as_ref().and_then(|s| s.get("force_delete")),
+        Some(&true.into()),
+        "the delete is asked with the setting: {deletes:?}"
+    );
+}
+
+#[test]
+fn an_update_made_for_another_field_leaves_an_ignored_field_as_someone_else_set_it() {
+    let vpc = |name: &str| {
+        format!(
+            "[digitalocean.vpc.main]\nname = \"{name}\"\nregion = \"nyc3\"\ndescription = \"ours\"\nlifecycle = {{ ignore_changes = [\"description\"] }}\n"
+        )
+    };
+    let mut ledger = Ledger::new("l");
+    let mut cloud = FakeCloud::default();
+    converge(&load(&[("a.toml", &vpc("prod"))]), &mut ledger, &mut cloud);
+    let id = id_of(&ledger, "digitalocean.vpc.main");
+    cloud.object_mut(Kind::DoVpc, &id).expect("vpc").fields["description"] = "theirs".into();
+    let renamed = load(&[("a.toml", &vpc("production"))]);
+    let (p, _) = plan_checked(&renamed, &ledger, &cloud.live());
+    assert_eq!(action_of(&p, "digitalocean.vpc.main"), Action::Update);
+    converge(&renamed, &mut ledger, &mut cloud);
+    let live = cloud.live();
+    let o = &live.objects(Kind::DoVpc)[0];
+    assert_eq!(o.fields["name"], "production");
+    assert_eq!(
+        o.fields["description"], "theirs",
+        "ignored, so never changed"
+    );
 }
 
 fn cluster(version: &str, ha: bool) -> String {
@@ -367,21 +464,21 @@ fn versions_upgrade_in_place_and_never_downgrade() {
         &mut cloud,
     );
     let up = load(&[("a.toml", &cluster("1.33.1-do.0", true))]);
-    let (p, _) = plan_checked(&up, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&up, &ledger, &cloud.live());
     assert_eq!(
         action_of(&p, "digitalocean.kubernetes_cluster.k"),
         Action::Update
     );
     converge(&up, &mut ledger, &mut cloud);
     let minor = load(&[("a.toml", &cluster("1.33", true))]);
-    let (p, _) = plan_checked(&minor, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&minor, &ledger, &cloud.live());
     assert_eq!(
         action_of(&p, "digitalocean.kubernetes_cluster.k"),
         Action::NoOp,
         "1.33 is satisfied by 1.33.1-do.0"
     );
     let down = load(&[("a.toml", &cluster("1.32.5-do.0", false))]);
-    let (p, _) = plan_checked(&down, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&down, &ledger, &cloud.live());
     let c = p
         .changes
         .iter()
@@ -440,7 +537,7 @@ fn a_changed_rule_is_shown_alone_not_as_two_whole_lists() {
         .expect("the https rule");
     https["entry_port"] = 8443.into();
 
-    let (p, r) = plan_checked(&d, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&d, &ledger, &cloud.live());
     let fields = |a: &str| -> Vec<String> {
         p.changes
             .iter()
@@ -485,10 +582,10 @@ fn objects_left_by_an_interrupted_replacement_are_deleted_with_the_change() {
     let mut cloud = FakeCloud::default();
     converge(&d, &mut ledger, &mut cloud);
     let kept = id_of(&ledger, "digitalocean.vpc.main");
-    let mut copy = cloud.live.objects(Kind::DoVpc)[0].clone();
+    let mut copy = cloud.live().objects(Kind::DoVpc)[0].clone();
     copy.id = "vpc-left-by-a-kill".into();
     cloud
-        .live
+        .live_mut()
         .kinds
         .get_mut("digitalocean.vpc")
         .unwrap()
@@ -502,7 +599,7 @@ fn objects_left_by_an_interrupted_replacement_are_deleted_with_the_change() {
             at: None,
         },
     );
-    let (p, r) = plan_checked(&d, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&d, &ledger, &cloud.live());
     let c = &p.changes[0];
     assert_eq!(c.action, Action::Update, "{:?}", c);
     assert_eq!(c.cloud_id.as_deref(), Some(kept.as_str()));
@@ -510,7 +607,7 @@ fn objects_left_by_an_interrupted_replacement_are_deleted_with_the_change() {
     assert!(render(&p, &r).contains("vpc-left-by-a-kill left by an interrupted create"));
     // Without the intent nothing proves the second one is this ledger's: left alone.
     ledger.pending.clear();
-    let (p, _) = plan_checked(&d, &ledger, &cloud.live);
+    let (p, _) = plan_checked(&d, &ledger, &cloud.live());
     assert!(
         p.changes
             .iter()
@@ -532,7 +629,7 @@ fn edit_every_kind(cloud: &mut FakeCloud, policy: provisioner::desired::schema::
             continue;
         };
         let ids: Vec<String> = cloud
-            .live
+            .live()
             .objects(*kind)
             .iter()
             .map(|o| o.id.clone())
@@ -568,14 +665,14 @@ fn every_kind_renders_its_update_replace_and_delete_as_recorded() {
         let mut edited = cloud.clone();
         assert!(edit_every_kind(&mut edited, policy) > 10);
         d.allow_destroy = d.resources.keys().cloned().collect();
-        let (p, r) = plan_checked(&d, &ledger, &edited.live);
+        let (p, r) = plan_checked(&d, &ledger, &edited.live());
         expectorate::assert_contents(file, &render(&p, &r));
     }
 
     // Every block removed, with prune and the protections overridden.
     let mut gone = load(&[("settings.toml", "[settings]\nprune = true\n")]);
     gone.allow_destroy = ledger.resources.keys().cloned().collect();
-    let (p, r) = plan_checked(&gone, &ledger, &cloud.live);
+    let (p, r) = plan_checked(&gone, &ledger, &cloud.live());
     let kinds: std::collections::BTreeSet<&str> = p
         .changes
         .iter()

@@ -1,6 +1,6 @@
 //! Property tests: random desired states, planned against whatever a random earlier desired
 //! state left behind (ledger and cloud), with random hand edits and deletions in between,
-//! converge in one apply and never delete anything without `prune`.
+//! converge in one apply of the real executor and never delete anything without `prune`.
 
 use proptest::prelude::*;
 
@@ -145,13 +145,13 @@ proptest! {
         let first = load(&toml(&before, false, "a"));
         let mut ledger = Ledger::new("l");
         let mut cloud = FakeCloud::default();
-        let (p, _) = plan::plan(&first, &ledger, &cloud.live).expect("plan");
-        cloud.apply(&p, &first, &mut ledger).expect("apply");
+        let (p, _) = plan::plan(&first, &ledger, &cloud.live()).expect("plan");
+        cloud.apply_plan_blocking(&p, &first, &mut ledger, None).expect("apply");
 
         // Hands in the console: objects deleted, fields edited.
         let mut i = 0;
         for kind in [Kind::DoVpc, Kind::DoDomain, Kind::DoDomainRecord, Kind::GhActionsVariable] {
-            let ids: Vec<String> = cloud.live.objects(kind).iter().map(|o| o.id.clone()).collect();
+            let ids: Vec<String> = cloud.live().objects(kind).iter().map(|o| o.id.clone()).collect();
             for id in ids {
                 if vanish[i % 8] && edit[(i + 3) % 8] {
                     cloud.remove(kind, &id);
@@ -165,21 +165,21 @@ proptest! {
         }
 
         let second = load(&toml(&after, prune, prefix));
-        let (p, _) = plan::plan(&second, &ledger, &cloud.live).expect("plan");
+        let (p, _) = plan::plan(&second, &ledger, &cloud.live()).expect("plan");
         if let Err(problems) = check_plan_invariants(&p, &second, &ledger) {
             panic!("{}", problems.join("\n"));
         }
         if !prune {
             prop_assert!(p.changes.iter().all(|c| c.action != Action::Delete));
         }
-        cloud.apply(&p, &second, &mut ledger).expect("apply");
-        let (again, _) = plan::plan(&second, &ledger, &cloud.live).expect("plan");
+        cloud.apply_plan_blocking(&p, &second, &mut ledger, None).expect("apply");
+        let (again, _) = plan::plan(&second, &ledger, &cloud.live()).expect("plan");
         let acting: Vec<String> = again.changes.iter().filter(|c| c.action.acts()).map(|c| format!("{} {:?} {:?}", c.address, c.action, c.fields)).collect();
         prop_assert!(acting.is_empty(), "not converged: {:?}", acting);
         // Every desired resource exists exactly once in the cloud.
         for r in second.resources.values() {
             let id = &ledger.resources[&r.address].id;
-            prop_assert_eq!(cloud.live.objects(r.kind()).iter().filter(|o| &o.id == id).count(), 1);
+            prop_assert_eq!(cloud.live().objects(r.kind()).iter().filter(|o| &o.id == id).count(), 1);
         }
     }
 }

@@ -16,8 +16,10 @@ mod removed;
 mod schedule;
 mod secrets;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// Builders for unit tests (a desired state from TOML text, a ledger and a live state from
+/// JSON), for this crate's tests and, with the `testing` feature, for other crates' tests.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::borrow::Cow;
 use std::cell::OnceCell;

@@ -253,7 +253,7 @@ pub async fn execute<P: Changes, S: Persist, G: Progress>(
                 if *n >= limit {
                     continue;
                 }
-                match prepare(changes[i], desired, ledger, &attrs) {
+                match prepare(changes[i], desired, ledger, &attrs, &by_id) {
                     Ok(Some(p)) => {
                         *n += 1;
                         state[i] = State::Running;
@@ -444,12 +444,13 @@ struct Prepared {
 }
 
 /// Resolves a change's fields; `Ok(None)` when there is nothing to do after all (a delete of
-/// something the ledger no longer holds).
+/// something the ledger no longer holds). `live` is what observing saw, by kind and id.
 fn prepare(
     c: &Change,
     desired: &DesiredState,
     ledger: &Ledger,
     attrs: &crate::plan::planner::Attributes,
+    live: &HashMap<(&str, &str), &crate::live::LiveObject>,
 ) -> Result<Option<Prepared>, String> {
     if c.action == Action::Delete {
         let Some(entry) = ledger.resources.get(&c.address) else {
@@ -485,7 +486,20 @@ fn prepare(
             "skipped: `{name}` refers to something that was not created"
         ));
     }
-    let known = known_fields(&fields);
+    let mut known = known_fields(&fields);
+    // `ignore_changes`: what someone else owns is sent as they left it, so an update made for
+    // another field does not undo theirs (an update sends every field: a PATCH of them all,
+    // or a PUT of the whole object). The ledger then records that value as applied.
+    if matches!(c.action, Action::Update | Action::Adopt)
+        && let Some(object) = c
+            .cloud_id
+            .as_deref()
+            .and_then(|id| live.get(&(r.kind().key(), id)))
+    {
+        for path in &r.lifecycle.ignore_changes {
+            keep_live(&object.fields, &mut known, path);
+        }
+    }
     let old = (c.action == Action::Replace).then(|| match ledger.resources.get(&c.address) {
         Some(e) => (e.applied.clone(), Value::Object(e.options.clone())),
         None => (known.clone(), r.spec_json.clone()),
@@ -496,6 +510,38 @@ fn prepare(
         delete: None,
         old,
     }))
+}
+
+/// Sets the field at dotted `path` (`node_pools.workers.count`) of `sent` to its value in
+/// `live`. A path the object does not have is left as desired (nobody set it), and so is one
+/// whose table is not sent (a node pool being added).
+fn keep_live(
+    live: &serde_json::Map<String, Value>,
+    sent: &mut serde_json::Map<String, Value>,
+    path: &str,
+) {
+    let (parents, last) = match path.rsplit_once('.') {
+        Some((parents, last)) => (parents.split('.').collect::<Vec<_>>(), last),
+        None => (Vec::new(), path),
+    };
+    let mut have = live;
+    for s in &parents {
+        match have.get(*s) {
+            Some(Value::Object(m)) => have = m,
+            _ => return,
+        }
+    }
+    let Some(value) = have.get(last) else {
+        return;
+    };
+    let mut cur = sent;
+    for s in &parents {
+        let Some(Value::Object(m)) = cur.get_mut(*s) else {
+            return;
+        };
+        cur = m;
+    }
+    cur.insert(last.to_string(), value.clone());
 }
 
 /// What a running change reads of the ledger: only the entries of the resources its secret
@@ -1012,4 +1058,46 @@ fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledge
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::keep_live;
+
+    #[test]
+    fn an_ignored_path_is_sent_as_the_cloud_has_it_and_only_inside_what_is_sent() {
+        let live = json!({
+            "description": "theirs",
+            "node_pools": { "workers": { "count": 5, "size": "s" }, "gone": { "count": 1 } },
+        });
+        let Value::Object(live) = live else {
+            unreachable!()
+        };
+        let Value::Object(mut sent) = json!({
+            "description": "ours",
+            "node_pools": { "workers": { "count": 3, "size": "s" }, "new": { "count": 2 } },
+        }) else {
+            unreachable!()
+        };
+        for path in [
+            "description",
+            "node_pools.workers.count",
+            // Not in the cloud: nobody set it, so it is sent as desired.
+            "node_pools.new.count",
+            // Not sent (a pool the desired state does not have): not added.
+            "node_pools.gone.count",
+            "tags",
+        ] {
+            keep_live(&live, &mut sent, path);
+        }
+        assert_eq!(
+            Value::Object(sent),
+            json!({
+                "description": "theirs",
+                "node_pools": { "workers": { "count": 5, "size": "s" }, "new": { "count": 2 } },
+            })
+        );
+    }
 }

@@ -6,9 +6,9 @@
 //! over the pass's [`ObserveScope`].
 //!
 //! Adding a provider means, in this file, its `pub mod`, a variant of [`AnyProvider`], an
-//! arm in [`dispatch!`], its slot in [`Clouds::new`] and [`Clouds::from_env`] and its name
-//! in [`PROVIDERS`]; and its kinds' line in `desired/kinds/mod.rs` (core). Nothing else
-//! outside its own files.
+//! arm in [`dispatch!`], and its slot in [`Clouds::new`] and [`Clouds::from_env`]; and in
+//! `desired/kinds/mod.rs` (core) its kinds' lines and its name in [`PROVIDERS`]. Nothing
+//! else outside its own files.
 
 pub mod aws;
 pub mod digitalocean;
@@ -122,8 +122,10 @@ impl std::fmt::Debug for Clouds {
     }
 }
 
-/// The providers of this build, by name, in the registry's order.
-pub const PROVIDERS: &[&str] = &["digitalocean", "github", "aws"];
+/// The providers of this build, by name: the language's list (`desired::kinds::PROVIDERS`,
+/// in the order plans list them), which the registry's slots match one for one (a test holds
+/// them to it).
+pub use crate::desired::kinds::PROVIDERS;
 
 /// The kinds the desired state, the ledger's entries or its write-ahead intents use: what a
 /// pass observes, decided once, for every provider.
@@ -401,6 +403,7 @@ mod tests {
         }
         let options = crate::exec::ExecOptions::from_settings(&settings);
         let limited: Vec<&str> = options.concurrency.keys().copied().collect();
+        // BTreeMap keys come sorted.
         let mut sorted = keys.clone();
         sorted.sort_unstable();
         assert_eq!(limited, sorted);
@@ -416,7 +419,10 @@ mod tests {
             );
         }
         let clouds = Clouds::new(Err("none".into()), Err("none".into()), Err("none".into()));
-        let names: Vec<&str> = clouds.slots.iter().map(|s| s.name).collect();
-        assert_eq!(names, PROVIDERS);
+        let mut names: Vec<&str> = clouds.slots.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let mut providers = PROVIDERS.to_vec();
+        providers.sort_unstable();
+        assert_eq!(names, providers);
     }
 }
