@@ -340,8 +340,10 @@ impl Clouds {
             .ok_or_else(|| ProviderError::msg(format!("{} is not a provider", kind.provider())))?;
         match slot.current() {
             Some(Ok(p)) => Ok(p),
-            Some(Err(why)) => Err(ProviderError::msg(why.clone())),
-            None => Err(ProviderError::msg(format!(
+            // A slot holds why its provider could not be set up: missing or malformed
+            // credentials or endpoints, which only the operator can change.
+            Some(Err(why)) => Err(ProviderError::not_configured(why.clone())),
+            None => Err(ProviderError::not_configured(format!(
                 "the {} provider was not set up",
                 slot.name
             ))),
@@ -381,6 +383,21 @@ impl Changes for Clouds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_change_for_a_provider_that_is_not_set_up_is_not_configured_not_rejected() {
+        let clouds = Clouds::new(
+            Err("DIGITALOCEAN_TOKEN is not set".into()),
+            Err("none".into()),
+            Err("none".into()),
+        );
+        let e = Changes::retire(&clouds, Kind::DoKubernetesCluster, "id", &[])
+            .await
+            .expect_err("no provider");
+        assert_eq!(e.failure, crate::provider::Failure::NotConfigured);
+        assert!(!e.is_retryable());
+        assert!(e.message.contains("DIGITALOCEAN_TOKEN"), "{}", e.message);
+    }
 
     #[test]
     fn every_concurrency_setting_is_a_provider_of_the_registry_and_back() {
