@@ -589,6 +589,7 @@ async fn run<P: Changes>(
         let none = BTreeMap::new();
         let result = provider
             .apply(ApplyRequest {
+                address: &c.address,
                 kind: p.kind,
                 action: Action::Delete,
                 cloud_id: Some(id),
@@ -634,6 +635,7 @@ async fn run<P: Changes>(
         return finish(Err(e), p.known, fingerprints);
     }
     let request = |action, cloud_id| ApplyRequest {
+        address: &c.address,
         kind: p.kind,
         action,
         cloud_id,
@@ -656,6 +658,7 @@ async fn run<P: Changes>(
             let none = BTreeMap::new();
             let delete_old = || {
                 provider.apply(ApplyRequest {
+                    address: &c.address,
                     kind: p.kind,
                     action: Action::Delete,
                     cloud_id: Some(old_id),
@@ -713,6 +716,7 @@ async fn run<P: Changes>(
         for id in &c.leftovers {
             let deleted = provider
                 .apply(ApplyRequest {
+                    address: &c.address,
                     kind: p.kind,
                     action: Action::Delete,
                     cloud_id: Some(id),

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::aws::AwsProvider;
 use super::digitalocean::DoProvider;
 use super::github::GhProvider;
+use super::kubernetes::KubeProvider;
 use super::{
     Applied, ApplyRequest, Changes, ObserveScope, Provider, ProviderError, RequestStats,
     SecretValue,
@@ -29,6 +30,8 @@ pub enum AnyProvider {
     GitHub(GhProvider),
     /// AWS.
     Aws(AwsProvider),
+    /// Kubernetes clusters (each resource names its own).
+    Kubernetes(KubeProvider),
 }
 
 /// Runs `$body` with `$p` bound to the provider inside an [`AnyProvider`].
@@ -38,6 +41,7 @@ macro_rules! dispatch {
             AnyProvider::DigitalOcean($p) => $body,
             AnyProvider::GitHub($p) => $body,
             AnyProvider::Aws($p) => $body,
+            AnyProvider::Kubernetes($p) => $body,
         }
     };
 }
@@ -114,7 +118,7 @@ impl std::fmt::Debug for Clouds {
 }
 
 /// The providers of this build, by name, in the registry's order.
-pub const PROVIDERS: &[&str] = &["digitalocean", "github", "aws"];
+pub const PROVIDERS: &[&str] = &["digitalocean", "github", "aws", "kubernetes"];
 
 /// The kinds the desired state, the ledger's entries or its write-ahead intents use: what a
 /// pass observes, decided once, for every provider.
@@ -146,8 +150,24 @@ impl Clouds {
                 Slot::ready("digitalocean", digitalocean.map(AnyProvider::DigitalOcean)),
                 Slot::ready("github", github.map(AnyProvider::GitHub)),
                 Slot::ready("aws", aws.map(AnyProvider::Aws)),
+                Slot::ready(
+                    "kubernetes",
+                    Ok(AnyProvider::Kubernetes(KubeProvider::new(
+                        None,
+                        Default::default(),
+                    ))),
+                ),
             ],
         }
+    }
+
+    /// The same registry with this Kubernetes provider ([`Clouds::new`] makes one that
+    /// reads no DigitalOcean kubeconfig while observing).
+    pub fn with_kubernetes(mut self, kubernetes: KubeProvider) -> Self {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.name == "kubernetes") {
+            *slot = Slot::ready("kubernetes", Ok(AnyProvider::Kubernetes(kubernetes)));
+        }
+        self
     }
 
     /// The providers configured from the environment (`DIGITALOCEAN_TOKEN`, `SPACES_*`,
@@ -178,6 +198,10 @@ impl Clouds {
                         async move { AwsProvider::from_env(desired).await.map(AnyProvider::Aws) },
                     )
                 }),
+                Slot::ready(
+                    "kubernetes",
+                    Ok(AnyProvider::Kubernetes(KubeProvider::from_env(per_minute))),
+                ),
             ],
         };
         for slot in &clouds.slots {

@@ -1,5 +1,5 @@
 //! Providers: the adapters that observe and change one cloud each (`digitalocean`, `aws`,
-//! `github`), each behind [`Provider`]. `clouds` is the registry, the only list of them: it
+//! `github`, `kubernetes`), each behind [`Provider`]. `clouds` is the registry, the only list of them: it
 //! observes a pass's [`ObserveScope`] through all of them and hands each change to the
 //! provider of its kind. `fake` is an in-memory cloud for planner and executor tests.
 
@@ -8,6 +8,7 @@ pub mod clouds;
 pub mod digitalocean;
 pub mod fake;
 pub mod github;
+pub mod kubernetes;
 pub mod s3api;
 
 use std::collections::BTreeMap;
@@ -87,6 +88,9 @@ where
 /// One change for a provider to make.
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyRequest<'a> {
+    /// The resource's address (objects that carry it, such as Kubernetes objects, are
+    /// annotated with it).
+    pub address: &'a crate::desired::Address,
     /// The kind.
     pub kind: Kind,
     /// What to do.

@@ -6,6 +6,7 @@ pub mod common;
 pub mod digitalocean;
 pub mod github;
 pub mod identity;
+pub mod kubernetes;
 
 use super::load::Raw;
 use super::schema::{Cx, Decode, FieldInfo};
@@ -207,6 +208,7 @@ kinds! {
     GhEnvironmentSecret => "github"."environment_secret": github::EnvironmentSecret,
     GhActionsVariable => "github"."actions_variable": github::ActionsVariable,
     GhDeployKey => "github"."deploy_key": github::DeployKey,
+    KubeManifest => "kubernetes"."manifest": kubernetes::Manifest,
 }
 
 impl Spec {
@@ -219,6 +221,7 @@ impl Spec {
         match self {
             Spec::DoKubernetesCluster(_) => digitalocean::canonical_cluster(&mut v),
             Spec::DoDomainRecord(_) => digitalocean::canonical_record(&mut v),
+            Spec::KubeManifest(m) => kubernetes::manifest_json(m, &mut v),
             _ => {}
         }
         v
@@ -230,10 +233,11 @@ impl Spec {
             (Spec::AwsSecretsmanagerSecret(s), "value") => Some(&s.value.0),
             (Spec::GhActionsSecret(s), "value") => Some(&s.value.0),
             (Spec::GhEnvironmentSecret(s), "value") => Some(&s.value.0),
+            (Spec::KubeManifest(m), "cluster") => Some(&m.cluster.0),
             _ => None,
         }
     }
 }
 
 /// The providers, in the order plans list them.
-pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github"];
+pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github", "kubernetes"];
