@@ -700,7 +700,9 @@ async fn an_object_provisioner_did_not_make_is_not_taken_over_unless_asked() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the child process talks to the proxy this runtime serves while the test
+// waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_is_not_observed_and_never_planned_as_empty() {
     let Some(mut w) = world().await else { return };
     let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n";
@@ -847,4 +849,350 @@ async fn requests_per_pass_grow_with_types_and_namespaces() {
     let used = w.requests() - before;
     println!("requests in a no-change pass over 21 objects of 2 types in 1 namespace: {used}");
     assert_eq!(used, 2);
+}
+
+const CANARY: &str = "canary-kube-7d41c2-do-not-leak";
+
+const SECRET_TOML: &str = r#"
+[kubernetes.manifest.ns]
+cluster = { file = "KUBECONFIG" }
+yaml = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: NS
+"""
+
+[kubernetes.secret.git]
+cluster = { file = "KUBECONFIG" }
+namespace = "NS"
+name = "flux-system"
+data = { identity = { file = "SECRET_FILE" } }
+plain = { known_hosts = "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" }
+depends_on = ["kubernetes.manifest.ns"]
+"#;
+
+impl World {
+    /// The desired state of [`SECRET_TOML`], the secret file holding `value`.
+    fn secret_state(&self, toml: &str, value: &str) -> DesiredState {
+        let file = self.dir.path().join("identity");
+        std::fs::write(&file, value).unwrap();
+        self.state(
+            &toml.replace("SECRET_FILE", &file.display().to_string()),
+            &[],
+        )
+    }
+
+    async fn secret(&self, name: &str) -> Option<k8s_openapi::api::core::v1::Secret> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.kube().await, &self.ns);
+        api.get_opt(name).await.unwrap()
+    }
+
+    async fn secret_value(&self, name: &str, key: &str) -> Option<String> {
+        let s = self.secret(name).await?;
+        let v = s.data?.get(key)?.0.clone();
+        Some(String::from_utf8(v).unwrap())
+    }
+}
+
+/// Asserts that `text` holds neither the canary nor its base64.
+#[track_caller]
+fn assert_no_canary(what: &str, text: &str, canary: &str) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(canary);
+    assert!(!text.contains(canary), "{what} holds the canary:\n{text}");
+    assert!(
+        !text.contains(&b64),
+        "{what} holds the canary's base64:\n{text}"
+    );
+    // Base64 of the canary at another offset (inside a larger value).
+    let shifted = base64::engine::general_purpose::STANDARD.encode(format!("x{canary}"));
+    assert!(
+        !text.contains(&shifted[4..20]),
+        "{what} holds a base64 run of the canary:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_is_written_from_its_sources_and_its_values_never_shown_or_stored() {
+    let Some(mut w) = world().await else { return };
+    let d = w.secret_state(SECRET_TOML, CANARY);
+    let (plan, report, _) = w.plan(&d).await;
+    let shown = render(&plan, &report);
+    println!("{shown}");
+    assert!(shown.contains("data.identity"), "{shown}");
+    assert!(
+        shown.contains("known_hosts"),
+        "plain values are shown: {shown}"
+    );
+    assert_no_canary("the plan", &shown, CANARY);
+    assert_no_canary(
+        "the JSON plan",
+        &serde_json::to_string(&plan).unwrap(),
+        CANARY,
+    );
+    w.converge(&d).await;
+
+    // The cluster has the value; the ledger has a keyed fingerprint of it, nothing more.
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        CANARY
+    );
+    assert!(
+        w.secret_value("flux-system", "known_hosts")
+            .await
+            .unwrap()
+            .starts_with("github.com ssh-ed25519")
+    );
+    let s = w.secret("flux-system").await.unwrap();
+    assert_eq!(
+        s.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+        "provisioner"
+    );
+    let entry = &w.ledger.resources[&Address::new("kubernetes", "secret", "git")];
+    assert_eq!(entry.id, format!("{}/flux-system", w.ns));
+    assert!(
+        entry.fingerprints["data.identity"].starts_with("hmac-sha256:"),
+        "{:?}",
+        entry.fingerprints
+    );
+    assert_no_canary(
+        "the ledger",
+        &serde_json::to_string_pretty(&w.ledger).unwrap(),
+        CANARY,
+    );
+    w.assert_converged(&d).await;
+
+    // A pass over a Namespace and a Secret: one list of namespaces, one of the namespace's
+    // Secrets.
+    let before = w.requests();
+    w.assert_converged(&d).await;
+    let used = w.requests() - before;
+    println!("requests in a no-change pass over a manifest and a Secret: {used}");
+    assert_eq!(used, 2);
+
+    // What observing saw holds no value of a secret key either.
+    let live = w.live(&d).await;
+    assert_no_canary(
+        "the observation",
+        &serde_json::to_string(&live).unwrap(),
+        CANARY,
+    );
+
+    // A new value in the source is written; the plan says which key, never the values.
+    let second = "canary-kube-second-0b9e77-do-not-leak";
+    let d = w.secret_state(SECRET_TOML, second);
+    let (plan, report, _) = w.plan(&d).await;
+    let c = change(&plan, "kubernetes.secret.git");
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(
+        c.fields.iter().map(|f| f.path.as_ref()).collect::<Vec<_>>(),
+        ["data.identity"]
+    );
+    let shown = render(&plan, &report);
+    assert_no_canary("the plan", &shown, CANARY);
+    assert_no_canary("the plan", &shown, second);
+    w.converge(&d).await;
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        second
+    );
+    w.assert_converged(&d).await;
+
+    // A failed write says why, without the value: the namespace does not exist.
+    let gone = SECRET_TOML
+        .replace("namespace = \"NS\"", "namespace = \"NS-missing\"")
+        .replace("depends_on = [\"kubernetes.manifest.ns\"]\n", "");
+    let d = w.secret_state(&gone, CANARY);
+    let errors = w.apply_errors(&d).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("404"), "{errors:?}");
+    assert_no_canary("the error", &errors.join("\n"), CANARY);
+}
+
+#[tokio::test]
+async fn a_deleted_secret_is_rebuilt_and_a_hand_edit_is_named_and_undone() {
+    let Some(mut w) = world().await else { return };
+    let d = w.secret_state(SECRET_TOML, CANARY);
+    w.converge(&d).await;
+
+    // Deleted by hand: re-created with the same values on the next apply.
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(w.kube().await, &w.ns);
+    api.delete("flux-system", &Default::default())
+        .await
+        .unwrap();
+    let (plan, _, _) = w.plan(&d).await;
+    let c = change(&plan, "kubernetes.secret.git");
+    assert_eq!(c.action, Action::Create, "{c:#?}");
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("deleted outside provisioner: re-created")
+    );
+    w.converge(&d).await;
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        CANARY
+    );
+    w.assert_converged(&d).await;
+
+    // Edited by hand (kubectl edit): reported, naming the editor, and written back.
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    api.patch(
+        "flux-system",
+        &edit,
+        &Patch::Merge(json!({"data": {"identity": "aGFuZC1lZGl0", "extra": "eA=="}})),
+    )
+    .await
+    .unwrap();
+    let (plan, report, _) = w.plan(&d).await;
+    let c = change(&plan, "kubernetes.secret.git");
+    assert_eq!(c.action, Action::Update, "{c:#?}");
+    let shown = render(&plan, &report);
+    println!("{shown}");
+    assert!(shown.contains("written_by"), "{shown}");
+    assert!(shown.contains("kubectl-edit (Update)"), "{shown}");
+    assert!(
+        shown.contains("keys_of_others [\"extra\"] not made by provisioner"),
+        "a key added by hand is reported: {shown}"
+    );
+    assert!(
+        !shown.contains("aGFuZC1lZGl0") && !shown.contains("hand-edit"),
+        "{shown}"
+    );
+    w.converge(&d).await;
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        CANARY
+    );
+    // The key someone else added is theirs: reported (drift), never removed.
+    assert_eq!(w.secret_value("flux-system", "extra").await.unwrap(), "x");
+    w.assert_converged(&d).await;
+    let (plan, _, _) = w.plan(&d).await;
+    assert_eq!(change(&plan, "kubernetes.secret.git").action, Action::Drift);
+}
+
+// Multi-threaded: the child process talks to the proxy this runtime serves while the test
+// waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_never_prints_a_secret_value_even_at_trace_level() {
+    let Some(w) = world().await else { return };
+    let d = w.secret_state(SECRET_TOML, CANARY);
+    drop(d);
+    let ledger_dir = w.dir.path().join("ledger");
+    std::fs::create_dir_all(&ledger_dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .args(args)
+            .arg("-d")
+            .arg(w.dir.path().join("desired"))
+            .arg("--ledger")
+            .arg(format!("file://{}", ledger_dir.display()))
+            .env_remove("DIGITALOCEAN_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .env("RUST_LOG", "trace")
+            .env(
+                "PROVISIONER_FINGERPRINT_KEY",
+                "test-fingerprint-key-0123456789",
+            )
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_no_canary("apply's output at trace level", &text, CANARY);
+    assert!(text.contains("kubernetes.secret.git"), "{text}");
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        CANARY
+    );
+    let (code, text) = run(&["diff", "--detailed-exitcode", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_no_canary("diff's output", &text, CANARY);
+    let ledger = std::fs::read_to_string(ledger_dir.join("ledger.json")).unwrap();
+    assert_no_canary("the ledger file", &ledger, CANARY);
+}
+
+/// The design's Flux credentials, end to end: a deploy key's private half kept in Secrets
+/// Manager (the project's AWS simulator) and handed on to the cluster as the Flux pull
+/// Secret; deleted by hand, the Secret is rebuilt from Secrets Manager, with no new key.
+#[tokio::test]
+async fn a_deploy_key_kept_in_secrets_manager_becomes_the_flux_secret_and_is_rebuilt() {
+    use provisioner::providers::aws::AwsProvider;
+    use provisioner::providers::github::{GhApiConfig, GhClient, GhProvider};
+    use provisioner::sim::github::{GhConfig, GhSim};
+    let Some(w) = world().await else { return };
+    let gh_sim = GhSim::start(GhConfig::default()).await.unwrap();
+    gh_sim.create_repo("example-org/platform-gitops");
+    let aws_sim = provisioner::sim::aws::AwsSim::start("us-east-1")
+        .await
+        .unwrap();
+    let aws = aws_config::SdkConfig::builder()
+        .endpoint_url(aws_sim.url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"),
+        ))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let mut gh = GhApiConfig::new(gh_sim.url(), "sim-gh-token");
+    gh.write_gap = std::time::Duration::ZERO;
+    let mut w = World {
+        clouds: Clouds::new(
+            Err("none".into()),
+            Ok(GhProvider::new(GhClient::new(gh).unwrap())),
+            Ok(AwsProvider::new(&aws, &aws)),
+        )
+        .with_kubernetes(KubeProvider::new(None, options())),
+        ..w
+    };
+    let toml = format!(
+        "{}\n[github.deploy_key.flux]\nrepository = \"example-org/platform-gitops\"\ntitle = \"flux-NS\"\n\n[aws.secretsmanager_secret.flux_key]\nname = \"flux-key-NS\"\nvalue = \"${{github.deploy_key.flux.private_key}}\"\n",
+        SECRET_TOML.replace(
+            "{ file = \"SECRET_FILE\" }",
+            "\"${aws.secretsmanager_secret.flux_key.value}\"",
+        )
+    );
+    let d = w.state(&toml, &[]);
+    w.converge(&d).await;
+    let identity = w.secret_value("flux-system", "identity").await.unwrap();
+    assert!(
+        identity.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"),
+        "the deploy key's private half"
+    );
+    let sm = aws_sdk_secretsmanager::Client::new(&aws)
+        .get_secret_value()
+        .secret_id(format!("flux-key-{}", w.ns))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sm.secret_string(), Some(identity.as_str()));
+    let ledger_text = serde_json::to_string(&w.ledger).unwrap();
+    assert!(!ledger_text.contains("PRIVATE KEY"), "{ledger_text}");
+    w.assert_converged(&d).await;
+
+    // Deleted by hand: rebuilt from Secrets Manager; the deploy key stays.
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(w.kube().await, &w.ns);
+    api.delete("flux-system", &Default::default())
+        .await
+        .unwrap();
+    let plan = w.converge(&d).await;
+    assert_eq!(
+        acting(&plan),
+        [("kubernetes.secret.git".to_string(), Action::Create)]
+    );
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        identity
+    );
+    w.assert_converged(&d).await;
 }

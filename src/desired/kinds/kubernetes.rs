@@ -672,6 +672,169 @@ impl Decode for ObjectName {
     }
 }
 
+/// `kubernetes.secret` `keys`: computed, never written. In the spec JSON, every key of the
+/// Secret (`data` and `plain`), sorted.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SecretKeys;
+
+impl Decode for SecretKeys {
+    fn shape() -> Shape {
+        Shape::Set(Box::new(Shape::String))
+    }
+
+    fn decode(raw: &Raw, cx: &mut Cx<'_>) -> Option<Self> {
+        cx.error(
+            raw.span,
+            "`keys` is computed from `data` and `plain`: do not write it",
+        );
+        None
+    }
+
+    fn missing() -> Option<Self> {
+        Some(SecretKeys)
+    }
+}
+
+/// `kubernetes.secret` `written_by`: computed, never written. In the spec JSON,
+/// `provisioner`: the Secret as provisioner last wrote it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct WrittenBy;
+
+impl Decode for WrittenBy {
+    fn shape() -> Shape {
+        Shape::String
+    }
+
+    fn decode(raw: &Raw, cx: &mut Cx<'_>) -> Option<Self> {
+        cx.error(raw.span, "`written_by` is computed: do not write it");
+        None
+    }
+
+    fn missing() -> Option<Self> {
+        Some(WrittenBy)
+    }
+}
+
+/// What `written_by` says of a Secret no one else changed since provisioner wrote it.
+pub const WRITTEN_BY_PROVISIONER: &str = "provisioner";
+
+/// Checks a key of a Secret's data: letters, digits, `-`, `_` and `.`, at most 253
+/// (Kubernetes `IsConfigMapKey`, which Secrets use).
+pub fn check_data_key(k: &str) -> Result<(), String> {
+    let ok = (1..=253).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && k != "."
+        && k != ".."
+        && !k.starts_with("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{k}\" is not a valid Secret key: 1 to 253 letters, digits, `-`, `_` and `.` (not `.`, `..`, or starting with `..`)"
+        ))
+    }
+}
+
+block! {
+    /// A Kubernetes Secret whose values come from secret sources.
+    pub struct KubeSecret {
+        /// The cluster: a reference to a DigitalOcean cluster's kubeconfig (`"${digitalocean.kubernetes_cluster.prod.kubeconfig}"`), or `{ env = "NAME" }` / `{ file = "path" }` holding a kubeconfig. Read into memory only.
+        cluster: Secret => update,
+        /// The Secret's namespace (it must exist: a `kubernetes.manifest` can make it, named in `depends_on`).
+        namespace: Namespace => replace,
+        /// The Secret's name.
+        name: ObjectName => replace,
+        /// The Secret's type (`Opaque`, `kubernetes.io/dockerconfigjson`, ...); Kubernetes does not change it in place.
+        r#type: String = "Opaque" => replace,
+        /// Secret keys: each value from a secret source (env, file, or a reference to a secret output such as `"${aws.secretsmanager_secret.flux_key.value}"`). Shown as `(sensitive)`; the ledger keeps keyed fingerprints only.
+        data: BTreeMap<String, Secret> => update,
+        /// Keys whose values are not secret (a `known_hosts`), written here and shown in plans.
+        plain: BTreeMap<String, String> => update,
+        /// Computed, never written: every key of the Secret.
+        keys: SecretKeys => update,
+        /// Computed, never written: `provisioner`, or who changed the Secret since provisioner wrote it.
+        written_by: WrittenBy => update,
+        /// Take over a Secret of that name that exists already and was not made by provisioner. Off: it is refused. One another provisioner ledger made is a conflict.
+        take_over: bool = false => local,
+    }
+    check = check_kube_secret;
+}
+
+fn check_kube_secret(s: &KubeSecret, span: Span, cx: &mut Cx<'_>) {
+    check_cluster(&s.cluster, span, cx);
+    if s.data.is_empty() && s.plain.is_empty() {
+        cx.error(span, "a Secret with no keys: write `data` (secret values) or `plain` (values that are not secret)");
+    }
+    for k in s.data.keys() {
+        if let Err(e) = check_data_key(k) {
+            cx.nested("data", |cx| {
+                cx.nested(k.clone(), |cx| {
+                    cx.error(span, e.clone());
+                })
+            });
+        }
+        if s.plain.contains_key(k) {
+            cx.nested("plain", |cx| {
+                cx.nested(k.clone(), |cx| {
+                    cx.error(span, format!("`{k}` is in both `data` and `plain`"));
+                })
+            });
+        }
+    }
+    for k in s.plain.keys() {
+        if let Err(e) = check_data_key(k) {
+            cx.nested("plain", |cx| {
+                cx.nested(k.clone(), |cx| {
+                    cx.error(span, e.clone());
+                })
+            });
+        }
+    }
+    if s.r#type.is_empty() || s.r#type.len() > 253 {
+        cx.nested("type", |cx| {
+            cx.error(span, "a Secret type is 1 to 253 characters");
+        });
+    }
+}
+
+impl KindInfo for KubeSecret {
+    const DOC: &'static str = "A Kubernetes Secret, applied with server-side apply (field manager `provisioner`). `data` values come from secret sources and are never shown or stored (the ledger keeps keyed fingerprints); `plain` values are shown and compared. A Secret deleted or changed outside provisioner is written again. See docs/kubernetes.md.";
+    const EXPORTS: &'static [Export] = &[
+        plain("name", "the Secret's name"),
+        plain("namespace", "the Secret's namespace"),
+    ];
+    const RULES: KindRules = KindRules {
+        key: &[exact("namespace"), exact("name")],
+        ignore_case: &[],
+        // Names are unique in a namespace: the old Secret goes first.
+        replacement: Replacement::DestroyFirst,
+        unrecoverable: &[],
+        expiring: &[],
+        carries_lineage: true,
+    };
+    fn identity(&self) -> Option<String> {
+        Some(format!("secret {}/{}", self.namespace.0, self.name.0))
+    }
+}
+
+/// The spec JSON of a Secret, as the planner reads it: `keys` (every key, sorted) and
+/// `written_by` filled in.
+pub fn secret_json(s: &KubeSecret, v: &mut Value) {
+    let Some(obj) = v.as_object_mut() else {
+        return;
+    };
+    let keys: std::collections::BTreeSet<&String> = s.data.keys().chain(s.plain.keys()).collect();
+    obj.insert(
+        "keys".into(),
+        Value::Array(keys.into_iter().map(|k| Value::String(k.clone())).collect()),
+    );
+    obj.insert(
+        "written_by".into(),
+        Value::String(WRITTEN_BY_PROVISIONER.into()),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,6 +922,55 @@ mod tests {
             problems[0].contains("Namespace/a is already declared on line 1"),
             "{problems:?}"
         );
+    }
+
+    const SECRET: &str = "[kubernetes.secret.git]\ncluster = { env = \"KUBECONFIG_PROD\" }\nnamespace = \"flux-system\"\nname = \"flux-system\"\ndata = { identity = { env = \"IDENTITY\" }, password = { file = \"pw\" } }\nplain = { known_hosts = \"github.com ssh-ed25519 AAAA\" }\n";
+
+    #[test]
+    fn a_secrets_data_are_secret_values_of_their_own_and_never_compared() {
+        let d = crate::plan::planner::testing::desired(SECRET);
+        let r = d.resources.values().next().unwrap();
+        let paths: Vec<String> = r
+            .spec
+            .secret_sources()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(paths, ["cluster", "data.identity", "data.password"]);
+        assert!(r.spec.secret("data.identity").is_some());
+        assert!(r.spec.secret("data.nothing").is_none());
+        let compared: Vec<&str> = crate::desired::Kind::KubeSecret
+            .compared_fields()
+            .iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(
+            compared,
+            ["namespace", "name", "type", "plain", "keys", "written_by"]
+        );
+        // The computed fields are filled in; the sources are not values.
+        assert_eq!(
+            r.spec_json["keys"],
+            serde_json::json!(["identity", "known_hosts", "password"])
+        );
+        assert_eq!(r.spec_json["written_by"], "provisioner");
+    }
+
+    #[test]
+    fn a_secret_key_in_data_and_plain_or_an_invalid_key_is_refused() {
+        let mut loaded = crate::desired::load::Loaded::default();
+        let text = SECRET.replace("password = ", "\"bad key\" = ")
+            + "\n[kubernetes.secret.twice]\ncluster = { env = \"K\" }\nnamespace = \"a\"\nname = \"b\"\ndata = { x = { env = \"X\" } }\nplain = { x = \"y\" }\n";
+        crate::desired::load::load_text(PathBuf::from("t.toml"), text, &mut loaded);
+        let e = format!(
+            "{:?}",
+            crate::desired::validate::validate(loaded).unwrap_err()
+        );
+        assert!(
+            e.contains("\\\"bad key\\\" is not a valid Secret key"),
+            "{e}"
+        );
+        assert!(e.contains("`x` is in both `data` and `plain`"), "{e}");
     }
 
     #[test]

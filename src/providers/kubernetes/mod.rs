@@ -1,5 +1,6 @@
 //! The Kubernetes provider, on kube-rs: `kubernetes.manifest` (objects of a YAML file,
-//! applied with server-side apply) and `kubernetes.secret`. Each resource names its cluster
+//! applied with server-side apply) and `kubernetes.secret` (a Secret whose values come from
+//! secret sources). Each resource names its cluster
 //! with `cluster`, a kubeconfig from a secret source ([`cluster::Source`]); the clients made
 //! from them live in memory only ([`cluster::Clusters`]).
 //!
@@ -16,6 +17,7 @@
 
 pub mod cluster;
 pub mod manifest;
+pub mod secret;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -34,7 +36,7 @@ use crate::providers::{
 };
 
 /// The Kubernetes kinds.
-pub const KINDS: [Kind; 1] = [Kind::KubeManifest];
+pub const KINDS: [Kind; 2] = [Kind::KubeManifest, Kind::KubeSecret];
 
 /// The field manager of every write (server-side apply's `fieldManager`).
 pub const FIELD_MANAGER: &str = "provisioner";
@@ -303,10 +305,27 @@ impl KubeProvider {
                 .copied()
                 .filter(|t| t.kind == Kind::KubeManifest)
                 .collect();
-            if manifests.is_empty() {
-                continue;
-            }
-            match manifest::observe(&cluster, &self.options, scope.ledger, &manifests).await {
+            let secrets: Vec<&Target<'_>> = ts
+                .iter()
+                .copied()
+                .filter(|t| t.kind == Kind::KubeSecret)
+                .collect();
+            // Both at once: they are independent lists on the same cluster.
+            let (found_manifests, found_secrets) = futures_util::join!(
+                async {
+                    if manifests.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    manifest::observe(&cluster, &self.options, scope.ledger, &manifests).await
+                },
+                async {
+                    if secrets.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    secret::observe(&cluster, &self.options, &secrets).await
+                },
+            );
+            match found_manifests {
                 Ok(found) => {
                     let o = out.entry(Kind::KubeManifest).or_default();
                     for (object, seen) in found {
@@ -317,6 +336,18 @@ impl KubeProvider {
                 Err(e) => fail(
                     &mut out,
                     Kind::KubeManifest,
+                    format!("cluster {server}: {}", e.message),
+                ),
+            }
+            match found_secrets {
+                Ok(found) => out
+                    .entry(Kind::KubeSecret)
+                    .or_default()
+                    .objects
+                    .extend(found),
+                Err(e) => fail(
+                    &mut out,
+                    Kind::KubeSecret,
                     format!("cluster {server}: {}", e.message),
                 ),
             }
@@ -366,6 +397,7 @@ fn targets<'a>(desired: &'a DesiredState, ledger: &'a Ledger, kinds: &[Kind]) ->
     {
         let source = match &r.spec {
             Spec::KubeManifest(m) => Source::of(&m.cluster.0),
+            Spec::KubeSecret(s) => Source::of(&s.cluster.0),
             _ => None,
         };
         out.push(Target {
@@ -460,6 +492,15 @@ impl crate::providers::Provider for KubeProvider {
                 let cluster = self.reach_for_change(&req).await?;
                 let seen = self.seen(req.cloud_id);
                 manifest::delete(self, &cluster, &req, seen.as_ref()).await?;
+                Ok(Applied::default())
+            }
+            (Kind::KubeSecret, Action::Create | Action::Update | Action::Adopt) => {
+                let cluster = self.reach_for_change(&req).await?;
+                secret::apply(&cluster, &req).await
+            }
+            (Kind::KubeSecret, Action::Delete) => {
+                let cluster = self.reach_for_change(&req).await?;
+                secret::delete(&cluster, &req).await?;
                 Ok(Applied::default())
             }
             (_, Action::Replace) => Err(crate::providers::not_in_place(req.kind)),
