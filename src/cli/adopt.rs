@@ -410,7 +410,11 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
             .map(|ch| {
                 ch.fields
                     .iter()
-                    .filter(|f| !secret.contains(&f.path.as_ref()))
+                    .filter(|f| {
+                        // A secret field, or an entry of a table of them (`data.identity`).
+                        let top = f.path.split('.').next().unwrap_or_default();
+                        !secret.contains(&f.path.as_ref()) && !secret.contains(&top)
+                    })
                     .map(|f| f.path.to_string())
                     .collect()
             })

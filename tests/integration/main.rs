@@ -22,6 +22,7 @@ mod executor;
 mod fidelity;
 mod gh_provider;
 mod killloop;
+mod kubernetes;
 mod ledger;
 mod plan;
 mod plan_props;

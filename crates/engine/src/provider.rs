@@ -68,6 +68,9 @@ where
 /// One change for a provider to make.
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyRequest<'a> {
+    /// The resource's address (objects that carry it, such as Kubernetes objects, are
+    /// annotated with it).
+    pub address: &'a crate::desired::Address,
     /// The kind.
     pub kind: Kind,
     /// What to do.

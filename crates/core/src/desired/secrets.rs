@@ -9,15 +9,14 @@ use crate::desired::values::SecretSource;
 use crate::desired::{DesiredState, Resource};
 use crate::ledger::fingerprint::FingerprintKey;
 
-/// The secret fields of every resource whose value provisioner reads itself (`env` and
-/// `file`): `(resource, field, source)`.
-pub fn readable(state: &DesiredState) -> Vec<(&Resource, &'static str, &SecretSource)> {
+/// The secret values of every resource that provisioner reads itself (`env` and `file`):
+/// `(resource, path, source)`, the path as [`crate::desired::Spec::secret_sources`] names
+/// it (`value`, `data.identity`).
+pub fn readable(state: &DesiredState) -> Vec<(&Resource, String, &SecretSource)> {
     let mut out = Vec::new();
     for r in state.resources.values() {
-        for &field in r.kind().secret_fields() {
-            if let Some(source @ (SecretSource::Env(_) | SecretSource::File(_))) =
-                r.spec.secret(field)
-            {
+        for (field, source) in r.spec.secret_sources() {
+            if matches!(source, SecretSource::Env(_) | SecretSource::File(_)) {
                 out.push((r, field, source));
             }
         }
@@ -66,11 +65,11 @@ pub fn fingerprint_all(state: &mut DesiredState, key: &FingerprintKey) -> Result
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
     for (r, field, source) in readable(state) {
-        match read(r, field, source) {
+        match read(r, &field, source) {
             Ok(value) => {
                 out.insert(
                     format!("{}.{field}", r.address),
-                    key.fingerprint(&r.address, field, &value),
+                    key.fingerprint(&r.address, &field, &value),
                 );
             }
             Err(e) => errors.push(e),

@@ -42,10 +42,10 @@ pub(super) fn create_fields(
             unchanged: None,
         })
         .collect();
-    for &name in r.kind().secret_fields() {
-        if spec.get(name).is_some_and(|v| !v.is_null()) {
+    for (name, _) in r.spec.secret_sources() {
+        if spec.get(&name).is_some_and(|v| !v.is_null()) || name.contains('.') {
             out.push(FieldChange {
-                path: Cow::Borrowed(name),
+                path: Cow::Owned(name),
                 old: Shown::Absent,
                 new: Shown::Sensitive,
                 forces_replacement: false,

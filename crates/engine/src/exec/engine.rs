@@ -551,8 +551,8 @@ fn referenced_entries(c: &Change, desired: &DesiredState, ledger: &Ledger) -> Le
     let Some(r) = desired.resources.get(&c.address) else {
         return out;
     };
-    for &field in crate::plan::planner::secret_fields(r.kind()) {
-        if let Some(crate::desired::values::SecretSource::Ref(reference)) = r.spec.secret(field)
+    for (_, source) in r.spec.secret_sources() {
+        if let crate::desired::values::SecretSource::Ref(reference) = source
             && let Some(e) = ledger.resources.get(&reference.address)
         {
             out.resources.insert(reference.address.clone(), e.clone());
@@ -641,6 +641,7 @@ async fn run<P: Changes>(
         let none = BTreeMap::new();
         let result = provider
             .apply(ApplyRequest {
+                address: &c.address,
                 kind: p.kind,
                 action: Action::Delete,
                 cloud_id: Some(id),
@@ -686,6 +687,7 @@ async fn run<P: Changes>(
         return finish(Err(e), p.known, fingerprints);
     }
     let request = |action, cloud_id| ApplyRequest {
+        address: &c.address,
         kind: p.kind,
         action,
         cloud_id,
@@ -708,6 +710,7 @@ async fn run<P: Changes>(
             let none = BTreeMap::new();
             let delete_old = || {
                 provider.apply(ApplyRequest {
+                    address: &c.address,
                     kind: p.kind,
                     action: Action::Delete,
                     cloud_id: Some(old_id),
@@ -765,6 +768,7 @@ async fn run<P: Changes>(
         for id in &c.leftovers {
             let deleted = provider
                 .apply(ApplyRequest {
+                    address: &c.address,
                     kind: p.kind,
                     action: Action::Delete,
                     cloud_id: Some(id),
@@ -930,9 +934,8 @@ async fn retire_due<P: Changes, G: Progress>(
 ) {
     let mut producers = vec![c.address.clone()];
     if let Some(r) = desired.resources.get(&c.address) {
-        for &field in crate::plan::planner::secret_fields(r.kind()) {
-            if let Some(crate::desired::values::SecretSource::Ref(reference)) = r.spec.secret(field)
-            {
+        for (_, source) in r.spec.secret_sources() {
+            if let crate::desired::values::SecretSource::Ref(reference) = source {
                 producers.push(reference.address.clone());
             }
         }
@@ -989,22 +992,25 @@ async fn retire_due<P: Changes, G: Progress>(
     }
 }
 
-/// The secret field of `consumer` that reads `output` of `producer`, if any.
+/// The secret field of `consumer` that reads `output` of `producer`, if any (its path, as
+/// [`crate::desired::Spec::secret_sources`] names it).
 fn reads_secret(
     consumer: &crate::desired::Resource,
     producer: &Address,
     output: &str,
-) -> Option<&'static str> {
-    crate::plan::planner::secret_fields(consumer.kind())
-        .iter()
-        .copied()
-        .find(|&field| {
+) -> Option<String> {
+    consumer
+        .spec
+        .secret_sources()
+        .into_iter()
+        .find(|(_, source)| {
             matches!(
-                consumer.spec.secret(field),
-                Some(crate::desired::values::SecretSource::Ref(reference))
+                source,
+                crate::desired::values::SecretSource::Ref(reference)
                     if reference.address == *producer && reference.attribute == output
             )
         })
+        .map(|(field, _)| field)
 }
 
 /// A consumer written with its secret values: the producers it reads no longer owe it their
@@ -1019,13 +1025,11 @@ fn delivered(c: &Change, consumer: &crate::desired::Resource, ledger: &mut Ledge
         matches!(c.action, Action::Create | Action::Replace)
             || c.fields.iter().any(|f| f.path == field)
     };
-    for &field in crate::plan::planner::secret_fields(consumer.kind()) {
-        let Some(crate::desired::values::SecretSource::Ref(reference)) =
-            consumer.spec.secret(field)
-        else {
+    for (field, source) in consumer.spec.secret_sources() {
+        let crate::desired::values::SecretSource::Ref(reference) = source else {
             continue;
         };
-        if !wrote(field) {
+        if !wrote(&field) {
             continue;
         }
         let Some(producer) = ledger.resources.get_mut(&reference.address) else {

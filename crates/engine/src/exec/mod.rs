@@ -87,13 +87,10 @@ pub async fn resolve_secrets<P: Changes>(
     provider: &P,
 ) -> Result<BTreeMap<String, SecretValue>, String> {
     let mut out = BTreeMap::new();
-    for &field in crate::plan::planner::secret_fields(r.kind()) {
-        let Some(source) = r.spec.secret(field) else {
-            continue;
-        };
+    for (field, source) in r.spec.secret_sources() {
         let value = match source {
             SecretSource::Env(_) | SecretSource::File(_) => {
-                SecretValue::new(crate::desired::secrets::read(r, field, source)?)
+                SecretValue::new(crate::desired::secrets::read(r, &field, source)?)
             }
             SecretSource::Generate(_) => continue,
             SecretSource::Ref(reference) => {
@@ -128,7 +125,7 @@ pub async fn resolve_secrets<P: Changes>(
                 }
             }
         };
-        out.insert(field.to_string(), value);
+        out.insert(field, value);
     }
     Ok(out)
 }

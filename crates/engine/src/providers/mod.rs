@@ -13,6 +13,7 @@
 pub mod aws;
 pub mod digitalocean;
 pub mod github;
+pub mod kubernetes;
 pub mod s3api;
 
 pub use crate::provider::*;
@@ -29,6 +30,7 @@ use crate::live::{KindObservation, LiveState, ObserveStatus};
 use aws::AwsProvider;
 use digitalocean::DoProvider;
 use github::GhProvider;
+use kubernetes::KubeProvider;
 
 /// One provider of the registry.
 pub enum AnyProvider {
@@ -38,6 +40,8 @@ pub enum AnyProvider {
     GitHub(GhProvider),
     /// AWS.
     Aws(AwsProvider),
+    /// Kubernetes clusters (each resource names its own).
+    Kubernetes(KubeProvider),
 }
 
 /// Runs `$body` with `$p` bound to the provider inside an [`AnyProvider`].
@@ -47,6 +51,7 @@ macro_rules! dispatch {
             AnyProvider::DigitalOcean($p) => $body,
             AnyProvider::GitHub($p) => $body,
             AnyProvider::Aws($p) => $body,
+            AnyProvider::Kubernetes($p) => $body,
         }
     };
 }
@@ -157,8 +162,24 @@ impl Clouds {
                 Slot::ready("digitalocean", digitalocean.map(AnyProvider::DigitalOcean)),
                 Slot::ready("github", github.map(AnyProvider::GitHub)),
                 Slot::ready("aws", aws.map(AnyProvider::Aws)),
+                Slot::ready(
+                    "kubernetes",
+                    Ok(AnyProvider::Kubernetes(KubeProvider::new(
+                        None,
+                        Default::default(),
+                    ))),
+                ),
             ],
         }
+    }
+
+    /// The same registry with this Kubernetes provider ([`Clouds::new`] makes one that
+    /// reads no DigitalOcean kubeconfig while observing).
+    pub fn with_kubernetes(mut self, kubernetes: KubeProvider) -> Self {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.name == "kubernetes") {
+            *slot = Slot::ready("kubernetes", Ok(AnyProvider::Kubernetes(kubernetes)));
+        }
+        self
     }
 
     /// The providers configured from the environment (`DIGITALOCEAN_TOKEN`, `SPACES_*`,
@@ -189,6 +210,10 @@ impl Clouds {
                         async move { AwsProvider::from_env(desired).await.map(AnyProvider::Aws) },
                     )
                 }),
+                Slot::ready(
+                    "kubernetes",
+                    Ok(AnyProvider::Kubernetes(KubeProvider::from_env(per_minute))),
+                ),
             ],
         };
         for slot in &clouds.slots {

@@ -196,7 +196,8 @@ impl Kind {
         &kind_fields(self).compared
     }
 
-    /// The secret fields of the kind.
+    /// The secret fields of the kind: secret sources, and tables of them (whose values a
+    /// resource names as `field.key`: [`crate::desired::Spec::secret_sources`]).
     pub fn secret_fields(self) -> &'static [&'static str] {
         &kind_fields(self).secret
     }
@@ -216,7 +217,13 @@ fn kind_fields(kind: Kind) -> &'static KindFields {
             .iter()
             .map(|k| {
                 let all = k.fields();
-                let is_secret = |f: &FieldInfo| matches!(f.shape, Shape::Secret { .. });
+                // A secret source, or a table of them (a `kubernetes.secret`'s `data`): never
+                // compared with the cloud.
+                let is_secret = |f: &FieldInfo| match &f.shape {
+                    Shape::Secret { .. } => true,
+                    Shape::Map(inner) => matches!(**inner, Shape::Secret { .. }),
+                    _ => false,
+                };
                 KindFields {
                     key: k.rules().key.iter().map(|f| f.name).collect(),
                     secret: all

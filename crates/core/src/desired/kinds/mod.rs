@@ -6,6 +6,7 @@ pub mod common;
 pub mod digitalocean;
 pub mod github;
 pub mod identity;
+pub mod kubernetes;
 
 use super::load::Raw;
 use super::schema::{Cx, Decode, FieldInfo};
@@ -207,6 +208,8 @@ kinds! {
     GhEnvironmentSecret => "github"."environment_secret": github::EnvironmentSecret,
     GhActionsVariable => "github"."actions_variable": github::ActionsVariable,
     GhDeployKey => "github"."deploy_key": github::DeployKey,
+    KubeManifest => "kubernetes"."manifest": kubernetes::Manifest,
+    KubeSecret => "kubernetes"."secret": kubernetes::KubeSecret,
 }
 
 impl Spec {
@@ -219,6 +222,8 @@ impl Spec {
         match self {
             Spec::DoKubernetesCluster(_) => digitalocean::canonical_cluster(&mut v),
             Spec::DoDomainRecord(_) => digitalocean::canonical_record(&mut v),
+            Spec::KubeManifest(m) => kubernetes::manifest_json(m, &mut v),
+            Spec::KubeSecret(k) => kubernetes::secret_json(k, &mut v),
             _ => {}
         }
         v
@@ -230,10 +235,31 @@ impl Spec {
             (Spec::AwsSecretsmanagerSecret(s), "value") => Some(&s.value.0),
             (Spec::GhActionsSecret(s), "value") => Some(&s.value.0),
             (Spec::GhEnvironmentSecret(s), "value") => Some(&s.value.0),
+            (Spec::KubeManifest(m), "cluster") => Some(&m.cluster.0),
+            (Spec::KubeSecret(k), "cluster") => Some(&k.cluster.0),
+            (Spec::KubeSecret(k), path) => Some(&k.data.get(path.strip_prefix("data.")?)?.0),
             _ => None,
         }
+    }
+
+    /// Every secret value of the resource, with the path that names it: the kind's secret
+    /// fields that are set (`value`, `cluster`), and one path per entry of a table of
+    /// secret values (`data.identity` for a `kubernetes.secret`'s `data`). The ledger's
+    /// fingerprints, the executor's resolved values and the plan's `(sensitive)` lines are
+    /// keyed by these paths.
+    pub fn secret_sources(&self) -> Vec<(String, &crate::desired::values::SecretSource)> {
+        let mut out: Vec<(String, &crate::desired::values::SecretSource)> = self
+            .kind()
+            .secret_fields()
+            .iter()
+            .filter_map(|f| Some((f.to_string(), self.secret(f)?)))
+            .collect();
+        if let Spec::KubeSecret(k) = self {
+            out.extend(k.data.iter().map(|(key, v)| (format!("data.{key}"), &v.0)));
+        }
+        out
     }
 }
 
 /// The providers, in the order plans list them.
-pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github"];
+pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github", "kubernetes"];

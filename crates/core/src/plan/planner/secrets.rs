@@ -129,8 +129,8 @@ impl<'a> Planner<'a> {
         object: &LiveObject,
     ) -> Vec<FieldChange> {
         let mut out = Vec::new();
-        for &name in r.kind().secret_fields() {
-            let source = r.spec.secret(name);
+        for (name, source) in r.spec.secret_sources() {
+            let source = Some(source);
             let mut changed = false;
             if let Some(SecretSource::Ref(reference)) = source
                 && let Some(&j) = self.index.get(&key_of(&reference.address))
@@ -146,7 +146,7 @@ impl<'a> Planner<'a> {
             if !self.desired.secret_fingerprints.is_empty() {
                 let key = format!("{}.{name}", r.address);
                 if let (Some(want), Some(e)) = (self.desired.secret_fingerprints.get(&key), entry)
-                    && e.fingerprints.get(name) != Some(want)
+                    && e.fingerprints.get(&name) != Some(want)
                 {
                     changed = true;
                 }
@@ -162,9 +162,11 @@ impl<'a> Planner<'a> {
                 changed = true;
                 drift = true;
             }
+            // (Every source listed is set: a table's entries are, and fields are listed
+            // only when the spec has them.)
             if entry.is_none()
                 && !matches!(source, Some(SecretSource::Generate(_)))
-                && spec.get(name).is_some()
+                && (spec.get(&name).is_some() || name.contains('.'))
             {
                 // Adopted: provisioner has never written the value, so it must.
                 changed = true;
@@ -174,7 +176,7 @@ impl<'a> Planner<'a> {
                     self.need_new_from(reference, &r.address);
                 }
                 out.push(FieldChange {
-                    path: Cow::Borrowed(name),
+                    path: Cow::Owned(name),
                     old: Shown::Sensitive,
                     new: Shown::Sensitive,
                     forces_replacement: false,
@@ -223,8 +225,8 @@ impl<'a> Planner<'a> {
 
     /// A consumer re-created from scratch needs every unrecoverable output it reads anew.
     pub(super) fn note_needs_new(&mut self, r: &Resource) {
-        for &name in r.kind().secret_fields() {
-            if let Some(SecretSource::Ref(reference)) = r.spec.secret(name) {
+        for (_, source) in r.spec.secret_sources() {
+            if let SecretSource::Ref(reference) = source {
                 self.need_new_from(reference, &r.address);
             }
         }
