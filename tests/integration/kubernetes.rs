@@ -1196,3 +1196,68 @@ async fn a_deploy_key_kept_in_secrets_manager_becomes_the_flux_secret_and_is_reb
     );
     w.assert_converged(&d).await;
 }
+
+/// `cluster` as the design writes it: a DigitalOcean cluster's kubeconfig (the DigitalOcean
+/// simulator's, its endpoint pointed at the proxy, which stands for the cluster's API). The
+/// provider reads it from DigitalOcean while observing (once: it is kept in memory for two
+/// thirds of its life), the executor hands it on when applying.
+#[tokio::test]
+async fn a_digitalocean_clusters_kubeconfig_reaches_the_cluster() {
+    use provisioner::providers::digitalocean::{ApiConfig, DoClient, DoProvider};
+    use provisioner::sim::digitalocean::{DoConfig, DoSim};
+    let Some(w) = world().await else { return };
+    let do_sim = DoSim::start(DoConfig {
+        provisioning: std::time::Duration::from_millis(100),
+        ..DoConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = || DoClient::new(ApiConfig::new(do_sim.url(), "sim-token", 250)).unwrap();
+    let mut w = World {
+        clouds: Clouds::new(
+            Ok(DoProvider {
+                client: client(),
+                spaces: None,
+                poll_every: std::time::Duration::from_millis(50),
+            }),
+            Err("none".into()),
+            Err("none".into()),
+        )
+        .with_kubernetes(KubeProvider::new(Some(client()), options())),
+        ..w
+    };
+    let cluster = "[digitalocean.kubernetes_cluster.prod]\nname = \"prod-NS\"\nregion = \"ams3\"\nversion = \"1.33\"\n\n[digitalocean.kubernetes_cluster.prod.node_pools.workers]\nsize = \"s-2vcpu-4gb\"\ncount = 2\n";
+    let d = w.state(cluster, &[]);
+    w.converge(&d).await;
+    // The cluster's API is the proxy, which sends the real server's token upstream.
+    w.proxy.set_token(&w.server.token);
+    let proxy_url = w.proxy.url.clone();
+    do_sim.edit(|s| {
+        for c in &mut s.clusters {
+            c["endpoint"] = json!(proxy_url);
+        }
+    });
+    let manifest = "[kubernetes.manifest.app]\ncluster = \"${digitalocean.kubernetes_cluster.prod.kubeconfig}\"\nyaml = \"\"\"\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n\"\"\"\n";
+    let d = w.state(&format!("{cluster}\n{manifest}"), &[]);
+    let plan = w.converge(&d).await;
+    assert_eq!(
+        acting(&plan),
+        [("kubernetes.manifest.app".to_string(), Action::Create)]
+    );
+    assert!(
+        w.get("v1", "Namespace", "namespaces", None, &w.ns)
+            .await
+            .is_some()
+    );
+    let entry = &w.ledger.resources[&Address::new("kubernetes", "manifest", "app")];
+    assert_eq!(
+        entry.attributes["cluster_source"],
+        json!({"cluster": "digitalocean.kubernetes_cluster.prod"})
+    );
+    assert_eq!(entry.attributes["server"], json!(w.proxy.url));
+    assert!(!serde_json::to_string(&w.ledger).unwrap().contains("sim-"));
+    // Later passes reuse the kubeconfig read while observing: the cluster's list only.
+    let before = w.requests();
+    w.assert_converged(&d).await;
+    assert_eq!(w.requests() - before, 1);
+}

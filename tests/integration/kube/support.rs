@@ -122,6 +122,10 @@ struct ProxyState {
     log: Arc<Mutex<Vec<Logged>>>,
     /// Requests still let through before the way is cut (negative: never cut).
     through: Arc<AtomicI64>,
+    /// The token every request is sent upstream with, whatever it came with (the proxy
+    /// then stands for a cluster whose kubeconfig holds another token: a simulated DOKS
+    /// cluster's).
+    token: Arc<Mutex<Option<String>>>,
 }
 
 /// The recording proxy in front of the API server.
@@ -131,6 +135,7 @@ pub struct Proxy {
     pub url: String,
     log: Arc<Mutex<Vec<Logged>>>,
     through: Arc<AtomicI64>,
+    token: Arc<Mutex<Option<String>>>,
 }
 
 impl Proxy {
@@ -146,8 +151,13 @@ impl Proxy {
             client,
             log: Arc::default(),
             through: Arc::new(AtomicI64::new(-1)),
+            token: Arc::default(),
         };
-        let (log, through) = (state.log.clone(), state.through.clone());
+        let (log, through, token) = (
+            state.log.clone(),
+            state.through.clone(),
+            state.token.clone(),
+        );
         let router = axum::Router::new().fallback(forward).with_state(state);
         let running = provisioner::sim::serve(router)
             .await
@@ -157,7 +167,13 @@ impl Proxy {
             _running: running,
             log,
             through,
+            token,
         }
+    }
+
+    /// Sends every request upstream with this bearer token.
+    pub fn set_token(&self, token: &str) {
+        *self.token.lock().unwrap() = Some(token.to_string());
     }
 
     /// Cuts (or restores) the way to the server.
@@ -217,6 +233,12 @@ async fn forward(
     };
     let mut headers = parts.headers.clone();
     headers.remove(axum::http::header::HOST);
+    if let Some(token) = s.token.lock().unwrap().clone() {
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
     let answer = s
         .client
         .request(parts.method.clone(), format!("{}{path}", s.upstream))
