@@ -1110,6 +1110,10 @@ async fn the_command_line_never_prints_a_secret_value_even_at_trace_level() {
     let (code, text) = run(&["apply", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
     assert_no_canary("apply's output at trace level", &text, CANARY);
+    assert!(
+        !text.contains(&w.server.token),
+        "the kubeconfig's token is in the output"
+    );
     assert!(text.contains("kubernetes.secret.git"), "{text}");
     assert_eq!(
         w.secret_value("flux-system", "identity").await.unwrap(),

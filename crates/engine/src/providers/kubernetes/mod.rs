@@ -433,11 +433,18 @@ fn targets<'a>(desired: &'a DesiredState, ledger: &'a Ledger, kinds: &[Kind]) ->
 /// (`Failure::of_status`), or as `otherwise` when no answer came (a connection refused,
 /// a timeout).
 pub fn kube_error(what: &str, otherwise: Failure, e: kube::Error) -> ProviderError {
-    let failure = match &e {
-        kube::Error::Api(status) => Failure::of_status(status.code, None),
-        _ => otherwise,
-    };
-    ProviderError::caused(what, failure, e)
+    match &e {
+        // The API's own words (kube-rs's Display of a status repeats it in Debug form).
+        kube::Error::Api(status) => ProviderError {
+            message: format!(
+                "{what}: {} {}: {}",
+                status.code, status.reason, status.message
+            ),
+            failure: Failure::of_status(status.code, None),
+            source: Some(std::sync::Arc::new(e)),
+        },
+        _ => ProviderError::caused(what, otherwise, e),
+    }
 }
 
 /// The status code of an API error, if it is one.
