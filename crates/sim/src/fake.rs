@@ -14,8 +14,8 @@
 //! output at once, so nothing is ever retiring.
 //!
 //! It serves every kind of every provider under one name, `fake`, and stands in for the
-//! whole registry ([`super::clouds::Clouds`]) rather than taking a slot in it: the executor
-//! takes any [`super::Changes`], which every [`Provider`] is, and the registry lists only the
+//! whole registry (`provisioner_engine::providers::Clouds`) rather than taking a slot in it: the
+//! executor takes any `Changes`, which every [`Provider`] is, and the registry lists only the
 //! clouds a process can really talk to.
 
 use std::collections::BTreeMap;

@@ -1,7 +1,10 @@
 //! Simulators of the cloud APIs provisioner talks to, for tests and `provisioner sandbox`:
-//! DigitalOcean API v2 ([`digitalocean`]), GitHub REST ([`github`]) and the SES v2 calls moto
-//! lacks ([`ses`]). Each is stateful, speaks real HTTP on a loopback port, follows the
-//! official API description (the test suite checks every exchange against it), and can
+//! DigitalOcean API v2 ([`digitalocean`]), GitHub REST ([`github`]), the AWS calls
+//! provisioner makes ([`aws`], held to moto by running the AWS suites against both) and the
+//! SES v2 calls moto lacks ([`ses`]); plus [`fake`], an in-memory cloud of every kind for
+//! planner and executor tests. Each simulator is stateful, speaks real HTTP on a loopback
+//! port, follows the official API description (the DigitalOcean and GitHub suites check
+//! every exchange against it through Prism), and can
 //! misbehave on demand through [`Faults`]: latency, 429s with the real rate-limit headers,
 //! 5xx, dropped connections, truncated bodies. Out-of-band edits (drift) are methods on
 //! each simulator's handle.
