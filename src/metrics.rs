@@ -32,6 +32,10 @@ pub struct Metrics {
     pub drifted: Family<Labels, Gauge>,
     /// 1 for each address out of line after the last pass.
     pub resource_drifted: Family<Labels, Gauge>,
+    /// For resources whose controller reports health (`flux.instance`): 1 when the last
+    /// pass observed them Ready, else 0, labelled with the state (`ready`, `progressing`,
+    /// `failed`, `stalled`).
+    pub resource_ready: Family<Labels, Gauge>,
     /// Drift found (before correction), by provider/kind.
     pub drift_detected: Family<Labels, Counter>,
     /// Resources in the ledger, by provider/kind.
@@ -82,6 +86,7 @@ impl Metrics {
             interval: Gauge::default(),
             drifted: Family::default(),
             resource_drifted: Family::default(),
+            resource_ready: Family::default(),
             drift_detected: Family::default(),
             managed: Family::default(),
             changes: Family::default(),
@@ -138,6 +143,11 @@ impl Metrics {
             "resource_drifted",
             "1 for each desired-state address out of line after the last pass",
             m.resource_drifted.clone(),
+        );
+        r.register(
+            "resource_ready",
+            "For resources whose controller reports health (flux.instance): 1 when the last pass observed them Ready, else 0; label state says where they stand",
+            m.resource_ready.clone(),
         );
         r.register(
             "drift_detected",

@@ -39,6 +39,11 @@ pub struct PassRecord {
     /// Kinds (or scopes of them: `github.actions_secret (repository=o/r)`) that could not
     /// be observed, with the reason.
     pub unobserved: std::collections::BTreeMap<String, String>,
+    /// Resources whose controller reports them not Ready (a `flux.instance` the Flux
+    /// Operator reports `Ready=False` or `Stalled`), as the pass observed them: state,
+    /// reason and message, by address.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub not_ready: std::collections::BTreeMap<String, crate::live::Health>,
 }
 
 /// Done, failed, skipped.

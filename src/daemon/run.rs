@@ -198,6 +198,7 @@ async fn pass(
         applied: AppliedCounts::default(),
         drifted: Vec::new(),
         unobserved: Default::default(),
+        not_ready: Default::default(),
     };
     let mut ledger_ok = true;
     let status = pass_inner(
@@ -437,6 +438,28 @@ async fn work(
             .get_or_create(&labels(&[("address", c.address.as_str())]))
             .set(1);
         record.drifted.push(c.address.to_string());
+    }
+    // Health as this pass observed it (an apply that waited for Ready and failed says so
+    // in the pass's error; the next pass observes the outcome).
+    m.resource_ready.clear();
+    for c in &planned.plan.changes {
+        let Some(h) = &c.health else { continue };
+        m.resource_ready
+            .get_or_create(&labels(&[
+                ("address", c.address.as_str()),
+                ("state", h.state.as_str()),
+            ]))
+            .set(i64::from(h.is_ready()));
+        if !h.is_ready() {
+            tracing::warn!(
+                message = "A resource is not Ready.",
+                address = %c.address,
+                state = h.state.as_str(),
+                reason = %h.reason,
+                detail = %h.message
+            );
+            record.not_ready.insert(c.address.to_string(), h.clone());
+        }
     }
     m.unmanaged.clear();
     if loaded.desired.settings.report_unmanaged {

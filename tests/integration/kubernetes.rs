@@ -9,6 +9,9 @@
 #[path = "kube/support.rs"]
 mod support;
 
+#[path = "kube/flux.rs"]
+mod flux;
+
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use provisioner::desired::{self, Address, DesiredState};
 use provisioner::exec::apply_sequential;
@@ -54,7 +57,8 @@ async fn world() -> Option<World> {
     )
     .unwrap();
     let clouds = Clouds::new(Err("none".into()), Err("none".into()), Err("none".into()))
-        .with_kubernetes(KubeProvider::new(None, options()));
+        .with_kubernetes(KubeProvider::new(None, options()))
+        .with_flux(KubeProvider::flux(None, options()));
     let ns = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     Some(World {
         server,

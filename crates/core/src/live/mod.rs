@@ -146,6 +146,58 @@ pub struct LiveObject {
     /// them, and the next change of the object removes them (the plan has one for it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leftover_parts: Vec<String>,
+    /// What the object says of its own health, for kinds whose controller reports it (a
+    /// `FluxInstance`'s `Ready` and `Stalled` conditions): reported in plans, on `/status`
+    /// and in metrics, never corrected by applying again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// An object's health as its controller reports it (Kubernetes "kstatus" conditions:
+/// `Ready`, `Reconciling`, `Stalled`; fluxcd/pkg `runtime/conditions`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Where it stands.
+    pub state: HealthState,
+    /// The condition's reason (`ReconciliationSucceeded`, `ArtifactFailed`, ...), or a
+    /// few words of provisioner's when no condition says (`NotObservedYet`).
+    pub reason: String,
+    /// The condition's message, as the controller wrote it.
+    pub message: String,
+}
+
+impl Health {
+    /// True when the controller says the object is ready.
+    pub fn is_ready(&self) -> bool {
+        self.state == HealthState::Ready
+    }
+}
+
+/// Where an object's reconciliation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// `Ready=True` for the object's current generation.
+    Ready,
+    /// Not ready yet: the controller has not seen the current generation, or says it is
+    /// reconciling (`Ready=Unknown`, `Reconciling=True`), or has said nothing yet.
+    Progressing,
+    /// `Ready=False`: the last reconciliation failed; the controller keeps trying.
+    Failed,
+    /// `Stalled=True`: the controller gave up until something changes.
+    Stalled,
+}
+
+impl HealthState {
+    /// The word plans, `/status` and metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Ready => "ready",
+            HealthState::Progressing => "progressing",
+            HealthState::Failed => "failed",
+            HealthState::Stalled => "stalled",
+        }
+    }
 }
 
 impl LiveObject {

@@ -68,6 +68,11 @@ fn colour(a: Action) -> &'static str {
     }
 }
 
+/// The health a change reports, when it is not ready.
+fn unhealthy(c: &Change) -> Option<&crate::live::Health> {
+    c.health.as_ref().filter(|h| !h.is_ready())
+}
+
 fn verb(c: &Change) -> String {
     match c.action {
         Action::Create => "will be created".into(),
@@ -113,7 +118,12 @@ impl fmt::Display for PlanDisplay<'_> {
             .plan
             .changes
             .iter()
-            .filter(|c| self.verbose || c.action != Action::NoOp || !c.ignored.is_empty())
+            .filter(|c| {
+                self.verbose
+                    || c.action != Action::NoOp
+                    || !c.ignored.is_empty()
+                    || unhealthy(c).is_some()
+            })
             .collect();
         for provider in PROVIDERS {
             let mut of_provider: Vec<&&Change> = shown
@@ -150,6 +160,15 @@ impl fmt::Display for PlanDisplay<'_> {
                 writeln!(f)?;
                 if let Some(reason) = &c.reason {
                     writeln!(f, "        # {}", esc(reason))?;
+                }
+                if let Some(h) = unhealthy(c) {
+                    writeln!(
+                        f,
+                        "        ! not ready ({}, {}): {}",
+                        h.state.as_str(),
+                        esc(&h.reason),
+                        esc(&h.message)
+                    )?;
                 }
                 // A re-create's reason already says the object was deleted outside.
                 if (c.action.acts() || c.action == Action::Drift) && c.action != Action::Create {

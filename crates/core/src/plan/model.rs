@@ -278,6 +278,10 @@ pub struct Change {
     pub after: Vec<Address>,
     /// Parallel group: every change of wave N may run once waves before N are done.
     pub wave: usize,
+    /// What the object's controller says of its health, for kinds that report it
+    /// (`flux.instance`): shown when it is not ready; never a reason to act.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::live::Health>,
 }
 
 /// The plan: every change, in execution order.

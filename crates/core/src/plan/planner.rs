@@ -634,6 +634,7 @@ impl<'a> Planner<'a> {
             reason,
         );
         c.cause = cause;
+        c.health = object.health.clone();
         cite(&mut c, r);
         if !leftovers.is_empty() {
             let note = format!(
@@ -703,6 +704,7 @@ fn change(
         leftovers: Vec::new(),
         after: Vec::new(),
         wave: 0,
+        health: None,
     }
 }
 

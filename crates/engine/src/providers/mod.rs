@@ -1,5 +1,5 @@
 //! The providers — the adapters that observe and change one cloud each (`digitalocean`,
-//! `aws`, `github`), each behind [`Provider`] (the seam, in [`crate::provider`], re-exported
+//! `aws`, `github`, `kubernetes`, `flux`), each behind [`Provider`] (the seam, in [`crate::provider`], re-exported
 //! here) — and the registry, the only list of them: every provider of the build in a
 //! [`Slot`] (set up, not available with the reason, or set up on first need), behind one
 //! [`Changes`] that hands each request to the provider of its kind, and one observe fan-out
@@ -42,6 +42,9 @@ pub enum AnyProvider {
     Aws(AwsProvider),
     /// Kubernetes clusters (each resource names its own).
     Kubernetes(KubeProvider),
+    /// Flux, through the Flux Operator's `FluxInstance` (the Kubernetes machinery, with
+    /// clients of its own).
+    Flux(KubeProvider),
 }
 
 /// Runs `$body` with `$p` bound to the provider inside an [`AnyProvider`].
@@ -52,6 +55,7 @@ macro_rules! dispatch {
             AnyProvider::GitHub($p) => $body,
             AnyProvider::Aws($p) => $body,
             AnyProvider::Kubernetes($p) => $body,
+            AnyProvider::Flux($p) => $body,
         }
     };
 }
@@ -169,6 +173,13 @@ impl Clouds {
                         Default::default(),
                     ))),
                 ),
+                Slot::ready(
+                    "flux",
+                    Ok(AnyProvider::Flux(KubeProvider::flux(
+                        None,
+                        Default::default(),
+                    ))),
+                ),
             ],
         }
     }
@@ -178,6 +189,14 @@ impl Clouds {
     pub fn with_kubernetes(mut self, kubernetes: KubeProvider) -> Self {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.name == "kubernetes") {
             *slot = Slot::ready("kubernetes", Ok(AnyProvider::Kubernetes(kubernetes)));
+        }
+        self
+    }
+
+    /// The same registry with this `flux` provider (made with [`KubeProvider::flux`]).
+    pub fn with_flux(mut self, flux: KubeProvider) -> Self {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.name == "flux") {
+            *slot = Slot::ready("flux", Ok(AnyProvider::Flux(flux)));
         }
         self
     }
@@ -213,6 +232,10 @@ impl Clouds {
                 Slot::ready(
                     "kubernetes",
                     Ok(AnyProvider::Kubernetes(KubeProvider::from_env(per_minute))),
+                ),
+                Slot::ready(
+                    "flux",
+                    Ok(AnyProvider::Flux(KubeProvider::flux_from_env(per_minute))),
                 ),
             ],
         };
@@ -332,7 +355,9 @@ impl Clouds {
         .await;
         for (provider, found) in answers {
             for (k, o) in found {
-                if scope.uses(k) {
+                // A provider speaks for its own kinds only (an answer for another's would
+                // overwrite that provider's observation).
+                if scope.uses(k) && k.provider() == provider {
                     live.kinds.insert(k.key().to_string(), o);
                 }
             }

@@ -536,7 +536,7 @@ fn one_line(s: &str) -> String {
 
 /// Checks a `cluster` secret source: a reference must be a DigitalOcean cluster's
 /// `kubeconfig`.
-fn check_cluster(cluster: &Secret, span: Span, cx: &mut Cx<'_>) {
+pub(crate) fn check_cluster(cluster: &Secret, span: Span, cx: &mut Cx<'_>) {
     if let SecretSource::Ref(r) = &cluster.0
         && (r.address.provider(), r.address.kind(), r.attribute.as_str())
             != ("digitalocean", "kubernetes_cluster", "kubeconfig")

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod common;
 pub mod digitalocean;
+pub mod flux;
 pub mod github;
 pub mod identity;
 pub mod kubernetes;
@@ -64,6 +65,9 @@ pub trait KindInfo {
     /// What identifies its cloud objects and how the planner treats them (see
     /// [`identity`]); stated in full by every kind.
     const RULES: KindRules;
+    /// What deleting an object of this kind takes with it, when that is more than the
+    /// object (a `FluxInstance` uninstalls Flux): the plan says it on every delete.
+    const ON_DELETE: Option<&'static str> = None;
     /// The cloud-side identity: two resources with the same one would fight over one object.
     fn identity(&self) -> Option<String> {
         None
@@ -129,6 +133,11 @@ macro_rules! kinds {
             /// The kind's documentation paragraph.
             pub fn doc(self) -> &'static str {
                 match self { $(Kind::$variant => <$ty as KindInfo>::DOC),* }
+            }
+
+            /// What a delete takes with it besides the object, if the kind says.
+            pub fn on_delete(self) -> Option<&'static str> {
+                match self { $(Kind::$variant => <$ty as KindInfo>::ON_DELETE),* }
             }
 
             /// The kind's rules for the planner.
@@ -210,6 +219,7 @@ kinds! {
     GhDeployKey => "github"."deploy_key": github::DeployKey,
     KubeManifest => "kubernetes"."manifest": kubernetes::Manifest,
     KubeSecret => "kubernetes"."secret": kubernetes::KubeSecret,
+    FluxInstance => "flux"."instance": flux::FluxInstance,
 }
 
 impl Spec {
@@ -224,6 +234,7 @@ impl Spec {
             Spec::DoDomainRecord(_) => digitalocean::canonical_record(&mut v),
             Spec::KubeManifest(m) => kubernetes::manifest_json(m, &mut v),
             Spec::KubeSecret(k) => kubernetes::secret_json(k, &mut v),
+            Spec::FluxInstance(_) => flux::instance_json(&mut v),
             _ => {}
         }
         v
@@ -237,6 +248,7 @@ impl Spec {
             (Spec::GhEnvironmentSecret(s), "value") => Some(&s.value.0),
             (Spec::KubeManifest(m), "cluster") => Some(&m.cluster.0),
             (Spec::KubeSecret(k), "cluster") => Some(&k.cluster.0),
+            (Spec::FluxInstance(f), "cluster") => Some(&f.cluster.0),
             (Spec::KubeSecret(k), path) => Some(&k.data.get(path.strip_prefix("data.")?)?.0),
             _ => None,
         }
@@ -262,4 +274,4 @@ impl Spec {
 }
 
 /// The providers, in the order plans list them.
-pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github", "kubernetes"];
+pub const PROVIDERS: &[&str] = &["digitalocean", "aws", "github", "kubernetes", "flux"];

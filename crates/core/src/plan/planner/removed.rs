@@ -54,7 +54,7 @@ impl Planner<'_> {
                     "removed from the desired state; prune is off, so it is left alone".to_string(),
                 )
             } else {
-                None
+                kind.on_delete().map(|w| format!("warning: {w}"))
             };
             let mut c = change(
                 address.clone(),

@@ -16,6 +16,7 @@
 //! object as written). docs/kubernetes.md is the user's guide.
 
 pub mod cluster;
+pub mod instance;
 pub mod manifest;
 pub mod secret;
 
@@ -35,8 +36,11 @@ use crate::providers::{
     Applied, ApplyRequest, Failure, ObserveScope, ProviderError, RequestStats, SecretValue,
 };
 
-/// The Kubernetes kinds.
+/// The Kubernetes kinds (provider `kubernetes`).
 pub const KINDS: [Kind; 2] = [Kind::KubeManifest, Kind::KubeSecret];
+
+/// The Flux kinds (provider `flux`, the same machinery with clients of its own).
+pub const FLUX_KINDS: [Kind; 1] = [Kind::FluxInstance];
 
 /// The field manager of every write (server-side apply's `fieldManager`).
 pub const FIELD_MANAGER: &str = "provisioner";
@@ -79,8 +83,12 @@ impl Default for KubeOptions {
     }
 }
 
-/// The Kubernetes provider.
+/// The Kubernetes provider; also, as [`KubeProvider::flux`], the `flux` provider.
 pub struct KubeProvider {
+    /// `kubernetes` or `flux`.
+    name: &'static str,
+    /// The kinds it serves ([`KINDS`] or [`FLUX_KINDS`]).
+    kinds: &'static [Kind],
     /// The DigitalOcean client that reads a DigitalOcean cluster's kubeconfig when
     /// observing (`None`: no `DIGITALOCEAN_TOKEN`; then such clusters are not observed).
     doks: Option<Box<crate::providers::digitalocean::DoClient>>,
@@ -110,6 +118,8 @@ impl KubeProvider {
         options: KubeOptions,
     ) -> Self {
         KubeProvider {
+            name: "kubernetes",
+            kinds: &KINDS,
             doks: doks.map(Box::new),
             doks_kubeconfigs: DoksKubeconfigs::default(),
             clusters: Clusters::default(),
@@ -118,6 +128,26 @@ impl KubeProvider {
             settings_prune: AtomicU8::new(0),
             observed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The `flux` provider: `flux.instance`, with connections, discovery and request
+    /// counts of its own (so the Flux part's requests are counted apart).
+    pub fn flux(
+        doks: Option<crate::providers::digitalocean::DoClient>,
+        options: KubeOptions,
+    ) -> Self {
+        KubeProvider {
+            name: "flux",
+            kinds: &FLUX_KINDS,
+            ..KubeProvider::new(doks, options)
+        }
+    }
+
+    /// The `flux` provider as the environment sets it up (see [`KubeProvider::from_env`]).
+    pub fn flux_from_env(per_minute: u32) -> Self {
+        use crate::providers::digitalocean::{ApiConfig, DoClient};
+        let doks = ApiConfig::from_env(per_minute).and_then(DoClient::new).ok();
+        KubeProvider::flux(doks, KubeOptions::default())
     }
 
     /// The provider as the environment sets it up: it needs no credentials of its own (each
@@ -253,7 +283,12 @@ impl KubeProvider {
             if scope.desired.settings.prune { 2 } else { 1 },
             Ordering::Relaxed,
         );
-        let kinds: Vec<Kind> = KINDS.into_iter().filter(|k| scope.uses(*k)).collect();
+        let kinds: Vec<Kind> = self
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| scope.uses(*k))
+            .collect();
         let mut out: BTreeMap<Kind, KindObservation> = kinds
             .iter()
             .map(|k| (*k, KindObservation::default()))
@@ -310,6 +345,25 @@ impl KubeProvider {
                 .copied()
                 .filter(|t| t.kind == Kind::KubeSecret)
                 .collect();
+            let instances: Vec<&Target<'_>> = ts
+                .iter()
+                .copied()
+                .filter(|t| t.kind == Kind::FluxInstance)
+                .collect();
+            if !instances.is_empty() {
+                match instance::observe(&cluster, &self.options, &instances).await {
+                    Ok(found) => out
+                        .entry(Kind::FluxInstance)
+                        .or_default()
+                        .objects
+                        .extend(found),
+                    Err(e) => fail(
+                        &mut out,
+                        Kind::FluxInstance,
+                        format!("cluster {server}: {}", e.message),
+                    ),
+                }
+            }
             // Both at once: they are independent lists on the same cluster.
             let (found_manifests, found_secrets) = futures_util::join!(
                 async {
@@ -355,6 +409,8 @@ impl KubeProvider {
         if let Ok(mut m) = self.observed.lock() {
             *m = observed;
         }
+        // Only this provider's kinds: an empty list of another's would read as "none".
+        out.retain(|k, _| kinds.contains(k));
         for o in out.values_mut() {
             if matches!(o.status, ObserveStatus::Failed(_)) {
                 o.objects.clear();
@@ -398,6 +454,7 @@ fn targets<'a>(desired: &'a DesiredState, ledger: &'a Ledger, kinds: &[Kind]) ->
         let source = match &r.spec {
             Spec::KubeManifest(m) => Source::of(&m.cluster.0),
             Spec::KubeSecret(s) => Source::of(&s.cluster.0),
+            Spec::FluxInstance(f) => Source::of(&f.cluster.0),
             _ => None,
         };
         out.push(Target {
@@ -463,7 +520,7 @@ pub fn secret_text<'v>(v: &'v SecretValue, what: &str) -> Result<&'v str, Provid
 
 impl crate::providers::Provider for KubeProvider {
     fn name(&self) -> &'static str {
-        "kubernetes"
+        self.name
     }
 
     /// The kube clients' requests, and those of the DigitalOcean client that reads
@@ -508,6 +565,15 @@ impl crate::providers::Provider for KubeProvider {
             (Kind::KubeSecret, Action::Delete) => {
                 let cluster = self.reach_for_change(&req).await?;
                 secret::delete(&cluster, &req).await?;
+                Ok(Applied::default())
+            }
+            (Kind::FluxInstance, Action::Create | Action::Update | Action::Adopt) => {
+                let cluster = self.reach_for_change(&req).await?;
+                instance::apply(&cluster, &self.options, &req).await
+            }
+            (Kind::FluxInstance, Action::Delete) => {
+                let cluster = self.reach_for_change(&req).await?;
+                instance::delete(&cluster, &self.options, &req).await?;
                 Ok(Applied::default())
             }
             (_, Action::Replace) => Err(crate::providers::not_in_place(req.kind)),
