@@ -583,3 +583,42 @@ async fn repositories_confirm_and_unseen_ones_answer_404_everywhere() {
         assert_eq!(body["message"], "Not Found", "{path}");
     }
 }
+
+/// `GET /meta` holds to the description (schema `api-overview`) and answers without
+/// credentials (a public endpoint), but not with bad ones; its `ssh_keys` are GitHub's
+/// published host keys until a test rotates them.
+#[tokio::test]
+async fn meta_lists_the_ssh_host_keys_through_the_description() {
+    let mut api = gh_api(proxy());
+    let (status, _, v) = api.call(Method::GET, "/meta", None).await;
+    assert_eq!(status, 200, "{v}");
+    let keys: Vec<&str> = v["ssh_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        provisioner::sim::github::GITHUB_SSH_KEYS
+            .iter()
+            .map(|(k, _, _)| *k)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        v["ssh_key_fingerprints"]["SHA256_ED25519"],
+        "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"
+    );
+    api.token = "nope".into();
+    let (status, _, _) = api.call_with(Method::GET, "/meta", None, None).await;
+    assert_eq!(status, 401, "bad credentials are refused even on /meta");
+    // Without credentials: answered.
+    let sim = GhSim::start(GhConfig::default()).await.unwrap();
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/meta", sim.url()))
+        .header("user-agent", "provisioner-tests")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 200);
+}

@@ -128,6 +128,9 @@ pub struct Repo {
 pub struct GhState {
     /// Repositories by lower-case `owner/name`.
     pub repos: BTreeMap<String, Repo>,
+    /// The SSH host keys `GET /meta` lists (`ssh_keys`), as `type base64`; a test rotates
+    /// them by writing new ones. Empty: GitHub's published Ed25519 and ECDSA keys.
+    pub ssh_keys: Vec<String>,
     next_id: u64,
     used: u64,
     window_start: u64,
@@ -313,7 +316,11 @@ async fn handle(
         state.window_start = epoch;
         state.used = 0;
     }
-    let reply = if !authorized {
+    // `GET /meta` is public: without credentials it is answered (within the
+    // unauthenticated rate limit); with bad ones it is a 401, as every endpoint.
+    let public =
+        uri.path().trim_end_matches('/') == "/meta" && !headers.contains_key("authorization");
+    let reply = if !authorized && !public {
         Err(err(StatusCode::UNAUTHORIZED, "Bad credentials"))
     } else if state.used >= shared.config.per_hour {
         Err(err(
@@ -569,6 +576,56 @@ fn valid_secret_name(name: &str) -> Result<String, ApiError> {
     }
 }
 
+/// GitHub's published SSH host keys for github.com (docs.github.com, "GitHub's SSH key
+/// fingerprints"; the same lines as `GET /meta` `ssh_keys`), with their SHA-256
+/// fingerprints.
+pub const GITHUB_SSH_KEYS: [(&str, &str, &str); 2] = [
+    (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        "SHA256_ED25519",
+        "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU",
+    ),
+    (
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
+        "SHA256_ECDSA",
+        "SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM",
+    ),
+];
+
+/// `GET /meta` (GitHub REST API, "Meta": schema `api-overview`, of which only
+/// `verifiable_password_authentication` is required): the SSH host keys and their
+/// fingerprints, and a few of the address lists.
+fn meta(s: &GhState) -> Value {
+    let (keys, fingerprints): (Vec<String>, serde_json::Map<String, Value>) =
+        if s.ssh_keys.is_empty() {
+            (
+                GITHUB_SSH_KEYS
+                    .iter()
+                    .map(|(k, _, _)| k.to_string())
+                    .collect(),
+                GITHUB_SSH_KEYS
+                    .iter()
+                    .map(|(_, name, fp)| (name.to_string(), json!(fp)))
+                    .collect(),
+            )
+        } else {
+            // Rotated keys: the fingerprints are not computed (the field is optional).
+            (s.ssh_keys.clone(), serde_json::Map::new())
+        };
+    let mut v = json!({
+        "verifiable_password_authentication": false,
+        "ssh_keys": keys,
+        "hooks": ["192.30.252.0/22"],
+        "web": ["192.30.252.0/22"],
+        "api": ["192.30.252.0/22"],
+        "git": ["192.30.252.0/22"],
+    });
+    if !fingerprints.is_empty() {
+        v["ssh_key_fingerprints"] = Value::Object(fingerprints);
+    }
+    v
+}
+
 fn route(
     s: &mut GhState,
     method: &Method,
@@ -594,6 +651,9 @@ fn route(
             "resources": {"core": core, "search": other(30), "graphql": other(5000), "integration_manifest": other(5000)},
             "rate": core,
         }));
+    }
+    if let ["meta"] = parts.as_slice() {
+        return ok(meta(s));
     }
     if let ["user"] = parts.as_slice() {
         // The token's user, as `GET /user` answers for a classic token (public view).

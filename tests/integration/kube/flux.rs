@@ -557,3 +557,119 @@ async fn an_instance_made_by_hand_is_not_taken_over_unless_asked() {
     assert_eq!(o.data["spec"]["distribution"]["version"], "2.8.x");
     w.assert_converged(&taken).await;
 }
+
+/// A Secret with `known_hosts = "github"`, in the test's namespace.
+const KNOWN_HOSTS_TOML: &str = r#"
+[kubernetes.manifest.ns]
+cluster = { file = "KUBECONFIG" }
+yaml = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: NS
+"""
+
+[kubernetes.secret.git]
+cluster = { file = "KUBECONFIG" }
+namespace = "NS"
+name = "flux-system"
+data = { identity = { file = "SECRET_FILE" } }
+known_hosts = "github"
+depends_on = ["kubernetes.manifest.ns"]
+"#;
+
+#[tokio::test]
+async fn known_hosts_come_from_githubs_meta_and_a_host_key_rotation_is_a_planned_update() {
+    use provisioner::providers::github::{GhApiConfig, GhClient};
+    use provisioner::sim::faults::Fault;
+    use provisioner::sim::github::{GITHUB_SSH_KEYS, GhConfig, GhSim};
+    let Some(mut w) = world().await else { return };
+    let gh = GhSim::start(GhConfig::default()).await.unwrap();
+    // No token: `GET /meta` is public.
+    let client = GhClient::new(GhApiConfig::new(gh.url(), "")).unwrap();
+    w.clouds = Clouds::new(Err("none".into()), Err("none".into()), Err("none".into()))
+        .with_kubernetes(KubeProvider::new(None, options()).with_github(client));
+    let d = w.secret_state(KNOWN_HOSTS_TOML, CANARY);
+    let (plan, report, _) = w.plan(&d).await;
+    let shown = render(&plan, &report);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("known_hosts")
+                && l.trim_end().ends_with("= \"github\"")),
+        "{shown}"
+    );
+    w.converge(&d).await;
+    let expected: String = GITHUB_SSH_KEYS
+        .iter()
+        .map(|(k, _, _)| format!("github.com {k}\n"))
+        .collect();
+    assert_eq!(
+        w.secret_value("flux-system", "known_hosts").await.unwrap(),
+        expected
+    );
+    assert_eq!(
+        w.secret_value("flux-system", "identity").await.unwrap(),
+        CANARY
+    );
+    let meta_reads = || {
+        gh.faults
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /meta"))
+            .count()
+    };
+    let before = meta_reads();
+    w.assert_converged(&d).await;
+    assert_eq!(meta_reads() - before, 1, "one read of /meta per pass");
+
+    // GitHub rotates its host keys: the next plan updates the Secret.
+    let rotated =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBZNewKeyAfterARotationXXXXXXXXXXXXXXXXXXXXX";
+    gh.edit(|s| s.ssh_keys = vec![rotated.to_string()]);
+    let (plan, report, _) = w.plan(&d).await;
+    let shown = render(&plan, &report);
+    println!("{shown}");
+    let c = change(&plan, "kubernetes.secret.git");
+    assert_eq!(c.action, Action::Update, "{c:#?}");
+    assert!(
+        shown.contains(
+            ": \"github.com ssh-ed25519, github.com ecdsa-sha2-nistp256 (2 keys) (not the keys GitHub's /meta lists now)\" -> \"github\""
+        ),
+        "{shown}"
+    );
+    w.converge(&d).await;
+    assert_eq!(
+        w.secret_value("flux-system", "known_hosts").await.unwrap(),
+        format!("github.com {rotated}\n")
+    );
+    w.assert_converged(&d).await;
+
+    // /meta cannot be read: the Secret is not observed, never "unchanged".
+    gh.faults.inject(
+        Some("GET"),
+        "/meta",
+        Fault::Respond {
+            status: 503,
+            body: "{\"message\":\"Service Unavailable\"}".into(),
+            headers: Vec::new(),
+        },
+        None,
+    );
+    let (plan, report, _) = w.plan(&d).await;
+    assert!(
+        report
+            .unobserved
+            .iter()
+            .any(|u| u.kind == "kubernetes.secret" && u.reason.contains("GET /meta")),
+        "{:?}",
+        report.unobserved
+    );
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.address.to_string() != "kubernetes.secret.git" || !c.action.acts()),
+        "{:#?}",
+        plan.changes
+    );
+}

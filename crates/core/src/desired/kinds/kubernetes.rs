@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Export, KindInfo, KindRules, Replacement, exact, plain};
-use crate::block;
 use crate::desired::load::{Raw, RawValue};
 use crate::desired::schema::{Cx, Decode, Shape};
 use crate::desired::source::Span;
 use crate::desired::values::{Secret, SecretSource};
+use crate::{block, string_enum};
 
 /// The largest manifest file read, in bytes (the Flux Operator's install manifest is about
 /// 98 KB; a release's CRDs rarely pass 2 MB).
@@ -736,6 +736,19 @@ pub fn check_data_key(k: &str) -> Result<(), String> {
     }
 }
 
+string_enum! {
+    /// Whose SSH host keys `known_hosts` holds.
+    pub enum KnownHosts {
+        /// GitHub's (`github.com`), from `GET /meta` `ssh_keys` (GitHub REST API, "Meta":
+        /// "Get GitHub meta information").
+        Github = "github",
+    }
+}
+
+/// The key of a Secret that `known_hosts` fills (the key Flux's Git sources read: Flux
+/// docs, "GitRepository", "SSH authentication").
+pub const KNOWN_HOSTS_KEY: &str = "known_hosts";
+
 block! {
     /// A Kubernetes Secret whose values come from secret sources.
     pub struct KubeSecret {
@@ -751,6 +764,8 @@ block! {
         data: BTreeMap<String, Secret> => update,
         /// Keys whose values are not secret (a `known_hosts`), written here and shown in plans.
         plain: BTreeMap<String, String> => update,
+        /// Fill the key `known_hosts` with a host's current SSH host keys: `"github"` reads GitHub's from `GET /meta` on every pass (one request), so a host-key rotation at GitHub becomes a planned update of this Secret instead of a Flux that cannot clone.
+        known_hosts: Option<KnownHosts> => update,
         /// Computed, never written: every key of the Secret.
         keys: SecretKeys => update,
         /// Computed, never written: `provisioner`, or who changed the Secret since provisioner wrote it.
@@ -763,7 +778,17 @@ block! {
 
 fn check_kube_secret(s: &KubeSecret, span: Span, cx: &mut Cx<'_>) {
     check_cluster(&s.cluster, span, cx);
-    if s.data.is_empty() && s.plain.is_empty() {
+    if s.known_hosts.is_some()
+        && (s.data.contains_key(KNOWN_HOSTS_KEY) || s.plain.contains_key(KNOWN_HOSTS_KEY))
+    {
+        cx.nested("known_hosts", |cx| {
+            cx.error(
+                span,
+                "`known_hosts` fills the key `known_hosts`: remove that key from `data` or `plain`",
+            );
+        });
+    }
+    if s.data.is_empty() && s.plain.is_empty() && s.known_hosts.is_none() {
         cx.error(span, "a Secret with no keys: write `data` (secret values) or `plain` (values that are not secret)");
     }
     for k in s.data.keys() {
@@ -824,10 +849,18 @@ pub fn secret_json(s: &KubeSecret, v: &mut Value) {
     let Some(obj) = v.as_object_mut() else {
         return;
     };
-    let keys: std::collections::BTreeSet<&String> = s.data.keys().chain(s.plain.keys()).collect();
+    let mut keys: std::collections::BTreeSet<&str> = s
+        .data
+        .keys()
+        .chain(s.plain.keys())
+        .map(String::as_str)
+        .collect();
+    if s.known_hosts.is_some() {
+        keys.insert(KNOWN_HOSTS_KEY);
+    }
     obj.insert(
         "keys".into(),
-        Value::Array(keys.into_iter().map(|k| Value::String(k.clone())).collect()),
+        Value::Array(keys.into_iter().map(|k| Value::String(k.into())).collect()),
     );
     obj.insert(
         "written_by".into(),
@@ -946,7 +979,15 @@ mod tests {
             .collect();
         assert_eq!(
             compared,
-            ["namespace", "name", "type", "plain", "keys", "written_by"]
+            [
+                "namespace",
+                "name",
+                "type",
+                "plain",
+                "known_hosts",
+                "keys",
+                "written_by"
+            ]
         );
         // The computed fields are filled in; the sources are not values.
         assert_eq!(

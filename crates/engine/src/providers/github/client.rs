@@ -67,6 +67,22 @@ impl GhApiConfig {
         }
     }
 
+    /// For the public endpoints (`GET /meta`): `GITHUB_API_URL` (else the default), and
+    /// `GITHUB_TOKEN` when it is set (a higher rate limit), else no credentials.
+    pub fn public_from_env() -> Result<Self, String> {
+        let token = std::env::var("GITHUB_TOKEN").unwrap_or_default();
+        let base = std::env::var("GITHUB_API_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_API_URL.to_string());
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(format!(
+                "GITHUB_API_URL is \"{base}\": write a URL such as {DEFAULT_API_URL}"
+            ));
+        }
+        Ok(GhApiConfig::new(base, token))
+    }
+
     /// From `GITHUB_TOKEN` and `GITHUB_API_URL`.
     pub fn from_env() -> Result<Self, String> {
         let token = std::env::var("GITHUB_TOKEN")
@@ -246,10 +262,14 @@ impl GhClient {
     /// A client for this configuration.
     pub fn new(config: GhApiConfig) -> Result<Self, String> {
         let version = concat!("provisioner/", env!("CARGO_PKG_VERSION"));
-        let octo = octocrab::Octocrab::builder()
+        let mut builder = octocrab::Octocrab::builder()
             .base_uri(config.base_url.as_str())
-            .map_err(|e| format!("GITHUB_API_URL \"{}\": {e}", config.base_url))?
-            .personal_token(config.token.clone())
+            .map_err(|e| format!("GITHUB_API_URL \"{}\": {e}", config.base_url))?;
+        // No token: anonymous requests, for the public endpoints (`GET /meta`).
+        if !config.token.is_empty() {
+            builder = builder.personal_token(config.token.clone());
+        }
+        let octo = builder
             .add_header(USER_AGENT, version.to_string())
             .set_connect_timeout(Some(config.connect_timeout))
             .set_read_timeout(Some(config.read_timeout))

@@ -101,6 +101,11 @@ pub struct KubeProvider {
     settings_prune: AtomicU8,
     /// What the last observation saw of each manifest, by its cloud id.
     observed: Mutex<HashMap<String, manifest::Observed>>,
+    /// The GitHub client that reads GitHub's SSH host keys (`GET /meta`) for Secrets with
+    /// `known_hosts = "github"` (`None`: `GITHUB_API_URL` is not a URL).
+    github: Option<Box<crate::providers::github::GhClient>>,
+    /// GitHub's host keys as `known_hosts` lines, as this process last read them.
+    known_hosts: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for KubeProvider {
@@ -127,6 +132,45 @@ impl KubeProvider {
             options,
             settings_prune: AtomicU8::new(0),
             observed: Mutex::new(HashMap::new()),
+            github: None,
+            known_hosts: Mutex::new(None),
+        }
+    }
+
+    /// The same provider, reading GitHub's SSH host keys with `github`.
+    pub fn with_github(mut self, github: crate::providers::github::GhClient) -> Self {
+        self.github = Some(Box::new(github));
+        self
+    }
+
+    /// GitHub's SSH host keys as `known_hosts` lines (`github.com <type> <key>`), read
+    /// from `GET /meta` (`ssh_keys`; GitHub REST API, "Meta"), one request.
+    async fn read_github_known_hosts(&self) -> Result<String, ProviderError> {
+        let Some(gh) = &self.github else {
+            return Err(ProviderError::not_configured(
+                "`known_hosts = \"github\"` reads GitHub's /meta: GITHUB_API_URL is not a URL",
+            ));
+        };
+        let answer = gh.get("/meta").await.map_err(|e| {
+            ProviderError::new(
+                Failure::Transient,
+                format!("reading GitHub's SSH host keys (GET /meta): {e}"),
+            )
+        })?;
+        let text = known_hosts_lines(&answer.body)
+            .map_err(|why| ProviderError::msg(format!("GitHub's GET /meta: {why}")))?;
+        if let Ok(mut held) = self.known_hosts.lock() {
+            *held = Some(text.clone());
+        }
+        Ok(text)
+    }
+
+    /// GitHub's host keys for an apply: as this pass's observation read them, else read now.
+    async fn github_known_hosts(&self) -> Result<String, ProviderError> {
+        let held = self.known_hosts.lock().ok().and_then(|h| h.clone());
+        match held {
+            Some(t) => Ok(t),
+            None => self.read_github_known_hosts().await,
         }
     }
 
@@ -156,8 +200,13 @@ impl KubeProvider {
     /// own (so those requests count here, not under `digitalocean`).
     pub fn from_env(per_minute: u32) -> Self {
         use crate::providers::digitalocean::{ApiConfig, DoClient};
+        use crate::providers::github::{GhApiConfig, GhClient};
         let doks = ApiConfig::from_env(per_minute).and_then(DoClient::new).ok();
-        KubeProvider::new(doks, KubeOptions::default())
+        let provider = KubeProvider::new(doks, KubeOptions::default());
+        match GhApiConfig::public_from_env().and_then(GhClient::new) {
+            Ok(gh) => provider.with_github(gh),
+            Err(_) => provider,
+        }
     }
 
     /// The prune setting a manifest follows: its own, else `[settings] prune` as last
@@ -294,6 +343,26 @@ impl KubeProvider {
             .map(|k| (*k, KindObservation::default()))
             .collect();
         let targets = targets(scope.desired, scope.ledger, &kinds);
+        // GitHub's host keys, once per pass, when a Secret asks for them.
+        let wants_github = targets.iter().any(|t| {
+            t.kind == Kind::KubeSecret
+                && t.desired
+                    .and_then(|r| r.spec_json.get("known_hosts"))
+                    .and_then(Value::as_str)
+                    == Some("github")
+        });
+        let known_hosts = if wants_github {
+            match self.read_github_known_hosts().await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    // The Secrets cannot be compared: not observed, never "unchanged".
+                    fail(&mut out, Kind::KubeSecret, e.message);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // One connection per cluster source; resources of a source that fails are not
         // observed, and neither is their kind (a failed scope would need a field naming the
         // cluster, and `cluster` is secret).
@@ -376,7 +445,7 @@ impl KubeProvider {
                     if secrets.is_empty() {
                         return Ok(Vec::new());
                     }
-                    secret::observe(&cluster, &self.options, &secrets).await
+                    secret::observe(&cluster, &self.options, &secrets, known_hosts.as_deref()).await
                 },
             );
             match found_manifests {
@@ -419,6 +488,36 @@ impl KubeProvider {
         }
         out
     }
+}
+
+/// `known_hosts` lines for github.com from a `GET /meta` answer's `ssh_keys`
+/// (`<type> <base64>` each), in GitHub's order, one per line.
+pub fn known_hosts_lines(meta: &Value) -> Result<String, String> {
+    let keys = meta
+        .get("ssh_keys")
+        .and_then(Value::as_array)
+        .ok_or("no `ssh_keys` list in the answer")?;
+    let mut out = String::new();
+    for k in keys {
+        let k = k.as_str().ok_or("an `ssh_keys` entry is not a string")?;
+        let mut parts = k.split(' ');
+        let (Some(kind), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("`{k}` is not `<type> <key>`"));
+        };
+        let valid_kind = kind.starts_with("ssh-") || kind.starts_with("ecdsa-sha2-");
+        let valid_key = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        if !valid_kind || !valid_key {
+            return Err(format!("`{k}` is not an SSH public key"));
+        }
+        out.push_str(&format!("github.com {kind} {key}\n"));
+    }
+    if out.is_empty() {
+        return Err("`ssh_keys` is empty".into());
+    }
+    Ok(out)
 }
 
 /// Marks `kind` not observed, keeping the first reason.
@@ -560,7 +659,15 @@ impl crate::providers::Provider for KubeProvider {
             }
             (Kind::KubeSecret, Action::Create | Action::Update | Action::Adopt) => {
                 let cluster = self.reach_for_change(&req).await?;
-                secret::apply(&cluster, &req).await
+                let known_hosts = match req
+                    .spec
+                    .and_then(|s| s.get("known_hosts"))
+                    .and_then(Value::as_str)
+                {
+                    Some("github") => Some(self.github_known_hosts().await?),
+                    _ => None,
+                };
+                secret::apply(&cluster, &req, known_hosts.as_deref()).await
             }
             (Kind::KubeSecret, Action::Delete) => {
                 let cluster = self.reach_for_change(&req).await?;

@@ -21,7 +21,7 @@ use super::manifest::changed_outside;
 use super::{
     ADDRESS_ANNOTATION, FIELD_MANAGER, KubeOptions, LINEAGE_LABEL, MANAGED_BY, Target, status_of,
 };
-use crate::desired::kinds::kubernetes::WRITTEN_BY_PROVISIONER;
+use crate::desired::kinds::kubernetes::{KNOWN_HOSTS_KEY, WRITTEN_BY_PROVISIONER};
 use crate::live::{LiveObject, lineage_tag};
 use crate::providers::{Applied, ApplyRequest, Failure, ProviderError, SecretValue};
 
@@ -83,6 +83,7 @@ pub(super) async fn observe(
     cluster: &Cluster,
     options: &KubeOptions,
     targets: &[&Target<'_>],
+    github_known_hosts: Option<&str>,
 ) -> Result<Vec<LiveObject>, ProviderError> {
     let namespaces: BTreeSet<String> = targets
         .iter()
@@ -123,14 +124,21 @@ pub(super) async fn observe(
         let Some(s) = found.get(&(ns.clone(), name.clone())) else {
             continue;
         };
-        out.push(live(s, &ns, &name, &plain_keys(t), t));
+        out.push(live(s, &ns, &name, &plain_keys(t), t, github_known_hosts));
     }
     Ok(out)
 }
 
 /// A Secret as the plan sees it: namespace, name, type, the values of its plain keys, the
 /// names of all its keys, and who changed it last.
-fn live(s: &Secret, ns: &str, name: &str, plain: &BTreeSet<String>, t: &Target<'_>) -> LiveObject {
+fn live(
+    s: &Secret,
+    ns: &str,
+    name: &str,
+    plain: &BTreeSet<String>,
+    t: &Target<'_>,
+    github_known_hosts: Option<&str>,
+) -> LiveObject {
     let mut fields = Map::new();
     fields.insert("namespace".into(), json!(ns));
     fields.insert("name".into(), json!(name));
@@ -147,6 +155,29 @@ fn live(s: &Secret, ns: &str, name: &str, plain: &BTreeSet<String>, t: &Target<'
         }
     }
     fields.insert("plain".into(), Value::Object(shown));
+    // `known_hosts = "github"`: the key holds GitHub's current keys (then it reads as
+    // `github`), or other lines (shown in short), or nothing.
+    let wants_github = t
+        .desired
+        .and_then(|r| r.spec_json.get("known_hosts"))
+        .and_then(Value::as_str)
+        == Some("github");
+    let known_hosts = if wants_github {
+        match data
+            .get(KNOWN_HOSTS_KEY)
+            .map(|v| String::from_utf8_lossy(&v.0))
+        {
+            Some(text) if Some(text.as_ref()) == github_known_hosts => json!("github"),
+            Some(text) => json!(format!(
+                "{} (not the keys GitHub's /meta lists now)",
+                summarize_known_hosts(&text)
+            )),
+            None => Value::Null,
+        }
+    } else {
+        Value::Null
+    };
+    fields.insert("known_hosts".into(), known_hosts);
     // Keys provisioner's apply owns are compared; keys only someone else wrote are theirs:
     // reported, never removed (server-side apply removes only what its manager owns).
     let owned = owned_keys(&s.metadata);
@@ -204,6 +235,22 @@ fn live(s: &Secret, ns: &str, name: &str, plain: &BTreeSet<String>, t: &Target<'
         unmanaged,
         ..Default::default()
     }
+}
+
+/// A `known_hosts` text in short: its hosts and key types, and how many lines
+/// (`github.com ssh-rsa, github.com ecdsa-sha2-nistp256 (2 keys)`).
+fn summarize_known_hosts(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    format!(
+        "{} ({} key{})",
+        lines.join(", "),
+        lines.len(),
+        if lines.len() == 1 { "" } else { "s" }
+    )
 }
 
 /// The data keys provisioner's server-side apply owns, from its `managedFields` entry
@@ -271,6 +318,7 @@ fn failure(e: &kube::Error, otherwise: Failure) -> Failure {
 pub(super) async fn apply(
     cluster: &Cluster,
     req: &ApplyRequest<'_>,
+    github_known_hosts: Option<&str>,
 ) -> Result<Applied, ProviderError> {
     let spec = req
         .spec
@@ -312,6 +360,9 @@ pub(super) async fn apply(
             k.clone(),
             Value::String(B64.encode(v.as_str().unwrap_or_default())),
         );
+    }
+    if let Some(text) = github_known_hosts {
+        data.insert(KNOWN_HOSTS_KEY.into(), Value::String(B64.encode(text)));
     }
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &ns);
     let known = req.cloud_id == Some(id(&ns, &name).as_str());
