@@ -14,6 +14,7 @@ pub mod digitalocean;
 pub mod fake;
 pub mod faults;
 pub mod github;
+pub mod kubernetes;
 pub mod ses;
 
 use std::net::SocketAddr;
