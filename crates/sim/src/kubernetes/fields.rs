@@ -589,6 +589,36 @@ pub fn prune_unknown(v: &Value, schema: &Schema) -> Value {
     }
 }
 
+/// The paths (`.spec.x`) of fields a pruning schema does not declare.
+pub fn undeclared(v: &Value, schema: &Schema, at: &mut String, out: &mut Vec<String>) {
+    match kind_of(schema, v) {
+        Kind::Leaf => {}
+        Kind::Map => {
+            for (k, cv) in v.as_object().into_iter().flatten() {
+                let (cs, _, kept) = child(schema, k);
+                let len = at.len();
+                at.push('.');
+                at.push_str(k);
+                if kept {
+                    undeclared(cv, &cs, at, out);
+                } else {
+                    out.push(at.clone());
+                }
+                at.truncate(len);
+            }
+        }
+        Kind::List => {
+            let elem = item_schema(schema);
+            for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("[{i}]"));
+                undeclared(item, &elem, at, out);
+                at.truncate(len);
+            }
+        }
+    }
+}
+
 /// Removes the node at `path` (`TypedValue.RemoveItems` for one path).
 pub fn remove(v: &mut Value, path: &[Pe], schema: &Schema) {
     let [first, rest @ ..] = path else { return };

@@ -197,10 +197,16 @@ fn invalid(r: &Resource, name: &str, causes: &[rules::Cause]) -> Answer {
     if !r.group.is_empty() {
         d["group"] = json!(r.group);
     }
+    // The kind is qualified by its group (`Deployment.apps "x" is invalid`).
+    let kind = if r.group.is_empty() {
+        r.kind.clone()
+    } else {
+        format!("{}.{}", r.kind, r.group)
+    };
     status(
         422,
         "Invalid",
-        &format!("{} \"{name}\" is invalid: {joined}", r.kind),
+        &format!("{kind} \"{name}\" is invalid: {joined}"),
         Some(d),
     )
 }
@@ -231,8 +237,12 @@ impl Entry {
     fn write(&self) -> Value {
         let mut v = json!({
             "manager": self.manager, "operation": self.operation, "apiVersion": self.api_version,
-            "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": self.set.to_fields_v1(),
+            "fieldsType": "FieldsV1", "fieldsV1": self.set.to_fields_v1(),
         });
+        // An applier that changed nothing gets no time (`managedFieldsUpdater.Apply`).
+        if !self.time.is_empty() {
+            v["time"] = json!(self.time);
+        }
         if !self.subresource.is_empty() {
             v["subresource"] = json!(self.subresource);
         }
@@ -933,7 +943,33 @@ fn write(
             patch::json_patch(o, &p).map_err(|e| status(422, "Invalid", &e, None))?
         }
         How::Apply { config, force } => {
-            let config = fields::prune_unknown(&config, &r.schema);
+            // An applied field a pruning schema does not declare fails the typed patch
+            // (`failed to create typed patch object`, a 500 without a reason).
+            let mut undeclared = Vec::new();
+            fields::undeclared(&config, &r.schema, &mut String::new(), &mut undeclared);
+            if !undeclared.is_empty() {
+                let lines: Vec<String> = undeclared
+                    .iter()
+                    .map(|p| format!("  {p}: field not declared in schema"))
+                    .collect();
+                let mut a = status(
+                    500,
+                    "",
+                    &format!(
+                        "failed to create typed patch object ({}/{}; {}, Kind={}): errors:\n{}",
+                        config["metadata"]["namespace"].as_str().unwrap_or(""),
+                        config["metadata"]["name"].as_str().unwrap_or(""),
+                        api_version,
+                        r.kind,
+                        lines.join("\n")
+                    ),
+                    None,
+                );
+                if let Some(o) = a.body.as_object_mut() {
+                    o.remove("reason");
+                }
+                return Err(a);
+            }
             let strip = strip_set();
             let config_set = fields::to_set(&config, &r.schema)
                 .difference(&strip)
@@ -995,7 +1031,11 @@ fn write(
                     operation: "Apply".into(),
                     api_version: api_version.clone(),
                     subresource: subname.into(),
-                    time: time.clone(),
+                    time: if object_changed {
+                        time.clone()
+                    } else {
+                        String::new()
+                    },
                     set: config_set,
                 }),
             }
@@ -1191,7 +1231,10 @@ fn delete(
         next["status"]["phase"] = json!("Terminating");
     } else if !fins.is_empty() {
         next["metadata"]["deletionTimestamp"] = json!(now());
-        next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        // The CustomResourceDefinition registry's own `Delete` sets no grace period.
+        if !crd {
+            next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
     } else {
         if !dry_run {
             state.objects.remove(&key);
@@ -1450,13 +1493,20 @@ fn serve(shared: &Shared, call: Call) -> Answer {
         ),
         [] => return page_not_found(),
     };
+    // A custom resource group's handler answers an unknown resource with the plain 404
+    // of the apiserver's mux; a built-in group with a `Status`.
+    let builtin_group = shared.builtins.iter().any(|b| b.group == group);
     let unknown = || {
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-            Some(json!({})),
-        )
+        if builtin_group {
+            status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            )
+        } else {
+            page_not_found()
+        }
     };
     let Some(r) = shared.resolve(&state, group, version, plural) else {
         return unknown();
@@ -1651,12 +1701,23 @@ fn list(
         }
     }
     let rv = state.rv.to_string();
+    // An empty metadata-only list has `items: null` (a nil Go slice without `omitempty`);
+    // a custom resource list (unstructured) carries `continue: ""`.
     Answer::ok(if metadata_only {
+        let items = if items.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(items)
+        };
         json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": rv}, "items": items})
     } else {
+        let mut meta = json!({"resourceVersion": rv});
+        if r.custom {
+            meta["continue"] = json!("");
+        }
         json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(),
-            "metadata": {"resourceVersion": rv}, "items": items})
+            "metadata": meta, "items": items})
     })
 }
 

@@ -85,6 +85,10 @@ pub fn validate(r: &Resource, obj: &Value) -> Vec<Cause> {
         });
     } else {
         match (r.group.as_str(), r.kind.as_str()) {
+            // `IsDNS1123Label` says "must not contain dots" for a name with dots.
+            ("", "Namespace") if name.contains('.') => {
+                causes.push(invalid("metadata.name", name, "must not contain dots"))
+            }
             ("", "Namespace") if !is_label(name) => {
                 causes.push(invalid("metadata.name", name, DNS1123_LABEL))
             }
@@ -155,6 +159,20 @@ pub fn validate(r: &Resource, obj: &Value) -> Vec<Cause> {
                 ),
             }),
         }
+        // `ValidateCustomResourceDefinitionOpenAPISchema`: a list-map key has a default or
+        // is required. One version's schema is reported at `spec.validation` (the internal
+        // form, when every version shares it).
+        let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+        for (i, v) in versions.iter().enumerate() {
+            if let Some(root) = v["schema"].get("openAPIV3Schema") {
+                let at = if versions.len() == 1 {
+                    "spec.validation.openAPIV3Schema".to_string()
+                } else {
+                    format!("spec.versions[{i}].schema.openAPIV3Schema")
+                };
+                list_map_keys(root, &at, &mut causes);
+            }
+        }
         let storage = spec["versions"]
             .as_array()
             .map_or(0, |v| v.iter().filter(|v| v["storage"] == true).count());
@@ -167,6 +185,40 @@ pub fn validate(r: &Resource, obj: &Value) -> Vec<Cause> {
         }
     }
     causes
+}
+
+fn list_map_keys(s: &Value, at: &str, causes: &mut Vec<Cause>) {
+    if s["x-kubernetes-list-type"] == "map" {
+        let required: Vec<&str> = s["items"]["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for k in s["x-kubernetes-list-map-keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let prop = &s["items"]["properties"][k];
+            if !prop.is_null() && prop.get("default").is_none() && !required.contains(&k) {
+                causes.push(Cause {
+                    field: format!("{at}.items.properties[{k}].default"),
+                    reason: "FieldValueRequired",
+                    message: "Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property".into(),
+                });
+            }
+        }
+    }
+    if let Some(props) = s["properties"].as_object() {
+        for (k, v) in props {
+            list_map_keys(v, &format!("{at}.properties[{k}]"), causes);
+        }
+    }
+    if s["items"].is_object() {
+        list_map_keys(&s["items"], &format!("{at}.items"), causes);
+    }
 }
 
 fn set_default(o: &mut Map<String, Value>, k: &str, v: Value) {

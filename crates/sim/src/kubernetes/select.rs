@@ -42,15 +42,19 @@ fn split_top(text: &str) -> Vec<String> {
     out
 }
 
-fn values(text: &str) -> Option<Vec<String>> {
-    let inner = text.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(
-        inner
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    )
+fn values(text: &str) -> Result<Vec<String>, String> {
+    let t = text.trim();
+    let Some(inner) = t.strip_prefix('(').and_then(|t| t.strip_suffix(')')) else {
+        let first = t.split([' ', ',', ')']).next().unwrap_or("");
+        return Err(format!(
+            "unable to parse requirement: found '{first}' expected: '('"
+        ));
+    };
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 fn valid_key(k: &str) -> bool {
@@ -78,9 +82,9 @@ impl Selector {
             } else if let Some((k, v)) = p.split_once('=') {
                 Req::Eq(k.trim().into(), v.trim().into())
             } else if let Some((k, v)) = p.split_once(" notin ") {
-                Req::NotIn(k.trim().into(), values(v).ok_or_else(bad)?)
+                Req::NotIn(k.trim().into(), values(v)?)
             } else if let Some((k, v)) = p.split_once(" in ") {
-                Req::In(k.trim().into(), values(v).ok_or_else(bad)?)
+                Req::In(k.trim().into(), values(v)?)
             } else {
                 Req::Exists(p.to_string())
             };
