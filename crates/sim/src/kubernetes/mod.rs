@@ -948,20 +948,26 @@ fn write(
             let mut undeclared = Vec::new();
             fields::undeclared(&config, &r.schema, &mut String::new(), &mut undeclared);
             if !undeclared.is_empty() {
-                let lines: Vec<String> = undeclared
-                    .iter()
-                    .map(|p| format!("  {p}: field not declared in schema"))
-                    .collect();
+                // One error is written alone; several as a list (`ValidationErrors.Error`).
+                let detail = if undeclared.len() == 1 {
+                    format!("{}: field not declared in schema", undeclared[0])
+                } else {
+                    let lines: Vec<String> = undeclared
+                        .iter()
+                        .map(|p| format!("  {p}: field not declared in schema"))
+                        .collect();
+                    format!("errors:\n{}", lines.join("\n"))
+                };
                 let mut a = status(
                     500,
                     "",
                     &format!(
-                        "failed to create typed patch object ({}/{}; {}, Kind={}): errors:\n{}",
+                        "failed to create typed patch object ({}/{}; {}, Kind={}): {}",
                         config["metadata"]["namespace"].as_str().unwrap_or(""),
                         config["metadata"]["name"].as_str().unwrap_or(""),
                         api_version,
                         r.kind,
-                        lines.join("\n")
+                        detail
                     ),
                     None,
                 );
