@@ -133,7 +133,9 @@ async fn script(b: &Backend, ns: &str) -> Trace {
             step!($label, $method, $path, $ct, $body, "")
         };
         ($label:expr, $method:expr, $path:expr, $ct:expr, $body:expr, $accept:expr) => {{
-            let (code, body) = b.send($method, &$path, $ct, &$body, $accept).await;
+            let (code, body) = b
+                .send($method, &$path, $ct, String::as_str(&$body), $accept)
+                .await;
             t.push(($label.to_string(), code, body.clone()));
             (code, body)
         }};

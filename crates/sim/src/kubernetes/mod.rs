@@ -828,8 +828,7 @@ fn write(
         if (!kind.is_empty() || !av.is_empty()) && (kind != r.kind || av != api_version) {
             return Err(bad_request(&format!(
                 "invalid object type: {}, Kind={kind}",
-                av.replace('/', "/")
-                    .split_once('/')
+                av.split_once('/')
                     .map_or(format!("/{av}"), |(g, v)| format!("{g}/{v}"))
             )));
         }

@@ -33,6 +33,9 @@ pub struct Fields {
     pub unknown: Unknown,
 }
 
+/// An associative list's keys, each with its default.
+pub type ListKeys = Vec<(String, Option<Value>)>;
+
 /// The shape of a value, as server-side apply sees it.
 #[derive(Clone, Debug)]
 pub enum Schema {
@@ -47,7 +50,7 @@ pub enum Schema {
     /// A map with free keys.
     Map(Arc<Schema>),
     /// `+listType=map`: items by their keys (with each key's default).
-    AssocList(Arc<(Vec<(String, Option<Value>)>, Schema)>),
+    AssocList(Arc<(ListKeys, Schema)>),
     /// `+listType=set` of scalars.
     SetList,
 }
