@@ -7,7 +7,7 @@
 //! observed, never empty. Skipped when no server is at hand, except in CI.
 
 #[path = "kube/support.rs"]
-mod support;
+pub(crate) mod support;
 
 #[path = "kube/flux.rs"]
 mod flux;

@@ -30,6 +30,7 @@ mod sandbox;
 mod schema;
 mod sim_digitalocean;
 mod sim_github;
+mod sim_kubernetes;
 mod sim_ses;
 mod truth;
 mod validate;

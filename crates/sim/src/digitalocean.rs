@@ -33,6 +33,11 @@ pub struct DoConfig {
     pub per_hour: usize,
     /// Requests per minute per token (the burst limit).
     pub per_minute: usize,
+    /// The Kubernetes API every cluster's kubeconfig reaches, as (URL, bearer token): a
+    /// [`crate::kubernetes::KubeSim`]'s, so that a simulated cluster can be reached. Unset,
+    /// a kubeconfig names the cluster's own `https://{id}.k8s.ondigitalocean.com`, which no
+    /// test can reach.
+    pub kubernetes: Option<(String, String)>,
 }
 
 impl Default for DoConfig {
@@ -42,6 +47,7 @@ impl Default for DoConfig {
             provisioning: Duration::from_secs(2),
             per_hour: 5000,
             per_minute: 250,
+            kubernetes: None,
         }
     }
 }
@@ -690,7 +696,10 @@ fn route(
         }
         ("GET", ["v2", "kubernetes", "clusters", id, "kubeconfig"]) => {
             let c = find(&mut s.clusters, "id", id)?;
-            Ok((StatusCode::OK, Body::Yaml(kubeconfig(c))))
+            Ok((
+                StatusCode::OK,
+                Body::Yaml(kubeconfig(c, config.kubernetes.as_ref())),
+            ))
         }
         ("GET", ["v2", "kubernetes", "clusters", id, "upgrades"]) => {
             let c = find(&mut s.clusters, "id", id)?;
@@ -1377,7 +1386,10 @@ fn create_cluster(config: &DoConfig, s: &mut DoState, body: Value) -> Reply {
     created(json!({"kubernetes_cluster": cluster}))
 }
 
-fn kubeconfig(c: &Value) -> String {
+fn kubeconfig(c: &Value, kube: Option<&(String, String)>) -> String {
+    if let Some((url, token)) = kube {
+        return crate::kubernetes::kubeconfig(url, token);
+    }
     let name = c["name"].as_str().unwrap_or("cluster");
     let region = c["region"].as_str().unwrap_or("nyc1");
     let endpoint = c["endpoint"].as_str().unwrap_or("");

@@ -1,7 +1,8 @@
 //! Simulators of the cloud APIs provisioner talks to, for tests and `provisioner sandbox`:
 //! DigitalOcean API v2 ([`digitalocean`]), GitHub REST ([`github`]), the AWS calls
 //! provisioner makes ([`aws`], held to moto by running the AWS suites against both) and the
-//! SES v2 calls moto lacks ([`ses`]); plus [`fake`], an in-memory cloud of every kind for
+//! SES v2 calls moto lacks ([`ses`]), the Kubernetes API ([`kubernetes`], held to a real
+//! kube-apiserver by a differential test); plus [`fake`], an in-memory cloud of every kind for
 //! planner and executor tests. Each simulator is stateful, speaks real HTTP on a loopback
 //! port, follows the official API description (the DigitalOcean and GitHub suites check
 //! every exchange against it through Prism), and can
@@ -14,6 +15,7 @@ pub mod digitalocean;
 pub mod fake;
 pub mod faults;
 pub mod github;
+pub mod kubernetes;
 pub mod ses;
 
 use std::net::SocketAddr;
