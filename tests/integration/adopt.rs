@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 
 use provisioner::sim::aws::AwsSim;
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
+use provisioner::sim::flux_operator::FluxOperator;
 use provisioner::sim::github::{GhConfig, GhSim};
+use provisioner::sim::kubernetes::{KubeConfig, KubeSim};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_provisioner");
@@ -21,6 +23,10 @@ struct World {
     do_sim: DoSim,
     gh_sim: GhSim,
     aws_sim: AwsSim,
+    /// The cluster the DigitalOcean simulator's cluster reaches, with the Flux Operator
+    /// played against it.
+    _kube_sim: std::sync::Arc<KubeSim>,
+    _operator: FluxOperator,
     dir: tempfile::TempDir,
 }
 
@@ -41,15 +47,26 @@ impl World {
     /// Empty simulators; the desired state is a copy of `desired` (so imports can write
     /// into it); GitHub repositories and environments exist, as they would.
     async fn new(desired: &Path) -> World {
+        let kube_sim = std::sync::Arc::new(
+            KubeSim::start(KubeConfig {
+                token: "kube-sim-token".into(),
+                controllers: true,
+            })
+            .await
+            .unwrap(),
+        );
         let w = World {
+            _operator: FluxOperator::start(kube_sim.clone()),
             do_sim: DoSim::start(DoConfig {
                 provisioning: std::time::Duration::from_millis(200),
+                kubernetes: Some((kube_sim.url().to_string(), kube_sim.token().to_string())),
                 ..DoConfig::default()
             })
             .await
             .unwrap(),
             gh_sim: GhSim::start(GhConfig::default()).await.unwrap(),
             aws_sim: AwsSim::start("us-east-1").await.unwrap(),
+            _kube_sim: kube_sim,
             dir: tempfile::tempdir().unwrap(),
         };
         copy_dir(desired, &w.desired());

@@ -677,9 +677,21 @@ async fn sighup_and_a_changed_file_trigger_a_pass_and_systemd_hears_about_it() {
 /// it, and three later passes find nothing to do and write nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worked_example_converges_in_one_pass() {
+    use provisioner::sim::flux_operator::FluxOperator;
+    use provisioner::sim::kubernetes::{KubeConfig, KubeSim};
     use provisioner::sim::ses::{SesConfig, SesSim};
+    let kube_sim = std::sync::Arc::new(
+        KubeSim::start(KubeConfig {
+            token: "kube-sim-token".into(),
+            controllers: true,
+        })
+        .await
+        .unwrap(),
+    );
+    let _operator = FluxOperator::start(kube_sim.clone());
     let do_sim = DoSim::start(DoConfig {
         provisioning: Duration::from_millis(300),
+        kubernetes: Some((kube_sim.url().to_string(), kube_sim.token().to_string())),
         ..DoConfig::default()
     })
     .await
@@ -877,4 +889,132 @@ async fn two_thousand_idle_connections_do_not_stop_passes_or_metrics() {
     assert_eq!(code, 200);
     assert!(metrics.contains("provisioner_reconcile_runs_total"));
     drop(idle);
+}
+
+/// A `FluxInstance` the operator reports not Ready: every pass says so on `/status`
+/// (`not_ready`, with the operator's reason and message), in the log and in
+/// `provisioner_resource_ready`, and no pass re-applies it for that; once the operator
+/// reports it Ready again, the metric says 1 and `/status` no longer lists it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flux_instance_that_is_not_ready_is_on_status_and_in_metrics() {
+    use provisioner::sim::kubernetes::{KubeConfig, KubeSim};
+    use serde_json::json;
+    let kube = KubeSim::start(KubeConfig {
+        token: "kube-sim-token".into(),
+        controllers: true,
+    })
+    .await
+    .unwrap();
+    let w = World::new("").await;
+    let kubeconfig = w.dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    let operator =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state/kubernetes/flux-operator.yaml");
+    w.write_desired(&format!(
+        r#"
+[kubernetes.manifest.flux_operator]
+cluster = {{ file = "{k}" }}
+file = "{o}"
+
+[flux.instance.prod]
+cluster = {{ file = "{k}" }}
+version = "2.8.x"
+wait = "1s"
+depends_on = ["kubernetes.manifest.flux_operator"]
+"#,
+        k = kubeconfig.display(),
+        o = operator.display()
+    ));
+    let d = w.daemon(&["--interval", "1s"]);
+    // The first pass writes the instance; the operator (this test) says it failed.
+    let fail = |kube: &KubeSim| {
+        kube.set_status_as(
+            "flux-operator",
+            "fluxcd.controlplane.io/v1",
+            "FluxInstance",
+            Some("flux-system"),
+            "flux",
+            &json!({"observedGeneration": 1, "conditions": [{
+                "type": "Ready", "status": "False", "reason": "ArtifactFailed",
+                "message": "authentication required", "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-30T00:00:00Z"}]}),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fail(&kube).code != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "no instance written:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = d
+        .wait_for("a pass that reports the instance not ready", |s| {
+            passes(s)
+                .iter()
+                .any(|p| p["not_ready"]["flux.instance.prod"]["state"] == "failed")
+        })
+        .await;
+    let p = passes(&s)
+        .into_iter()
+        .find(|p| p["not_ready"]["flux.instance.prod"].is_object())
+        .unwrap();
+    assert_eq!(
+        p["not_ready"]["flux.instance.prod"],
+        json!({"state": "failed", "reason": "ArtifactFailed", "message": "authentication required"})
+    );
+    let (_, metrics) = d.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains(
+            "provisioner_resource_ready{address=\"flux.instance.prod\",state=\"failed\"} 0"
+        ),
+        "{metrics}"
+    );
+    promtool_check(&metrics);
+    let writes = |kube: &KubeSim| {
+        kube.requests()
+            .iter()
+            .filter(|r| r.starts_with("PATCH") && r.contains("/fluxinstances/flux?"))
+            .count()
+    };
+    let before = writes(&kube);
+    let since = p["started_at"].as_str().unwrap().to_string();
+    d.wait_for("two more passes", |s| {
+        passes(s)
+            .iter()
+            .filter(|q| q["started_at"].as_str().is_some_and(|t| t > since.as_str()))
+            .count()
+            >= 2
+    })
+    .await;
+    assert_eq!(writes(&kube), before, "not re-applied for its health");
+    assert!(d.log().contains("A resource is not Ready."), "{}", d.log());
+
+    // Ready again.
+    kube.set_status_as(
+        "flux-operator",
+        "fluxcd.controlplane.io/v1",
+        "FluxInstance",
+        Some("flux-system"),
+        "flux",
+        &json!({"observedGeneration": 1, "conditions": [{
+            "type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+            "message": "ok", "observedGeneration": 1,
+            "lastTransitionTime": "2026-11-30T00:00:01Z"}]}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, metrics) = d.get("/metrics").await.unwrap();
+        if metrics.contains(
+            "provisioner_resource_ready{address=\"flux.instance.prod\",state=\"ready\"} 1",
+        ) {
+            assert!(!metrics.contains("state=\"failed\""), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = d.status().await;
+    assert!(passes(&s).last().unwrap()["not_ready"].is_null(), "{s:#}");
 }

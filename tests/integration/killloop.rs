@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use provisioner::sim::aws::AwsSim;
 use provisioner::sim::digitalocean::{DoConfig, DoSim};
+use provisioner::sim::flux_operator::FluxOperator;
 use provisioner::sim::github::{GhConfig, GhSim};
+use provisioner::sim::kubernetes::{KubeConfig, KubeSim};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_provisioner");
@@ -65,6 +67,10 @@ struct World {
     do_sim: DoSim,
     gh_sim: GhSim,
     aws_sim: AwsSim,
+    /// The cluster the DigitalOcean simulator's cluster reaches, with the Flux Operator
+    /// played against it.
+    kube_sim: std::sync::Arc<KubeSim>,
+    _operator: FluxOperator,
     dir: tempfile::TempDir,
     /// The S3 ledger of `[settings] ledger` on the AWS simulator, else a file ledger.
     s3_ledger: bool,
@@ -72,15 +78,26 @@ struct World {
 
 impl World {
     async fn new(s3_ledger: bool) -> World {
+        let kube_sim = std::sync::Arc::new(
+            KubeSim::start(KubeConfig {
+                token: "kube-sim-token".into(),
+                controllers: true,
+            })
+            .await
+            .unwrap(),
+        );
         let w = World {
+            _operator: FluxOperator::start(kube_sim.clone()),
             do_sim: DoSim::start(DoConfig {
                 provisioning: Duration::from_millis(200),
+                kubernetes: Some((kube_sim.url().to_string(), kube_sim.token().to_string())),
                 ..DoConfig::default()
             })
             .await
             .unwrap(),
             gh_sim: GhSim::start(GhConfig::default()).await.unwrap(),
             aws_sim: AwsSim::start("us-east-1").await.unwrap(),
+            kube_sim,
             dir: tempfile::tempdir().unwrap(),
             s3_ledger,
         };
@@ -292,6 +309,30 @@ impl World {
                 }
             }
         });
+        // Kubernetes objects provisioner labelled: Secrets and the FluxInstance by
+        // `namespace/name`, a manifest's objects by the manifest's address (its ledger id).
+        let objects: Vec<Value> = self.kube_sim.edit(|st| st.objects().cloned().collect());
+        for o in objects {
+            let m = &o["metadata"];
+            if m["labels"]["app.kubernetes.io/managed-by"] != "provisioner" {
+                continue;
+            }
+            let kind = s(&o, "kind");
+            let name = s(m, "name");
+            let place = match m["namespace"].as_str() {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name,
+            };
+            match kind.as_str() {
+                "Secret" => push("kube_secret", place.clone(), place),
+                "FluxInstance" => push("flux_instance", place.clone(), place),
+                _ => push(
+                    "kube_object",
+                    format!("{kind}/{place}"),
+                    s(&m["annotations"], "provisioner.dev/address"),
+                ),
+            }
+        }
         out
     }
 

@@ -499,7 +499,7 @@ fn the_json_plan_has_a_format_version_and_actions() {
     let json = serde_json::to_value(serde_json::json!({ "format_version": p.format_version, "changes": p.changes, "notes": r.notes })).expect("json");
     assert_eq!(json["format_version"], 1);
     let changes = json["changes"].as_array().expect("changes");
-    assert_eq!(changes.len(), 41);
+    assert_eq!(changes.len(), 44);
     assert!(
         changes
             .iter()
@@ -679,6 +679,10 @@ fn every_kind_renders_its_update_replace_and_delete_as_recorded() {
         .filter(|c| c.action == Action::Delete)
         .map(|c| c.address.kind())
         .collect();
-    assert_eq!(kinds.len(), 20, "every kind is deleted: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        provisioner::desired::Kind::ALL.len(),
+        "every kind is deleted: {kinds:?}"
+    );
     expectorate::assert_contents("tests/output/every-kind-delete.txt", &render(&p, &r));
 }

@@ -45,7 +45,7 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
         seen.iter()
             .filter(|l| l.contains("drift detected and corrected"))
             .count()
-            >= 2
+            >= 6
     };
     while !wanted(&seen) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -54,7 +54,7 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "the sandbox did not correct two drifts in time:\n{}",
+                    "the sandbox did not correct six drifts in time:\n{}",
                     seen.join("\n")
                 );
             }
@@ -62,11 +62,11 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
     }
     let text = seen.join("\n");
     assert!(
-        text.contains("Plan: 0 to replace, 0 to delete, 41 to create"),
+        text.contains("Plan: 0 to replace, 0 to delete, 44 to create"),
         "{text}"
     );
     assert!(
-        text.contains("first pass: applied — 41 done, 0 failed"),
+        text.contains("first pass: applied — 44 done, 0 failed"),
         "{text}"
     );
     assert!(
@@ -74,6 +74,17 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
         "{text}"
     );
     assert!(text.contains("drift injected:"), "{text}");
+    // The sixth drift deletes Flux's pull secret; it is rebuilt (from Secrets Manager).
+    let deleted = seen
+        .iter()
+        .position(|l| {
+            l.contains("drift injected: Kubernetes Secret flux-system/flux-system (Flux's pull secret) deleted by hand")
+        })
+        .unwrap_or_else(|| panic!("no pull secret deleted:\n{text}"));
+    assert!(
+        seen[deleted + 1].contains("drift detected and corrected"),
+        "{text}"
+    );
     // How to point one's own CLI at the simulators, and a short story: the daemon's log
     // goes to a file unless --verbose.
     assert!(

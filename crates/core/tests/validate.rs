@@ -1052,12 +1052,7 @@ fn a_small_valid_file_loads_to_the_expected_model() {
 #[test]
 fn the_worked_example_covers_every_kind() {
     let state = worked_example();
-    // The Kubernetes kinds wait for a Kubernetes simulator: the sandbox and the kill loop
-    // apply the worked example, and nothing there serves a cluster yet (issue 22).
-    for kind in Kind::ALL
-        .iter()
-        .filter(|k| !matches!(k.provider(), "kubernetes" | "flux"))
-    {
+    for kind in Kind::ALL {
         assert!(
             state.resources.values().any(|r| r.kind() == *kind),
             "the worked example has no {kind}"

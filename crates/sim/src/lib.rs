@@ -14,6 +14,7 @@ pub mod aws;
 pub mod digitalocean;
 pub mod fake;
 pub mod faults;
+pub mod flux_operator;
 pub mod github;
 pub mod kubernetes;
 pub mod ses;

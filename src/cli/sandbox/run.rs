@@ -11,6 +11,7 @@ use crate::desired::values::SecretSource;
 use provisioner_sim::aws::AwsSim;
 use provisioner_sim::digitalocean::{DoConfig, DoSim};
 use provisioner_sim::github::{GhConfig, GhSim};
+use provisioner_sim::kubernetes::{KubeConfig, KubeSim};
 
 use super::SandboxArgs;
 
@@ -72,11 +73,23 @@ pub(super) async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::R
         .as_ref()
         .map(|r| r.as_str().to_string())
         .unwrap_or_else(|| "us-east-1".into());
+    // The cluster the DigitalOcean simulator makes is served by the Kubernetes simulator,
+    // whose controllers play the namespace controller's and the garbage collector's part;
+    // a task here plays the Flux Operator's.
+    let kube_sim = std::sync::Arc::new(
+        KubeSim::start(KubeConfig {
+            token: format!("sandbox-{}", uuid::Uuid::new_v4().simple()),
+            controllers: true,
+        })
+        .await?,
+    );
     let do_sim = DoSim::start(DoConfig {
         provisioning: Duration::from_secs(3),
+        kubernetes: Some((kube_sim.url().to_string(), kube_sim.token().to_string())),
         ..DoConfig::default()
     })
     .await?;
+    let _operator = provisioner_sim::flux_operator::FluxOperator::start(kube_sim.clone());
     let gh_sim = GhSim::start(GhConfig::default()).await?;
     let aws_sim = AwsSim::start(&region).await?;
     // The repositories and environments the desired state names exist already, as they
@@ -94,10 +107,11 @@ pub(super) async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::R
     }
     let dir = TempDir::new()?;
     say(format!(
-        "DigitalOcean simulator on {}, GitHub on {}, AWS on {}",
+        "DigitalOcean simulator on {}, GitHub on {}, AWS on {}, Kubernetes on {} (the Flux Operator played here)",
         do_sim.url(),
         gh_sim.url(),
-        aws_sim.url()
+        aws_sim.url(),
+        kube_sim.url()
     ));
     say(format!(
         "ledger in {} (removed at exit)",
@@ -238,7 +252,7 @@ pub(super) async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::R
         say(format!("{s}: stopping the daemon and the simulators"));
     };
     tokio::pin!(stop);
-    let work = drive(&status_url, args, &do_sim, &gh_sim, &aws_sim);
+    let work = drive(&status_url, args, &do_sim, &gh_sim, &aws_sim, &kube_sim);
     tokio::select! {
         () = &mut stop => {}
         r = work => r?,
@@ -267,6 +281,7 @@ async fn drive(
     do_sim: &DoSim,
     gh_sim: &GhSim,
     aws_sim: &AwsSim,
+    kube_sim: &KubeSim,
 ) -> anyhow::Result<()> {
     // The first pass applies the plan.
     loop {
@@ -299,7 +314,7 @@ async fn drive(
     let mut round = 0usize;
     loop {
         tokio::time::sleep(args.drift_every).await;
-        let Some(what) = inject(round, do_sim, gh_sim, aws_sim) else {
+        let Some(what) = inject(round, do_sim, gh_sim, aws_sim, kube_sim) else {
             round += 1;
             continue;
         };
@@ -346,8 +361,27 @@ async fn drive(
 
 /// Changes one thing behind the daemon's back; what it did, or `None` when the simulated
 /// clouds hold nothing of that sort.
-fn inject(round: usize, do_sim: &DoSim, gh_sim: &GhSim, aws_sim: &AwsSim) -> Option<String> {
-    match round % 5 {
+fn inject(
+    round: usize,
+    do_sim: &DoSim,
+    gh_sim: &GhSim,
+    aws_sim: &AwsSim,
+    kube_sim: &KubeSim,
+) -> Option<String> {
+    match round % 6 {
+        5 => {
+            // Flux's pull secret deleted by hand: rebuilt from Secrets Manager, the deploy
+            // key unchanged.
+            let secret = kube_sim.list("v1", "Secret", None).into_iter().find(|s| {
+                s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "provisioner"
+            })?;
+            let ns = secret["metadata"]["namespace"].as_str()?.to_string();
+            let name = secret["metadata"]["name"].as_str()?.to_string();
+            let answer = kube_sim.delete("v1", "Secret", Some(&ns), &name);
+            (answer.code == 200).then(|| {
+                format!("Kubernetes Secret {ns}/{name} (Flux's pull secret) deleted by hand")
+            })
+        }
         0 => {
             // A pool scaled by hand; an autoscaled pool's count belongs to the autoscaler, so
             // its bounds are what someone changes there.

@@ -57,6 +57,8 @@ pub struct ManifestObjects {
     pub written: String,
     /// SHA-256 of the whole text, `sha256:` and 16 hex digits.
     pub digest: String,
+    /// SHA-256 of the whole text, 64 hex digits (what `sha256sum` prints).
+    pub sha256: String,
     /// The objects.
     pub objects: Vec<ManifestObject>,
 }
@@ -104,6 +106,7 @@ impl Decode for ManifestFile {
         Some(ManifestFile(ManifestObjects {
             written,
             digest: digest(text.as_bytes()),
+            sha256: full_sha256(text.as_bytes()),
             objects,
         }))
     }
@@ -142,6 +145,7 @@ impl Decode for InlineYaml {
         Some(InlineYaml(ManifestObjects {
             written: "yaml".into(),
             digest: digest(text.as_bytes()),
+            sha256: full_sha256(text.as_bytes()),
             objects,
         }))
     }
@@ -170,6 +174,14 @@ impl Decode for Inventory {
     fn missing() -> Option<Self> {
         Some(Inventory)
     }
+}
+
+/// SHA-256 of `bytes`, 64 hex digits (what `sha256sum` prints).
+pub fn full_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// SHA-256 of `bytes`: `sha256:` and the first 16 hex digits (64 bits: enough to tell
@@ -555,6 +567,8 @@ block! {
         cluster: Secret => update,
         /// A multi-document YAML file, relative to this TOML file (one of `file` and `yaml`). Read when the desired state is loaded; a change shows as changes of `objects`.
         file: Option<ManifestFile> => local,
+        /// The SHA-256 `file` must have (64 hex digits, as `sha256sum` prints it): pins a downloaded release manifest (the Flux Operator's `install.yaml`), so that a different download is refused when the desired state is loaded.
+        sha256: Option<String> => local,
         /// Inline multi-document YAML (one of `file` and `yaml`); a change shows as changes of `objects`.
         yaml: Option<InlineYaml> => local,
         /// Computed, never written: the inventory of `file` or `yaml`, each object (`Kind.group/namespace/name`) with the hash of its YAML.
@@ -569,6 +583,33 @@ block! {
 
 fn check_manifest(m: &Manifest, span: Span, cx: &mut Cx<'_>) {
     check_cluster(&m.cluster, span, cx);
+    if let Some(pin) = &m.sha256 {
+        let pin = pin.trim().to_ascii_lowercase();
+        if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+            cx.nested("sha256", |cx| {
+                cx.error(
+                    span,
+                    "a SHA-256 is 64 hex digits, as `sha256sum FILE` prints it",
+                );
+            });
+        } else if let Some(f) = &m.file {
+            if f.0.sha256 != pin {
+                cx.nested("sha256", |cx| {
+                    cx.error(
+                        span,
+                        format!(
+                            "{} has SHA-256 {}, and `sha256` pins {pin}: it is not the file you pinned (download the pinned release again, or pin this one)",
+                            f.0.written, f.0.sha256
+                        ),
+                    );
+                });
+            }
+        } else {
+            cx.nested("sha256", |cx| {
+                cx.error(span, "`sha256` pins a `file`: inline `yaml` needs no pin");
+            });
+        }
+    }
     match (&m.file, &m.yaml) {
         (Some(_), Some(_)) => {
             cx.error(span, "write one of `file` and `yaml`, not both");

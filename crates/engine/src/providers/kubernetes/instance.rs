@@ -6,9 +6,10 @@
 //!   there (the operator's manifest has not been applied yet).
 //! - **Apply:** server-side apply (field manager `provisioner`, forced), then a wait until
 //!   the operator reports `Ready=True` for the written generation (`status.observedGeneration
-//!   == metadata.generation`), or `Stalled=True` (it gave up: the apply fails with the
-//!   operator's message), or `wait` runs out (the apply fails, to be tried again; the
-//!   instance stays written and is this ledger's by its lineage label).
+//!   == metadata.generation`), or `Stalled=True` (it gave up), or `wait` runs out. An
+//!   instance that is not Ready then is recorded as applied all the same (writing it again
+//!   cannot make it Ready, and an unrecorded one would be written again every pass) and
+//!   reported: a warning now, its health in every later plan, `/status` and the metrics.
 //! - **Delete:** the instance is deleted (propagation `Background`) and waited for until it
 //!   is gone: the operator's finalizer uninstalls Flux first, so the operator must still be
 //!   running (the delete of its manifest is ordered after, by `depends_on`).
@@ -418,7 +419,7 @@ pub(super) async fn apply(
     }
     // What the ledger compares the next observation with: the generation (status writes
     // of the operator do not move it) and the resource version.
-    let meta = ready.as_ref().map_or(&written.metadata, |o| &o.metadata);
+    let meta = &ready.metadata;
     if let Some(uid) = &meta.uid {
         attributes.insert("uid".into(), json!(uid));
     }
@@ -429,8 +430,8 @@ pub(super) async fn apply(
         attributes.insert("resourceVersion".into(), json!(rv));
     }
     if let Some(rev) = ready
-        .as_ref()
-        .and_then(|o| o.data.pointer("/status/lastAppliedRevision"))
+        .data
+        .pointer("/status/lastAppliedRevision")
         .and_then(Value::as_str)
     {
         attributes.insert("last_applied_revision".into(), json!(rev));
@@ -442,15 +443,17 @@ pub(super) async fn apply(
     })
 }
 
-/// Polls the instance until the operator has reconciled `generation` and says `Ready`;
-/// `Stalled` ends the wait at once. Progress goes to the log every half minute or so.
+/// Polls the instance until the operator has reconciled `generation` and says `Ready`, or
+/// says `Stalled`, or `wait` runs out; the instance as last read. An instance that is not
+/// Ready when the wait ends is logged as a warning, not an error: it is written, and writing
+/// it again cannot help. Progress goes to the log every half minute or so.
 async fn wait_ready(
     api: &Api<DynamicObject>,
     options: &KubeOptions,
     what: &str,
     generation: i64,
     wait: std::time::Duration,
-) -> Result<Option<DynamicObject>, ProviderError> {
+) -> Result<DynamicObject, ProviderError> {
     let started = tokio::time::Instant::now();
     let mut last_log = started;
     loop {
@@ -470,33 +473,29 @@ async fn wait_ready(
             .pointer("/status/observedGeneration")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        match h.state {
-            HealthState::Ready if seen >= generation => return Ok(Some(o)),
-            HealthState::Stalled => {
-                return Err(ProviderError::new(
-                    Failure::Rejected,
-                    format!(
-                        "{what} is Stalled ({}): {} — the operator gave up until the instance or its inputs change; see docs/kubernetes.md, \"A Flux that is not Ready\"",
-                        h.reason, h.message
-                    ),
-                ));
-            }
-            _ => {}
-        }
         let elapsed = started.elapsed();
-        if elapsed >= wait {
-            // Written, not Ready: the next pass observes it (and reports its health)
-            // rather than this one writing it again.
-            return Err(ProviderError::new(
-                Failure::Ambiguous,
-                format!(
-                    "{what} is not Ready after {}s ({}, {}): {} — it stays written; the next pass checks it again (docs/kubernetes.md, \"A Flux that is not Ready\")",
-                    elapsed.as_secs(),
-                    h.state.as_str(),
-                    h.reason,
-                    h.message
-                ),
-            ));
+        let settled = match h.state {
+            HealthState::Ready => seen >= generation,
+            // The operator gave up until something changes: waiting longer changes nothing.
+            HealthState::Stalled => true,
+            _ => elapsed >= wait,
+        };
+        if settled {
+            if !h.is_ready() {
+                // Written, and this ledger's; not Ready. Recorded as applied (writing it
+                // again cannot make it Ready), and reported: here, and by every pass's
+                // observation (plan, /status, metrics) until the operator says Ready.
+                tracing::warn!(
+                    message = "A FluxInstance was written but is not Ready.",
+                    instance = what,
+                    state = h.state.as_str(),
+                    reason = %h.reason,
+                    detail = %h.message,
+                    seconds = elapsed.as_secs(),
+                    runbook = "docs/kubernetes.md, \"Runbook: a Flux that is not Ready\""
+                );
+            }
+            return Ok(o);
         }
         if last_log.elapsed() >= std::time::Duration::from_secs(30) {
             last_log = tokio::time::Instant::now();
