@@ -680,18 +680,41 @@ async fn the_worked_example_converges_in_one_pass() {
     use provisioner::sim::flux_operator::FluxOperator;
     use provisioner::sim::kubernetes::{KubeConfig, KubeSim};
     use provisioner::sim::ses::{SesConfig, SesSim};
-    let kube_sim = std::sync::Arc::new(
-        KubeSim::start(KubeConfig {
-            token: "kube-sim-token".into(),
-            controllers: true,
-        })
-        .await
-        .unwrap(),
-    );
-    let _operator = FluxOperator::start(kube_sim.clone());
+    use support::kube_private::{PrivateApiServer, RealFluxOperator};
+    // The cluster: a real kube-apiserver of this test's own when one can be started (always
+    // in CI), else the Kubernetes simulator; the Flux Operator is played against it.
+    let real = PrivateApiServer::start();
+    let mut _kube_sim = None;
+    let mut _sim_operator = None;
+    let mut _real_operator = None;
+    let (kube_url, kube_token, kube_ca) = match &real {
+        Some(server) => {
+            _real_operator = Some(RealFluxOperator::start(server.client().await));
+            (
+                server.url.clone(),
+                server.token.clone(),
+                Some(server.ca_pem.clone()),
+            )
+        }
+        None => {
+            let sim = std::sync::Arc::new(
+                KubeSim::start(KubeConfig {
+                    token: "kube-sim-token".into(),
+                    controllers: true,
+                })
+                .await
+                .unwrap(),
+            );
+            _sim_operator = Some(FluxOperator::start(sim.clone()));
+            let pair = (sim.url().to_string(), sim.token().to_string(), None);
+            _kube_sim = Some(sim);
+            pair
+        }
+    };
     let do_sim = DoSim::start(DoConfig {
         provisioning: Duration::from_millis(300),
-        kubernetes: Some((kube_sim.url().to_string(), kube_sim.token().to_string())),
+        kubernetes: Some((kube_url, kube_token)),
+        kubernetes_ca: kube_ca,
         ..DoConfig::default()
     })
     .await
@@ -816,6 +839,35 @@ async fn the_worked_example_converges_in_one_pass() {
         desired.resources.len(),
         "every resource of the worked example is recorded"
     );
+    // The Flux part is in the cluster: the operator's namespace and CRD, the pull secret
+    // with the deploy key's private half and GitHub's host keys, the instance, Ready.
+    if let Some(server) = &real {
+        use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+        let client = server.client().await;
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), "flux-system");
+        let s = secrets.get("flux-system").await.unwrap();
+        let data = s.data.unwrap();
+        assert!(
+            String::from_utf8_lossy(&data["identity"].0).contains("OPENSSH PRIVATE KEY"),
+            "the deploy key's private half"
+        );
+        assert!(
+            String::from_utf8_lossy(&data["known_hosts"].0).starts_with("github.com ssh-ed25519 ")
+        );
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("fluxcd.controlplane.io", "v1", "FluxInstance"),
+            "fluxinstances",
+        );
+        let fi: Api<DynamicObject> = Api::namespaced_with(client, "flux-system", &ar);
+        let o = fi.get("flux").await.unwrap();
+        assert_eq!(
+            o.data["spec"]["sync"]["url"],
+            "ssh://git@github.com/example-org/platform-gitops.git"
+        );
+        assert_eq!(o.data["status"]["conditions"][0]["status"], "True");
+        eprintln!("the worked example's Kubernetes part converged on a real kube-apiserver");
+    }
 }
 
 /// 2,000 idle connections to the metrics port of a daemon allowed 1,024 file descriptors:

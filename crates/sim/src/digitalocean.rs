@@ -38,6 +38,10 @@ pub struct DoConfig {
     /// a kubeconfig names the cluster's own `https://{id}.k8s.ondigitalocean.com`, which no
     /// test can reach.
     pub kubernetes: Option<(String, String)>,
+    /// The PEM of the CA that signed that API's certificate, when it speaks HTTPS (a real
+    /// kube-apiserver in the tests): written as the kubeconfig's
+    /// `certificate-authority-data`.
+    pub kubernetes_ca: Option<Vec<u8>>,
 }
 
 impl Default for DoConfig {
@@ -48,6 +52,7 @@ impl Default for DoConfig {
             per_hour: 5000,
             per_minute: 250,
             kubernetes: None,
+            kubernetes_ca: None,
         }
     }
 }
@@ -698,7 +703,11 @@ fn route(
             let c = find(&mut s.clusters, "id", id)?;
             Ok((
                 StatusCode::OK,
-                Body::Yaml(kubeconfig(c, config.kubernetes.as_ref())),
+                Body::Yaml(kubeconfig(
+                    c,
+                    config.kubernetes.as_ref(),
+                    config.kubernetes_ca.as_deref(),
+                )),
             ))
         }
         ("GET", ["v2", "kubernetes", "clusters", id, "upgrades"]) => {
@@ -1386,9 +1395,16 @@ fn create_cluster(config: &DoConfig, s: &mut DoState, body: Value) -> Reply {
     created(json!({"kubernetes_cluster": cluster}))
 }
 
-fn kubeconfig(c: &Value, kube: Option<&(String, String)>) -> String {
+fn kubeconfig(c: &Value, kube: Option<&(String, String)>, ca: Option<&[u8]>) -> String {
     if let Some((url, token)) = kube {
-        return crate::kubernetes::kubeconfig(url, token);
+        let Some(ca) = ca else {
+            return crate::kubernetes::kubeconfig(url, token);
+        };
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+        return format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {url}\n  name: c\ncontexts:\n- context:\n    cluster: c\n    user: u\n  name: c\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: {token}\n"
+        );
     }
     let name = c["name"].as_str().unwrap_or("cluster");
     let region = c["region"].as_str().unwrap_or("nyc1");

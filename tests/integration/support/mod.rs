@@ -4,6 +4,7 @@
 
 pub mod aws_model;
 pub mod http;
+pub mod kube_private;
 pub mod moto;
 pub mod prism;
 pub mod run;
