@@ -38,7 +38,7 @@ fn diff_against_an_empty_cloud_plans_everything_and_exits_2_with_detailed_exitco
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        out.contains("Plan: 0 to replace, 0 to delete, 41 to create, 0 to update, 0 to adopt."),
+        out.contains("Plan: 0 to replace, 0 to delete, 44 to create, 0 to update, 0 to adopt."),
         "{out}"
     );
     assert!(
@@ -71,7 +71,7 @@ fn diff_json_has_a_format_version_and_ordered_changes() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["format_version"], 1);
-    assert_eq!(v["summary"]["create"], 41);
+    assert_eq!(v["summary"]["create"], 44);
     let changes = v["changes"].as_array().expect("changes");
     let pos = |a: &str| changes.iter().position(|c| c["address"] == a).expect(a);
     assert!(pos("digitalocean.vpc.prod") < pos("digitalocean.kubernetes_cluster.prod"));

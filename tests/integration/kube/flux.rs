@@ -374,6 +374,17 @@ async fn a_failing_instance_is_reported_with_the_operators_message_and_not_reapp
             ),
         "{shown}"
     );
+    // The summary says the clouds match the desired state, and that Flux is not ready.
+    let summary = provisioner::plan::display::Summary {
+        plan: &plan,
+        report: &report,
+    }
+    .to_string();
+    assert!(
+        summary.contains("No changes: the clouds match the desired state.")
+            && summary.contains("Not ready (their controllers say so; applying again does not help): flux.instance.prod (failed)."),
+        "{summary}"
+    );
     let json = serde_json::to_value(&plan).unwrap();
     let listed = json["changes"]
         .as_array()

@@ -422,8 +422,25 @@ impl fmt::Display for Summary<'_> {
             && n(Action::Orphan) == 0
             && n(Action::Drift) == 0
             && n(Action::Conflict) == 0;
+        let not_ready: Vec<String> = self
+            .plan
+            .changes
+            .iter()
+            .filter_map(|c| {
+                let h = unhealthy(c)?;
+                Some(format!("{} ({})", c.address, h.state.as_str()))
+            })
+            .collect();
         if quiet && unobserved == 0 {
-            return writeln!(f, "No changes: the clouds match the desired state.");
+            writeln!(f, "No changes: the clouds match the desired state.")?;
+            if !not_ready.is_empty() {
+                writeln!(
+                    f,
+                    "Not ready (their controllers say so; applying again does not help): {}.",
+                    not_ready.join(", ")
+                )?;
+            }
+            return Ok(());
         }
         if quiet {
             return writeln!(

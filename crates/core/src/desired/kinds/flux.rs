@@ -250,7 +250,7 @@ pub fn is_version_range(s: &str) -> bool {
 impl KindInfo for FluxInstance {
     const DOC: &'static str = "The Flux Operator's `FluxInstance` (named `flux`, in the operator's namespace): which Flux the operator installs and keeps upgraded, and the repository the cluster syncs. Applied with server-side apply (field manager `provisioner`); an apply waits until the instance is `Ready`. An instance that is not Ready is reported (plan, `/status`, metrics) with the operator's message, and not re-applied for it. Deleting it uninstalls Flux: the operator removes the Flux controllers and CRDs, and with the CRDs every Flux object in the cluster. See docs/kubernetes.md.";
     const ON_DELETE: Option<&'static str> = Some(
-        "deleting a FluxInstance uninstalls Flux: the Flux Operator removes the Flux controllers and the Flux CRDs, and with the CRDs every GitRepository, Kustomization and HelmRelease in the cluster (the workloads they made stay; controlplaneio-fluxcd/flux-operator#423). Set `lifecycle.prevent_destroy` to make this take `--allow-destroy`",
+        "deleting a FluxInstance uninstalls Flux: the Flux Operator removes the Flux controllers and the Flux CRDs, and with the CRDs every GitRepository, Kustomization and HelmRelease in the cluster (the workloads they made stay; controlplaneio-fluxcd/flux-operator#423). `lifecycle.prevent_destroy` makes a delete take `--allow-destroy`",
     );
     const EXPORTS: &'static [Export] = &[
         plain("name", "the instance's name (`flux`)"),

@@ -409,7 +409,7 @@ pub fn parse_manifest(
                     span,
                     format!(
                         "{origin}, document starting on line {line}: not YAML: {}",
-                        one_line(&e.to_string())
+                        yaml_problem(&e.to_string())
                     ),
                 );
             }
@@ -540,6 +540,13 @@ pub fn parse_manifest(
         return None;
     }
     ok.then_some(objects)
+}
+
+/// The parser's problem without the lines of the document it quotes after it: the file
+/// may be one that holds secrets (a `file` pointing at an env file), and errors reach
+/// CI logs.
+fn yaml_problem(s: &str) -> String {
+    one_line(s.lines().next().unwrap_or(s))
 }
 
 fn one_line(s: &str) -> String {

@@ -234,14 +234,8 @@ pub fn health(o: &DynamicObject) -> Health {
     };
     let words = |c: &Value| {
         (
-            c.get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            c.get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            inert(c.get("reason").and_then(Value::as_str).unwrap_or("")),
+            inert(c.get("message").and_then(Value::as_str).unwrap_or("")),
         )
     };
     let is = |c: &Value, s: &str| c.get("status").and_then(Value::as_str) == Some(s);
@@ -300,6 +294,25 @@ pub fn health(o: &DynamicObject) -> Health {
             message: "the Flux Operator has written no Ready condition yet".into(),
         },
     }
+}
+
+/// Text a controller wrote, made safe to log and show: control characters (newlines,
+/// terminal escapes) escaped, at most 2,000 characters. Anyone allowed to write the
+/// instance's status writes this text, and logs are read on terminals.
+fn inert(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 2000 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The object provisioner writes for a spec (field names of the operator's API).
@@ -692,6 +705,15 @@ mod tests {
                 {"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "ok"}]}),
         );
         assert!(health(&ready).is_ready());
+        let hostile = object(
+            2,
+            json!({"observedGeneration": 2, "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Bad\u{1b}[31mRED", "message": "line1\nforged log line\u{1b}]0;pwned\u{7}"}]}),
+        );
+        let h = health(&hostile);
+        assert_eq!(h.reason, "Bad\\u{1b}[31mRED");
+        assert!(!h.message.chars().any(char::is_control), "{:?}", h.message);
+        assert!(h.message.starts_with("line1\\nforged"), "{:?}", h.message);
         assert_eq!(
             health(&object(1, Value::Null)).state,
             HealthState::Progressing
