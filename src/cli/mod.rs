@@ -53,7 +53,7 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-/// Keeps DigitalOcean, AWS and GitHub equal to a declarative TOML description.
+/// Keeps DigitalOcean, AWS, GitHub and Kubernetes (Flux) equal to a declarative TOML description.
 #[derive(Debug, Parser)]
 #[command(name = "provisioner", version = VERSION, about, long_about = None)]
 pub struct Args {
