@@ -106,7 +106,9 @@ fn validate_prints_a_summary_and_exits_0() {
     let (code, out, err) = provisioner(&["-d", dir.to_str().expect("utf-8 path"), "validate"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with("valid: 41 resources (digitalocean 20, aws 13, github 8) in 9 files"),
+        out.starts_with(
+            "valid: 44 resources (digitalocean 20, aws 13, github 8, kubernetes 2, flux 1) in 10 files"
+        ),
         "{out}"
     );
 }
