@@ -603,6 +603,45 @@ pub fn kube_error(what: &str, otherwise: Failure, e: kube::Error) -> ProviderErr
     }
 }
 
+/// Whether an object that exists (its metadata) may be written by this change, before
+/// the change knows it as its own: this ledger's lineage and this resource's address (or
+/// the cloud id it was recorded under) — yes; another ledger's — never; another resource's
+/// of this ledger — never; one provisioner did not make — only with `take_over`. `noun`
+/// names the object in the message (`Secret`), `hint` says who may have made it.
+pub(crate) fn check_owner(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    req: &ApplyRequest<'_>,
+    what: &str,
+    noun: &str,
+    hint: &str,
+    spec: &Value,
+) -> Result<(), ProviderError> {
+    let label = meta.labels.as_ref().and_then(|l| l.get(LINEAGE_LABEL));
+    let address = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ADDRESS_ANNOTATION));
+    let mine = req.address.to_string();
+    match (label, address) {
+        (Some(l), Some(a))
+            if l == req.lineage && (*a == mine || Some(a.as_str()) == req.cloud_id) =>
+        {
+            Ok(())
+        }
+        (Some(l), _) if l != req.lineage => Err(ProviderError::msg(format!(
+            "{what} exists and belongs to another provisioner ledger (lineage {l}): not taken over"
+        ))),
+        (Some(_), Some(a)) => Err(ProviderError::msg(format!(
+            "{what} exists and is written by {a}: two resources cannot own one {noun}"
+        ))),
+        _ if spec.get("take_over").and_then(Value::as_bool) == Some(true) => Ok(()),
+        _ => Err(ProviderError::msg(format!(
+            "{what} exists and was not made by provisioner{hint}: set `take_over = true` on {} to take it over, or delete it",
+            req.address
+        ))),
+    }
+}
+
 /// The status code of an API error, if it is one.
 pub fn status_of(e: &kube::Error) -> Option<u16> {
     match e {

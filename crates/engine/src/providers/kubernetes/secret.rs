@@ -432,39 +432,9 @@ async fn check_taken(
             format!("reading {what}: {}", describe(&e, &[])),
         )
     })?;
-    let Some(m) = existing else {
-        return Ok(());
-    };
-    let label = m
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(LINEAGE_LABEL))
-        .cloned();
-    let address = m
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ADDRESS_ANNOTATION))
-        .cloned();
-    let mine = req.address.to_string();
-    match (label, address) {
-        (Some(l), Some(a))
-            if l == req.lineage && (a == mine || Some(a.as_str()) == req.cloud_id) =>
-        {
-            Ok(())
-        }
-        (Some(l), _) if l != req.lineage => Err(ProviderError::msg(format!(
-            "{what} exists and belongs to another provisioner ledger (lineage {l}): not taken over"
-        ))),
-        (Some(_), Some(a)) => Err(ProviderError::msg(format!(
-            "{what} exists and is written by {a}: two resources cannot own one Secret"
-        ))),
-        _ if spec.get("take_over").and_then(Value::as_bool) == Some(true) => Ok(()),
-        _ => Err(ProviderError::msg(format!(
-            "{what} exists and was not made by provisioner: set `take_over = true` on {} to take it over, or delete it",
-            req.address
-        ))),
+    match existing {
+        Some(m) => super::check_owner(&m.metadata, req, what, "Secret", "", spec),
+        None => Ok(()),
     }
 }
 
