@@ -85,6 +85,12 @@ pub struct Loaded {
 
 /// Reads every `*.toml` below `dir`, recursively, in sorted path order.
 pub fn load_dir(dir: &Path) -> Loaded {
+    load_dir_except(dir, &[])
+}
+
+/// [`load_dir`], leaving out the folders of `dir` itself named in `except` (the root
+/// module leaves out `modules/` and `environments/`).
+pub fn load_dir_except(dir: &Path, except: &[&str]) -> Loaded {
     let mut loaded = Loaded::default();
     let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
@@ -111,7 +117,15 @@ pub fn load_dir(dir: &Path) -> Loaded {
         return loaded;
     }
     let mut files = Vec::new();
-    collect(dir, 0, &mut files, &mut loaded.diagnostics);
+    let mut ancestors = Vec::new();
+    walk(
+        dir,
+        0,
+        except,
+        &mut ancestors,
+        &mut files,
+        &mut loaded.diagnostics,
+    );
     files.sort();
     if files.is_empty() && loaded.diagnostics.is_empty() {
         loaded.diagnostics.push(
@@ -182,7 +196,7 @@ pub fn list_files(dir: &Path) -> (Vec<PathBuf>, Vec<Diagnostic>) {
 
 fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     let mut ancestors = Vec::new();
-    walk(dir, depth, &mut ancestors, out, diags);
+    walk(dir, depth, &[], &mut ancestors, out, diags);
 }
 
 /// `ancestors` holds the real paths of the folders being walked, so a symbolic link back to
@@ -190,6 +204,7 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Dia
 fn walk(
     dir: &Path,
     depth: usize,
+    except: &[&str],
     ancestors: &mut Vec<PathBuf>,
     out: &mut Vec<PathBuf>,
     diags: &mut Vec<Diagnostic>,
@@ -243,9 +258,12 @@ fn walk(
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
+        if depth == 0 && except.iter().any(|e| name == *e) {
+            continue;
+        }
         let toml = path.extension().is_some_and(|e| e == "toml");
         match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, depth + 1, ancestors, out, diags),
+            Ok(m) if m.is_dir() => walk(&path, depth + 1, &[], ancestors, out, diags),
             Ok(m) if toml && m.is_file() => out.push(path),
             // A FIFO, socket or device named `*.toml` would block or never end: refused.
             Ok(_) if toml => match crate::fsread::not_regular(&path) {
@@ -266,7 +284,8 @@ fn walk(
     ancestors.pop();
 }
 
-fn load_file(path: &Path, loaded: &mut Loaded) {
+/// Reads and parses one file into `loaded`.
+pub(crate) fn load_file(path: &Path, loaded: &mut Loaded) {
     let bytes = match crate::fsread::read_regular(path, MAX_FILE_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {

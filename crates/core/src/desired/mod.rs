@@ -3,6 +3,7 @@
 //! Nothing here does network I/O; the loader only reads the folder it is given.
 
 pub mod catalog;
+pub mod expand;
 pub mod format;
 pub mod json_schema;
 pub mod kinds;
@@ -15,7 +16,8 @@ pub mod source;
 pub mod validate;
 pub mod values;
 
+pub use expand::{Environment, Inputs};
 pub use kinds::{Kind, Spec};
 pub use model::{DesiredState, Lifecycle, Mode, Resource, Settings};
 pub use refs::{Address, Reference};
-pub use validate::{ValidationErrors, load};
+pub use validate::{ValidationErrors, load, load_with};

@@ -214,6 +214,35 @@ pub struct DesiredState {
     /// `[[moved]]` hints, `(from, to)`: ledger entries of `from` are renamed to `to` before
     /// planning, as Terraform's `moved` blocks (and `provisioner state mv`) do.
     pub moved: Vec<(Address, Address)>,
+    /// The chosen environment (`-e NAME`), when the desired state describes several.
+    pub environment: Option<super::expand::Environment>,
+    /// Every environment the desired state describes (`environments/NAME.toml`), sorted.
+    pub environments: Vec<String>,
+    /// The root module's outputs by name: written to the ledger after each pass, read with
+    /// `provisioner output`.
+    pub outputs: BTreeMap<String, Output>,
+}
+
+/// A declared output (`[output.NAME]`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Output {
+    /// The value as written, references (`${provider.kind.name.attribute}`) left for the
+    /// engine to fill in from the ledger's recorded attributes.
+    pub value: serde_json::Value,
+    /// `description`.
+    pub description: Option<String>,
+    /// `sensitive`: masked by `provisioner output` unless asked for by name.
+    pub sensitive: bool,
+    /// Where it is declared.
+    #[serde(skip)]
+    pub location: Location,
+}
+
+impl DesiredState {
+    /// The chosen environment's name, if any.
+    pub fn environment_name(&self) -> Option<&str> {
+        self.environment.as_ref().map(|e| e.name.as_str())
+    }
 }
 
 impl DesiredState {

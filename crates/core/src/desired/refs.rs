@@ -4,44 +4,129 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The identity of a resource in the desired state: `provider.kind.name`.
+/// The identity of a resource in the desired state: `provider.kind.name`, or, for an
+/// instance made by `for_each` or by a module, Terraform's form:
+/// `module.app["web"].digitalocean.spaces_bucket.media["logs"]` (the module path first,
+/// then the resource, then its `for_each` key).
 ///
 /// Held as one shared string, so that a clone (plans and ledgers copy addresses a great deal)
-/// costs a reference count, not three allocations. Ordered by (provider, kind, name).
+/// costs a reference count, not three allocations. Ordered by (provider, kind, module, name).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct Address {
     text: Arc<str>,
+    /// Where the provider starts in `text` (0 outside modules).
+    provider_at: usize,
     /// Where the kind starts in `text`.
     kind_at: usize,
     /// Where the name starts in `text`.
     name_at: usize,
 }
 
+/// Longest `for_each` key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// True for a `for_each` key: 1 to [`MAX_KEY_LEN`] characters among letters, digits and
+/// `_ - . / : @ +` (enough for names, regions and domains; never a quote, a brace or a
+/// space, so an address stays one word and a `${...}` reference stays parseable).
+pub fn is_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_KEY_LEN
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':' | b'@' | b'+')
+        })
+}
+
+/// `name` or `name["key"]`: a resource's or a module call's name with an optional
+/// `for_each` key.
+fn is_instance_name(s: &str) -> bool {
+    match s.split_once("[\"") {
+        None => is_name(s),
+        Some((name, rest)) => is_name(name) && rest.strip_suffix("\"]").is_some_and(is_key),
+    }
+}
+
+/// Splits `text` at the dots that are not inside `["..."]`.
+fn split_outside_keys(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_key = false;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'[' => in_key = true,
+            b']' => in_key = false,
+            b'.' if !in_key => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
 impl Address {
     /// Builds an address from its three parts.
     pub fn new(provider: &str, kind: &str, name: &str) -> Self {
+        Address::in_module("", provider, kind, name)
+    }
+
+    /// Builds the address of a resource inside the module instance `module`
+    /// (`module.app["web"]`, or `""` for the root), `name` holding its `for_each` key if
+    /// it has one (`media["logs"]`).
+    pub fn in_module(module: &str, provider: &str, kind: &str, name: &str) -> Self {
+        let provider_at = if module.is_empty() {
+            0
+        } else {
+            module.len() + 1
+        };
+        let text = if module.is_empty() {
+            format!("{provider}.{kind}.{name}")
+        } else {
+            format!("{module}.{provider}.{kind}.{name}")
+        };
         Address {
-            text: format!("{provider}.{kind}.{name}").into(),
-            kind_at: provider.len() + 1,
-            name_at: provider.len() + kind.len() + 2,
+            text: text.into(),
+            provider_at,
+            kind_at: provider_at + provider.len() + 1,
+            name_at: provider_at + provider.len() + kind.len() + 2,
         }
     }
 
-    /// Parses `provider.kind.name`.
+    /// Parses `provider.kind.name`, optionally with a `for_each` key (`name["key"]`) and a
+    /// module path before it (`module.app.` or `module.app["web"].`, repeated for nesting).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = s.split('.').collect();
-        match parts.as_slice() {
-            [p, k, n] if [p, k, n].iter().all(|x| is_name(x)) => Ok(Address::new(p, k, n)),
-            _ => Err(format!(
-                "`{s}` is not an address: write `provider.kind.name`, e.g. `digitalocean.vpc.main`"
-            )),
+        let bad = || {
+            format!(
+                "`{s}` is not an address: write `provider.kind.name`, e.g. `digitalocean.vpc.main` \
+                 (with `[\"key\"]` for a `for_each` instance, and `module.NAME.` before it inside a module)"
+            )
+        };
+        let parts = split_outside_keys(s);
+        if parts.len() < 3 || parts.len() % 2 == 0 {
+            return Err(bad());
         }
+        let (modules, resource) = parts.split_at(parts.len() - 3);
+        for pair in modules.chunks(2) {
+            if pair[0] != "module" || !is_instance_name(pair[1]) {
+                return Err(bad());
+            }
+        }
+        let [p, k, n] = resource else {
+            return Err(bad());
+        };
+        if !(is_name(p) && is_name(k) && is_instance_name(n)) {
+            return Err(bad());
+        }
+        let module_len = s.len() - p.len() - k.len() - n.len() - 2;
+        let module = s[..module_len].strip_suffix('.').unwrap_or("");
+        Ok(Address::in_module(module, p, k, n))
     }
 
     /// `digitalocean`, `aws` or `github`.
     pub fn provider(&self) -> &str {
-        &self.text[..self.kind_at - 1]
+        &self.text[self.provider_at..self.kind_at - 1]
     }
 
     /// The kind within the provider (`vpc`, `s3_bucket`, ...).
@@ -49,9 +134,20 @@ impl Address {
         &self.text[self.kind_at..self.name_at - 1]
     }
 
-    /// The user's name for the resource.
+    /// The user's name for the resource, with its `for_each` key if it has one
+    /// (`media["logs"]`).
     pub fn name(&self) -> &str {
         &self.text[self.name_at..]
+    }
+
+    /// The module instance the resource belongs to (`module.app["web"]`), or `""` at the
+    /// root.
+    pub fn module(&self) -> &str {
+        if self.provider_at == 0 {
+            ""
+        } else {
+            &self.text[..self.provider_at - 1]
+        }
     }
 
     /// The whole address, `provider.kind.name`.
@@ -59,8 +155,8 @@ impl Address {
         &self.text
     }
 
-    fn parts(&self) -> (&str, &str, &str) {
-        (self.provider(), self.kind(), self.name())
+    fn parts(&self) -> (&str, &str, &str, &str) {
+        (self.provider(), self.kind(), self.module(), self.name())
     }
 }
 
@@ -170,11 +266,14 @@ pub enum Segment {
 /// without allocating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefParts<'a> {
+    /// The whole address as written (`digitalocean.vpc.main`,
+    /// `module.app.aws.s3_bucket.media["logs"]`).
+    pub address: &'a str,
     /// `digitalocean`, `aws` or `github`.
     pub provider: &'a str,
     /// The kind within the provider.
     pub kind: &'a str,
-    /// The resource's name.
+    /// The resource's name, with its `for_each` key if any.
     pub name: &'a str,
     /// The exported attribute.
     pub attribute: &'a str,
@@ -185,8 +284,12 @@ pub struct RefParts<'a> {
 impl RefParts<'_> {
     /// The owned reference.
     pub fn to_reference(&self) -> Reference {
+        let module = self.address[..self.address.len() - self.name.len()]
+            .strip_suffix(&format!("{}.{}.", self.provider, self.kind))
+            .and_then(|m| m.strip_suffix('.'))
+            .unwrap_or("");
         Reference {
-            address: Address::new(self.provider, self.kind, self.name),
+            address: Address::in_module(module, self.provider, self.kind, self.name),
             attribute: self.attribute.to_string(),
             index: self.index,
         }
@@ -291,6 +394,9 @@ fn parse_reference(body: &str) -> Result<RefParts<'_>, String> {
              optionally with an index like `[0]`"
         )
     };
+    if body.starts_with("module.") || body.contains('"') {
+        return parse_instance_reference(body).ok_or_else(bad);
+    }
     // One pass over the bytes: the three dots and the opening bracket (all ASCII).
     let bytes = body.as_bytes();
     let mut dots = [0usize; 3];
@@ -327,6 +433,7 @@ fn parse_reference(body: &str) -> Result<RefParts<'_>, String> {
     let attribute = &body[dots[2] + 1..path_end];
     if [provider, kind, name, attribute].iter().all(|x| is_name(x)) {
         Ok(RefParts {
+            address: &body[..dots[2]],
             provider,
             kind,
             name,
@@ -336,6 +443,36 @@ fn parse_reference(body: &str) -> Result<RefParts<'_>, String> {
     } else {
         Err(bad())
     }
+}
+
+/// A reference to a `for_each` instance or into a module:
+/// `module.app.aws.s3_bucket.media["logs"].arn[0]`.
+fn parse_instance_reference(body: &str) -> Option<RefParts<'_>> {
+    let parts = split_outside_keys(body);
+    let (last, _) = parts.split_last()?;
+    let address = body.get(..body.len().checked_sub(last.len() + 1)?)?;
+    let (attribute, index) = match last.split_once('[') {
+        Some((a, i)) => (a, Some(i.strip_suffix(']')?.trim().parse::<usize>().ok()?)),
+        None => (*last, None),
+    };
+    if !is_name(attribute) {
+        return None;
+    }
+    let parsed = Address::parse(address).ok()?;
+    // Slices of `body` for the parts (the parsed address is an owned copy).
+    let name = &address[address.len() - parsed.name().len()..];
+    let kind_end = address.len() - name.len() - 1;
+    let kind = &address[kind_end - parsed.kind().len()..kind_end];
+    let provider_end = kind_end - kind.len() - 1;
+    let provider = &address[provider_end - parsed.provider().len()..provider_end];
+    Some(RefParts {
+        address,
+        provider,
+        kind,
+        name,
+        attribute,
+        index,
+    })
 }
 
 /// True when the string may hold a reference: it contains `${` (which an escaped `$${`
@@ -452,6 +589,41 @@ mod tests {
         assert!(may_hold_reference("$${escaped}"));
         assert!(!may_hold_reference("cost $5, {braces}"));
         assert!(!may_hold_reference("ends with $"));
+    }
+
+    #[test]
+    fn instance_addresses_and_references_round_trip() {
+        for text in [
+            "digitalocean.vpc.main",
+            "aws.s3_bucket.media[\"logs\"]",
+            "module.app.aws.s3_bucket.media",
+            "module.app[\"web.example.com\"].module.mail.aws.ses_domain_identity.main[\"a\"]",
+        ] {
+            let a = Address::parse(text).unwrap();
+            assert_eq!(a.as_str(), text);
+            let r = parse_template(&format!("x-${{{text}.arn[1]}}")).unwrap();
+            let Segment::Ref(r) = &r[1] else {
+                panic!("{text}")
+            };
+            assert_eq!(r.address, a, "{text}");
+            assert_eq!(r.attribute, "arn");
+            assert_eq!(r.index, Some(1));
+        }
+        let a = Address::parse("module.app[\"web\"].aws.s3_bucket.media[\"logs\"]").unwrap();
+        assert_eq!(
+            (a.module(), a.provider(), a.kind(), a.name()),
+            ("module.app[\"web\"]", "aws", "s3_bucket", "media[\"logs\"]")
+        );
+        for bad in [
+            "module.aws.s3_bucket.media",
+            "mod.app.aws.s3_bucket.media",
+            "aws.s3_bucket.media[\"\"]",
+            "aws.s3_bucket.media[\"a b\"]",
+            "aws.s3_bucket.media[logs]",
+            "aws[\"x\"].s3_bucket.media",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -166,6 +166,9 @@ pub struct Diagnostic {
     pub note: Option<(Span, String)>,
     /// True when the source line may hold a secret and must not be echoed.
     pub redact_source: bool,
+    /// The module calls that reached the problem, innermost first: where each is called
+    /// and which instance it made (`in module.app["web"], called`).
+    pub called_from: Vec<(Span, String)>,
 }
 
 impl Diagnostic {
@@ -178,6 +181,7 @@ impl Diagnostic {
             help: None,
             note: None,
             redact_source: false,
+            called_from: Vec::new(),
         }
     }
 
@@ -190,6 +194,7 @@ impl Diagnostic {
             help: None,
             note: None,
             redact_source: false,
+            called_from: Vec::new(),
         }
     }
 
@@ -264,6 +269,12 @@ impl Diagnostic {
         if let Some((span, note)) = &self.note {
             out.push_str(&format!(
                 "{pad} = note: {note} at {}\n",
+                sources.location(*span)
+            ));
+        }
+        for (span, what) in &self.called_from {
+            out.push_str(&format!(
+                "{pad} = note: {what} at {}\n",
                 sources.location(*span)
             ));
         }

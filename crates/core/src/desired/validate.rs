@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
+use super::expand::{ENVIRONMENTS_DIR, Expanded, Inputs, MODULES_DIR, expand};
 use super::kinds::{Kind, PROVIDERS, Spec};
-use super::load::{Loaded, Raw, RawEntry, RawTable, RawValue, load_dir};
-use super::model::{DesiredState, Lifecycle, Resource, Settings};
-use super::refs::{Address, is_name};
+use super::load::{Loaded, Raw, RawEntry, RawTable, RawValue, load_dir_except};
+use super::model::{DesiredState, Lifecycle, Output, Resource, Settings};
+use super::refs::Address;
 use super::schema::{Cx, Decode, RefUse, Shape, suggest};
 use super::source::{Diagnostic, Sources, Span};
 
@@ -40,121 +41,84 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-/// Loads and validates the desired-state folder.
+/// Loads and validates the desired-state folder, with no environment chosen and no
+/// variable given on the command line (see [`load_with`]).
 pub fn load(dir: &Path) -> Result<DesiredState, ValidationErrors> {
-    validate(load_dir(dir))
+    load_with(dir, &Inputs::default())
 }
 
-struct Found<'a> {
-    raw: &'a Raw,
+/// Loads the desired-state folder — the root module (every `*.toml` below `dir` but
+/// `modules/` and `environments/`), the chosen environment's file and the modules it
+/// calls — expands it ([`super::expand`]) and validates it.
+pub fn load_with(dir: &Path, inputs: &Inputs) -> Result<DesiredState, ValidationErrors> {
+    let loaded = load_dir_except(dir, &[MODULES_DIR, ENVIRONMENTS_DIR]);
+    validate_in(Some(dir), loaded, inputs)
+}
+
+struct Found {
     key_span: Span,
+    raw: Raw,
     base_dir: std::path::PathBuf,
 }
 
-/// Validates what the loader read.
+/// Validates what the loader read from text alone (no folder: no environments, no modules).
 pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
+    validate_in(None, loaded, &Inputs::default())
+}
+
+fn validate_in(
+    root: Option<&Path>,
+    mut loaded: Loaded,
+    inputs: &Inputs,
+) -> Result<DesiredState, ValidationErrors> {
+    // A folder that could not be read at all is not expanded (no environment to complain of).
+    let expanded = if loaded.documents.is_empty() && !loaded.diagnostics.is_empty() {
+        Expanded::default()
+    } else {
+        expand(root, &mut loaded, inputs)
+    };
     let Loaded {
         sources,
-        documents,
+        documents: _,
         mut diagnostics,
     } = loaded;
-    let mut settings_raw: Option<(Span, &Raw)> = None;
-    let mut found: BTreeMap<Address, (Kind, Found<'_>)> = BTreeMap::new();
-    let mut moved_raw: Vec<&RawEntry> = Vec::new();
-
-    for (file, doc) in &documents {
-        let RawValue::Table(top) = &doc.value else {
+    let Expanded {
+        settings: settings_raw,
+        moved: moved_entries,
+        instances,
+        outputs: output_decls,
+        environment,
+        environments,
+        calls,
+    } = expanded;
+    let moved_raw: Vec<&RawEntry> = moved_entries.iter().collect();
+    let mut found: BTreeMap<Address, (Kind, Found)> = BTreeMap::new();
+    for i in instances {
+        if let Some((_, first)) = found.get(&i.address) {
+            diagnostics.push(
+                Diagnostic::at(
+                    i.key_span,
+                    format!("`{}` is defined more than once", i.address),
+                )
+                .note(first.key_span, "first defined")
+                .help("each address names one resource; rename one of them"),
+            );
             continue;
-        };
-        let base_dir = sources
-            .file(*file)
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        for (key, entry) in top {
-            if key == "settings" {
-                if let Some((first, _)) = settings_raw {
-                    diagnostics.push(
-                        Diagnostic::at(entry.key_span, "`[settings]` is defined more than once")
-                            .note(first, "first defined")
-                            .help("keep all settings in one table"),
-                    );
-                } else {
-                    settings_raw = Some((entry.key_span, &entry.value));
-                }
-                continue;
-            }
-            if key == "moved" {
-                moved_raw.push(entry);
-                continue;
-            }
-            if !PROVIDERS.contains(&key.as_str()) {
-                diagnostics.push(unknown_top_level(key, entry));
-                continue;
-            }
-            let Some(kinds) = table_or_report(entry, key, &mut diagnostics) else {
-                continue;
-            };
-            for (kind_name, kind_entry) in kinds {
-                let Some(kind) = Kind::lookup(key, kind_name) else {
-                    diagnostics.push(unknown_kind(key, kind_name, kind_entry.key_span));
-                    continue;
-                };
-                let Some(names) =
-                    table_or_report(kind_entry, &format!("{key}.{kind_name}"), &mut diagnostics)
-                else {
-                    continue;
-                };
-                for (name, res) in names {
-                    let address = Address::new(key, kind_name, name);
-                    if !is_name(name) {
-                        diagnostics.push(
-                            Diagnostic::at(
-                                res.key_span,
-                                format!("`{name}` is not a valid resource name"),
-                            )
-                            .field(address.to_string())
-                            .help("start with a letter or `_`, then letters, digits, `_` or `-`"),
-                        );
-                        continue;
-                    }
-                    if !matches!(res.value.value, RawValue::Table(_)) {
-                        diagnostics.push(
-                            Diagnostic::at(res.value.span, format!("expected a table, found {}", res.value.value.type_name()))
-                                .field(address.to_string())
-                                .help(format!("describe the resource as a table: `[{address}]` followed by its fields")),
-                        );
-                        continue;
-                    }
-                    if let Some((_, first)) = found.get(&address) {
-                        diagnostics.push(
-                            Diagnostic::at(
-                                res.key_span,
-                                format!("`{address}` is defined more than once"),
-                            )
-                            .note(first.key_span, "first defined")
-                            .help("each address names one resource; rename one of them"),
-                        );
-                        continue;
-                    }
-                    found.insert(
-                        address,
-                        (
-                            kind,
-                            Found {
-                                raw: &res.value,
-                                key_span: res.key_span,
-                                base_dir: base_dir.clone(),
-                            },
-                        ),
-                    );
-                }
-            }
         }
+        found.insert(
+            i.address,
+            (
+                i.kind,
+                Found {
+                    key_span: i.key_span,
+                    raw: i.raw,
+                    base_dir: i.base_dir,
+                },
+            ),
+        );
     }
 
-    let settings = match settings_raw {
+    let settings = match &settings_raw {
         Some((_, raw)) => {
             let mut cx = Cx::new(&mut diagnostics, "settings", Default::default());
             let s = Settings::decode(raw, &mut cx);
@@ -251,6 +215,9 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
     report_duplicate_identities(&resources, &found, &mut diagnostics);
     report_rrset_ttls(&resources, &found, &mut diagnostics);
 
+    let outputs = decode_outputs(output_decls, &found, &known, &sources, &mut diagnostics);
+    attach_call_chain(&mut diagnostics, &calls);
+
     let files = sources.len();
     match settings {
         Some(settings) if diagnostics.is_empty() => Ok(DesiredState {
@@ -261,6 +228,9 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
             replace: Default::default(),
             allow_destroy: Default::default(),
             moved,
+            environment,
+            environments,
+            outputs,
         }),
         _ => {
             diagnostics.sort_by_key(|d| d.sort_key(&sources));
@@ -273,27 +243,129 @@ pub fn validate(loaded: Loaded) -> Result<DesiredState, ValidationErrors> {
     }
 }
 
-impl Lifecycle {
-    fn default_value() -> Lifecycle {
-        Lifecycle::missing().expect("every lifecycle option has a default")
+/// The root module's outputs, their references checked: they must name resources and
+/// attributes that exist, and never a secret output (the ledger, where outputs are kept,
+/// never holds a secret).
+fn decode_outputs(
+    decls: Vec<super::expand::OutputDecl>,
+    found: &BTreeMap<Address, (Kind, Found)>,
+    known: &[String],
+    sources: &Sources,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Output> {
+    let mut out = BTreeMap::new();
+    for d in decls {
+        let field = format!("output.{}", d.name);
+        let mut uses = Vec::new();
+        output_refs(&d.value, &field, &mut uses, diagnostics);
+        for u in &uses {
+            let secret = found.get(&u.target.address).is_some_and(|(kind, _)| {
+                kind.exports()
+                    .iter()
+                    .any(|e| e.name == u.target.attribute && e.secret)
+            });
+            if secret {
+                diagnostics.push(
+                    Diagnostic::at(u.span, format!("`{}` is a secret output: an output is kept in the ledger, which never holds a secret", u.target))
+                        .field(u.field.clone())
+                        .help("publish a non-secret attribute (an ARN, a name, an id) instead"),
+                );
+            } else {
+                check_reference(u, found, known, diagnostics);
+            }
+        }
+        out.insert(
+            d.name.clone(),
+            Output {
+                value: raw_json(&d.value),
+                description: d.description,
+                sensitive: d.sensitive,
+                location: sources.location(d.span),
+            },
+        );
+    }
+    out
+}
+
+fn output_refs(raw: &Raw, field: &str, uses: &mut Vec<RefUse>, diags: &mut Vec<Diagnostic>) {
+    match &raw.value {
+        RawValue::String(s) if super::refs::may_hold_reference(s) => {
+            match super::refs::parse_template(s) {
+                Ok(segments) => {
+                    for seg in segments {
+                        if let super::refs::Segment::Ref(target) = seg {
+                            uses.push(RefUse {
+                                target,
+                                span: raw.span,
+                                field: field.to_string(),
+                                in_secret: false,
+                            });
+                        }
+                    }
+                }
+                Err(e) => diags.push(Diagnostic::at(raw.span, e).field(field)),
+            }
+        }
+        RawValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                output_refs(item, &format!("{field}[{i}]"), uses, diags);
+            }
+        }
+        RawValue::Table(t) => {
+            for (k, e) in t {
+                output_refs(&e.value, &format!("{field}.{k}"), uses, diags);
+            }
+        }
+        _ => {}
     }
 }
 
-fn table_or_report<'a>(
-    entry: &'a RawEntry,
-    path: &str,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<&'a RawTable> {
-    match &entry.value.value {
-        RawValue::Table(t) => Some(t),
-        other => {
-            diags.push(
-                Diagnostic::at(entry.value.span, format!("expected a table, found {}", other.type_name()))
-                    .field(path)
-                    .help("resources are written as tables: `[provider.kind.name]`, e.g. `[digitalocean.vpc.main]`"),
-            );
-            None
-        }
+/// A raw value as JSON (strings keep their `${...}` for the engine to resolve).
+fn raw_json(raw: &Raw) -> serde_json::Value {
+    use serde_json::Value;
+    match &raw.value {
+        RawValue::String(s) => Value::String(s.clone()),
+        RawValue::Integer(n) => Value::from(*n),
+        RawValue::Float(f) => Value::from(*f),
+        RawValue::Bool(b) => Value::Bool(*b),
+        RawValue::Datetime(d) => Value::String(d.clone()),
+        RawValue::Array(items) => Value::Array(items.iter().map(raw_json).collect()),
+        RawValue::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, e)| (k.clone(), raw_json(&e.value)))
+                .collect(),
+        ),
+    }
+}
+
+/// Adds to each problem inside a module the chain of calls that reached it, innermost
+/// first: `in module.app["web"], called at main.toml:12:1`.
+fn attach_call_chain(diagnostics: &mut [Diagnostic], calls: &BTreeMap<String, Span>) {
+    if calls.is_empty() {
+        return;
+    }
+    for d in diagnostics.iter_mut() {
+        let Some(field) = d.field.clone() else {
+            continue;
+        };
+        // Every module instance the field lies in, longest first.
+        let mut chain: Vec<(Span, String)> = calls
+            .iter()
+            .filter(|(prefix, _)| {
+                field
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .map(|(prefix, span)| (*span, format!("in {prefix}, called")))
+            .collect();
+        chain.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+        d.called_from = chain;
+    }
+}
+
+impl Lifecycle {
+    fn default_value() -> Lifecycle {
+        Lifecycle::missing().expect("every lifecycle option has a default")
     }
 }
 
@@ -302,7 +374,7 @@ fn table_or_report<'a>(
 /// planning, so a renamed resource keeps its object.
 fn decode_moved(
     entries: &[&RawEntry],
-    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    found: &BTreeMap<Address, (Kind, Found)>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<(Address, Address)> {
     let mut out: Vec<(Address, Address)> = Vec::new();
@@ -422,9 +494,9 @@ fn decode_moved(
     out
 }
 
-fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
+pub(crate) fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
     let mut known: Vec<&str> = PROVIDERS.to_vec();
-    known.push("settings");
+    known.extend(["settings", "moved", "variable", "output", "module"]);
     let d = Diagnostic::at(entry.key_span, format!("unknown provider `{key}`"));
     if let Some(s) = suggest(key, known.iter().copied()) {
         return d.help(format!("did you mean `{s}`?"));
@@ -435,10 +507,17 @@ fn unknown_top_level(key: &str, entry: &RawEntry) -> Diagnostic {
             k.provider()
         ));
     }
-    d.help("the top-level tables are `settings`, `moved`, `digitalocean`, `aws` and `github`")
+    d.help(format!(
+        "the top-level tables are `settings`, `moved`, `variable`, `output`, `module` and the providers {}",
+        PROVIDERS
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
-fn unknown_kind(provider: &str, kind: &str, span: Span) -> Diagnostic {
+pub(crate) fn unknown_kind(provider: &str, kind: &str, span: Span) -> Diagnostic {
     let names: Vec<&str> = Kind::ALL
         .iter()
         .filter(|k| k.provider() == provider)
@@ -481,7 +560,7 @@ fn decode_depends_on(raw: &Raw, cx: &mut Cx<'_>) -> Option<Vec<(Address, Span)>>
 /// Returns true when the reference is sound (so it is a dependency).
 fn check_reference(
     u: &RefUse,
-    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    found: &BTreeMap<Address, (Kind, Found)>,
     known: &[String],
     diags: &mut Vec<Diagnostic>,
 ) -> bool {
@@ -615,7 +694,7 @@ pub fn resolve_field_path(fields: &[super::schema::FieldInfo], path: &str) -> Re
 
 fn report_cycles(
     resources: &BTreeMap<Address, Resource>,
-    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    found: &BTreeMap<Address, (Kind, Found)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     // Colour-marking DFS; each back edge closes a cycle, reported once per set of members.
@@ -688,7 +767,7 @@ fn report_cycles(
 
 fn report_duplicate_identities(
     resources: &BTreeMap<Address, Resource>,
-    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    found: &BTreeMap<Address, (Kind, Found)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut seen: BTreeMap<String, &Address> = BTreeMap::new();
@@ -730,7 +809,7 @@ fn report_duplicate_identities(
 /// other on every pass. Reported at the second record's `ttl`.
 fn report_rrset_ttls(
     resources: &BTreeMap<Address, Resource>,
-    found: &BTreeMap<Address, (Kind, Found<'_>)>,
+    found: &BTreeMap<Address, (Kind, Found)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut seen: BTreeMap<(String, String, String), (&Address, u32)> = BTreeMap::new();

@@ -153,7 +153,7 @@ struct Planner<'a> {
     /// Desired resources, in address order.
     resources: Vec<&'a Resource>,
     /// Address (provider, kind, name) → position in `resources`.
-    index: FastMap<(&'a str, &'a str, &'a str), usize>,
+    index: FastMap<&'a str, usize>,
     /// The ledger entry of each desired resource.
     entries: Vec<Option<&'a LedgerEntry>>,
     /// Ledger entries no longer desired, in address order.
@@ -189,7 +189,7 @@ struct Planner<'a> {
 impl AttributeSource for Planner<'_> {
     fn attribute(&self, r: &RefParts<'_>) -> Option<&Value> {
         let name = r.attribute;
-        match self.attrs[*self.index.get(&(r.provider, r.kind, r.name))?] {
+        match self.attrs[*self.index.get(r.address)?] {
             Attrs::Known { live, ledger } => live
                 .and_then(|m| m.get(name))
                 .or_else(|| ledger.and_then(|m| m.get(name))),
@@ -201,7 +201,7 @@ impl AttributeSource for Planner<'_> {
 impl<'a> Planner<'a> {
     fn new(desired: &'a DesiredState, ledger: &'a Ledger, live: &'a LiveState) -> Self {
         let resources: Vec<&Resource> = desired.resources.values().collect();
-        let mut index: FastMap<(&str, &str, &str), usize> =
+        let mut index: FastMap<&str, usize> =
             FastMap::with_capacity_and_hasher(desired.resources.len(), Default::default());
         index.extend(
             desired
@@ -224,7 +224,7 @@ impl<'a> Planner<'a> {
         let deps = Graph::from_lists(resources.iter().map(|r| {
             r.depends_on
                 .iter()
-                .filter_map(|d| index.get(&key_of(d)).copied())
+                .filter_map(|d| index.get(key_of(d)).copied())
         }));
         let by_id = Kind::ALL
             .iter()
@@ -680,8 +680,8 @@ impl<'a> Planner<'a> {
     }
 }
 
-fn key_of(a: &Address) -> (&str, &str, &str) {
-    (a.provider(), a.kind(), a.name())
+fn key_of(a: &Address) -> &str {
+    a.as_str()
 }
 
 fn change(

@@ -24,7 +24,7 @@ pub trait AttributeSource {
 
 impl AttributeSource for Attributes {
     fn attribute(&self, r: &RefParts<'_>) -> Option<&Value> {
-        self.get(&Address::new(r.provider, r.kind, r.name))?
+        self.get(&Address::parse(r.address).ok()?)?
             .as_ref()?
             .get(r.attribute)
     }
