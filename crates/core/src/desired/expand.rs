@@ -146,6 +146,9 @@ pub struct Expanded {
     pub environments: Vec<String>,
     /// Module instances (`module.app["web"]`) and where each is called.
     pub calls: BTreeMap<String, Span>,
+    /// Instances whose substitution already failed (reported): not decoded, so one
+    /// misspelt variable is one problem, not two.
+    pub failed: BTreeSet<Address>,
 }
 
 /// Reads the chosen environment's file and expands the root module (the documents already
@@ -1224,6 +1227,7 @@ impl Expander<'_> {
             };
             let address = Address::in_module(&cx.prefix, provider, kind.name(), &instance_name);
             scope.each = each;
+            let before = self.loaded.diagnostics.len();
             let mut raw = self.subst(
                 &Raw {
                     span: entry.value.span,

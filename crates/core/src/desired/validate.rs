@@ -90,6 +90,7 @@ fn validate_in(
         environment,
         environments,
         calls,
+        failed,
     } = expanded;
     let moved_raw: Vec<&RawEntry> = moved_entries.iter().collect();
     let mut found: BTreeMap<Address, (Kind, Found)> = BTreeMap::new();
@@ -139,6 +140,9 @@ fn validate_in(
         let RawValue::Table(table) = &f.raw.value else {
             continue;
         };
+        if failed.contains(address) {
+            continue;
+        }
         let (meta, fields): (RawTable, RawTable) = table
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))

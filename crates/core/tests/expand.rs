@@ -1,0 +1,545 @@
+//! Environments, variables, outputs, `for_each` and modules (`desired::expand`): what they
+//! expand to, and where each problem points — through the module call chain.
+
+use std::collections::BTreeMap;
+
+use provisioner_core::desired::refs::Address;
+use provisioner_core::desired::{self, DesiredState, Inputs, ValidationErrors};
+
+/// Writes `files` into a fresh folder.
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
+
+fn env(name: &str) -> Inputs {
+    Inputs {
+        environment: Some(name.into()),
+        ..Inputs::default()
+    }
+}
+
+#[track_caller]
+fn load(files: &[(&str, &str)], inputs: &Inputs) -> DesiredState {
+    let dir = folder(files);
+    match desired::load_with(dir.path(), inputs) {
+        Ok(d) => d,
+        Err(e) => panic!("expected a valid desired state:\n{e}"),
+    }
+}
+
+#[track_caller]
+fn errors(files: &[(&str, &str)], inputs: &Inputs) -> (ValidationErrors, String) {
+    let dir = folder(files);
+    match desired::load_with(dir.path(), inputs) {
+        Ok(_) => panic!("expected validation to fail for {files:?}"),
+        Err(e) => {
+            // Paths are shown relative to the temporary folder, for stable assertions.
+            let text = e
+                .to_string()
+                .replace(&format!("{}/", dir.path().display()), "");
+            (e, text)
+        }
+    }
+}
+
+/// Asserts one problem whose message contains `message`, located at a place ending with `at`.
+#[track_caller]
+fn expect(files: &[(&str, &str)], inputs: &Inputs, at: &str, message: &str) -> String {
+    let (e, text) = errors(files, inputs);
+    let hit = e.diagnostics.iter().any(|d| {
+        let whole = format!("{}: {}", d.field.clone().unwrap_or_default(), d.message);
+        whole.contains(message) && d.location(&e.sources).ends_with(at)
+    });
+    assert!(hit, "no problem `{message}` at `{at}` in:\n{text}");
+    text
+}
+
+fn field(d: &DesiredState, address: &str, name: &str) -> serde_json::Value {
+    let a = Address::parse(address).expect("address");
+    let r = d
+        .resources
+        .get(&a)
+        .unwrap_or_else(|| panic!("{address} not in {:?}", d.resources.keys()));
+    r.spec_json[name].clone()
+}
+
+const VARS: &str = r#"
+[variable.region]
+type = "string"
+default = "nyc3"
+allowed = ["nyc3", "fra1", "ams3"]
+description = "where everything lives"
+
+[variable.prefix]
+type = "string"
+
+[digitalocean.vpc.main]
+name = "${var.prefix}-net"
+region = "${var.region}"
+"#;
+
+#[test]
+fn variables_take_the_default_then_the_process_environment_then_the_environment_file_then_the_command_line()
+ {
+    let files = [
+        ("main.toml", VARS),
+        (
+            "environments/staging.toml",
+            "[variables]\nprefix = \"stg\"\nregion = \"ams3\"\n",
+        ),
+        (
+            "environments/production.toml",
+            "[variables]\nprefix = \"prod\"\n",
+        ),
+    ];
+    let d = load(&files, &env("production"));
+    assert_eq!(field(&d, "digitalocean.vpc.main", "name"), "prod-net");
+    assert_eq!(field(&d, "digitalocean.vpc.main", "region"), "nyc3");
+    assert_eq!(d.environment_name(), Some("production"));
+    assert_eq!(d.environments, ["production", "staging"]);
+
+    let mut inputs = env("production");
+    inputs.env_vars = BTreeMap::from([("region".to_string(), "fra1".to_string())]);
+    let d = load(&files, &inputs);
+    assert_eq!(field(&d, "digitalocean.vpc.main", "region"), "fra1");
+
+    // The environment's file wins over the process environment; `--var` wins over both.
+    let mut inputs = env("staging");
+    inputs.env_vars = BTreeMap::from([("region".to_string(), "fra1".to_string())]);
+    let d = load(&files, &inputs);
+    assert_eq!(field(&d, "digitalocean.vpc.main", "region"), "ams3");
+    inputs.vars = vec![
+        ("region".into(), "fra1".into()),
+        ("region".into(), "nyc3".into()),
+    ];
+    let d = load(&files, &inputs);
+    assert_eq!(field(&d, "digitalocean.vpc.main", "region"), "nyc3");
+    assert_eq!(field(&d, "digitalocean.vpc.main", "name"), "stg-net");
+}
+
+#[test]
+fn a_desired_state_with_environments_needs_one_chosen_and_names_them() {
+    let files = [
+        ("main.toml", VARS),
+        (
+            "environments/staging.toml",
+            "[variables]\nprefix = \"stg\"\n",
+        ),
+        (
+            "environments/production.toml",
+            "[variables]\nprefix = \"p\"\n",
+        ),
+    ];
+    let (_, text) = errors(&files, &Inputs::default());
+    assert!(
+        text.contains("several environments (production, staging): choose one"),
+        "{text}"
+    );
+    assert!(text.contains("-e NAME"), "{text}");
+    let (_, text) = errors(&files, &env("stagin"));
+    assert!(text.contains("there is no environment `stagin`"), "{text}");
+    assert!(text.contains("did you mean `staging`?"), "{text}");
+    let (_, text) = errors(&[("main.toml", VARS)], &env("staging"));
+    assert!(text.contains("has no `environments/` folder"), "{text}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_points_at_the_environment_file_and_the_declaration() {
+    let text = expect(
+        &[
+            ("main.toml", VARS),
+            (
+                "environments/staging.toml",
+                "[variables]\nprefix = \"stg\"\nregion = 3\n",
+            ),
+        ],
+        &env("staging"),
+        "environments/staging.toml:3:10",
+        "variable `region` is a string, found an integer",
+    );
+    assert!(
+        text.contains("note: variable `region` declared at main.toml:2:11"),
+        "{text}"
+    );
+}
+
+#[test]
+fn checks_of_a_variable_name_the_value_and_the_allowed_ones() {
+    expect(
+        &[
+            ("main.toml", VARS),
+            (
+                "environments/staging.toml",
+                "[variables]\nprefix = \"stg\"\nregion = \"abc1\"\n",
+            ),
+        ],
+        &env("staging"),
+        "environments/staging.toml:3:10",
+        "\"abc1\" is not allowed for variable `region`: one of \"nyc3\", \"fra1\", \"ams3\"",
+    );
+    let decl = r#"
+[variable.size]
+type = "number"
+min = 1
+max = 10
+error_message = "between 1 and 10 nodes"
+
+[variable.name]
+type = "string"
+pattern = "[a-z]+"
+"#;
+    let mut inputs = Inputs::default();
+    inputs.vars = vec![("size".into(), "11".into()), ("name".into(), "Bad".into())];
+    let (_, text) = errors(&[("main.toml", decl)], &inputs);
+    assert!(
+        text.contains("11 is above the maximum 10 of variable `size`"),
+        "{text}"
+    );
+    assert!(text.contains("help: between 1 and 10 nodes"), "{text}");
+    assert!(
+        text.contains("\"Bad\" does not match the pattern `[a-z]+` of variable `name`"),
+        "{text}"
+    );
+    inputs.vars = vec![("size".into(), "many".into()), ("name".into(), "ok".into())];
+    let (_, text) = errors(&[("main.toml", decl)], &inputs);
+    assert!(
+        text.contains("`many` is not a TOML value for variable `size` (a number)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_unknown_and_unused_values_are_errors() {
+    let (_, text) = errors(&[("main.toml", VARS)], &Inputs::default());
+    assert!(text.contains("variable `prefix` has no value"), "{text}");
+    let mut inputs = Inputs::default();
+    inputs.vars = vec![("prefix".into(), "x".into()), ("regoin".into(), "x".into())];
+    let (_, text) = errors(&[("main.toml", VARS)], &inputs);
+    assert!(
+        text.contains("`regoin` is not a variable of the root module"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `region`?"), "{text}");
+    let text = expect(
+        &[(
+            "main.toml",
+            &format!(
+                "{VARS}\n[digitalocean.vpc.other]\nname = \"${{var.prefx}}\"\nregion = \"nyc3\"\n"
+            ),
+        )],
+        &Inputs {
+            vars: vec![("prefix".into(), "p".into())],
+            ..Inputs::default()
+        },
+        "main.toml:16:8",
+        "`${var.prefx}` names no variable with a value",
+    );
+    assert!(text.contains("did you mean `var.prefix`?"), "{text}");
+}
+
+#[test]
+fn a_variable_value_cannot_name_a_resource() {
+    expect(
+        &[
+            ("main.toml", VARS),
+            (
+                "environments/staging.toml",
+                "[variables]\nprefix = \"${digitalocean.vpc.main.id}\"\n",
+            ),
+        ],
+        &env("staging"),
+        "environments/staging.toml:2:10",
+        "the value of variable `prefix` holds a reference",
+    );
+}
+
+#[test]
+fn for_each_makes_one_instance_per_key_with_each_key_and_each_value() {
+    let d = load(
+        &[(
+            "main.toml",
+            r#"
+[digitalocean.spaces_bucket.media]
+for_each = { images = "nyc3", "logs.archive" = "fra1" }
+name = "example-${each.key}"
+region = "${each.value}"
+
+[digitalocean.spaces_bucket.plain]
+for_each = ["a", "b"]
+name = "plain-${each.value}"
+region = "nyc3"
+
+[digitalocean.vpc.main]
+name = "${digitalocean.spaces_bucket.media[\"images\"].name}"
+region = "nyc3"
+"#,
+        )],
+        &Inputs::default(),
+    );
+    let names: Vec<String> = d.resources.keys().map(|a| a.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "digitalocean.spaces_bucket.media[\"images\"]",
+            "digitalocean.spaces_bucket.media[\"logs.archive\"]",
+            "digitalocean.spaces_bucket.plain[\"a\"]",
+            "digitalocean.spaces_bucket.plain[\"b\"]",
+            "digitalocean.vpc.main",
+        ]
+    );
+    assert_eq!(
+        field(
+            &d,
+            "digitalocean.spaces_bucket.media[\"logs.archive\"]",
+            "name"
+        ),
+        "example-logs.archive"
+    );
+    assert_eq!(
+        field(
+            &d,
+            "digitalocean.spaces_bucket.media[\"logs.archive\"]",
+            "region"
+        ),
+        "fra1"
+    );
+    let vpc = &d.resources[&Address::parse("digitalocean.vpc.main").unwrap()];
+    assert!(
+        vpc.depends_on
+            .contains(&Address::parse("digitalocean.spaces_bucket.media[\"images\"]").unwrap()),
+        "{:?}",
+        vpc.depends_on
+    );
+}
+
+#[test]
+fn for_each_problems_point_at_the_key() {
+    expect(
+        &[(
+            "main.toml",
+            "[digitalocean.vpc.v]\nfor_each = [\"a b\"]\nname = \"x\"\nregion = \"nyc3\"\n",
+        )],
+        &Inputs::default(),
+        "main.toml:2:13",
+        "\"a b\" cannot be a `for_each` key",
+    );
+    expect(
+        &[(
+            "main.toml",
+            "[digitalocean.vpc.v]\nfor_each = [\"a\", \"a\"]\nname = \"x\"\nregion = \"nyc3\"\n",
+        )],
+        &Inputs::default(),
+        "main.toml:2:18",
+        "\"a\" is listed twice",
+    );
+    expect(
+        &[(
+            "main.toml",
+            "[digitalocean.vpc.v]\nname = \"${each.key}\"\nregion = \"nyc3\"\n",
+        )],
+        &Inputs::default(),
+        "main.toml:2:8",
+        "`${each.key}` is used outside a `for_each`",
+    );
+}
+
+const BUCKETS_MODULE: &str = r#"
+[variable.app]
+type = "string"
+
+[variable.region]
+type = "string"
+default = "nyc3"
+
+[digitalocean.spaces_bucket.data]
+name = "${var.app}-data"
+region = "${var.region}"
+
+[digitalocean.vpc.net]
+name = "${var.app}-${digitalocean.spaces_bucket.data.name}"
+region = "${var.region}"
+depends_on = ["digitalocean.spaces_bucket.data"]
+
+[output.bucket]
+value = "${digitalocean.spaces_bucket.data.bucket_domain_name}"
+"#;
+
+#[test]
+fn modules_are_instantiated_with_their_inputs_and_read_through_their_outputs() {
+    let d = load(
+        &[
+            ("modules/app/main.toml", BUCKETS_MODULE),
+            (
+                "main.toml",
+                r#"
+[module.chat]
+source = "modules/app"
+app = "chat-${environment.name}"
+
+[module.files]
+source = "modules/app"
+for_each = { cloud = "fra1", backup = "ams3" }
+app = "${each.key}"
+region = "${each.value}"
+
+[digitalocean.vpc.edge]
+name = "${module.chat.bucket}"
+region = "nyc3"
+
+[output.chat_bucket]
+value = "${module.chat.bucket}"
+description = "where chat keeps its files"
+"#,
+            ),
+            ("environments/staging.toml", ""),
+        ],
+        &env("staging"),
+    );
+    let names: Vec<String> = d.resources.keys().map(|a| a.to_string()).collect();
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert!(
+        names.contains(&"module.files[\"backup\"].digitalocean.spaces_bucket.data".to_string())
+    );
+    assert_eq!(
+        field(&d, "module.chat.digitalocean.spaces_bucket.data", "name"),
+        "chat-staging-data"
+    );
+    assert_eq!(
+        field(
+            &d,
+            "module.files[\"cloud\"].digitalocean.spaces_bucket.data",
+            "region"
+        ),
+        "fra1"
+    );
+    // References inside a module stay inside it; the caller reads through an output.
+    assert_eq!(
+        field(&d, "module.chat.digitalocean.vpc.net", "name"),
+        "chat-staging-${module.chat.digitalocean.spaces_bucket.data.name}"
+    );
+    assert_eq!(
+        field(&d, "digitalocean.vpc.edge", "name"),
+        "${module.chat.digitalocean.spaces_bucket.data.bucket_domain_name}"
+    );
+    let net = &d.resources[&Address::parse("module.chat.digitalocean.vpc.net").unwrap()];
+    assert!(
+        net.depends_on
+            .contains(&Address::parse("module.chat.digitalocean.spaces_bucket.data").unwrap())
+    );
+    let out = &d.outputs["chat_bucket"];
+    assert_eq!(
+        out.value,
+        "${module.chat.digitalocean.spaces_bucket.data.bucket_domain_name}"
+    );
+    assert!(!out.sensitive);
+}
+
+#[test]
+fn a_problem_inside_a_module_names_the_call_chain() {
+    let text = expect(
+        &[
+            (
+                "modules/app/main.toml",
+                "[variable.app]\ntype = \"string\"\n\n[digitalocean.vpc.net]\nname = \"${var.app}\"\nregion = \"abc\"\n",
+            ),
+            (
+                "main.toml",
+                "[module.one]\nsource = \"modules/app\"\napp = \"x\"\n",
+            ),
+        ],
+        &Inputs::default(),
+        "modules/app/main.toml:6:10",
+        "module.one.digitalocean.vpc.net.region",
+    );
+    assert!(
+        text.contains("note: in module.one, called at main.toml:1:9"),
+        "{text}"
+    );
+    // A missing input, and an input the module does not declare.
+    let (_, text) = errors(
+        &[
+            (
+                "modules/app/main.toml",
+                "[variable.app]\ntype = \"string\"\n",
+            ),
+            (
+                "main.toml",
+                "[module.one]\nsource = \"modules/app\"\nap = \"x\"\n",
+            ),
+        ],
+        &Inputs::default(),
+    );
+    assert!(text.contains("the module has no variable `ap`"), "{text}");
+    assert!(text.contains("did you mean `app`?"), "{text}");
+    assert!(text.contains("variable `app` has no value"), "{text}");
+    assert!(
+        text.contains("in module.one, called at main.toml:1:9"),
+        "{text}"
+    );
+}
+
+#[test]
+fn module_sources_stay_below_modules_and_cannot_contain_themselves() {
+    let (_, text) = errors(
+        &[
+            ("lib/app/main.toml", "[variable.x]\ndefault = 1\n"),
+            ("main.toml", "[module.one]\nsource = \"lib/app\"\n"),
+        ],
+        &Inputs::default(),
+    );
+    assert!(
+        text.contains("is not a module folder below `modules/`"),
+        "{text}"
+    );
+    let (_, text) = errors(
+        &[
+            ("modules/a/main.toml", "[module.again]\nsource = \".\"\n"),
+            ("main.toml", "[module.one]\nsource = \"modules/a\"\n"),
+        ],
+        &Inputs::default(),
+    );
+    assert!(text.contains("a module cannot contain itself"), "{text}");
+}
+
+#[test]
+fn an_output_may_not_carry_a_secret_or_name_what_does_not_exist() {
+    let mail = r#"
+[aws.iam_smtp_user.smtp]
+name = "smtp"
+
+[output.password]
+value = "${aws.iam_smtp_user.smtp.smtp_password}"
+
+[output.typo]
+value = "${aws.iam_smtp_user.smtp.nmae}"
+"#;
+    let (_, text) = errors(&[("main.toml", mail)], &Inputs::default());
+    assert!(
+        text.contains(
+            "is a secret output: an output is kept in the ledger, which never holds a secret"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("has no attribute `nmae`"), "{text}");
+}
+
+#[test]
+fn settings_take_variables() {
+    let d = load(
+        &[(
+            "main.toml",
+            "[variable.ledger]\ndefault = \"file://elsewhere\"\n\n[settings]\nledger = \"${var.ledger}\"\n",
+        )],
+        &Inputs::default(),
+    );
+    assert_eq!(
+        d.settings.ledger.as_ref().map(|l| l.0.as_str()),
+        Some("file://elsewhere")
+    );
+}
