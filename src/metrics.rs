@@ -74,8 +74,26 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric under `provisioner_`.
     pub fn new() -> Self {
+        Self::for_environment(None)
+    }
+
+    /// Registers every metric under `provisioner_`, each with the label
+    /// `environment="NAME"` when `environment` is given (a daemon keeping one environment of
+    /// several: alerts and dashboards tell staging's drift from production's).
+    pub fn for_environment(environment: Option<&str>) -> Self {
+        let registry = match environment {
+            Some(e) => Registry::with_prefix_and_labels(
+                "provisioner",
+                [(
+                    std::borrow::Cow::Borrowed("environment"),
+                    std::borrow::Cow::Owned(e.to_string()),
+                )]
+                .into_iter(),
+            ),
+            None => Registry::with_prefix("provisioner"),
+        };
         let mut m = Metrics {
-            registry: Registry::with_prefix("provisioner"),
+            registry,
             reconcile_runs: Family::default(),
             reconcile_duration: Histogram::new([
                 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0,

@@ -56,8 +56,12 @@ struct World {
     clouds: Clouds,
 }
 
-async fn observe(dir: &Path, ledger_url: &str) -> anyhow::Result<World> {
-    let desired = desired::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+async fn observe(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: &str,
+) -> anyhow::Result<World> {
+    let desired = desired::load_with(dir, inputs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = super::state::open(ledger_url).await?;
     // No ledger yet: a new one with its own lineage (an import may be its first write).
     let mut ledger = store
@@ -88,9 +92,14 @@ fn requests(clouds: &Clouds) -> BTreeMap<&'static str, u64> {
 }
 
 /// Runs `scan`: exit 0 when every kind in scope was scanned, 3 when some could not be.
-pub async fn exec_scan(dir: &Path, ledger_url: &str, args: &ScanArgs) -> ExitCode {
+pub async fn exec_scan(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: &str,
+    args: &ScanArgs,
+) -> ExitCode {
     let result = async {
-        let w = observe(dir, ledger_url).await?;
+        let w = observe(dir, inputs, ledger_url).await?;
         let kinds: Vec<Kind> = used_kinds(&w.desired, &w.ledger).into_iter().collect();
         let scanned = scan(&w.plan, &w.ledger, &w.live, &kinds);
         Ok::<_, anyhow::Error>((scanned, requests(&w.clouds)))
@@ -204,8 +213,13 @@ fn render(scanned: &[KindScan], requests: &BTreeMap<&str, u64>) -> String {
 }
 
 /// Runs `import`.
-pub async fn exec_import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> ExitCode {
-    match import(dir, ledger_url, args).await {
+pub async fn exec_import(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: &str,
+    args: &ImportArgs,
+) -> ExitCode {
+    match import(dir, inputs, ledger_url, args).await {
         Ok(code) => code,
         Err(e) => {
             super::print_error(&e);
@@ -221,8 +235,13 @@ struct Chosen<'a> {
     object: &'a LiveObject,
 }
 
-async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let w = observe(dir, ledger_url).await?;
+async fn import(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: &str,
+    args: &ImportArgs,
+) -> anyhow::Result<ExitCode> {
+    let w = observe(dir, inputs, ledger_url).await?;
     let mut taken: BTreeSet<Address> = w.desired.resources.keys().cloned().collect();
     taken.extend(w.ledger.resources.keys().cloned());
     let mut chosen: Vec<Chosen<'_>> = Vec::new();
@@ -383,7 +402,7 @@ async fn import(dir: &Path, ledger_url: &str, args: &ImportArgs) -> anyhow::Resu
         );
         return Ok(ExitCode::from(3));
     }
-    let desired = match desired::load(dir) {
+    let desired = match desired::load_with(dir, inputs) {
         Ok(d) => d,
         Err(e) => {
             restore().with_context(|| format!("restoring {}", args.to.display()))?;

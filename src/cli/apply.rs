@@ -49,8 +49,13 @@ pub struct ApplyArgs {
 }
 
 /// Runs `apply`.
-pub async fn exec(desired: &Path, ledger: Option<&str>, args: &ApplyArgs) -> ExitCode {
-    match apply(desired, ledger, args).await {
+pub async fn exec(
+    desired: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger: Option<&str>,
+    args: &ApplyArgs,
+) -> ExitCode {
+    match apply(desired, inputs, ledger, args).await {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(e) => {
             super::print_error(&e);
@@ -68,12 +73,14 @@ pub(super) fn addresses(list: &[String]) -> anyhow::Result<Vec<Address>> {
 
 async fn apply(
     desired: &Path,
+    inputs: &crate::desired::Inputs,
     ledger: Option<&str>,
     args: &ApplyArgs,
 ) -> anyhow::Result<PassStatus> {
     let config = PassConfig {
         desired_dir: desired.to_path_buf(),
         ledger_url: ledger.map(str::to_string),
+        inputs: inputs.clone(),
         mode: None,
         targets: addresses(&args.target)?,
         replace: addresses(&args.replace)?

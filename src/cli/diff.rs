@@ -50,8 +50,13 @@ pub struct DiffArgs {
 }
 
 /// Runs the command.
-pub async fn exec(dir: &Path, ledger_url: Option<&str>, args: &DiffArgs) -> ExitCode {
-    match run(dir, ledger_url, args).await {
+pub async fn exec(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: Option<&str>,
+    args: &DiffArgs,
+) -> ExitCode {
+    match run(dir, inputs, ledger_url, args).await {
         Ok((plan, report)) => {
             if args.json {
                 outln!("{}", to_json(&plan, &report));
@@ -99,6 +104,7 @@ pub fn exit_code(plan: &Plan, report: &PlanReport, detailed: bool) -> ExitCode {
 /// the plan when asked; nothing is written to the ledger or the clouds.
 async fn run(
     dir: &Path,
+    inputs: &crate::desired::Inputs,
     ledger_url: Option<&str>,
     args: &DiffArgs,
 ) -> anyhow::Result<(Plan, PlanReport)> {
@@ -108,6 +114,7 @@ async fn run(
     let config = PassConfig {
         desired_dir: dir.to_path_buf(),
         ledger_url: ledger_url.map(str::to_string),
+        inputs: inputs.clone(),
         mode: None,
         targets: targets.clone(),
         replace: replace.iter().cloned().collect(),
@@ -212,6 +219,7 @@ pub fn to_json(plan: &Plan, report: &PlanReport) -> String {
         .collect();
     let doc = serde_json::json!({
         "format_version": plan.format_version,
+        "environment": plan.environment,
         "summary": summary,
         "has_changes": plan.has_changes(),
         "complete": report.is_complete(),

@@ -49,8 +49,13 @@ impl Report {
 /// Runs `init`: exit 0 when everything provisioner needs exists (or, with `--dry-run`,
 /// would after it), 3 when a check found something missing that init cannot make (a
 /// credential, a permission), 1 on error.
-pub async fn exec(dir: &Path, ledger_url: &str, args: &InitArgs) -> ExitCode {
-    match init(dir, ledger_url, args.dry_run).await {
+pub async fn exec(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: &str,
+    args: &InitArgs,
+) -> ExitCode {
+    match init(dir, inputs, ledger_url, args.dry_run).await {
         Ok(report) => {
             for l in &report.lines {
                 outln!("{l}");
@@ -73,8 +78,13 @@ pub async fn exec(dir: &Path, ledger_url: &str, args: &InitArgs) -> ExitCode {
     }
 }
 
-async fn init(dir: &Path, ledger_url: &str, dry: bool) -> anyhow::Result<Report> {
-    let desired = desired::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+async fn init(
+    dir: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger_url: &str,
+    dry: bool,
+) -> anyhow::Result<Report> {
+    let desired = desired::load_with(dir, inputs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut r = Report::default();
     r.lines.push(format!("ledger {ledger_url}"));
     ledger_home(ledger_url, &desired, dry, &mut r).await?;

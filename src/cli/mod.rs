@@ -32,6 +32,7 @@ mod apply;
 mod diff;
 mod fmt;
 mod init;
+mod output;
 mod planfile;
 mod run;
 mod sandbox;
@@ -73,6 +74,24 @@ pub struct Args {
     #[arg(long, global = true, env = "PROVISIONER_LEDGER", value_name = "URL")]
     pub ledger: Option<String>,
 
+    /// The environment to work on: `environments/NAME.toml` gives its variable values and
+    /// its ledger (by default the ledger location with `/env/NAME` appended). Required when
+    /// the desired state has environments.
+    #[arg(
+        short = 'e',
+        long = "environment",
+        global = true,
+        env = "PROVISIONER_ENVIRONMENT",
+        value_name = "NAME"
+    )]
+    pub environment: Option<String>,
+
+    /// Set a variable of the root module, `--var region=fra1` (repeatable). Wins over the
+    /// environment's file and PROVISIONER_VAR_NAME; a non-string variable reads the value as
+    /// TOML (`--var nodes=3`, `--var 'zones=["a", "b"]'`).
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+
     /// Log lines on stderr as `text` or `json` (one object per line). The level comes from
     /// RUST_LOG (default: `info` for `run` and non-interactive `apply`, else `warn`).
     #[arg(long, global = true, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
@@ -89,6 +108,25 @@ pub struct Args {
     pub command: Command,
 }
 
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if crate::desired::refs::is_name(name) => {
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not NAME=VALUE (a variable's name: letters, digits, `_` and `-`)"
+        )),
+    }
+}
+
+impl Args {
+    /// The environment and variable values the command line and the process environment
+    /// give.
+    pub fn inputs(&self) -> crate::desired::Inputs {
+        crate::desired::Inputs::from_process(self.environment.clone(), self.vars.clone())
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -102,6 +140,10 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Run as a daemon: reconcile on an interval, serve metrics.
     Run(run::RunArgs),
+    /// Print the root module's outputs as the ledger recorded them after the last pass
+    /// (`[output.NAME]`); sensitive ones are masked unless named. Exit 3 when a named output
+    /// is not known yet.
+    Output(output::OutputArgs),
     /// Inspect and repair the ledger.
     State {
         /// What to do with the ledger.
@@ -194,13 +236,19 @@ pub fn main() -> ExitCode {
 
 /// Runs the command `args` name.
 pub async fn run(args: &Args) -> ExitCode {
+    let inputs = args.inputs();
+    let inputs = &inputs;
     match &args.command {
-        Command::Validate => validate::exec(&args.desired),
-        Command::Diff(a) => diff::exec(&args.desired, args.ledger.as_deref(), a).await,
-        Command::Apply(a) => apply::exec(&args.desired, args.ledger.as_deref(), a).await,
-        Command::Run(a) => run::exec(&args.desired, args.ledger.as_deref(), a).await,
+        Command::Validate => validate::exec(&args.desired, inputs),
+        Command::Diff(a) => diff::exec(&args.desired, inputs, args.ledger.as_deref(), a).await,
+        Command::Apply(a) => apply::exec(&args.desired, inputs, args.ledger.as_deref(), a).await,
+        Command::Run(a) => run::exec(&args.desired, inputs, args.ledger.as_deref(), a).await,
+        Command::Output(a) => match ledger_url(args) {
+            Ok(url) => output::exec(&url, a).await,
+            Err(e) => fail(e),
+        },
         Command::State { command } => match ledger_url(args) {
-            Ok(url) => state::exec_state(&args.desired, &url, command).await,
+            Ok(url) => state::exec_state(&args.desired, inputs, &url, command).await,
             Err(e) => fail(e),
         },
         Command::Ledger { command } => match ledger_url(args) {
@@ -208,15 +256,15 @@ pub async fn run(args: &Args) -> ExitCode {
             Err(e) => fail(e),
         },
         Command::Init(a) => match ledger_url(args) {
-            Ok(url) => init::exec(&args.desired, &url, a).await,
+            Ok(url) => init::exec(&args.desired, inputs, &url, a).await,
             Err(e) => fail(e),
         },
         Command::Scan(a) => match ledger_url(args) {
-            Ok(url) => adopt::exec_scan(&args.desired, &url, a).await,
+            Ok(url) => adopt::exec_scan(&args.desired, inputs, &url, a).await,
             Err(e) => fail(e),
         },
         Command::Import(a) => match ledger_url(args) {
-            Ok(url) => adopt::exec_import(&args.desired, &url, a).await,
+            Ok(url) => adopt::exec_import(&args.desired, inputs, &url, a).await,
             Err(e) => fail(e),
         },
         Command::Healthcheck { url } => healthcheck(url).await,
@@ -238,7 +286,7 @@ pub async fn run(args: &Args) -> ExitCode {
                 Err(e) => fail(e.into()),
             }
         }
-        Command::Sandbox(a) => sandbox::exec(&args.desired, a).await,
+        Command::Sandbox(a) => sandbox::exec(&args.desired, inputs, a).await,
         Command::Schema => {
             match serde_json::to_string_pretty(&crate::desired::json_schema::json_schema()) {
                 Ok(text) => {
@@ -284,18 +332,25 @@ fn init_logs(args: &Args) {
 
 /// The ledger location for commands that do not otherwise need the desired state:
 /// `--ledger`/`PROVISIONER_LEDGER`, else `[settings] ledger` from the desired-state folder,
-/// else the default ([`crate::reconcile::ledger_url`]). An unreadable desired state is an
-/// error here (guessing the default could show or change the wrong ledger).
+/// else the default, with the environment's part ([`crate::reconcile::ledger_url`]). An
+/// unreadable desired state is an error here (guessing the default could show or change the
+/// wrong ledger).
 fn ledger_url(args: &Args) -> anyhow::Result<String> {
     use crate::reconcile::{DEFAULT_LEDGER, ledger_url};
-    if let Some(url) = &args.ledger {
+    if let (Some(url), None) = (&args.ledger, &args.environment) {
         return Ok(url.clone());
     }
     if !args.desired.exists() {
-        return Ok(DEFAULT_LEDGER.into());
+        if let Some(env) = &args.environment {
+            anyhow::bail!(
+                "environment `{env}` is chosen, but the desired-state folder {} does not exist to say where its ledger is",
+                args.desired.display()
+            );
+        }
+        return Ok(args.ledger.clone().unwrap_or_else(|| DEFAULT_LEDGER.into()));
     }
-    match crate::desired::load(&args.desired) {
-        Ok(state) => Ok(ledger_url(None, &state)),
+    match crate::desired::load_with(&args.desired, &args.inputs()) {
+        Ok(state) => Ok(ledger_url(args.ledger.as_deref(), &state)),
         Err(errors) => anyhow::bail!(
             "{errors}\ncould not read `[settings] ledger` from {}: fix the desired state, or name the ledger with --ledger URL",
             args.desired.display()

@@ -41,11 +41,17 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 /// Runs the daemon.
-pub async fn exec(desired: &Path, ledger: Option<&str>, args: &RunArgs) -> ExitCode {
+pub async fn exec(
+    desired: &Path,
+    inputs: &crate::desired::Inputs,
+    ledger: Option<&str>,
+    args: &RunArgs,
+) -> ExitCode {
     let options = RunOptions {
         pass: PassConfig {
             desired_dir: desired.to_path_buf(),
             ledger_url: ledger.map(str::to_string),
+            inputs: inputs.clone(),
             mode: args.mode,
             targets: Vec::new(),
             replace: Default::default(),

@@ -114,10 +114,11 @@ pub enum LedgerCommand {
 /// the address against and observes the clouds for).
 pub async fn exec_state(
     desired: &std::path::Path,
+    inputs: &crate::desired::Inputs,
     ledger_url: &str,
     command: &StateCommand,
 ) -> ExitCode {
-    finish(state(desired, ledger_url, command).await)
+    finish(state(desired, inputs, ledger_url, command).await)
 }
 
 /// Runs a `ledger` command.
@@ -152,12 +153,13 @@ pub(super) fn kind_of(address: &Address) -> anyhow::Result<Kind> {
 /// lineage. Observing costs the same requests as a plan.
 async fn check_importable(
     desired_dir: &std::path::Path,
+    inputs: &crate::desired::Inputs,
     ledger: Option<Ledger>,
     address: &Address,
     kind: Kind,
     cloud_id: &str,
 ) -> anyhow::Result<()> {
-    let desired = crate::desired::load(desired_dir).map_err(|e| {
+    let desired = crate::desired::load_with(desired_dir, inputs).map_err(|e| {
         anyhow::anyhow!(
             "{e}\n`state import` checks the address against the desired state in {}: fix it first",
             desired_dir.display()
@@ -211,6 +213,7 @@ pub async fn open(ledger_url: &str) -> anyhow::Result<Store> {
 
 async fn state(
     desired_dir: &std::path::Path,
+    inputs: &crate::desired::Inputs,
     ledger_url: &str,
     command: &StateCommand,
 ) -> anyhow::Result<()> {
@@ -418,7 +421,7 @@ async fn state(
                 bail!("the cloud id must not be empty");
             }
             let read = store.read().await?.map(|s| s.ledger);
-            check_importable(desired_dir, read, &address, kind, cloud_id).await?;
+            check_importable(desired_dir, inputs, read, &address, kind, cloud_id).await?;
             with_lease(&store, lock, async {
                 let current = store.read().await?;
                 let mut ledger = current

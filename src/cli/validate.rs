@@ -5,9 +5,29 @@ use std::process::ExitCode;
 
 use crate::desired;
 
-/// Runs the command.
-pub fn exec(dir: &Path) -> ExitCode {
-    match desired::load(dir) {
+/// Runs the command. With no environment chosen, a desired state that describes several is
+/// validated once per environment (what CI wants to know before any of them is planned).
+pub fn exec(dir: &Path, inputs: &desired::Inputs) -> ExitCode {
+    let all = desired::expand::environments(dir);
+    if inputs.environment.is_none() && !all.is_empty() {
+        let mut code = ExitCode::SUCCESS;
+        for env in all {
+            let inputs = desired::Inputs {
+                environment: Some(env.clone()),
+                ..inputs.clone()
+            };
+            out!("{env}: ");
+            if exec_one(dir, &inputs, true) != ExitCode::SUCCESS {
+                code = ExitCode::FAILURE;
+            }
+        }
+        return code;
+    }
+    exec_one(dir, inputs, false)
+}
+
+fn exec_one(dir: &Path, inputs: &desired::Inputs, named: bool) -> ExitCode {
+    match desired::load_with(dir, inputs) {
         Ok(state) => {
             let counts: Vec<String> = state
                 .counts_by_provider()
@@ -30,6 +50,9 @@ pub fn exec(dir: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
+            if named {
+                outln!("invalid");
+            }
             errln!("{errors}");
             ExitCode::FAILURE
         }

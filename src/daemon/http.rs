@@ -70,13 +70,17 @@ pub struct Shared {
     pub interval: Mutex<Duration>,
     /// `enforce` or `detect`.
     pub mode: Mutex<String>,
+    /// The environment the daemon keeps (`-e NAME`), if the desired state has several.
+    pub environment: Option<String>,
 }
 
 impl Shared {
-    /// Fresh state.
-    pub fn new(interval: Duration) -> Self {
+    /// Fresh state, for the environment `environment` (every metric then carries the label
+    /// `environment="NAME"`).
+    pub fn new(interval: Duration, environment: Option<String>) -> Self {
         Shared {
-            metrics: Metrics::new(),
+            metrics: Metrics::for_environment(environment.as_deref()),
+            environment,
             passes: Mutex::new(VecDeque::new()),
             last_finished: Mutex::new(None),
             interval: Mutex::new(interval),
@@ -233,6 +237,7 @@ async fn status(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     let interval = s.interval.lock().map(|i| i.as_secs_f64()).unwrap_or(0.0);
     axum::Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "environment": s.environment,
         "mode": mode,
         "interval_seconds": interval,
         "passes": passes,

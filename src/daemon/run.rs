@@ -39,7 +39,10 @@ pub struct RunOptions {
 /// Runs the daemon; returns the exit code.
 pub async fn run(options: RunOptions) -> u8 {
     let interval = options.interval.unwrap_or(Duration::from_secs(300));
-    let shared = Arc::new(Shared::new(interval));
+    let shared = Arc::new(Shared::new(
+        interval,
+        options.pass.inputs.environment.clone(),
+    ));
     if let Some(listen) = &options.listen {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,

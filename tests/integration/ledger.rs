@@ -886,6 +886,7 @@ async fn a_journal_without_a_ledger_is_refused(place: Place) {
             summary: "1 to create".into(),
             outcome: "succeeded".into(),
             actions: Vec::new(),
+            environment: None,
         })
         .await
         .unwrap();
@@ -917,6 +918,7 @@ async fn the_journal_keeps_immutable_records_newest_first(place: Place) {
             outcome: "done".into(),
             error: None,
         }],
+        environment: None,
     };
     store.append_journal(&record(1)).await.unwrap();
     store.append_journal(&record(2)).await.unwrap();
@@ -996,6 +998,7 @@ async fn canary_secrets_never_reach_a_ledger_version_or_journal_record(place: Pl
                     error: None,
                 })
                 .collect(),
+            environment: None,
         })
         .await
         .unwrap();

@@ -18,6 +18,7 @@ mod diff_cli;
 mod do_apply;
 mod do_client;
 mod do_observe;
+mod environments;
 mod executor;
 mod fidelity;
 mod gh_provider;

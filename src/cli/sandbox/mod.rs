@@ -44,12 +44,12 @@ pub struct SandboxArgs {
 }
 
 /// Runs the sandbox.
-pub async fn exec(desired: &Path, args: &SandboxArgs) -> ExitCode {
+pub async fn exec(desired: &Path, inputs: &crate::desired::Inputs, args: &SandboxArgs) -> ExitCode {
     #[cfg(feature = "sandbox")]
-    let result = run::sandbox(desired, args).await;
+    let result = run::sandbox(desired, inputs, args).await;
     #[cfg(not(feature = "sandbox"))]
     let result: anyhow::Result<()> = {
-        let _ = (desired, args);
+        let _ = (desired, inputs, args);
         Err(anyhow::anyhow!(
             "this provisioner was built without the simulators (`--no-default-features`); \
              `provisioner sandbox` needs the default `sandbox` feature: `cargo run -- sandbox`"

@@ -64,8 +64,26 @@ impl Drop for Daemon {
     }
 }
 
-pub(super) async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::Result<()> {
-    let desired = crate::desired::load(desired_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub(super) async fn sandbox(
+    desired_dir: &Path,
+    inputs: &crate::desired::Inputs,
+    args: &SandboxArgs,
+) -> anyhow::Result<()> {
+    // With environments and none chosen, the sandbox runs the first (it is a simulated
+    // world; `-e NAME` picks another).
+    let mut inputs = inputs.clone();
+    let environments = crate::desired::expand::environments(desired_dir);
+    if inputs.environment.is_none()
+        && let Some(first) = environments.first()
+    {
+        say(format!(
+            "environment {first} (of {}; choose another with -e NAME)",
+            environments.join(", ")
+        ));
+        inputs.environment = Some(first.clone());
+    }
+    let desired =
+        crate::desired::load_with(desired_dir, &inputs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let region = desired
         .settings
         .aws
@@ -140,6 +158,9 @@ pub(super) async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::R
         ("AWS_REGION".into(), region.clone()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
     ];
+    if let Some(e) = &inputs.environment {
+        env.push(("PROVISIONER_ENVIRONMENT".into(), e.clone()));
+    }
     // Secrets the desired state reads from the environment get sandbox values.
     for (r, _, source) in crate::desired::secrets::readable(&desired) {
         if let SecretSource::Env(name) = source
@@ -155,6 +176,9 @@ pub(super) async fn sandbox(desired_dir: &Path, args: &SandboxArgs) -> anyhow::R
     let child = |sub: &[&str]| {
         let mut c = Command::new(&exe);
         c.arg("-d").arg(desired_dir).args(sub).stdin(Stdio::null());
+        for (name, value) in &inputs.vars {
+            c.arg("--var").arg(format!("{name}={value}"));
+        }
         for (k, v) in &env {
             c.env(k, v);
         }

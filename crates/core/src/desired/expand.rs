@@ -56,6 +56,24 @@ const MAX_MODULE_DEPTH: usize = 8;
 /// is a mistake to report, not a plan to make.
 pub const MAX_INSTANCES: usize = 10_000;
 
+/// The environments a desired-state folder describes (`environments/NAME.toml`), sorted.
+pub fn environments(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root.join(ENVIRONMENTS_DIR))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let stem = name.strip_suffix(".toml")?;
+                    is_name(stem).then(|| stem.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// What the command line and the process environment choose: the environment and
 /// variable values.
 #[derive(Clone, Debug, Default)]
@@ -1247,6 +1265,9 @@ impl Expander<'_> {
                         *s = format!("{}.{s}", cx.prefix);
                     }
                 }
+            }
+            if self.loaded.diagnostics.len() > before {
+                self.out.failed.insert(address.clone());
             }
             self.out.instances.push(Instance {
                 address,

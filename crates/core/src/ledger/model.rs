@@ -26,9 +26,18 @@ pub struct Ledger {
     /// Creates started but not yet recorded as done (write-ahead).
     #[serde(default)]
     pub pending: BTreeMap<Address, Intent>,
-    /// Non-secret values published for people and other tools (`name` → value).
+    /// The root module's outputs as of the last pass (`[output.NAME]`), published for people
+    /// and other tools (`provisioner output`): `name` → `{ "value": …, "sensitive": bool,
+    /// "description": "…" }`, or `{ "unknown": "why", … }` for one that names something not
+    /// applied yet. Never a secret (validation refuses an output that reads a secret
+    /// attribute).
     #[serde(default)]
     pub outputs: BTreeMap<String, Value>,
+    /// The environment this ledger belongs to (`-e NAME`), recorded at its first write: a
+    /// pass for another environment (or for none) is refused, so two environments never
+    /// share, hence never adopt or delete, each other's objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Who wrote this version, when, and why: what `state history` shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<Written>,
@@ -55,7 +64,30 @@ impl Ledger {
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            environment: None,
             written: None,
+        }
+    }
+
+    /// Records that this ledger belongs to `environment` (the chosen one, or `None`), or
+    /// refuses when it belongs to another. A ledger that records none takes the chosen
+    /// one (a new ledger, or one written before environments existed and pointed at on
+    /// purpose with `[environment] ledger`).
+    ///
+    /// Errors: the ledger records another environment, or one while none is chosen.
+    pub fn claim_environment(&mut self, environment: Option<&str>) -> Result<(), String> {
+        match (self.environment.as_deref(), environment) {
+            (Some(ours), Some(chosen)) if ours == chosen => Ok(()),
+            (Some(ours), Some(chosen)) => Err(format!(
+                "this ledger belongs to environment `{ours}`, not `{chosen}`: each environment keeps its own ledger (check `--ledger`, PROVISIONER_LEDGER and `[environment] ledger`)"
+            )),
+            (Some(ours), None) => Err(format!(
+                "this ledger belongs to environment `{ours}`: choose it with `-e {ours}`"
+            )),
+            (None, chosen) => {
+                self.environment = chosen.map(str::to_string);
+                Ok(())
+            }
         }
     }
 

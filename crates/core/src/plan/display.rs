@@ -125,6 +125,9 @@ impl fmt::Display for PlanDisplay<'_> {
                     || unhealthy(c).is_some()
             })
             .collect();
+        if let Some(env) = &self.plan.environment {
+            writeln!(f, "environment {}", esc(env))?;
+        }
         for provider in PROVIDERS {
             let mut of_provider: Vec<&&Change> = shown
                 .iter()
@@ -134,7 +137,11 @@ impl fmt::Display for PlanDisplay<'_> {
                 continue;
             }
             of_provider.sort_by(|a, b| {
-                (a.address.kind(), a.address.name()).cmp(&(b.address.kind(), b.address.name()))
+                (a.address.kind(), a.address.module(), a.address.name()).cmp(&(
+                    b.address.kind(),
+                    b.address.module(),
+                    b.address.name(),
+                ))
             });
             writeln!(f, "{provider}")?;
             let mut kind = "";

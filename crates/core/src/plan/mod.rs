@@ -5,6 +5,7 @@ mod diff;
 pub mod display;
 pub mod invariants;
 pub mod model;
+pub mod outputs;
 pub mod planner;
 pub mod resolve;
 pub mod scan;

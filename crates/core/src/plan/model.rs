@@ -289,6 +289,9 @@ pub struct Change {
 pub struct Plan {
     /// JSON format version.
     pub format_version: u32,
+    /// The environment planned (`-e NAME`), when the desired state has environments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Changes in order: waves ascending, then address.
     pub changes: Vec<Change>,
 }
@@ -303,6 +306,7 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         let Plan {
             format_version: _,
+            environment: _,
             changes,
         } = self;
         changes.iter().any(|c| c.action.acts())

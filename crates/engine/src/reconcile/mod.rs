@@ -35,10 +35,23 @@ pub const DEFAULT_LEDGER: &str = "file://state";
 
 /// Where the ledger lives: `flag` (`--ledger` or `PROVISIONER_LEDGER`), else `[settings]
 /// ledger` of the desired state, else [`DEFAULT_LEDGER`]. The one statement of this order.
+///
+/// With an environment chosen (`-e NAME`), its file's `[environment] ledger` when it names
+/// one, else that location with `/env/NAME` appended (as Terraform's S3 backend keeps a
+/// workspace's state under `env:/NAME/`): each environment has its own ledger, hence its
+/// own lineage, and never adopts another's objects.
 pub fn ledger_url(flag: Option<&str>, desired: &DesiredState) -> String {
-    flag.map(str::to_string)
+    let base = flag
+        .map(str::to_string)
         .or_else(|| desired.settings.ledger.as_ref().map(|l| l.0.clone()))
-        .unwrap_or_else(|| DEFAULT_LEDGER.to_string())
+        .unwrap_or_else(|| DEFAULT_LEDGER.to_string());
+    match &desired.environment {
+        Some(env) => match &env.ledger {
+            Some(own) => own.clone(),
+            None => format!("{}/env/{}", base.trim_end_matches('/'), env.name),
+        },
+        None => base,
+    }
 }
 
 /// Why a pass stopped before its end.
@@ -77,6 +90,9 @@ pub enum PassError {
         if .0.len() == 1 { "" } else { "s" }
     )]
     Catalogs(Vec<String>),
+    /// The ledger belongs to another environment.
+    #[error("{0}")]
+    Environment(String),
     /// Objects the ledger names carry another ledger's lineage.
     #[error(transparent)]
     Foreign(#[from] ForeignObjects),
@@ -118,6 +134,8 @@ pub struct PassConfig {
     pub desired_dir: PathBuf,
     /// `--ledger` / `PROVISIONER_LEDGER` (see [`ledger_url`]).
     pub ledger_url: Option<String>,
+    /// The environment and variable values chosen (`-e`, `--var`, `PROVISIONER_VAR_*`).
+    pub inputs: crate::desired::Inputs,
     /// Overrides `[settings] mode`.
     pub mode: Option<Mode>,
     /// Only these addresses (and what they depend on).
@@ -151,7 +169,8 @@ async fn load(
     config: &PassConfig,
     dry_run: bool,
 ) -> Result<Loaded, PassError> {
-    let mut desired = crate::desired::load(&config.desired_dir).map_err(PassError::Desired)?;
+    let mut desired = crate::desired::load_with(&config.desired_dir, &config.inputs)
+        .map_err(PassError::Desired)?;
     if let Some(mode) = config.mode {
         desired.settings.mode = mode;
     }
@@ -381,9 +400,31 @@ impl Reconciler {
                 .map(|o| &o.address)
                 .collect();
             still.retain(|c| !succeeded.contains(&c.address));
-            let record = journal_record(command, started_at, &report);
+            let mut record = journal_record(command, started_at, &report);
+            record.environment = loaded.desired.environment_name().map(str::to_string);
             journal = store.append_journal(&record).await.map(|_| ());
             applied = Some(report);
+        }
+        // The outputs as the ledger now records them, written when they changed (a pass
+        // that changed nothing else writes them too: a new `[output]` needs no change).
+        if !dry_run {
+            let outputs = crate::plan::outputs::evaluate(&loaded.desired, &planned.ledger);
+            if outputs != planned.ledger.outputs
+                && let Some(store) = self.store()
+            {
+                planned.ledger.outputs = outputs;
+                match store
+                    .write(planned.ledger.clone(), planned.snapshot.as_ref(), "outputs")
+                    .await
+                {
+                    Ok(written) => planned.snapshot = Some(written.into_base().1),
+                    Err(e) => {
+                        if journal.is_ok() {
+                            journal = Err(e);
+                        }
+                    }
+                }
+            }
         }
         let status = PassStatus::conclude(
             &planned.plan,
@@ -416,6 +457,9 @@ impl Reconciler {
             }
             None => (Ledger::create(), None),
         };
+        ledger
+            .claim_environment(loaded.desired.environment_name())
+            .map_err(PassError::Environment)?;
         let counts = |l: &Ledger| (l.resources.len(), l.pending.len());
         let read = counts(&ledger);
         let moves = crate::exec::apply_moves(&loaded.desired, &mut ledger);
@@ -591,6 +635,7 @@ pub fn journal_record(
                 error: o.result.as_ref().err().cloned(),
             })
             .collect(),
+        environment: None,
     }
 }
 

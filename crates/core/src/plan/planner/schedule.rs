@@ -202,6 +202,7 @@ impl Planner<'_> {
         changes.sort_by_key(|c| c.wave);
         Plan {
             format_version: PLAN_FORMAT_VERSION,
+            environment: self.desired.environment_name().map(str::to_string),
             changes,
         }
     }

@@ -70,6 +70,7 @@ impl Snapshot {
             resources: Default::default(),
             pending: Default::default(),
             outputs: Default::default(),
+            environment: self.ledger.environment.clone(),
             written: None,
         };
         (
@@ -157,6 +158,9 @@ pub struct JournalRecord {
     pub outcome: String,
     /// Each action and how it ended.
     pub actions: Vec<ActionRecord>,
+    /// The environment the run applied (`-e NAME`), if the desired state has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 /// How one planned action ended.

@@ -1,0 +1,358 @@
+//! Environments, variables, `for_each`, modules and outputs through the binary, against the
+//! DigitalOcean simulator and the project's AWS simulator (Spaces): two environments in one
+//! account, each with its own ledger, never adopting each other's objects
+//! (issue "Environments, reuse and IDE support").
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use provisioner::sim::aws::AwsSim;
+use provisioner::sim::digitalocean::{DoConfig, DoSim};
+use serde_json::Value;
+
+use crate::support::run::Run;
+
+const BIN: &str = env!("CARGO_BIN_EXE_provisioner");
+
+const MAIN: &str = r#"
+[variable.prefix]
+type = "string"
+pattern = "[a-z]+"
+description = "Prefix of every name"
+
+[variable.buckets]
+type = "list(string)"
+default = ["media"]
+
+[digitalocean.vpc.net]
+name = "${var.prefix}-net"
+region = "nyc3"
+description = "the ${environment.name} network"
+
+[module.app]
+source = "modules/app"
+prefix = "${var.prefix}"
+buckets = "${var.buckets}"
+
+[output.vpc_name]
+value = "${digitalocean.vpc.net.name}"
+description = "the network's name"
+
+[output.media_domain]
+value = "${module.app.media_domain}"
+sensitive = true
+"#;
+
+const APP: &str = r#"
+[variable.prefix]
+type = "string"
+
+[variable.buckets]
+type = "list(string)"
+
+[digitalocean.spaces_bucket.data]
+for_each = "${var.buckets}"
+name = "${var.prefix}-app-${each.key}"
+region = "nyc3"
+
+[output.media_domain]
+value = "${digitalocean.spaces_bucket.data[\"media\"].bucket_domain_name}"
+"#;
+
+struct World {
+    do_sim: DoSim,
+    aws_sim: AwsSim,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let w = World {
+            do_sim: DoSim::start(DoConfig::default()).await.unwrap(),
+            aws_sim: AwsSim::start("us-east-1").await.unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (name, text) in [
+            ("main.toml", MAIN),
+            ("modules/app/main.toml", APP),
+            (
+                "environments/staging.toml",
+                "[environment]\ndescription = \"try things here\"\n\n[variables]\nprefix = \"stg\"\nbuckets = [\"media\", \"logs\"]\n",
+            ),
+            (
+                "environments/production.toml",
+                "[variables]\nprefix = \"prod\"\n",
+            ),
+        ] {
+            let path = w.desired().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        w
+    }
+
+    fn desired(&self) -> PathBuf {
+        self.dir.path().join("desired")
+    }
+
+    fn ledger_base(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .arg("-d")
+            .arg(self.desired())
+            .arg("--ledger")
+            .arg(format!("file://{}", self.ledger_base().display()))
+            .args(args)
+            .env_remove("PROVISIONER_LEDGER")
+            .env_remove("PROVISIONER_ENVIRONMENT")
+            .env_remove("PROVISIONER_FINGERPRINT_KEY")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .env("DIGITALOCEAN_TOKEN", "sim-token")
+            .env("DIGITALOCEAN_API_URL", self.do_sim.url())
+            .env("SPACES_ENDPOINT_URL", self.aws_sim.url())
+            .env("SPACES_ACCESS_KEY_ID", "env")
+            .env("SPACES_SECRET_ACCESS_KEY", "env")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run(out)
+    }
+
+    fn ledger(&self, env: &str) -> Value {
+        let path = self.ledger_base().join("env").join(env).join("ledger.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    async fn vpc_names(&self) -> Vec<String> {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{}/v2/vpcs", self.do_sim.url()))
+            .bearer_auth("sim-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = v["vpcs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn addresses(plan: &Value) -> Vec<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_environments_in_one_account_keep_their_own_ledgers_and_never_adopt_each_other() {
+    let w = World::new().await;
+
+    // Validate checks every environment when none is chosen; plan refuses to guess.
+    let v = w.run(&["validate"]);
+    v.expect(0);
+    assert!(
+        v.out().contains("production: valid: 2 resources")
+            && v.out().contains("staging: valid: 3 resources"),
+        "{}",
+        v.out()
+    );
+    let d = w.run(&["diff"]);
+    d.expect(1);
+    assert!(
+        d.err()
+            .contains("several environments (production, staging): choose one"),
+        "{}",
+        d.err()
+    );
+
+    // Staging: the plan names the environment and the instances.
+    let plan = w.run(&["-e", "staging", "diff", "--json"]);
+    plan.expect(0);
+    let plan = plan.json();
+    assert_eq!(plan["environment"], "staging");
+    let mut made = addresses(&plan);
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            ("digitalocean.vpc.net".to_string(), "create".to_string()),
+            (
+                "module.app.digitalocean.spaces_bucket.data[\"logs\"]".to_string(),
+                "create".to_string()
+            ),
+            (
+                "module.app.digitalocean.spaces_bucket.data[\"media\"]".to_string(),
+                "create".to_string()
+            ),
+        ]
+    );
+    let text = w.run(&["-e", "staging", "diff"]);
+    assert!(
+        text.out().starts_with("environment staging\n"),
+        "{}",
+        text.out()
+    );
+
+    w.run(&["-e", "staging", "apply", "--auto-approve"])
+        .expect(0);
+    w.run(&["-e", "staging", "diff", "--detailed-exitcode"])
+        .expect(0);
+    let ledger = w.ledger("staging");
+    assert_eq!(ledger["environment"], "staging");
+    assert!(
+        ledger["resources"]
+            .as_object()
+            .unwrap()
+            .contains_key("module.app.digitalocean.spaces_bucket.data[\"logs\"]"),
+        "{ledger}"
+    );
+
+    // Outputs, from the ledger: the sensitive one masked unless named.
+    let out = w.run(&["-e", "staging", "output"]);
+    out.expect(0);
+    assert!(
+        out.out().contains("vpc_name = \"stg-net\""),
+        "{}",
+        out.out()
+    );
+    assert!(
+        out.out().contains("media_domain = <sensitive>") && !out.out().contains("stg-app-media."),
+        "{}",
+        out.out()
+    );
+    let one = w.run(&["-e", "staging", "output", "media_domain"]);
+    one.expect(0);
+    assert_eq!(
+        one.out().trim(),
+        "stg-app-media.nyc3.digitaloceanspaces.com"
+    );
+    let json = w.run(&["-e", "staging", "output", "--json"]).json();
+    assert_eq!(json["vpc_name"]["value"], "stg-net");
+    assert_eq!(json["media_domain"]["sensitive"], true);
+    assert!(json["media_domain"].get("value").is_none(), "{json}");
+
+    // Production, in the same account, with its own ledger: what staging made is not
+    // its own, even where a name collides (`--var prefix=stg`).
+    let clash = w.run(&["-e", "production", "--var", "prefix=stg", "diff", "--json"]);
+    let clash_plan = clash.json();
+    assert_eq!(clash_plan["environment"], "production");
+    let actions = addresses(&clash_plan);
+    assert!(
+        actions
+            .iter()
+            .any(|(a, act)| a == "digitalocean.vpc.net" && act == "conflict"),
+        "{actions:?}"
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|(_, act)| act == "adopt" || act == "noop"),
+        "production must not adopt staging's objects: {actions:?}"
+    );
+    let applied = w.run(&[
+        "-e",
+        "production",
+        "--var",
+        "prefix=stg",
+        "apply",
+        "--auto-approve",
+    ]);
+    assert_ne!(applied.code(), 0, "{}", applied.out());
+    assert!(
+        !w.ledger("production")["resources"]
+            .as_object()
+            .unwrap()
+            .contains_key("digitalocean.vpc.net"),
+        "production recorded staging's VPC"
+    );
+
+    // Production with its own names converges beside staging.
+    w.run(&["-e", "production", "apply", "--auto-approve"])
+        .expect(0);
+    assert_eq!(w.vpc_names().await, ["prod-net", "stg-net"]);
+    w.run(&["-e", "staging", "diff", "--detailed-exitcode"])
+        .expect(0);
+    w.run(&["-e", "production", "diff", "--detailed-exitcode"])
+        .expect(0);
+    assert_eq!(
+        w.run(&["-e", "production", "output", "vpc_name"])
+            .out()
+            .trim(),
+        "prod-net"
+    );
+
+    // A ledger of one environment is refused for another.
+    std::fs::write(
+        w.desired().join("environments/production.toml"),
+        format!(
+            "[environment]\nledger = \"file://{}\"\n\n[variables]\nprefix = \"prod\"\n",
+            w.ledger_base().join("env/staging").display()
+        ),
+    )
+    .unwrap();
+    let refused = w.run(&["-e", "production", "diff"]);
+    refused.expect(1);
+    assert!(
+        refused
+            .err()
+            .contains("this ledger belongs to environment `staging`, not `production`"),
+        "{}",
+        refused.err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_not_applied_yet_is_not_known_and_exits_3() {
+    let w = World::new().await;
+    // Only the VPC: the bucket the sensitive output names is not made.
+    w.run(&[
+        "-e",
+        "staging",
+        "apply",
+        "--auto-approve",
+        "--target",
+        "digitalocean.vpc.net",
+    ])
+    .expect(0);
+    let out = w.run(&["-e", "staging", "output"]);
+    out.expect(3);
+    assert!(
+        out.out().contains("vpc_name = \"stg-net\""),
+        "{}",
+        out.out()
+    );
+    assert!(
+        out.out().contains("media_domain = (not known:"),
+        "{}",
+        out.out()
+    );
+    let one = w.run(&["-e", "staging", "output", "media_domain"]);
+    one.expect(3);
+    assert!(
+        one.err().contains("output `media_domain` is not known"),
+        "{}",
+        one.err()
+    );
+}
