@@ -337,7 +337,7 @@ fn init_logs(args: &Args) {
 /// wrong ledger).
 fn ledger_url(args: &Args) -> anyhow::Result<String> {
     use crate::reconcile::{DEFAULT_LEDGER, ledger_url};
-    if let (Some(url), None) = (&args.ledger, &args.environment) {
+    if let Some(url) = &args.ledger {
         return Ok(url.clone());
     }
     if !args.desired.exists() {
@@ -350,7 +350,7 @@ fn ledger_url(args: &Args) -> anyhow::Result<String> {
         return Ok(args.ledger.clone().unwrap_or_else(|| DEFAULT_LEDGER.into()));
     }
     match crate::desired::load_with(&args.desired, &args.inputs()) {
-        Ok(state) => Ok(ledger_url(args.ledger.as_deref(), &state)),
+        Ok(state) => Ok(ledger_url(None, &state)),
         Err(errors) => anyhow::bail!(
             "{errors}\ncould not read `[settings] ledger` from {}: fix the desired state, or name the ledger with --ledger URL",
             args.desired.display()

@@ -70,7 +70,8 @@ impl World {
             dir: tempfile::tempdir().unwrap(),
         };
         copy_dir(desired, &w.desired());
-        let state = provisioner::desired::load(&w.desired()).unwrap_or_else(|e| panic!("{e}"));
+        let state = provisioner::desired::load_with(&w.desired(), &support::inputs_of(&w.desired()))
+            .unwrap_or_else(|e| panic!("{e}"));
         for r in state.resources.values() {
             if let Some(repo) = r.spec_json["repository"].as_str() {
                 w.gh_sim.create_repo(repo);
@@ -91,6 +92,7 @@ impl World {
             .arg("-d")
             .arg(self.desired())
             .args(args)
+            .envs(support::environment_of(&self.desired()).map(|e| ("PROVISIONER_ENVIRONMENT", e)))
             .env_remove("PROVISIONER_LEDGER")
             .env_remove("PROVISIONER_FINGERPRINT_KEY")
             .env_remove("RUST_LOG")
@@ -392,6 +394,7 @@ async fn the_daemon_reports_unmanaged_objects_when_asked() {
     let mut child = Command::new(BIN)
         .arg("-d")
         .arg(w.desired())
+        .envs(support::environment_of(&w.desired()).map(|e| ("PROVISIONER_ENVIRONMENT", e)))
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .env(
             "PROVISIONER_LEDGER",

@@ -584,6 +584,7 @@ fn apply_without_a_terminal_needs_auto_approve() {
     let out = Command::new(BIN)
         .arg("-d")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"))
+        .env("PROVISIONER_ENVIRONMENT", "production")
         .arg("--ledger")
         .arg(format!("file://{}", dir.path().display()))
         .arg("apply")
@@ -741,6 +742,7 @@ async fn the_worked_example_converges_in_one_pass() {
         let mut c = Command::new(BIN);
         c.arg("-d")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"))
+            .env("PROVISIONER_ENVIRONMENT", "production")
             .args([
                 "--log-format",
                 "json",
@@ -832,8 +834,11 @@ async fn the_worked_example_converges_in_one_pass() {
     assert!(!ledger.contains(CANARY));
     let doc: Value = serde_json::from_str(&ledger).unwrap();
     let desired =
-        provisioner::desired::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"))
-            .unwrap();
+        provisioner::desired::load_with(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"),
+            &provisioner::desired::Inputs { environment: Some("production".into()), ..Default::default() },
+        )
+        .unwrap();
     assert_eq!(
         doc["resources"].as_object().unwrap().len(),
         desired.resources.len(),

@@ -15,6 +15,9 @@ use crate::support::run::Run;
 const BIN: &str = env!("CARGO_BIN_EXE_provisioner");
 
 const MAIN: &str = r#"
+[settings]
+ledger = "file://LEDGER"
+
 [variable.prefix]
 type = "string"
 pattern = "[a-z]+"
@@ -73,15 +76,18 @@ impl World {
             dir: tempfile::tempdir().unwrap(),
         };
         for (name, text) in [
-            ("main.toml", MAIN),
-            ("modules/app/main.toml", APP),
+            (
+                "main.toml",
+                MAIN.replace("LEDGER", &w.ledger_base().display().to_string()),
+            ),
+            ("modules/app/main.toml", APP.to_string()),
             (
                 "environments/staging.toml",
-                "[environment]\ndescription = \"try things here\"\n\n[variables]\nprefix = \"stg\"\nbuckets = [\"media\", \"logs\"]\n",
+                "[environment]\ndescription = \"try things here\"\n\n[variables]\nprefix = \"stg\"\nbuckets = [\"media\", \"logs\"]\n".to_string(),
             ),
             (
                 "environments/production.toml",
-                "[variables]\nprefix = \"prod\"\n",
+                "[variables]\nprefix = \"prod\"\n".to_string(),
             ),
         ] {
             let path = w.desired().join(name);
@@ -103,8 +109,6 @@ impl World {
         let out = Command::new(BIN)
             .arg("-d")
             .arg(self.desired())
-            .arg("--ledger")
-            .arg(format!("file://{}", self.ledger_base().display()))
             .args(args)
             .env_remove("PROVISIONER_LEDGER")
             .env_remove("PROVISIONER_ENVIRONMENT")
@@ -303,7 +307,18 @@ async fn two_environments_in_one_account_keep_their_own_ledgers_and_never_adopt_
         "prod-net"
     );
 
-    // A ledger of one environment is refused for another.
+    // A ledger of one environment is refused for another: named with --ledger, or in the
+    // environment's file.
+    let staging_ledger = format!("file://{}", w.ledger_base().join("env/staging").display());
+    let refused = w.run(&["-e", "production", "--ledger", &staging_ledger, "diff"]);
+    refused.expect(1);
+    assert!(
+        refused
+            .err()
+            .contains("this ledger belongs to environment `staging`, not `production`"),
+        "{}",
+        refused.err()
+    );
     std::fs::write(
         w.desired().join("environments/production.toml"),
         format!(

@@ -102,7 +102,7 @@ impl World {
             s3_ledger,
         };
         // The repositories and environments the example names exist, as on GitHub.
-        let state = provisioner::desired::load(&desired_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let state = provisioner::desired::load_with(&desired_dir(), &provisioner::desired::Inputs { environment: Some("production".into()), ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
         for r in state.resources.values() {
             if let Some(repo) = r.spec_json["repository"].as_str() {
                 w.gh_sim.create_repo(repo);
@@ -117,6 +117,7 @@ impl World {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("-d").arg(desired_dir());
+        c.env("PROVISIONER_ENVIRONMENT", "production");
         c.env_remove("PROVISIONER_LEDGER")
             .env_remove("PROVISIONER_FINGERPRINT_KEY")
             .env_remove("RUST_LOG");

@@ -16,7 +16,10 @@ use provisioner::plan::{self, Action, Plan, PlanError, PlanReport};
 use provisioner::sim::fake::FakeCloud;
 
 fn worked_example() -> DesiredState {
-    desired::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"))
+    desired::load_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"),
+        &provisioner::desired::Inputs { environment: Some("production".into()), ..Default::default() },
+    )
         .expect("worked example")
 }
 

@@ -105,12 +105,21 @@ fn validate_prints_a_summary_and_exits_0() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
     let (code, out, err) = provisioner(&["-d", dir.to_str().expect("utf-8 path"), "validate"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.starts_with(
-            "valid: 44 resources (digitalocean 20, aws 13, github 8, kubernetes 2, flux 1) in 10 files"
-        ),
-        "{out}"
+    // Both environments of the worked example, each checked.
+    assert_eq!(
+        out,
+        "production: valid: 44 resources (digitalocean 20, aws 13, github 8, kubernetes 2, flux 1) in 17 files\n\
+         staging: valid: 44 resources (digitalocean 20, aws 13, github 8, kubernetes 2, flux 1) in 17 files\n"
     );
+    let (code, out, err) = provisioner(&[
+        "-d",
+        dir.to_str().expect("utf-8 path"),
+        "-e",
+        "staging",
+        "validate",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid: 44 resources"), "{out}");
 }
 
 #[test]

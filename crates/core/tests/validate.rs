@@ -1008,7 +1008,13 @@ fn every_problem_is_reported_in_one_run() {
 // ---- valid states -------------------------------------------------------------------------
 
 fn worked_example() -> DesiredState {
-    desired::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../desired-state"))
+    desired::load_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../desired-state"),
+        &desired::Inputs {
+            environment: Some("production".into()),
+            ..Default::default()
+        },
+    )
         .expect("the worked example validates")
 }
 

@@ -19,3 +19,17 @@ pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// The environment a test runs a desired-state folder in: `production` for one with
+/// environments (the worked example), none for the others.
+pub fn environment_of(dir: &std::path::Path) -> Option<&'static str> {
+    dir.join("environments").is_dir().then_some("production")
+}
+
+/// [`environment_of`] as load inputs.
+pub fn inputs_of(dir: &std::path::Path) -> provisioner::desired::Inputs {
+    provisioner::desired::Inputs {
+        environment: environment_of(dir).map(str::to_string),
+        ..Default::default()
+    }
+}

@@ -30,8 +30,14 @@ const NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_-]*$";
 const WHOLE_REF_PATTERN: &str =
     r"^\$\{[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){3}(\[[0-9]+\])?\}$";
 
-/// An address, `provider.kind.name` (`[[moved]]` and `depends_on`).
-const ADDRESS_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){2}$";
+/// An address, `provider.kind.name`, with a module path before it and a `for_each` key
+/// after it where they apply (`[[moved]]` and `depends_on`).
+const ADDRESS_PATTERN: &str = r#"^(module\.[A-Za-z_][A-Za-z0-9_-]*(\["[A-Za-z0-9_.:/@+-]+"\])?\.)*[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){2}(\["[A-Za-z0-9_.:/@+-]+"\])?$"#;
+
+/// A value written as one substitution, `"${var.NAME}"`, `"${each.value}"`,
+/// `"${module.NAME.OUTPUT}"`: what any field accepts in place of a value of its own type
+/// (`expand` checks the type once the value is known).
+const SUBSTITUTION_PATTERN: &str = r"^\$\{\s*(var|each|module|environment)\.[^{}]*\}$";
 
 /// The JSON Schema of the desired-state language.
 pub fn json_schema() -> Value {
@@ -82,6 +88,28 @@ pub fn json_schema() -> Value {
             },
         }),
     );
+    providers.insert("variable".into(), variables());
+    providers.insert("output".into(), outputs());
+    providers.insert("module".into(), modules());
+    providers.insert(
+        "variables".into(),
+        json!({
+            "type": "object",
+            "description": "Only in an environment's file (`environments/NAME.toml`): the root module's variable values for that environment, by name.",
+        }),
+    );
+    providers.insert(
+        "environment".into(),
+        json!({
+            "type": "object",
+            "description": "Only in an environment's file (`environments/NAME.toml`): about the environment.",
+            "properties": {
+                "ledger": { "type": "string", "description": "Where this environment's ledger lives (`s3://bucket/prefix` or `file://path`); by default the ledger location with `/env/NAME` appended." },
+                "description": { "type": "string", "description": "What the environment is for." },
+            },
+            "additionalProperties": false,
+        }),
+    );
     json!({
         "$schema": DRAFT,
         "$id": "https://provisioner.invalid/desired-state.schema.json",
@@ -117,8 +145,84 @@ fn resource(kind: Kind) -> Value {
         "depends_on".into(),
         json!({ "$ref": "#/definitions/depends_on" }),
     );
+    props.insert("for_each".into(), for_each());
     obj.insert("description".into(), Value::String(kind.doc().into()));
     v
+}
+
+/// `for_each`: a list of keys, a table, or one substitution that gives either.
+fn for_each() -> Value {
+    json!({
+        "description": "One instance per element: a list of strings (the keys) or a table (keys and `${each.value}`), addressed `name[\"key\"]`; inside, `${each.key}` and `${each.value}`.",
+        "anyOf": [
+            { "type": "array", "items": { "type": "string", "pattern": r"^[A-Za-z0-9_.:/@+-]{1,128}$" } },
+            { "type": "object", "propertyNames": { "pattern": r"^[A-Za-z0-9_.:/@+-]{1,128}$" } },
+            substitution(),
+        ],
+    })
+}
+
+fn substitution() -> Value {
+    json!({ "type": "string", "pattern": SUBSTITUTION_PATTERN, "description": "A variable, `each`, or a module's output, alone in the string." })
+}
+
+/// `[variable.NAME]` declarations.
+fn variables() -> Value {
+    json!({
+        "type": "object",
+        "description": "Variables of this module, by name, read as `${var.NAME}`.",
+        "propertyNames": { "pattern": NAME_PATTERN },
+        "additionalProperties": {
+            "type": "object",
+            "properties": {
+                "type": { "type": "string", "pattern": r"^(string|number|bool|any|secret|list|map|(list|map)\((string|number|bool|any)\))$", "description": "string, number, bool, any, secret (a secret source), list(T) or map(T)." },
+                "default": { "description": "The value when none is given." },
+                "description": { "type": "string" },
+                "allowed": { "type": "array", "description": "The values allowed." },
+                "pattern": { "type": "string", "description": "A regular expression the whole string must match." },
+                "min": { "type": "number", "description": "Smallest number allowed." },
+                "max": { "type": "number", "description": "Largest number allowed." },
+                "error_message": { "type": "string", "description": "Said when a check fails." },
+            },
+            "additionalProperties": false,
+        },
+    })
+}
+
+/// `[output.NAME]` declarations.
+fn outputs() -> Value {
+    json!({
+        "type": "object",
+        "description": "Outputs of this module, by name: the root's are recorded in the ledger (`provisioner output`), a module's are read by its caller as `${module.NAME.OUTPUT}`.",
+        "propertyNames": { "pattern": NAME_PATTERN },
+        "additionalProperties": {
+            "type": "object",
+            "properties": {
+                "value": { "description": "The value; references to resources are filled in from the ledger." },
+                "description": { "type": "string" },
+                "sensitive": { "type": "boolean", "default": false, "description": "Masked by `provisioner output` unless named." },
+            },
+            "required": ["value"],
+            "additionalProperties": false,
+        },
+    })
+}
+
+/// `[module.NAME]` calls.
+fn modules() -> Value {
+    json!({
+        "type": "object",
+        "description": "Module calls, by name: the folder `source` (below `modules/`) instantiated with the other keys as its variables; its resources are addressed `module.NAME.provider.kind.name`.",
+        "propertyNames": { "pattern": NAME_PATTERN },
+        "additionalProperties": {
+            "type": "object",
+            "properties": {
+                "source": { "type": "string", "description": "The module's folder, relative to this file, below the desired state's `modules/`." },
+                "for_each": for_each(),
+            },
+            "required": ["source"],
+        },
+    })
 }
 
 fn with_description(mut v: Value, text: &str) -> Value {
@@ -195,16 +299,25 @@ fn default_json(text: &str) -> Option<Value> {
 fn shape(s: &Shape) -> Value {
     match s {
         Shape::String | Shape::Format(_) => json!({ "type": "string" }),
-        Shape::Integer => json!({ "type": "integer" }),
-        Shape::Float => json!({ "type": "number" }),
-        Shape::Bool => json!({ "type": "boolean" }),
-        Shape::Enum(values) => json!({ "type": "string", "enum": values }),
+        Shape::Integer => or_substitution(json!({ "type": "integer" })),
+        Shape::Float => or_substitution(json!({ "type": "number" })),
+        Shape::Bool => or_substitution(json!({ "type": "boolean" })),
+        Shape::Enum(values) => or_substitution(json!({ "type": "string", "enum": values })),
         Shape::Secret { generate } => secret(*generate),
-        Shape::List(inner) | Shape::Set(inner) => json!({ "type": "array", "items": shape(inner) }),
-        Shape::Map(inner) => json!({ "type": "object", "additionalProperties": shape(inner) }),
-        Shape::Block(_, fields) => block(fields),
+        Shape::List(inner) | Shape::Set(inner) => {
+            or_substitution(json!({ "type": "array", "items": shape(inner) }))
+        }
+        Shape::Map(inner) => {
+            or_substitution(json!({ "type": "object", "additionalProperties": shape(inner) }))
+        }
+        Shape::Block(_, fields) => or_substitution(block(fields)),
         Shape::Optional(inner) => shape(inner),
     }
+}
+
+/// `v`, or a substitution that gives one (`"${var.nodes}"`).
+fn or_substitution(v: Value) -> Value {
+    json!({ "anyOf": [v, substitution()] })
 }
 
 /// A secret source: `{ env = … }`, `{ file = … }`, a whole reference to a secret output, or
@@ -241,7 +354,8 @@ fn secret(generate: bool) -> Value {
             "additionalProperties": false,
         }));
     }
-    json!({ "oneOf": forms })
+    forms.push(substitution());
+    json!({ "anyOf": forms })
 }
 
 #[cfg(test)]

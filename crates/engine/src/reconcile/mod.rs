@@ -36,14 +36,22 @@ pub const DEFAULT_LEDGER: &str = "file://state";
 /// Where the ledger lives: `flag` (`--ledger` or `PROVISIONER_LEDGER`), else `[settings]
 /// ledger` of the desired state, else [`DEFAULT_LEDGER`]. The one statement of this order.
 ///
-/// With an environment chosen (`-e NAME`), its file's `[environment] ledger` when it names
-/// one, else that location with `/env/NAME` appended (as Terraform's S3 backend keeps a
-/// workspace's state under `env:/NAME/`): each environment has its own ledger, hence its
-/// own lineage, and never adopts another's objects.
+/// With an environment chosen (`-e NAME`) and no `flag`: its file's `[environment] ledger`
+/// when it names one, else the settings' (or default) location with `/env/NAME` appended
+/// (as Terraform's S3 backend keeps a workspace's state under `env:/NAME/`). Each
+/// environment so has its own ledger, hence its own lineage, and never adopts another's
+/// objects. `flag` names the ledger exactly; the ledger records the environment it belongs
+/// to, so the same `flag` for two environments is refused for the second
+/// ([`crate::ledger::Ledger::claim_environment`]).
 pub fn ledger_url(flag: Option<&str>, desired: &DesiredState) -> String {
-    let base = flag
-        .map(str::to_string)
-        .or_else(|| desired.settings.ledger.as_ref().map(|l| l.0.clone()))
+    if let Some(flag) = flag {
+        return flag.to_string();
+    }
+    let base = desired
+        .settings
+        .ledger
+        .as_ref()
+        .map(|l| l.0.clone())
         .unwrap_or_else(|| DEFAULT_LEDGER.to_string());
     match &desired.environment {
         Some(env) => match &env.ledger {
