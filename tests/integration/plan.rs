@@ -135,7 +135,7 @@ fn the_worked_example_is_created_in_dependency_order_and_converges() {
     assert_eq!(wave("digitalocean.vpc.prod"), 0);
     assert!(wave("digitalocean.kubernetes_cluster.prod") > wave("digitalocean.vpc.prod"));
     assert!(wave("digitalocean.firewall.nodes") > wave("digitalocean.load_balancer.ingress"));
-    assert!(wave("digitalocean.domain_record.dkim_1") > wave("aws.ses_domain_identity.mail"));
+    assert!(wave("module.mail.digitalocean.domain_record.dkim_1") > wave("module.mail.aws.ses_domain_identity.mail"));
     assert_eq!(ledger.resources.len(), d.resources.len());
 }
 
@@ -161,7 +161,7 @@ fn drift_is_detected_with_field_diffs_and_corrected() {
     o.fields["node_pools"]["workers"]["count"] = 5.into();
     let fw = id_of(&ledger, "digitalocean.firewall.nodes");
     cloud.object_mut(Kind::DoFirewall, &fw).expect("fw").fields["name"] = "renamed-by-hand".into();
-    let rec = id_of(&ledger, "digitalocean.domain_record.dmarc");
+    let rec = id_of(&ledger, "module.mail.digitalocean.domain_record.dmarc");
     cloud.remove(Kind::DoDomainRecord, &rec);
 
     let (p, r) = plan_checked(&d, &ledger, &cloud.live());
@@ -174,7 +174,7 @@ fn drift_is_detected_with_field_diffs_and_corrected() {
     );
     assert_eq!(action_of(&p, "digitalocean.firewall.nodes"), Action::Update);
     assert_eq!(
-        action_of(&p, "digitalocean.domain_record.dmarc"),
+        action_of(&p, "module.mail.digitalocean.domain_record.dmarc"),
         Action::Create
     );
     // With `auto_scale`, `count` is the initial size only: not even expected drift.

@@ -11,8 +11,10 @@
 //! ```
 //! use provisioner_core::{desired, ledger::Ledger, live::LiveState, plan};
 //!
-//! // The worked example against an empty cloud and an empty ledger: everything is created.
-//! let state = desired::load(std::path::Path::new("../../desired-state")).expect("valid");
+//! // The worked example's production environment against an empty cloud and an empty
+//! // ledger: everything is created.
+//! let inputs = desired::Inputs { environment: Some("production".into()), ..Default::default() };
+//! let state = desired::load_with(std::path::Path::new("../../desired-state"), &inputs).expect("valid");
 //! let (plan, _report) = plan::plan(&state, &Ledger::default(), &LiveState::default()).expect("plan");
 //! assert_eq!(plan.changes.len(), state.resources.len());
 //! ```
