@@ -172,6 +172,7 @@ fn a_closed_pipe_ends_diff_quietly() {
             "--live-from",
             "tests/fixtures/live/empty.json",
         ])
+        .env("PROVISIONER_ENVIRONMENT", "production")
         .env(
             "PROVISIONER_LEDGER",
             format!("file://{}", ledger.path().display()),

@@ -8,9 +8,12 @@ fn root() -> &'static Path {
 }
 
 fn provisioner(args: &[&str], ledger: &Path) -> (i32, String, String) {
+    // The worked example (no `-d`) runs as production.
+    let environment = (!args.contains(&"-d")).then_some(("PROVISIONER_ENVIRONMENT", "production"));
     let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
         .current_dir(root())
         .args(args)
+        .envs(environment)
         .env("PROVISIONER_LEDGER", format!("file://{}", ledger.display()))
         // No credentials here: never let the AWS chain try the instance metadata service.
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -92,6 +95,7 @@ fn diff_without_credentials_plans_nothing_it_cannot_see_and_says_why() {
     let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
         .current_dir(root())
         .args(["diff", "--json"])
+        .env("PROVISIONER_ENVIRONMENT", "production")
         .env(
             "PROVISIONER_LEDGER",
             format!("file://{}", ledger.path().display()),
