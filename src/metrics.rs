@@ -262,14 +262,46 @@ fn to_text_format(open: &str) -> String {
     out
 }
 
-/// Label helper.
+/// Label helper. Values are escaped as the text exposition format asks (`\\`, `\"`, `\n`):
+/// prometheus-client writes them as they are, and an address of a `for_each` instance
+/// (`digitalocean.vpc.net["a"]`) holds quotes that would otherwise end the value and make
+/// the whole scrape unreadable.
 pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    pairs.iter().map(|(k, v)| (*k, escape_label(v))).collect()
+}
+
+/// A label value escaped for the text exposition format.
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_value_with_quotes_stays_one_value() {
+        let m = Metrics::for_environment(Some("staging"));
+        m.resource_drifted
+            .get_or_create(&labels(&[("address", "digitalocean.vpc.net[\"a\\b\"]")]))
+            .set(1);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "provisioner_resource_drifted{environment=\"staging\",address=\"digitalocean.vpc.net[\\\"a\\\\b\\\"]\"} 1"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn counters_are_named_like_their_samples() {

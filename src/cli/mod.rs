@@ -108,6 +108,30 @@ pub struct Args {
     pub command: Command,
 }
 
+/// Terraform's single-dash `-var NAME=VALUE` (and `-var=NAME=VALUE`), which users of
+/// Terraform type by habit, read as `--var`. Only before a `--` (after it, arguments are
+/// values).
+fn terraform_spellings(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut rest = false;
+    args.map(|a| {
+        if rest {
+            return a;
+        }
+        match a.to_str() {
+            Some("--") => {
+                rest = true;
+                a
+            }
+            Some("-var") => "--var".into(),
+            Some(s) if s.starts_with("-var=") => format!("-{s}").into(),
+            _ => a,
+        }
+    })
+    .collect()
+}
+
 fn parse_var(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if crate::desired::refs::is_name(name) => {
@@ -214,7 +238,7 @@ pub fn write_out(text: &str) {
 /// Entry point of the binary: parse the arguments, start the process's one async runtime,
 /// run the command on it.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_from(terraform_spellings(std::env::args_os()));
     init_logs(&args);
     if args.new_lineage {
         crate::ledger::store::allow_new_lineage_for_this_process();

@@ -106,8 +106,12 @@ impl World {
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN)
-            .arg("-d")
+        Run(self.command(args).output().unwrap())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("-d")
             .arg(self.desired())
             .args(args)
             .env_remove("PROVISIONER_LEDGER")
@@ -121,10 +125,8 @@ impl World {
             .env("SPACES_ACCESS_KEY_ID", "env")
             .env("SPACES_SECRET_ACCESS_KEY", "env")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Run(out)
+            .stdin(Stdio::null());
+        c
     }
 
     fn ledger(&self, env: &str) -> Value {
@@ -232,6 +234,15 @@ async fn two_environments_in_one_account_keep_their_own_ledgers_and_never_adopt_
             .contains_key("module.app.digitalocean.spaces_bucket.data[\"logs\"]"),
         "{ledger}"
     );
+
+    // The journal names the environment.
+    let journal = w.ledger_base().join("env/staging/journal");
+    let records: Vec<Value> = std::fs::read_dir(&journal)
+        .unwrap_or_else(|e| panic!("{}: {e}", journal.display()))
+        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|r| r["environment"] == "staging"), "{records:?}");
 
     // Outputs, from the ledger: the sensitive one masked unless named.
     let out = w.run(&["-e", "staging", "output"]);
@@ -369,5 +380,61 @@ async fn an_output_not_applied_yet_is_not_known_and_exits_3() {
         one.err().contains("output `media_domain` is not known"),
         "{}",
         one.err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_names_its_environment_on_status_and_on_every_metric() {
+    let w = World::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = w
+        .command(&["run", "--interval", "30s", "--listen", &format!("127.0.0.1:{port}")])
+        .env("PROVISIONER_ENVIRONMENT", "staging")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/status"))
+            .send()
+            .await
+            && let Ok(v) = r.json::<Value>().await
+            && v["passes"].as_array().is_some_and(|p| !p.is_empty())
+        {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pass in time");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let metrics = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status["environment"], "staging", "{status}");
+    let samples: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("provisioner_"))
+        .collect();
+    assert!(!samples.is_empty(), "{metrics}");
+    for line in &samples {
+        assert!(line.contains("environment=\"staging\""), "{line}");
+    }
+    assert!(
+        metrics.contains("provisioner_managed_resources{")
+            || metrics.contains("provisioner_reconcile_runs_total{"),
+        "{metrics}"
     );
 }

@@ -74,6 +74,11 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
         "{text}"
     );
     assert!(text.contains("drift injected:"), "{text}");
+    // The worked example has environments; none chosen, the sandbox runs the first.
+    assert!(
+        text.contains("environment production (of production, staging; choose another with -e NAME)"),
+        "{text}"
+    );
     // The sixth drift deletes Flux's pull secret; it is rebuilt (from Secrets Manager).
     let deleted = seen
         .iter()
@@ -154,5 +159,69 @@ fn a_taken_port_is_an_error_not_someone_elses_status() {
     assert!(
         err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{err}"
+    );
+}
+
+/// `sandbox -e staging`: the worked example's other environment, on the simulators.
+#[test]
+fn the_sandbox_runs_the_staging_environment() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "sandbox",
+            "-e",
+            "staging",
+            "--no-drift",
+            "--interval",
+            "1s",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("PROVISIONER_ENVIRONMENT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !seen.iter().any(|l: &String| l.contains("first pass:")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no first pass in time:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("export PROVISIONER_ENVIRONMENT=staging"), "{text}");
+    assert!(
+        text.contains("first pass: applied — 44 done, 0 failed"),
+        "{text}"
     );
 }

@@ -154,6 +154,21 @@ const GOOD: &[(&str, &str)] = &[
     (
         "a move",
         "[digitalocean.vpc.new]\nname = \"a\"\nregion = \"nyc3\"\n[[moved]]\nfrom = \"digitalocean.vpc.old\"\nto = \"digitalocean.vpc.new\"\n",
+    ),    (
+        "variables of every type, a for_each, substitutions in typed fields and an output",
+        "[variable.nodes]\ntype = \"number\"\ndefault = 2\nmin = 1\n\
+         [variable.ha]\ntype = \"bool\"\ndefault = false\n\
+         [variable.token]\ntype = \"secret\"\ndefault = { env = \"T\" }\n\
+         [variable.regions]\ntype = \"map(string)\"\ndefault = { a = \"nyc3\", b = \"fra1\" }\n\
+         [digitalocean.vpc.v]\nfor_each = \"${var.regions}\"\nname = \"v-${each.key}\"\nregion = \"${each.value}\"\n\
+         [digitalocean.kubernetes_cluster.k]\nname = \"k\"\nregion = \"nyc3\"\nversion = \"1.33\"\nha = \"${var.ha}\"\n\
+         [digitalocean.kubernetes_cluster.k.node_pools.w]\nsize = \"s-2vcpu-4gb\"\ncount = \"${var.nodes}\"\n\
+         [github.actions_secret.t]\nrepository = \"o/r\"\nname = \"T\"\nvalue = \"${var.token}\"\n\
+         [output.vpc_a]\nvalue = '${digitalocean.vpc.v[\"a\"].id}'\nsensitive = true\n",
+    ),
+    (
+        "a move into a for_each instance",
+        "[digitalocean.vpc.new]\nfor_each = [\"a\"]\nname = \"a\"\nregion = \"nyc3\"\n[[moved]]\nfrom = \"digitalocean.vpc.old\"\nto = 'digitalocean.vpc.new[\"a\"]'\n",
     ),
 ];
 
@@ -161,6 +176,15 @@ const GOOD: &[(&str, &str)] = &[
 /// them too.
 const BAD: &[(&str, &str)] = &[
     ("an unknown provider", "[azure.vm.a]\nname = \"a\"\n"),
+    (
+        "an unknown field in a variable",
+        "[variable.x]\ntype = \"string\"\ndefualt = \"a\"\n",
+    ),
+    (
+        "a plain string where a number or a substitution belongs",
+        "[variable.n]\ndefault = 2\n[digitalocean.kubernetes_cluster.k]\nname = \"k\"\nregion = \"nyc3\"\nversion = \"1.33\"\n\
+         [digitalocean.kubernetes_cluster.k.node_pools.w]\nsize = \"s-2vcpu-4gb\"\ncount = \"two\"\n",
+    ),
     (
         "an unknown kind",
         "[digitalocean.droplet.a]\nname = \"a\"\n",
