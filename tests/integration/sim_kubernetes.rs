@@ -721,6 +721,20 @@ async fn script(b: &Backend, ns: &str) -> Trace {
         "",
         String::new()
     );
+    step!(
+        "delete service account answers with the object",
+        "DELETE",
+        format!("{nsp}/serviceaccounts/runner?propagationPolicy=Background"),
+        "",
+        String::new()
+    );
+    step!(
+        "delete service answers with the object",
+        "DELETE",
+        format!("{nsp}/services/web?propagationPolicy=Background"),
+        "",
+        String::new()
+    );
     let (_, deleted_crd) = step!(
         "delete crd",
         "DELETE",

@@ -1244,6 +1244,9 @@ fn delete(
         if !dry_run {
             state.objects.remove(&key);
         }
+        if rules::delete_returns_object(r) {
+            return Answer::ok(old);
+        }
         let mut d = details(r, name);
         d["uid"] = old["metadata"]["uid"].clone();
         return Answer::ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},

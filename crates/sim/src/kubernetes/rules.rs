@@ -445,6 +445,16 @@ pub fn generation_moves(r: &Resource, old: &Value, new: &Value) -> Option<bool> 
     }
 }
 
+/// Whether a DELETE that removes the object at once answers with the object as it was
+/// stored, rather than a `Status` of `Success`: the registries that set
+/// `ReturnDeletedObject: true` (`pkg/registry/core/serviceaccount/storage/storage.go`,
+/// `core/service/storage/storage.go`; `genericregistry.Store.finalizeDelete`). ConfigMaps,
+/// Secrets, Deployments, RBAC objects, CustomResourceDefinitions and custom resources answer
+/// with the `Status`; a Namespace is never removed at once (its `kubernetes` finalizer).
+pub fn delete_returns_object(r: &Resource) -> bool {
+    r.group.is_empty() && matches!(r.kind.as_str(), "ServiceAccount" | "Service")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
