@@ -1054,7 +1054,9 @@ fn write(
         new = fields::prune_unknown(&new, &r.schema);
     }
     // Built-in kinds are defaulted as they are decoded (before the field manager sees an
-    // update; after the merge, for an apply).
+    // update; after the merge, for an apply); the metadata of every kind goes through the
+    // typed `ObjectMeta`.
+    rules::drop_empty_metadata(&mut new);
     rules::defaults(r, &mut new);
     if !is_apply {
         let cmp = fields::compare(&base, &new, &r.schema).without_prefixes(&reset);
@@ -1642,7 +1644,7 @@ fn serve(shared: &Shared, call: Call) -> Answer {
                 (_, "application/json-patch+json") => How::Json(body),
                 _ => How::Strategic(body),
             };
-            let manager = manager.unwrap_or_else(|| call.user_agent.clone());
+            let manager = rules::manager_name(manager.as_deref().unwrap_or(""), &call.user_agent);
             let opts = WriteOptions {
                 manager: &manager,
                 dry_run,

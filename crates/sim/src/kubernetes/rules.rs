@@ -445,6 +445,53 @@ pub fn generation_moves(r: &Resource, old: &Value, new: &Value) -> Option<bool> 
     }
 }
 
+/// The longest field manager name (`validation.FieldManagerMaxLength`).
+const FIELD_MANAGER_MAX: usize = 128;
+
+/// The manager a write is recorded under: the `fieldManager` parameter, or else the
+/// User-Agent up to its first `/`, unprintable characters left out, cut at 128 bytes
+/// (`handlers/create.go` `managerOrUserAgent`, `prefixFromUserAgent`); `unknown` when that is
+/// empty (`managedfields/internal/buildmanagerinfo.go`).
+pub fn manager_name(field_manager: &str, user_agent: &str) -> String {
+    if !field_manager.is_empty() {
+        return field_manager.to_string();
+    }
+    let mut name = String::new();
+    // Go's `unicode.IsPrint`: graphic characters and the ASCII space.
+    for c in user_agent.split('/').next().unwrap_or("").chars() {
+        if c.is_control() || (c.is_whitespace() && c != ' ') {
+            continue;
+        }
+        if name.len() + c.len_utf8() > FIELD_MANAGER_MAX {
+            break;
+        }
+        name.push(c);
+    }
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
+/// Drops what an object's metadata loses on its way through the typed `ObjectMeta`, whose
+/// fields are all `omitempty` (`apimachinery/pkg/apis/meta/v1/types.go`): an empty map
+/// (`labels: {}` once a merge patch removed the last label), an empty list, an empty string,
+/// a null. Built-in kinds are decoded into their Go type; a custom resource's metadata is
+/// round-tripped through `ObjectMeta` too (`apiextensions-apiserver`
+/// `pkg/apiserver/schema/objectmeta/coerce.go`).
+pub fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        });
+    }
+}
+
 /// Whether a DELETE that removes the object at once answers with the object as it was
 /// stored, rather than a `Status` of `Success`: the registries that set
 /// `ReturnDeletedObject: true` (`pkg/registry/core/serviceaccount/storage/storage.go`,
@@ -469,5 +516,31 @@ mod tests {
         assert!(!is_qualified_name("bad key!"));
         assert!(is_label_value(""));
         assert!(!is_label_value("-x"));
+    }
+
+    #[test]
+    fn a_write_without_a_field_manager_is_its_user_agents_or_unknowns() {
+        assert_eq!(
+            manager_name("kubectl-edit", "kubectl/v1.35"),
+            "kubectl-edit"
+        );
+        assert_eq!(
+            manager_name("", "kubectl/v1.35.4 (linux/amd64) kubernetes/e3b1a0b"),
+            "kubectl"
+        );
+        assert_eq!(manager_name("", ""), "unknown");
+        assert_eq!(manager_name("", "/v1"), "unknown");
+        assert_eq!(manager_name("", &"x".repeat(200)).len(), 128);
+    }
+
+    #[test]
+    fn empty_metadata_maps_are_dropped_and_the_rest_kept() {
+        let mut o = json!({"metadata": {"name": "a", "labels": {}, "annotations": {"k": "v"},
+            "finalizers": [], "generateName": "", "ownerReferences": null}, "data": {}});
+        drop_empty_metadata(&mut o);
+        assert_eq!(
+            o,
+            json!({"metadata": {"name": "a", "annotations": {"k": "v"}}, "data": {}})
+        );
     }
 }
