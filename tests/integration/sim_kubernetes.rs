@@ -784,6 +784,30 @@ async fn script(b: &Backend, ns: &str) -> Trace {
         "",
         String::new()
     );
+    let held_widget = format!("/apis/{group}/v1/namespaces/{ns}/widgets/held");
+    step!(
+        "create held widget",
+        "POST",
+        format!("/apis/{group}/v1/namespaces/{ns}/widgets?fieldManager=kubectl-create"),
+        JSON,
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+            "metadata": {"name": "held", "finalizers": ["kubesim.dev/hold"]}, "spec": {"size": 1}})
+        .to_string()
+    );
+    step!(
+        "delete held widget moves its generation",
+        "DELETE",
+        format!("{held_widget}?propagationPolicy=Background"),
+        "",
+        String::new()
+    );
+    step!(
+        "release the widget's finalizer",
+        "PATCH",
+        format!("{held_widget}?fieldManager=controller"),
+        MERGE,
+        json!({"metadata": {"finalizers": null}}).to_string()
+    );
     let (_, deleted_crd) = step!(
         "delete crd",
         "DELETE",

@@ -605,9 +605,9 @@ impl KubeState {
         if finalizers(&o).is_empty() {
             self.objects.remove(k);
         } else if o["metadata"]["deletionTimestamp"].is_null() {
+            // A namespaced object or a custom resource: never a CustomResourceDefinition.
             let mut next = o;
-            next["metadata"]["deletionTimestamp"] = json!(now());
-            next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            rules::mark_deleting(&mut next, &now(), false);
             next["metadata"]["resourceVersion"] = json!(self.next_rv());
             self.objects.insert(k.clone(), next);
         }
@@ -1237,11 +1237,7 @@ fn delete(
         next["metadata"]["deletionTimestamp"] = json!(now());
         next["status"]["phase"] = json!("Terminating");
     } else if !fins.is_empty() {
-        next["metadata"]["deletionTimestamp"] = json!(now());
-        // The CustomResourceDefinition registry's own `Delete` sets no grace period.
-        if !crd {
-            next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
+        rules::mark_deleting(&mut next, &now(), crd);
     } else {
         if !dry_run {
             state.objects.remove(&key);

@@ -492,6 +492,25 @@ pub fn drop_empty_metadata(obj: &mut Value) {
     }
 }
 
+/// Marks an object as being deleted (`genericregistry.Store` `markAsDeleting`; for
+/// graceful deletion `rest.BeforeDelete`): `deletionTimestamp` and a zero grace period,
+/// and, the first time, the generation moves on if the kind keeps one ("controllers of
+/// the object that's being deleted shouldn't take any nontrivial actions"). A
+/// CustomResourceDefinition's own `Delete` (`crd`) does neither of the last two.
+pub fn mark_deleting(obj: &mut Value, now: &str, crd: bool) {
+    if !obj["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    obj["metadata"]["deletionTimestamp"] = json!(now);
+    if crd {
+        return;
+    }
+    obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    if let Some(g) = obj["metadata"]["generation"].as_i64().filter(|g| *g > 0) {
+        obj["metadata"]["generation"] = json!(g + 1);
+    }
+}
+
 /// Whether a DELETE that removes the object at once answers with the object as it was
 /// stored, rather than a `Status` of `Success`: the registries that set
 /// `ReturnDeletedObject: true` (`pkg/registry/core/serviceaccount/storage/storage.go`,
