@@ -34,7 +34,10 @@
 //! of custom resources beyond structural pruning, no ownerReference-driven garbage
 //! collection, YAML read by serde-saphyr (YAML 1.2) where the apiserver's reader is YAML 1.1,
 //! `managedFields` sent by a client ignored, unknown fields of built-in kinds kept (the
-//! apiserver refuses or drops them), and only the kinds above (anything else is a 404).
+//! apiserver refuses or drops them), only the kinds above (anything else is a 404), no
+//! subresource but `status` (nor in discovery: no `finalize`, `token`, `proxy`, `scale`), and
+//! compact JSON only (the apiserver indents an error whose `Accept` it cannot meet, such as
+//! `as=PartialObjectMetadata`: the same value).
 
 mod fields;
 mod patch;
