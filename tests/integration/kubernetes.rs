@@ -94,7 +94,8 @@ async fn world(backend: Backend) -> Option<World> {
 }
 
 impl World {
-    /// The desired state: `toml` (with `NS` replaced by the test's namespace) in
+    /// The desired state: `toml` (with `NS` replaced by the test's namespace, `KUBECONFIG`
+    /// and `SECRET_FILE` by the paths of the kubeconfig and the secret file) in
     /// `desired/main.toml`, and the YAML files beside it.
     fn state(&self, toml: &str, files: &[(&str, &str)]) -> DesiredState {
         let state_dir = self.dir.path().join("desired");
@@ -103,11 +104,13 @@ impl World {
         for (name, text) in files {
             std::fs::write(state_dir.join(name), text.replace("NS", &self.ns)).unwrap();
         }
-        let toml = toml.replace(
-            "KUBECONFIG",
-            &self.dir.path().join("kubeconfig").display().to_string(),
-        );
-        std::fs::write(state_dir.join("main.toml"), toml.replace("NS", &self.ns)).unwrap();
+        // The namespace before the paths: a temporary folder's random name can hold "NS".
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        let toml = toml
+            .replace("NS", &self.ns)
+            .replace("KUBECONFIG", &path("kubeconfig"))
+            .replace("SECRET_FILE", &path("identity"));
+        std::fs::write(state_dir.join("main.toml"), toml).unwrap();
         let mut d = desired::load(&state_dir).unwrap_or_else(|e| panic!("{e}"));
         desired::secrets::fingerprint_all(&mut d, &self.key).unwrap();
         d
@@ -921,14 +924,11 @@ depends_on = ["kubernetes.manifest.ns"]
 "#;
 
 impl World {
-    /// The desired state of [`SECRET_TOML`], the secret file holding `value`.
+    /// The desired state of [`SECRET_TOML`], the secret file (`SECRET_FILE`) holding
+    /// `value`.
     fn secret_state(&self, toml: &str, value: &str) -> DesiredState {
-        let file = self.dir.path().join("identity");
-        std::fs::write(&file, value).unwrap();
-        self.state(
-            &toml.replace("SECRET_FILE", &file.display().to_string()),
-            &[],
-        )
+        std::fs::write(self.dir.path().join("identity"), value).unwrap();
+        self.state(toml, &[])
     }
 
     async fn secret(&self, name: &str) -> Option<k8s_openapi::api::core::v1::Secret> {
