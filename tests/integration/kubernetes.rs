@@ -1,13 +1,34 @@
-//! The Kubernetes provider end to end against a real kube-apiserver (v1.35, built by
-//! `.ci/kube-servers`), through the registry and the executor as a pass uses them, reached
-//! through a recording proxy on loopback: manifests are applied server-side and re-plan
-//! empty; an edit by another field manager is reported, naming it, and corrected; objects
-//! that leave the file are pruned or orphaned; a removed manifest is deleted in reverse
-//! order; objects provisioner did not make are not taken over; an unreachable cluster is not
-//! observed, never empty. Skipped when no server is at hand, except in CI.
+//! The Kubernetes provider end to end, through the registry and the executor as a pass uses
+//! them, reached through a recording proxy on loopback: manifests are applied server-side
+//! and re-plan empty; an edit by another field manager is reported, naming it, and
+//! corrected; objects that leave the file are pruned or orphaned; a removed manifest is
+//! deleted in reverse order; objects provisioner did not make are not taken over; an
+//! unreachable cluster is not observed, never empty.
+//!
+//! Every test runs twice, with the same assertions (`…::real`, `…::sim`): against a real
+//! kube-apiserver (v1.35, built by `.ci/kube-servers`; skipped when none is at hand, except
+//! in CI) and against the project's simulator, `KubeSim` (always). A behaviour where the two
+//! disagree fails one of them (see `kube/support.rs`).
 
 #[path = "kube/support.rs"]
 pub(crate) mod support;
+
+/// Runs a test body against the real kube-apiserver (`name::real`) and against `KubeSim`
+/// (`name::sim`); the extra arguments are `#[tokio::test]`'s.
+macro_rules! both {
+    ($name:ident $(, $($test:tt)*)?) => {
+        mod $name {
+            #[tokio::test$(($($test)*))?]
+            async fn real() {
+                super::$name(crate::kubernetes::support::Backend::Real).await
+            }
+            #[tokio::test$(($($test)*))?]
+            async fn sim() {
+                super::$name(crate::kubernetes::support::Backend::Sim).await
+            }
+        }
+    };
+}
 
 #[path = "kube/flux.rs"]
 mod flux;
@@ -23,7 +44,7 @@ use provisioner::providers::Clouds;
 use provisioner::providers::kubernetes::{KubeOptions, KubeProvider};
 use serde_json::json;
 
-use support::{Proxy, Server};
+use support::{Backend, Proxy, Server};
 
 /// One test's world: a proxy to the server, a folder for the desired state and the
 /// kubeconfig, the registry (with the Kubernetes provider only), a namespace of its own
@@ -47,8 +68,9 @@ fn options() -> KubeOptions {
     }
 }
 
-async fn world() -> Option<World> {
-    let server = support::server()?;
+/// A world on `backend`'s server (`None`: the real server's tests are skipped).
+async fn world(backend: Backend) -> Option<World> {
+    let server = support::server(backend)?;
     let proxy = Proxy::start(server).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -300,9 +322,11 @@ spec:
           image: nginx:1.27
 "#;
 
-#[tokio::test]
-async fn a_manifest_is_applied_server_side_and_replans_empty() {
-    let Some(mut w) = world().await else { return };
+both!(a_manifest_is_applied_server_side_and_replans_empty);
+async fn a_manifest_is_applied_server_side_and_replans_empty(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let d = w.state(APP_TOML, &[("app.yaml", APP_YAML)]);
     let plan = w.converge(&d).await;
     assert_eq!(
@@ -410,9 +434,11 @@ async fn a_manifest_is_applied_server_side_and_replans_empty() {
     assert_eq!(used, 7, "one list per type and namespace: {lists:#?}");
 }
 
-#[tokio::test]
-async fn an_edit_by_another_field_manager_is_reported_by_name_and_taken_back() {
-    let Some(mut w) = world().await else { return };
+both!(an_edit_by_another_field_manager_is_reported_by_name_and_taken_back);
+async fn an_edit_by_another_field_manager_is_reported_by_name_and_taken_back(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: NS\ndata:\n  region: eu-west-1\n  replicas: \"2\"\n";
     let d = w.state(APP_TOML, &[("app.yaml", yaml)]);
     w.converge(&d).await;
@@ -505,9 +531,13 @@ async fn an_edit_by_another_field_manager_is_reported_by_name_and_taken_back() {
 
 const PRUNE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: NS\ndata: {a: \"1\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaving\n  namespace: NS\ndata: {b: \"2\"}\n";
 
-#[tokio::test]
-async fn an_object_that_leaves_the_file_is_pruned_with_prune_and_orphaned_without() {
-    let Some(mut w) = world().await else { return };
+both!(an_object_that_leaves_the_file_is_pruned_with_prune_and_orphaned_without);
+async fn an_object_that_leaves_the_file_is_pruned_with_prune_and_orphaned_without(
+    backend: Backend,
+) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let d = w.state(APP_TOML, &[("app.yaml", PRUNE_YAML)]);
     w.converge(&d).await;
     assert!(w.config_map("leaving").await.is_some());
@@ -565,9 +595,11 @@ async fn an_object_that_leaves_the_file_is_pruned_with_prune_and_orphaned_withou
     w.assert_converged(&d).await;
 }
 
-#[tokio::test]
-async fn a_removed_manifest_is_deleted_workloads_first_namespace_last() {
-    let Some(mut w) = world().await else { return };
+both!(a_removed_manifest_is_deleted_workloads_first_namespace_last);
+async fn a_removed_manifest_is_deleted_workloads_first_namespace_last(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let toml = format!("[settings]\nprune = true\n{APP_TOML}");
     let d = w.state(&toml, &[("app.yaml", APP_YAML)]);
     w.converge(&d).await;
@@ -636,9 +668,11 @@ async fn a_removed_manifest_is_deleted_workloads_first_namespace_last() {
     );
 }
 
-#[tokio::test]
-async fn an_object_provisioner_did_not_make_is_not_taken_over_unless_asked() {
-    let Some(mut w) = world().await else { return };
+both!(an_object_provisioner_did_not_make_is_not_taken_over_unless_asked);
+async fn an_object_provisioner_did_not_make_is_not_taken_over_unless_asked(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     // Someone made the namespace and a ConfigMap by hand.
     let kube = w.kube().await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube.clone());
@@ -688,7 +722,7 @@ async fn an_object_provisioner_did_not_make_is_not_taken_over_unless_asked() {
     // Another ledger never takes it, whatever it says.
     let mut other = World {
         ledger: Ledger::new("another-lineage"),
-        ..world().await.unwrap()
+        ..world(backend).await.unwrap()
     };
     other.ns = w.ns.clone();
     let d = other.state(
@@ -707,11 +741,17 @@ async fn an_object_provisioner_did_not_make_is_not_taken_over_unless_asked() {
     );
 }
 
+both!(
+    an_unreachable_cluster_is_not_observed_and_never_planned_as_empty,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
 // Multi-threaded: the child process talks to the proxy this runtime serves while the test
 // waits for it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_cluster_is_not_observed_and_never_planned_as_empty() {
-    let Some(mut w) = world().await else { return };
+async fn an_unreachable_cluster_is_not_observed_and_never_planned_as_empty(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n";
     let d = w.state(APP_TOML, &[("app.yaml", yaml)]);
     w.converge(&d).await;
@@ -760,7 +800,7 @@ async fn an_unreachable_cluster_is_not_observed_and_never_planned_as_empty() {
         clouds: Clouds::new(Err("none".into()), Err("none".into()), Err("none".into()))
             .with_kubernetes(KubeProvider::new(None, options())),
         ledger: w.ledger.clone(),
-        ..world().await.unwrap()
+        ..world(backend).await.unwrap()
     };
     std::fs::write(
         fresh.dir.path().join("kubeconfig"),
@@ -807,10 +847,12 @@ async fn an_unreachable_cluster_is_not_observed_and_never_planned_as_empty() {
     );
 }
 
-#[tokio::test]
-async fn a_bad_manifest_is_refused_naming_the_file_the_line_and_the_field() {
-    let Some(w) = world().await else { return };
-    let state_dir = w.dir.path().join("bad");
+// Once, with no server: the desired state is refused as it loads, before any cluster is
+// reached, so neither backend could change the outcome.
+#[test]
+fn a_bad_manifest_is_refused_naming_the_file_the_line_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("bad");
     std::fs::create_dir_all(&state_dir).unwrap();
     std::fs::write(state_dir.join("bad.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: a\ndata:\n  k: dmFsdWU=\n").unwrap();
     std::fs::write(
@@ -832,11 +874,13 @@ async fn a_bad_manifest_is_refused_naming_the_file_the_line_and_the_field() {
     assert!(!e.contains("dmFsdWU="), "{e}");
 }
 
+both!(requests_per_pass_grow_with_types_and_namespaces);
 /// Counts the requests of a pass over `n` manifests of one object each (in `n`
 /// namespaces), to show the cost grows with types and namespaces, not with objects.
-#[tokio::test]
-async fn requests_per_pass_grow_with_types_and_namespaces() {
-    let Some(mut w) = world().await else { return };
+async fn requests_per_pass_grow_with_types_and_namespaces(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let mut files = Vec::new();
     let mut toml = String::new();
     let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n");
@@ -880,7 +924,8 @@ depends_on = ["kubernetes.manifest.ns"]
 "#;
 
 impl World {
-    /// The desired state of [`SECRET_TOML`], the secret file holding `value`.
+    /// The desired state of [`SECRET_TOML`], the secret file (`SECRET_FILE`) holding
+    /// `value`.
     fn secret_state(&self, toml: &str, value: &str) -> DesiredState {
         std::fs::write(self.dir.path().join("identity"), value).unwrap();
         self.state(toml, &[])
@@ -917,9 +962,13 @@ fn assert_no_canary(what: &str, text: &str, canary: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_secret_is_written_from_its_sources_and_its_values_never_shown_or_stored() {
-    let Some(mut w) = world().await else { return };
+both!(a_secret_is_written_from_its_sources_and_its_values_never_shown_or_stored);
+async fn a_secret_is_written_from_its_sources_and_its_values_never_shown_or_stored(
+    backend: Backend,
+) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let d = w.secret_state(SECRET_TOML, CANARY);
     let (plan, report, _) = w.plan(&d).await;
     let shown = render(&plan, &report);
@@ -1014,9 +1063,11 @@ async fn a_secret_is_written_from_its_sources_and_its_values_never_shown_or_stor
     assert_no_canary("the error", &errors.join("\n"), CANARY);
 }
 
-#[tokio::test]
-async fn a_deleted_secret_is_rebuilt_and_a_hand_edit_is_named_and_undone() {
-    let Some(mut w) = world().await else { return };
+both!(a_deleted_secret_is_rebuilt_and_a_hand_edit_is_named_and_undone);
+async fn a_deleted_secret_is_rebuilt_and_a_hand_edit_is_named_and_undone(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let d = w.secret_state(SECRET_TOML, CANARY);
     w.converge(&d).await;
 
@@ -1078,11 +1129,17 @@ async fn a_deleted_secret_is_rebuilt_and_a_hand_edit_is_named_and_undone() {
     assert_eq!(change(&plan, "kubernetes.secret.git").action, Action::Drift);
 }
 
+both!(
+    the_command_line_never_prints_a_secret_value_even_at_trace_level,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
 // Multi-threaded: the child process talks to the proxy this runtime serves while the test
 // waits for it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_command_line_never_prints_a_secret_value_even_at_trace_level() {
-    let Some(w) = world().await else { return };
+async fn the_command_line_never_prints_a_secret_value_even_at_trace_level(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
     let d = w.secret_state(SECRET_TOML, CANARY);
     drop(d);
     let ledger_dir = w.dir.path().join("ledger");
@@ -1129,15 +1186,19 @@ async fn the_command_line_never_prints_a_secret_value_even_at_trace_level() {
     assert_no_canary("the ledger file", &ledger, CANARY);
 }
 
+both!(a_deploy_key_kept_in_secrets_manager_becomes_the_flux_secret_and_is_rebuilt);
 /// The design's Flux credentials, end to end: a deploy key's private half kept in Secrets
 /// Manager (the project's AWS simulator) and handed on to the cluster as the Flux pull
 /// Secret; deleted by hand, the Secret is rebuilt from Secrets Manager, with no new key.
-#[tokio::test]
-async fn a_deploy_key_kept_in_secrets_manager_becomes_the_flux_secret_and_is_rebuilt() {
+async fn a_deploy_key_kept_in_secrets_manager_becomes_the_flux_secret_and_is_rebuilt(
+    backend: Backend,
+) {
     use provisioner::providers::aws::AwsProvider;
     use provisioner::providers::github::{GhApiConfig, GhClient, GhProvider};
     use provisioner::sim::github::{GhConfig, GhSim};
-    let Some(w) = world().await else { return };
+    let Some(w) = world(backend).await else {
+        return;
+    };
     let gh_sim = GhSim::start(GhConfig::default()).await.unwrap();
     gh_sim.create_repo("example-org/platform-gitops");
     let aws_sim = provisioner::sim::aws::AwsSim::start("us-east-1")
@@ -1204,15 +1265,17 @@ async fn a_deploy_key_kept_in_secrets_manager_becomes_the_flux_secret_and_is_reb
     w.assert_converged(&d).await;
 }
 
+both!(a_digitalocean_clusters_kubeconfig_reaches_the_cluster);
 /// `cluster` as the design writes it: a DigitalOcean cluster's kubeconfig (the DigitalOcean
 /// simulator's, its endpoint pointed at the proxy, which stands for the cluster's API). The
 /// provider reads it from DigitalOcean while observing (once: it is kept in memory for two
 /// thirds of its life), the executor hands it on when applying.
-#[tokio::test]
-async fn a_digitalocean_clusters_kubeconfig_reaches_the_cluster() {
+async fn a_digitalocean_clusters_kubeconfig_reaches_the_cluster(backend: Backend) {
     use provisioner::providers::digitalocean::{ApiConfig, DoClient, DoProvider};
     use provisioner::sim::digitalocean::{DoConfig, DoSim};
-    let Some(w) = world().await else { return };
+    let Some(w) = world(backend).await else {
+        return;
+    };
     let do_sim = DoSim::start(DoConfig {
         provisioning: std::time::Duration::from_millis(100),
         ..DoConfig::default()

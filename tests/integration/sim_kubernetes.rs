@@ -28,7 +28,7 @@ const META: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 
 impl Backend {
     fn real(s: &support::Server) -> Backend {
-        let cert = reqwest::Certificate::from_pem(&s.ca_pem).unwrap();
+        let cert = reqwest::Certificate::from_pem(s.ca_pem.as_ref().unwrap()).unwrap();
         Backend {
             url: s.url.clone(),
             token: s.token.clone(),
@@ -55,6 +55,20 @@ impl Backend {
         body: &str,
         accept: &str,
     ) -> (u16, Value) {
+        self.send_as(method, path, content_type, body, accept, "")
+            .await
+    }
+
+    /// [`Backend::send`] with a `User-Agent` (none when empty, as reqwest sends none).
+    async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        accept: &str,
+        user_agent: &str,
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .request(
@@ -67,6 +81,9 @@ impl Backend {
         }
         if !accept.is_empty() {
             req = req.header("accept", accept);
+        }
+        if !user_agent.is_empty() {
+            req = req.header("user-agent", user_agent);
         }
         if !body.is_empty() {
             req = req.body(body.to_string());
@@ -132,9 +149,19 @@ async fn script(b: &Backend, ns: &str) -> Trace {
         ($label:expr, $method:expr, $path:expr, $ct:expr, $body:expr) => {
             step!($label, $method, $path, $ct, $body, "")
         };
-        ($label:expr, $method:expr, $path:expr, $ct:expr, $body:expr, $accept:expr) => {{
+        ($label:expr, $method:expr, $path:expr, $ct:expr, $body:expr, $accept:expr) => {
+            step!($label, $method, $path, $ct, $body, $accept, "")
+        };
+        ($label:expr, $method:expr, $path:expr, $ct:expr, $body:expr, $accept:expr, $agent:expr) => {{
             let (code, body) = b
-                .send($method, &$path, $ct, String::as_str(&$body), $accept)
+                .send_as(
+                    $method,
+                    &$path,
+                    $ct,
+                    String::as_str(&$body),
+                    $accept,
+                    $agent,
+                )
                 .await;
             t.push(($label.to_string(), code, body.clone()));
             (code, body)
@@ -663,6 +690,28 @@ async fn script(b: &Backend, ns: &str) -> Trace {
         "{}".to_string()
     );
 
+    // Who an update without a field manager is recorded as; what metadata keeps.
+    step!(
+        "an update with no field manager or user agent is unknown's",
+        "POST",
+        format!("{nsp}/configmaps"),
+        JSON,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "plain", "labels": {"a": "1"}, "annotations": {"b": "2"}},
+            "data": {"k": "v"}})
+        .to_string()
+    );
+    step!(
+        "a user agent names the manager; emptied labels and annotations are dropped",
+        "PATCH",
+        format!("{nsp}/configmaps/plain"),
+        MERGE,
+        json!({"metadata": {"labels": {"a": null}, "annotations": {"b": null}}, "data": {"k": "w"}})
+            .to_string(),
+        "",
+        "kubectl/v1.35.4 (linux/amd64) kubernetes/e3b1a0b"
+    );
+
     // Deletes.
     step!(
         "delete configmap",
@@ -720,6 +769,44 @@ async fn script(b: &Backend, ns: &str) -> Trace {
         format!("{dp}?propagationPolicy=Background"),
         "",
         String::new()
+    );
+    step!(
+        "delete service account answers with the object",
+        "DELETE",
+        format!("{nsp}/serviceaccounts/runner?propagationPolicy=Background"),
+        "",
+        String::new()
+    );
+    step!(
+        "delete service answers with the object",
+        "DELETE",
+        format!("{nsp}/services/web?propagationPolicy=Background"),
+        "",
+        String::new()
+    );
+    let held_widget = format!("/apis/{group}/v1/namespaces/{ns}/widgets/held");
+    step!(
+        "create held widget",
+        "POST",
+        format!("/apis/{group}/v1/namespaces/{ns}/widgets?fieldManager=kubectl-create"),
+        JSON,
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+            "metadata": {"name": "held", "finalizers": ["kubesim.dev/hold"]}, "spec": {"size": 1}})
+        .to_string()
+    );
+    step!(
+        "delete held widget moves its generation",
+        "DELETE",
+        format!("{held_widget}?propagationPolicy=Background"),
+        "",
+        String::new()
+    );
+    step!(
+        "release the widget's finalizer",
+        "PATCH",
+        format!("{held_widget}?fieldManager=controller"),
+        MERGE,
+        json!({"metadata": {"finalizers": null}}).to_string()
     );
     let (_, deleted_crd) = step!(
         "delete crd",
@@ -785,7 +872,7 @@ async fn script(b: &Backend, ns: &str) -> Trace {
 
 #[tokio::test]
 async fn the_simulator_answers_as_kube_apiserver_does() {
-    let Some(server) = support::server() else {
+    let Some(server) = support::server(support::Backend::Real) else {
         return;
     };
     let ns = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);

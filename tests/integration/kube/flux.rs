@@ -1,4 +1,5 @@
-//! `flux.instance` against the real kube-apiserver. Nothing runs pods there, so a test
+//! `flux.instance` against the real kube-apiserver and the simulator (each test on both, as
+//! the rest of the suite). Nothing runs pods there, so a test
 //! task plays the Flux Operator's part: it adds the operator's finalizer to the instance,
 //! writes its status (`observedGeneration`, the `Ready` or `Stalled` condition) through the
 //! status subresource, and removes the finalizer when the instance is deleted. The
@@ -71,7 +72,11 @@ fn crd() -> Value {
     })
 }
 
-static CRD_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+/// Whether the CRD is installed, per server (the real one, the simulator).
+static CRD_READY: [tokio::sync::OnceCell<()>; 2] = [
+    tokio::sync::OnceCell::const_new(),
+    tokio::sync::OnceCell::const_new(),
+];
 
 impl World {
     /// The registry's `flux` provider's requests so far.
@@ -86,7 +91,7 @@ impl World {
     /// provisioner: CRDs are cluster-wide and the tests run side by side).
     async fn flux_crd(&self) {
         let client = self.kube().await;
-        CRD_READY
+        CRD_READY[self.server.backend as usize]
             .get_or_init(|| async move {
                 let crd = crd();
                 let api: Api<
@@ -258,9 +263,13 @@ impl World {
     }
 }
 
-#[tokio::test]
-async fn a_flux_instance_is_applied_after_its_secret_waited_for_until_ready_and_replans_empty() {
-    let Some(mut w) = world().await else { return };
+both!(a_flux_instance_is_applied_after_its_secret_waited_for_until_ready_and_replans_empty);
+async fn a_flux_instance_is_applied_after_its_secret_waited_for_until_ready_and_replans_empty(
+    backend: Backend,
+) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let _operator = w.operator(Operator::Ready).await;
     let d = w.flux_state("2.8.x");
@@ -334,9 +343,13 @@ async fn a_flux_instance_is_applied_after_its_secret_waited_for_until_ready_and_
     w.assert_converged(&d2).await;
 }
 
-#[tokio::test]
-async fn a_failing_instance_is_reported_with_the_operators_message_and_not_reapplied() {
-    let Some(mut w) = world().await else { return };
+both!(a_failing_instance_is_reported_with_the_operators_message_and_not_reapplied);
+async fn a_failing_instance_is_reported_with_the_operators_message_and_not_reapplied(
+    backend: Backend,
+) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let operator = w.operator(Operator::Ready).await;
     let d = w.flux_state("2.8.x");
@@ -406,9 +419,13 @@ async fn replanned(w: &mut World, d: &DesiredState) -> (provisioner::plan::Chang
     )
 }
 
-#[tokio::test]
-async fn a_stalled_instance_is_recorded_reported_with_the_operators_message_and_not_rewritten() {
-    let Some(mut w) = world().await else { return };
+both!(a_stalled_instance_is_recorded_reported_with_the_operators_message_and_not_rewritten);
+async fn a_stalled_instance_is_recorded_reported_with_the_operators_message_and_not_rewritten(
+    backend: Backend,
+) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let _operator = w
         .operator(Operator::Stalled(
@@ -443,9 +460,11 @@ async fn a_stalled_instance_is_recorded_reported_with_the_operators_message_and_
     );
 }
 
-#[tokio::test]
-async fn an_operator_that_is_not_running_ends_the_wait_and_is_reported() {
-    let Some(mut w) = world().await else { return };
+both!(an_operator_that_is_not_running_ends_the_wait_and_is_reported);
+async fn an_operator_that_is_not_running_ends_the_wait_and_is_reported(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let _operator = w.operator(Operator::Down).await;
     let d = w.secret_state(
@@ -463,9 +482,11 @@ async fn an_operator_that_is_not_running_ends_the_wait_and_is_reported() {
     assert!(h.message.contains("is the operator running?"), "{h:?}");
 }
 
-#[tokio::test]
-async fn an_edit_by_kubectl_is_named_and_taken_back() {
-    let Some(mut w) = world().await else { return };
+both!(an_edit_by_kubectl_is_named_and_taken_back);
+async fn an_edit_by_kubectl_is_named_and_taken_back(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let _operator = w.operator(Operator::Ready).await;
     let d = w.flux_state("2.8.x");
@@ -495,9 +516,11 @@ async fn an_edit_by_kubectl_is_named_and_taken_back() {
     w.assert_converged(&d).await;
 }
 
-#[tokio::test]
-async fn a_removed_instance_is_deleted_before_its_operator_and_the_plan_warns() {
-    let Some(mut w) = world().await else { return };
+both!(a_removed_instance_is_deleted_before_its_operator_and_the_plan_warns);
+async fn a_removed_instance_is_deleted_before_its_operator_and_the_plan_warns(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let operator = w.operator(Operator::Ready).await;
     let d = w.flux_state("2.8.x");
@@ -531,9 +554,11 @@ async fn a_removed_instance_is_deleted_before_its_operator_and_the_plan_warns() 
     assert!(w.ledger.resources.is_empty(), "{:?}", w.ledger.resources);
 }
 
-#[tokio::test]
-async fn an_instance_made_by_hand_is_not_taken_over_unless_asked() {
-    let Some(mut w) = world().await else { return };
+both!(an_instance_made_by_hand_is_not_taken_over_unless_asked);
+async fn an_instance_made_by_hand_is_not_taken_over_unless_asked(backend: Backend) {
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     w.flux_crd().await;
     let _operator = w.operator(Operator::Ready).await;
     // The namespace first, then an instance made by `kubectl apply`.
@@ -604,12 +629,16 @@ known_hosts = "github"
 depends_on = ["kubernetes.manifest.ns"]
 "#;
 
-#[tokio::test]
-async fn known_hosts_come_from_githubs_meta_and_a_host_key_rotation_is_a_planned_update() {
+both!(known_hosts_come_from_githubs_meta_and_a_host_key_rotation_is_a_planned_update);
+async fn known_hosts_come_from_githubs_meta_and_a_host_key_rotation_is_a_planned_update(
+    backend: Backend,
+) {
     use provisioner::providers::github::{GhApiConfig, GhClient};
     use provisioner::sim::faults::Fault;
     use provisioner::sim::github::{GITHUB_SSH_KEYS, GhConfig, GhSim};
-    let Some(mut w) = world().await else { return };
+    let Some(mut w) = world(backend).await else {
+        return;
+    };
     let gh = GhSim::start(GhConfig::default()).await.unwrap();
     // No token: `GET /meta` is public.
     let client = GhClient::new(GhApiConfig::new(gh.url(), "")).unwrap();

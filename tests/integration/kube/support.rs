@@ -1,31 +1,99 @@
-//! A real kube-apiserver (and etcd) for tests: the one `.ci/run` started
-//! (`PROVISIONER_TEST_KUBE_URL`, `_TOKEN`, `_CA`), or one this test process starts from the
-//! binaries `.ci/kube-servers build` cached, stopped when the process exits. Without either,
-//! tests skip — except in CI (`CI=true`), where a missing server fails them.
+//! The Kubernetes API servers the provider's suite runs against ([`Backend`]), each test
+//! once per backend:
 //!
-//! Tests reach it through a recording proxy on loopback ([`Proxy`]): plain HTTP in, HTTPS
-//! (trusting the server's CA) out, every request logged, and the way to the server cut on
-//! demand (answered `502 Bad Gateway`, as a load balancer whose backend is unreachable
-//! answers).
+//! - a real kube-apiserver (and etcd): the one `.ci/run` started (`PROVISIONER_TEST_KUBE_URL`,
+//!   `_TOKEN`, `_CA`), or one this test process starts from the binaries `.ci/kube-servers
+//!   build` cached, stopped when the process exits. Without either, its tests skip — except
+//!   in CI (`CI=true`), where a missing server fails them;
+//! - the project's simulator, [`KubeSim`], always: one for the whole test binary, on a thread
+//!   and runtime of its own (each test runs on its own runtime, which ends with the test).
+//!
+//! Tests reach either through a recording proxy on loopback ([`Proxy`]): plain HTTP in,
+//! HTTPS (trusting the server's CA) or plain HTTP out, every request logged, and the way to
+//! the server cut on demand (answered `502 Bad Gateway`, as a load balancer whose backend is
+//! unreachable answers).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Where the API server is and how to authenticate.
-#[derive(Clone, Debug)]
-pub struct Server {
-    /// `https://127.0.0.1:PORT`.
-    pub url: String,
-    /// A bearer token of `system:masters`.
-    pub token: String,
-    /// The PEM of the CA that signed the server's certificate.
-    pub ca_pem: Vec<u8>,
+use provisioner::sim::kubernetes::{KubeConfig, KubeSim};
+
+/// Which API server a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// kube-apiserver v1.35.4 (skipped when there is none, except in CI).
+    Real,
+    /// [`KubeSim`] (always there).
+    Sim,
 }
 
-/// The server, or `None` when the tests are to be skipped (never in CI).
-pub fn server() -> Option<&'static Server> {
+/// Where the API server is and how to authenticate.
+#[derive(Debug)]
+pub struct Server {
+    /// Which one it is.
+    pub backend: Backend,
+    /// `https://127.0.0.1:PORT` (the real server), `http://127.0.0.1:PORT` (the simulator).
+    pub url: String,
+    /// A bearer token of `system:masters` (the simulator's only token).
+    pub token: String,
+    /// The PEM of the CA that signed the server's certificate (`None`: plain HTTP).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// The server of `backend`, or `None` when its tests are to be skipped (only the real
+/// server's, never in CI).
+pub fn server(backend: Backend) -> Option<&'static Server> {
+    match backend {
+        Backend::Real => real(),
+        Backend::Sim => Some(sim()),
+    }
+}
+
+/// The simulator of the whole test binary. Its controllers are off: the real server runs
+/// no kube-controller-manager either, so a deleted Namespace stays `Terminating` on both.
+fn sim() -> &'static Server {
+    static SIM: OnceLock<Server> = OnceLock::new();
+    SIM.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The simulator serves from a runtime that lives as long as the process: a test's
+        // runtime ends with the test, and the tests share the simulator as they share the
+        // real server.
+        std::thread::Builder::new()
+            .name("kubesim".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the simulator");
+                runtime.block_on(async move {
+                    let sim = KubeSim::start(KubeConfig {
+                        token: format!("kubesim-{}", uuid::Uuid::new_v4().simple()),
+                        controllers: false,
+                    })
+                    .await
+                    .expect("a loopback port for the simulator");
+                    tx.send((sim.url().to_string(), sim.token().to_string()))
+                        .expect("the test waits for the simulator");
+                    // Held here, so it serves until the process exits.
+                    std::future::pending::<()>().await;
+                    drop(sim);
+                })
+            })
+            .expect("a thread for the simulator");
+        let (url, token) = rx.recv().expect("the simulator started");
+        Server {
+            backend: Backend::Sim,
+            url,
+            token,
+            ca_pem: None,
+        }
+    })
+}
+
+/// The real server, or `None` when the tests are to be skipped (never in CI).
+fn real() -> Option<&'static Server> {
     static SERVER: OnceLock<Option<Server>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
@@ -36,7 +104,12 @@ pub fn server() -> Option<&'static Server> {
                 let ca = std::env::var("PROVISIONER_TEST_KUBE_CA")
                     .expect("PROVISIONER_TEST_KUBE_CA is set with PROVISIONER_TEST_KUBE_URL");
                 let ca_pem = std::fs::read(&ca).unwrap_or_else(|e| panic!("reading {ca}: {e}"));
-                return Some(Server { url, token, ca_pem });
+                return Some(Server {
+                    backend: Backend::Real,
+                    url,
+                    token,
+                    ca_pem: Some(ca_pem),
+                });
             }
             match start() {
                 Some(s) => Some(s),
@@ -96,9 +169,10 @@ fn start() -> Option<Server> {
     };
     let ca = get("PROVISIONER_TEST_KUBE_CA")?;
     Some(Server {
+        backend: Backend::Real,
         url: get("PROVISIONER_TEST_KUBE_URL")?,
         token: get("PROVISIONER_TEST_KUBE_TOKEN")?,
-        ca_pem: std::fs::read(ca).ok()?,
+        ca_pem: Some(std::fs::read(ca).ok()?),
     })
 }
 
@@ -141,11 +215,12 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy to `server`.
     pub async fn start(server: &Server) -> Proxy {
-        let cert = reqwest::Certificate::from_pem(&server.ca_pem).expect("the CA is PEM");
-        let client = reqwest::Client::builder()
-            .add_root_certificate(cert)
-            .build()
-            .expect("a client");
+        let mut client = reqwest::Client::builder();
+        if let Some(pem) = &server.ca_pem {
+            client = client
+                .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("the CA is PEM"));
+        }
+        let client = client.build().expect("a client");
         let state = ProxyState {
             upstream: server.url.clone(),
             client,
@@ -290,7 +365,7 @@ pub async fn client(server: &Server) -> kube::Client {
     let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig(
         &server.url,
         &server.token,
-        Some(&server.ca_pem),
+        server.ca_pem.as_deref(),
     ))
     .expect("a kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())

@@ -34,7 +34,10 @@
 //! of custom resources beyond structural pruning, no ownerReference-driven garbage
 //! collection, YAML read by serde-saphyr (YAML 1.2) where the apiserver's reader is YAML 1.1,
 //! `managedFields` sent by a client ignored, unknown fields of built-in kinds kept (the
-//! apiserver refuses or drops them), and only the kinds above (anything else is a 404).
+//! apiserver refuses or drops them), only the kinds above (anything else is a 404), no
+//! subresource but `status` (nor in discovery: no `finalize`, `token`, `proxy`, `scale`), and
+//! compact JSON only (the apiserver indents an error whose `Accept` it cannot meet, such as
+//! `as=PartialObjectMetadata`: the same value).
 
 mod fields;
 mod patch;
@@ -605,9 +608,9 @@ impl KubeState {
         if finalizers(&o).is_empty() {
             self.objects.remove(k);
         } else if o["metadata"]["deletionTimestamp"].is_null() {
+            // A namespaced object or a custom resource: never a CustomResourceDefinition.
             let mut next = o;
-            next["metadata"]["deletionTimestamp"] = json!(now());
-            next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            rules::mark_deleting(&mut next, &now(), false);
             next["metadata"]["resourceVersion"] = json!(self.next_rv());
             self.objects.insert(k.clone(), next);
         }
@@ -1054,7 +1057,9 @@ fn write(
         new = fields::prune_unknown(&new, &r.schema);
     }
     // Built-in kinds are defaulted as they are decoded (before the field manager sees an
-    // update; after the merge, for an apply).
+    // update; after the merge, for an apply); the metadata of every kind goes through the
+    // typed `ObjectMeta`.
+    rules::drop_empty_metadata(&mut new);
     rules::defaults(r, &mut new);
     if !is_apply {
         let cmp = fields::compare(&base, &new, &r.schema).without_prefixes(&reset);
@@ -1235,14 +1240,13 @@ fn delete(
         next["metadata"]["deletionTimestamp"] = json!(now());
         next["status"]["phase"] = json!("Terminating");
     } else if !fins.is_empty() {
-        next["metadata"]["deletionTimestamp"] = json!(now());
-        // The CustomResourceDefinition registry's own `Delete` sets no grace period.
-        if !crd {
-            next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
+        rules::mark_deleting(&mut next, &now(), crd);
     } else {
         if !dry_run {
             state.objects.remove(&key);
+        }
+        if rules::delete_returns_object(r) {
+            return Answer::ok(old);
         }
         let mut d = details(r, name);
         d["uid"] = old["metadata"]["uid"].clone();
@@ -1639,7 +1643,7 @@ fn serve(shared: &Shared, call: Call) -> Answer {
                 (_, "application/json-patch+json") => How::Json(body),
                 _ => How::Strategic(body),
             };
-            let manager = manager.unwrap_or_else(|| call.user_agent.clone());
+            let manager = rules::manager_name(manager.as_deref().unwrap_or(""), &call.user_agent);
             let opts = WriteOptions {
                 manager: &manager,
                 dry_run,

@@ -445,6 +445,82 @@ pub fn generation_moves(r: &Resource, old: &Value, new: &Value) -> Option<bool> 
     }
 }
 
+/// The longest field manager name (`validation.FieldManagerMaxLength`).
+const FIELD_MANAGER_MAX: usize = 128;
+
+/// The manager a write is recorded under: the `fieldManager` parameter, or else the
+/// User-Agent up to its first `/`, unprintable characters left out, cut at 128 bytes
+/// (`handlers/create.go` `managerOrUserAgent`, `prefixFromUserAgent`); `unknown` when that is
+/// empty (`managedfields/internal/buildmanagerinfo.go`).
+pub fn manager_name(field_manager: &str, user_agent: &str) -> String {
+    if !field_manager.is_empty() {
+        return field_manager.to_string();
+    }
+    let mut name = String::new();
+    // Go's `unicode.IsPrint`: graphic characters and the ASCII space.
+    for c in user_agent.split('/').next().unwrap_or("").chars() {
+        if c.is_control() || (c.is_whitespace() && c != ' ') {
+            continue;
+        }
+        if name.len() + c.len_utf8() > FIELD_MANAGER_MAX {
+            break;
+        }
+        name.push(c);
+    }
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
+/// Drops what an object's metadata loses on its way through the typed `ObjectMeta`, whose
+/// fields are all `omitempty` (`apimachinery/pkg/apis/meta/v1/types.go`): an empty map
+/// (`labels: {}` once a merge patch removed the last label), an empty list, an empty string,
+/// a null. Built-in kinds are decoded into their Go type; a custom resource's metadata is
+/// round-tripped through `ObjectMeta` too (`apiextensions-apiserver`
+/// `pkg/apiserver/schema/objectmeta/coerce.go`).
+pub fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        });
+    }
+}
+
+/// Marks an object as being deleted (`genericregistry.Store` `markAsDeleting`; for
+/// graceful deletion `rest.BeforeDelete`): `deletionTimestamp` and a zero grace period,
+/// and, the first time, the generation moves on if the kind keeps one ("controllers of
+/// the object that's being deleted shouldn't take any nontrivial actions"). A
+/// CustomResourceDefinition's own `Delete` (`crd`) does neither of the last two.
+pub fn mark_deleting(obj: &mut Value, now: &str, crd: bool) {
+    if !obj["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    obj["metadata"]["deletionTimestamp"] = json!(now);
+    if crd {
+        return;
+    }
+    obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    if let Some(g) = obj["metadata"]["generation"].as_i64().filter(|g| *g > 0) {
+        obj["metadata"]["generation"] = json!(g + 1);
+    }
+}
+
+/// Whether a DELETE that removes the object at once answers with the object as it was
+/// stored, rather than a `Status` of `Success`: the registries that set
+/// `ReturnDeletedObject: true` (`pkg/registry/core/serviceaccount/storage/storage.go`,
+/// `core/service/storage/storage.go`; `genericregistry.Store.finalizeDelete`). ConfigMaps,
+/// Secrets, Deployments, RBAC objects, CustomResourceDefinitions and custom resources answer
+/// with the `Status`; a Namespace is never removed at once (its `kubernetes` finalizer).
+pub fn delete_returns_object(r: &Resource) -> bool {
+    r.group.is_empty() && matches!(r.kind.as_str(), "ServiceAccount" | "Service")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +535,31 @@ mod tests {
         assert!(!is_qualified_name("bad key!"));
         assert!(is_label_value(""));
         assert!(!is_label_value("-x"));
+    }
+
+    #[test]
+    fn a_write_without_a_field_manager_is_its_user_agents_or_unknowns() {
+        assert_eq!(
+            manager_name("kubectl-edit", "kubectl/v1.35"),
+            "kubectl-edit"
+        );
+        assert_eq!(
+            manager_name("", "kubectl/v1.35.4 (linux/amd64) kubernetes/e3b1a0b"),
+            "kubectl"
+        );
+        assert_eq!(manager_name("", ""), "unknown");
+        assert_eq!(manager_name("", "/v1"), "unknown");
+        assert_eq!(manager_name("", &"x".repeat(200)).len(), 128);
+    }
+
+    #[test]
+    fn empty_metadata_maps_are_dropped_and_the_rest_kept() {
+        let mut o = json!({"metadata": {"name": "a", "labels": {}, "annotations": {"k": "v"},
+            "finalizers": [], "generateName": "", "ownerReferences": null}, "data": {}});
+        drop_empty_metadata(&mut o);
+        assert_eq!(
+            o,
+            json!({"metadata": {"name": "a", "annotations": {"k": "v"}}, "data": {}})
+        );
     }
 }
