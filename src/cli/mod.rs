@@ -111,9 +111,7 @@ pub struct Args {
 /// Terraform's single-dash `-var NAME=VALUE` (and `-var=NAME=VALUE`), which users of
 /// Terraform type by habit, read as `--var`. Only before a `--` (after it, arguments are
 /// values).
-fn terraform_spellings(
-    args: impl Iterator<Item = std::ffi::OsString>,
-) -> Vec<std::ffi::OsString> {
+fn terraform_spellings(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut rest = false;
     args.map(|a| {
         if rest {

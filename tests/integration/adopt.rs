@@ -70,8 +70,9 @@ impl World {
             dir: tempfile::tempdir().unwrap(),
         };
         copy_dir(desired, &w.desired());
-        let state = provisioner::desired::load_with(&w.desired(), &support::inputs_of(&w.desired()))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let state =
+            provisioner::desired::load_with(&w.desired(), &support::inputs_of(&w.desired()))
+                .unwrap_or_else(|e| panic!("{e}"));
         for r in state.resources.values() {
             if let Some(repo) = r.spec_json["repository"].as_str() {
                 w.gh_sim.create_repo(repo);

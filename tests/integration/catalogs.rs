@@ -16,10 +16,7 @@ fn run(sim: &DoSim, dir: &Path, state: &Path, args: &[&str]) -> Output {
         .arg("-d")
         .arg(dir)
         .args(args)
-        .envs(
-            crate::support::environment_of(dir)
-                .map(|e| ("PROVISIONER_ENVIRONMENT", e)),
-        )
+        .envs(crate::support::environment_of(dir).map(|e| ("PROVISIONER_ENVIRONMENT", e)))
         .env("PROVISIONER_LEDGER", format!("file://{}", state.display()))
         .env("DIGITALOCEAN_TOKEN", "sim-token")
         .env("DIGITALOCEAN_API_URL", sim.url())

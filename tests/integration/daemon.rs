@@ -833,12 +833,14 @@ async fn the_worked_example_converges_in_one_pass() {
     let ledger = std::fs::read_to_string(dir.path().join("state/ledger.json")).unwrap();
     assert!(!ledger.contains(CANARY));
     let doc: Value = serde_json::from_str(&ledger).unwrap();
-    let desired =
-        provisioner::desired::load_with(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"),
-            &provisioner::desired::Inputs { environment: Some("production".into()), ..Default::default() },
-        )
-        .unwrap();
+    let desired = provisioner::desired::load_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"),
+        &provisioner::desired::Inputs {
+            environment: Some("production".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(
         doc["resources"].as_object().unwrap().len(),
         desired.resources.len(),

@@ -239,10 +239,15 @@ async fn two_environments_in_one_account_keep_their_own_ledgers_and_never_adopt_
     let journal = w.ledger_base().join("env/staging/journal");
     let records: Vec<Value> = std::fs::read_dir(&journal)
         .unwrap_or_else(|e| panic!("{}: {e}", journal.display()))
-        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .map(|e| {
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap()
+        })
         .collect();
     assert!(!records.is_empty());
-    assert!(records.iter().all(|r| r["environment"] == "staging"), "{records:?}");
+    assert!(
+        records.iter().all(|r| r["environment"] == "staging"),
+        "{records:?}"
+    );
 
     // Outputs, from the ledger: the sensitive one masked unless named.
     let out = w.run(&["-e", "staging", "output"]);
@@ -392,7 +397,13 @@ async fn the_daemon_names_its_environment_on_status_and_on_every_metric() {
         .unwrap()
         .port();
     let mut child = w
-        .command(&["run", "--interval", "30s", "--listen", &format!("127.0.0.1:{port}")])
+        .command(&[
+            "run",
+            "--interval",
+            "30s",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("PROVISIONER_ENVIRONMENT", "staging")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -102,7 +102,14 @@ impl World {
             s3_ledger,
         };
         // The repositories and environments the example names exist, as on GitHub.
-        let state = provisioner::desired::load_with(&desired_dir(), &provisioner::desired::Inputs { environment: Some("production".into()), ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+        let state = provisioner::desired::load_with(
+            &desired_dir(),
+            &provisioner::desired::Inputs {
+                environment: Some("production".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         for r in state.resources.values() {
             if let Some(repo) = r.spec_json["repository"].as_str() {
                 w.gh_sim.create_repo(repo);

@@ -18,9 +18,12 @@ use provisioner::sim::fake::FakeCloud;
 fn worked_example() -> DesiredState {
     desired::load_with(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state"),
-        &provisioner::desired::Inputs { environment: Some("production".into()), ..Default::default() },
+        &provisioner::desired::Inputs {
+            environment: Some("production".into()),
+            ..Default::default()
+        },
     )
-        .expect("worked example")
+    .expect("worked example")
 }
 
 fn load(files: &[(&str, &str)]) -> DesiredState {
@@ -135,7 +138,10 @@ fn the_worked_example_is_created_in_dependency_order_and_converges() {
     assert_eq!(wave("digitalocean.vpc.prod"), 0);
     assert!(wave("digitalocean.kubernetes_cluster.prod") > wave("digitalocean.vpc.prod"));
     assert!(wave("digitalocean.firewall.nodes") > wave("digitalocean.load_balancer.ingress"));
-    assert!(wave("module.mail.digitalocean.domain_record.dkim_1") > wave("module.mail.aws.ses_domain_identity.mail"));
+    assert!(
+        wave("module.mail.digitalocean.domain_record.dkim_1")
+            > wave("module.mail.aws.ses_domain_identity.mail")
+    );
     assert_eq!(ledger.resources.len(), d.resources.len());
 }
 

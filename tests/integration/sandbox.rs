@@ -76,7 +76,9 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
     assert!(text.contains("drift injected:"), "{text}");
     // The worked example has environments; none chosen, the sandbox runs the first.
     assert!(
-        text.contains("environment production (of production, staging; choose another with -e NAME)"),
+        text.contains(
+            "environment production (of production, staging; choose another with -e NAME)"
+        ),
         "{text}"
     );
     // The sixth drift deletes Flux's pull secret; it is rebuilt (from Secrets Manager).
@@ -219,7 +221,10 @@ fn the_sandbox_runs_the_staging_environment() {
     }
     let _ = child.wait();
     let text = seen.join("\n");
-    assert!(text.contains("export PROVISIONER_ENVIRONMENT=staging"), "{text}");
+    assert!(
+        text.contains("export PROVISIONER_ENVIRONMENT=staging"),
+        "{text}"
+    );
     assert!(
         text.contains("first pass: applied — 44 done, 0 failed"),
         "{text}"

@@ -154,7 +154,8 @@ const GOOD: &[(&str, &str)] = &[
     (
         "a move",
         "[digitalocean.vpc.new]\nname = \"a\"\nregion = \"nyc3\"\n[[moved]]\nfrom = \"digitalocean.vpc.old\"\nto = \"digitalocean.vpc.new\"\n",
-    ),    (
+    ),
+    (
         "variables of every type, a for_each, substitutions in typed fields and an output",
         "[variable.nodes]\ntype = \"number\"\ndefault = 2\nmin = 1\n\
          [variable.ha]\ntype = \"bool\"\ndefault = false\n\

@@ -1015,7 +1015,7 @@ fn worked_example() -> DesiredState {
             ..Default::default()
         },
     )
-        .expect("the worked example validates")
+    .expect("the worked example validates")
 }
 
 #[test]
@@ -1089,7 +1089,10 @@ fn the_worked_example_orders_dependencies_first() {
         pos("digitalocean.kubernetes_cluster.prod") < pos("digitalocean.load_balancer.ingress")
     );
     assert!(pos("digitalocean.load_balancer.ingress") < pos("digitalocean.firewall.nodes"));
-    assert!(pos("module.mail.aws.ses_domain_identity.mail") < pos("module.mail.digitalocean.domain_record.dkim_1"));
+    assert!(
+        pos("module.mail.aws.ses_domain_identity.mail")
+            < pos("module.mail.digitalocean.domain_record.dkim_1")
+    );
     assert!(pos("aws.iam_smtp_user.smtp") < pos("github.actions_secret.smtp_password"));
     assert!(pos("github.deploy_key.flux") < pos("aws.secretsmanager_secret.flux_deploy_key"));
     for (a, r) in &state.resources {

@@ -745,7 +745,6 @@ impl Expander<'_> {
             min: None,
             max: None,
             error_message: None,
-            span: entry.key_span,
         };
         for (k, e) in t {
             let f = format!("{field}.{k}");
@@ -990,13 +989,9 @@ impl Expander<'_> {
             );
             return;
         };
-        let Some(dir) = self.module_dir(
-            rel,
-            base_dir,
-            source.value.span,
-            &format!("{field}.source"),
-            cx,
-        ) else {
+        let Some(dir) =
+            self.module_dir(rel, base_dir, source.value.span, &format!("{field}.source"))
+        else {
             return;
         };
         if cx.depth + 1 > MAX_MODULE_DEPTH {
@@ -1097,7 +1092,6 @@ impl Expander<'_> {
         base_dir: &Path,
         span: Span,
         field: &str,
-        _cx: &Context<'_>,
     ) -> Option<PathBuf> {
         let Some(root) = self.root.clone() else {
             self.push(Diagnostic::at(span, "modules need a desired-state folder").field(field));
@@ -1388,9 +1382,9 @@ impl Expander<'_> {
         let mut failed = false;
         while let Some(pos) = rest.find('$') {
             let tail = &rest[pos..];
-            if tail.starts_with("$${") {
+            if let Some(after) = tail.strip_prefix("$${") {
                 text.push_str(&rest[..pos + 3]);
-                rest = &tail[3..];
+                rest = after;
                 continue;
             }
             let Some(after) = tail.strip_prefix("${") else {
@@ -1595,8 +1589,6 @@ struct VarDecl {
     min: Option<f64>,
     max: Option<f64>,
     error_message: Option<String>,
-    #[allow(dead_code)]
-    span: Span,
 }
 
 /// A variable's type.

@@ -104,7 +104,7 @@ impl Address {
             )
         };
         let parts = split_outside_keys(s);
-        if parts.len() < 3 || parts.len() % 2 == 0 {
+        if parts.len() < 3 || parts.len().is_multiple_of(2) {
             return Err(bad());
         }
         let (modules, resource) = parts.split_at(parts.len() - 3);
