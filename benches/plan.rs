@@ -1,5 +1,7 @@
 //! Plan computation at 1,000, 10,000 and 50,000 resources: a first plan (everything to
 //! create) and a no-drift plan (everything exists and matches: the daemon's usual pass).
+//! And loading: the same desired state read, expanded and validated from plain tables, and
+//! from one module called with `for_each` (`load/plain`, `load/module_for_each`).
 //! `cargo bench --bench plan`; the figures are reported in docs/performance.md.
 
 use std::hint::black_box;
@@ -14,6 +16,14 @@ use provisioner::sim::fake::FakeCloud;
 /// A desired state of `n` resources: domains with records (each record references its
 /// domain), GitHub variables, and VPCs, in the proportions of a real platform.
 fn desired_of(n: usize) -> DesiredState {
+    let dir = desired_dir(n);
+    let state = desired::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state.resources.len(), n);
+    state
+}
+
+/// The folder [`desired_of`] loads.
+fn desired_dir(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     let domains = (n / 100).max(1);
     let vpcs = (n / 50).max(1);
@@ -52,9 +62,32 @@ fn desired_of(n: usize) -> DesiredState {
     {
         std::fs::write(dir.path().join(format!("part{i:03}.toml")), chunk.concat()).expect("write");
     }
-    let state = desired::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(state.resources.len(), n);
-    state
+    dir
+}
+
+/// `n` resources made by a module (a domain, its records and a variable) called with
+/// `for_each` over `n / 10` keys: what loading costs when the expansion does the work.
+fn module_dir(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    let calls = (n / 10).max(1);
+    let module = "[variable.zone]\ntype = \"string\"\n\n\
+        [digitalocean.domain.d]\nname = \"${var.zone}\"\n\n\
+        [digitalocean.domain_record.r]\nfor_each = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\"]\n\
+        domain = \"${digitalocean.domain.d.name}\"\ntype = \"TXT\"\nname = \"${each.key}\"\ndata = \"value ${each.key}\"\n\n\
+        [github.actions_variable.v]\nrepository = \"org/${var.zone}\"\nname = \"ZONE\"\nvalue = \"${digitalocean.domain.d.name}\"\n\n\
+        [output.zone]\nvalue = \"${digitalocean.domain.d.name}\"\n";
+    std::fs::create_dir_all(dir.path().join("modules/zone")).expect("mkdir");
+    std::fs::write(dir.path().join("modules/zone/main.toml"), module).expect("write");
+    let keys: Vec<String> = (0..calls).map(|i| format!("\"z{i}\"")).collect();
+    std::fs::write(
+        dir.path().join("main.toml"),
+        format!(
+            "[module.zone]\nsource = \"modules/zone\"\nfor_each = [{}]\nzone = \"${{each.key}}.example.com\"\n",
+            keys.join(", ")
+        ),
+    )
+    .expect("write");
+    dir
 }
 
 fn bench(c: &mut Criterion) {
@@ -85,6 +118,24 @@ fn bench(c: &mut Criterion) {
                 assert!(!p.has_changes());
                 black_box(p)
             })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    for n in [1_000, 10_000] {
+        let plain = desired_dir(n);
+        group.bench_with_input(BenchmarkId::new("plain", n), &n, |b, _| {
+            b.iter(|| black_box(desired::load(plain.path()).expect("valid")))
+        });
+        let module = module_dir(n);
+        assert_eq!(
+            desired::load(module.path()).expect("valid").resources.len(),
+            n
+        );
+        group.bench_with_input(BenchmarkId::new("module_for_each", n), &n, |b, _| {
+            b.iter(|| black_box(desired::load(module.path()).expect("valid")))
         });
     }
     group.finish();
