@@ -69,6 +69,9 @@ async fn observe(
         .await?
         .map(|s| s.ledger)
         .unwrap_or_else(Ledger::create);
+    ledger
+        .claim_environment(desired.environment_name())
+        .map_err(anyhow::Error::msg)?;
     crate::exec::apply_moves(&desired, &mut ledger);
     let clouds = Clouds::from_env(&desired).await;
     let live = clouds.observe(&desired, &ledger).await;

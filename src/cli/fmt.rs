@@ -44,7 +44,19 @@ fn run(dir: &Path, args: &FmtArgs) -> anyhow::Result<ExitCode> {
             std::fs::metadata(root).with_context(|| format!("reading {}", root.display()))?;
         if meta.is_dir() {
             let (found, diags) = load::list_files(root);
-            files.extend(found);
+            // A link that leads out of the folder is neither read nor rewritten (as the
+            // loader refuses it): `fmt` must not write to a file outside the desired state.
+            let real_root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            for f in found {
+                match f.canonicalize() {
+                    Ok(target) if !target.starts_with(&real_root) => problems.push(format!(
+                        "error: {} links outside the desired-state folder (to {}): not formatted",
+                        f.display(),
+                        target.display()
+                    )),
+                    _ => files.push(f),
+                }
+            }
             problems.extend(diags.iter().map(|d| d.render(&Default::default())));
         } else {
             files.push(root.clone());

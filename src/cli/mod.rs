@@ -266,7 +266,7 @@ pub async fn run(args: &Args) -> ExitCode {
         Command::Apply(a) => apply::exec(&args.desired, inputs, args.ledger.as_deref(), a).await,
         Command::Run(a) => run::exec(&args.desired, inputs, args.ledger.as_deref(), a).await,
         Command::Output(a) => match ledger_url(args) {
-            Ok(url) => output::exec(&url, a).await,
+            Ok(url) => output::exec(&url, inputs.environment.as_deref(), a).await,
             Err(e) => fail(e),
         },
         Command::State { command } => match ledger_url(args) {

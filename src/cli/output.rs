@@ -24,8 +24,8 @@ pub struct OutputArgs {
 
 /// Runs `output`: 0 when every output shown is known, 3 when one is not known yet, 1 on
 /// error (no ledger, no such output).
-pub async fn exec(ledger_url: &str, args: &OutputArgs) -> ExitCode {
-    match output(ledger_url, args).await {
+pub async fn exec(ledger_url: &str, environment: Option<&str>, args: &OutputArgs) -> ExitCode {
+    match output(ledger_url, environment, args).await {
         Ok(code) => code,
         Err(e) => {
             super::print_error(&e);
@@ -34,13 +34,23 @@ pub async fn exec(ledger_url: &str, args: &OutputArgs) -> ExitCode {
     }
 }
 
-async fn output(ledger_url: &str, args: &OutputArgs) -> anyhow::Result<ExitCode> {
+async fn output(
+    ledger_url: &str,
+    environment: Option<&str>,
+    args: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
     let store = super::state::open(ledger_url).await?;
     let Some(snapshot) = store.read().await? else {
         anyhow::bail!(
             "there is no ledger at {ledger_url} yet: outputs are recorded by `provisioner apply` (or the daemon)"
         );
     };
+    // Another environment's outputs are never shown as this one's.
+    snapshot
+        .ledger
+        .clone()
+        .claim_environment(environment)
+        .map_err(anyhow::Error::msg)?;
     let outputs = snapshot.ledger.outputs;
     if let Some(name) = &args.name {
         let Some(entry) = outputs.get(name) else {

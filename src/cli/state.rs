@@ -218,6 +218,14 @@ async fn state(
     command: &StateCommand,
 ) -> anyhow::Result<()> {
     let store = open(ledger_url).await?;
+    // Another environment's ledger is neither shown nor changed as this one's.
+    if let Some(current) = store.read().await? {
+        current
+            .ledger
+            .clone()
+            .claim_environment(inputs.environment.as_deref().filter(|e| !e.is_empty()))
+            .map_err(anyhow::Error::msg)?;
+    }
     match command {
         StateCommand::List { json } => {
             let Some(ledger) = store.read().await?.map(|s| s.ledger) else {

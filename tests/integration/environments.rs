@@ -326,15 +326,20 @@ async fn two_environments_in_one_account_keep_their_own_ledgers_and_never_adopt_
     // A ledger of one environment is refused for another: named with --ledger, or in the
     // environment's file.
     let staging_ledger = format!("file://{}", w.ledger_base().join("env/staging").display());
-    let refused = w.run(&["-e", "production", "--ledger", &staging_ledger, "diff"]);
-    refused.expect(1);
-    assert!(
-        refused
-            .err()
-            .contains("this ledger belongs to environment `staging`, not `production`"),
-        "{}",
-        refused.err()
-    );
+    for command in [&["diff"][..], &["output"], &["state", "list"]] {
+        let mut args = vec!["-e", "production", "--ledger", &staging_ledger];
+        args.extend_from_slice(command);
+        let refused = w.run(&args);
+        refused.expect(1);
+        assert!(
+            refused
+                .err()
+                .contains("this ledger belongs to environment `staging`, not `production`"),
+            "{command:?}: {}",
+            refused.err()
+        );
+        assert!(!refused.out().contains("stg-net"), "{}", refused.out());
+    }
     std::fs::write(
         w.desired().join("environments/production.toml"),
         format!(

@@ -543,3 +543,242 @@ fn settings_take_variables() {
         Some("file://elsewhere")
     );
 }
+
+// ---- what breaking it found -----------------------------------------------------------------
+
+#[test]
+fn an_environment_file_that_links_outside_the_folder_is_not_read() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("credentials");
+    std::fs::write(&secret, "[default]\naws_secret_access_key = CANARY-7f3a\n").unwrap();
+    let dir = folder(&[("main.toml", VARS)]);
+    std::fs::create_dir(dir.path().join("environments")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.path().join("environments/prod.toml")).unwrap();
+    let e = desired::load_with(dir.path(), &env("prod")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("links outside the desired-state folder"),
+        "{text}"
+    );
+    assert!(!text.contains("CANARY"), "{text}");
+    assert_eq!(e.diagnostics.len(), 1, "{text}");
+}
+
+const SECRET_VAR: &str = "[variable.pw]\ntype = \"secret\"\n\n[github.actions_secret.s]\nrepository = \"o/r\"\nname = \"S\"\nvalue = \"${var.pw}\"\n";
+
+#[test]
+fn a_secret_variable_s_value_is_never_shown_in_a_problem() {
+    for inputs in [
+        Inputs {
+            vars: vec![("pw".into(), "CANARY-7f3a".into())],
+            ..Inputs::default()
+        },
+        Inputs {
+            vars: vec![("pw".into(), "\"CANARY-7f3a\"".into())],
+            ..Inputs::default()
+        },
+        Inputs {
+            env_vars: BTreeMap::from([("pw".to_string(), "CANARY-7f3a".to_string())]),
+            ..Inputs::default()
+        },
+    ] {
+        let (e, text) = errors(&[("main.toml", SECRET_VAR)], &inputs);
+        assert!(!text.contains("CANARY"), "{text}");
+        assert_eq!(e.diagnostics.len(), 1, "one problem, no cascade: {text}");
+    }
+    let (_, text) = errors(
+        &[
+            ("main.toml", SECRET_VAR),
+            (
+                "environments/staging.toml",
+                "[variables]\npw = \"CANARY-7f3a\"\n",
+            ),
+        ],
+        &env("staging"),
+    );
+    assert!(!text.contains("CANARY"), "{text}");
+    assert!(text.contains("a secret value is never written"), "{text}");
+}
+
+#[test]
+fn a_relative_file_source_is_relative_to_the_environment_file_that_names_it() {
+    let d = load(
+        &[
+            ("main.toml", SECRET_VAR),
+            (
+                "environments/staging.toml",
+                "[variables]\npw = { file = \"../secrets/pw.txt\" }\n",
+            ),
+        ],
+        &env("staging"),
+    );
+    let r = &d.resources[&Address::parse("github.actions_secret.s").unwrap()];
+    let sources = r.spec.secret_sources();
+    let Some((_, provisioner_core::desired::values::SecretSource::File(path))) = sources.first()
+    else {
+        panic!("{sources:?}")
+    };
+    assert!(
+        path.ends_with("environments/../secrets/pw.txt"),
+        "{}",
+        path.display()
+    );
+}
+
+#[test]
+fn nested_module_for_each_is_bounded_and_stops_at_once() {
+    let keys: Vec<String> = (0..300).map(|i| format!("\"k{i}\"")).collect();
+    let list = keys.join(", ");
+    let started = std::time::Instant::now();
+    let (e, text) = errors(
+        &[
+            (
+                "main.toml",
+                &format!("[module.a]\nsource = \"modules/a\"\nfor_each = [{list}]\n"),
+            ),
+            (
+                "modules/a/main.toml",
+                &format!("[module.b]\nsource = \"../b\"\nfor_each = [{list}]\n"),
+            ),
+            (
+                "modules/b/main.toml",
+                &format!("[module.c]\nsource = \"../c\"\nfor_each = [{list}]\n"),
+            ),
+            ("modules/c/main.toml", "[output.x]\nvalue = \"y\"\n"),
+        ],
+        &Inputs::default(),
+    );
+    assert!(
+        text.contains("expands to more than 10000 resources and module instances"),
+        "{text}"
+    );
+    assert_eq!(e.diagnostics.len(), 1, "{text}");
+    // Not a timing assertion: a bound that only an unbounded expansion (27 million
+    // instances) could reach.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn a_module_input_that_names_a_resource_is_checked_where_it_lands_not_against_the_variable() {
+    load(
+        &[
+            (
+                "modules/app/main.toml",
+                "[variable.name]\ntype = \"string\"\npattern = \"[a-z]+\"\n\n[variable.n]\ntype = \"number\"\n\n[variable.pw]\ntype = \"secret\"\n\n\
+                 [digitalocean.vpc.v]\nname = \"${var.name}\"\nregion = \"nyc3\"\n\n\
+                 [github.actions_secret.s]\nrepository = \"o/r\"\nname = \"S\"\nvalue = \"${var.pw}\"\n",
+            ),
+            (
+                "main.toml",
+                "[digitalocean.vpc.base]\nname = \"base\"\nregion = \"nyc3\"\n\n[aws.iam_smtp_user.smtp]\nname = \"smtp\"\n\n\
+                 [module.one]\nsource = \"modules/app\"\nname = \"${digitalocean.vpc.base.name}\"\nn = \"${digitalocean.vpc.base.id}\"\n\
+                 pw = \"${aws.iam_smtp_user.smtp.smtp_password}\"\n",
+            ),
+        ],
+        &Inputs::default(),
+    );
+}
+
+#[test]
+fn numbers_that_are_not_finite_and_escaped_module_text_are_handled() {
+    let (_, text) = errors(
+        &[(
+            "main.toml",
+            "[variable.n]\ntype = \"number\"\nmin = 1\nmax = 5\n",
+        )],
+        &Inputs {
+            vars: vec![("n".into(), "nan".into())],
+            ..Inputs::default()
+        },
+    );
+    assert!(text.contains("must be a finite number"), "{text}");
+    // `$${module.q.o}` is text, not a use of module q: no cycle.
+    load(
+        &[
+            (
+                "modules/m/main.toml",
+                "[variable.x]\ntype = \"string\"\n\n[output.o]\nvalue = \"${var.x}\"\n",
+            ),
+            (
+                "main.toml",
+                "[module.p]\nsource = \"modules/m\"\nx = \"$${module.q.o}\"\n\n[module.q]\nsource = \"modules/m\"\nx = \"$${module.p.o}\"\n",
+            ),
+        ],
+        &Inputs::default(),
+    );
+}
+
+#[test]
+fn an_output_that_shows_a_sensitive_module_output_must_be_sensitive() {
+    let files = |sensitive: bool| {
+        vec![
+            (
+                "modules/m/main.toml".to_string(),
+                "[output.user]\nvalue = \"admin\"\nsensitive = true\n".to_string(),
+            ),
+            (
+                "main.toml".to_string(),
+                format!(
+                    "[module.m]\nsource = \"modules/m\"\n\n[output.u]\nvalue = \"${{module.m.user}}\"\nsensitive = {sensitive}\n"
+                ),
+            ),
+        ]
+    };
+    let f = files(false);
+    let f: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let (_, text) = errors(&f, &Inputs::default());
+    assert!(
+        text.contains("output `u` reads a module's sensitive output"),
+        "{text}"
+    );
+    let f = files(true);
+    let f: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert!(load(&f, &Inputs::default()).outputs["u"].sensitive);
+}
+
+#[test]
+fn a_for_each_resource_named_whole_is_explained_or_means_all_its_instances() {
+    let base = "[digitalocean.vpc.v]\nfor_each = [\"a\", \"b\"]\nname = \"v-${each.key}\"\nregion = \"nyc3\"\n\n";
+    let (_, text) = errors(
+        &[(
+            "main.toml",
+            &format!(
+                "{base}[digitalocean.vpc.w]\nname = \"${{digitalocean.vpc.v.name}}\"\nregion = \"nyc3\"\n"
+            ),
+        )],
+        &Inputs::default(),
+    );
+    assert!(
+        text.contains(
+            "`digitalocean.vpc.v` has `for_each`: a reference names one of its instances"
+        ),
+        "{text}"
+    );
+    let d = load(
+        &[(
+            "main.toml",
+            &format!(
+                "{base}[digitalocean.vpc.w]\nname = \"w\"\nregion = \"nyc3\"\ndepends_on = [\"digitalocean.vpc.v\"]\n"
+            ),
+        )],
+        &Inputs::default(),
+    );
+    let w = &d.resources[&Address::parse("digitalocean.vpc.w").unwrap()];
+    assert_eq!(w.depends_on.len(), 2, "{:?}", w.depends_on);
+}
+
+#[test]
+fn an_unknown_environment_is_one_problem_not_thirty() {
+    let files = [
+        ("main.toml", VARS),
+        (
+            "environments/staging.toml",
+            "[variables]\nprefix = \"stg\"\n",
+        ),
+        ("environments/README.md", "not an environment"),
+    ];
+    let (e, text) = errors(&files, &env("stagin"));
+    assert_eq!(e.diagnostics.len(), 1, "{text}");
+    // A README beside the environments is not one.
+    load(&files, &env("staging"));
+}

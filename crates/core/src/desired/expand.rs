@@ -98,7 +98,9 @@ impl Inputs {
             })
             .collect();
         Inputs {
-            environment,
+            // `PROVISIONER_ENVIRONMENT=` (set, empty) is no choice, not an environment
+            // named "".
+            environment: environment.filter(|e| !e.is_empty()),
             vars,
             env_vars,
         }
@@ -167,6 +169,12 @@ pub struct Expanded {
     /// Instances whose substitution already failed (reported): not decoded, so one
     /// misspelt variable is one problem, not two.
     pub failed: BTreeSet<Address>,
+    /// The environment could not be chosen or read (reported): nothing was expanded, so
+    /// that one problem is not buried under what missing values would cause.
+    pub environment_failed: bool,
+    /// Sources that are not files (`--var` and `PROVISIONER_VAR_` values, kept to show
+    /// them in problems): not counted as files read.
+    pub pseudo_files: usize,
 }
 
 /// Reads the chosen environment's file and expands the root module (the documents already
@@ -177,14 +185,22 @@ pub fn expand(root: Option<&Path>, loaded: &mut Loaded, inputs: &Inputs) -> Expa
     let root_docs: Vec<usize> = (0..loaded.documents.len()).collect();
     let mut x = Expander {
         root: root.map(|r| r.canonicalize().unwrap_or_else(|_| r.to_path_buf())),
+        root_shown: root.map(Path::to_path_buf).unwrap_or_default(),
         loaded,
         out: Expanded::default(),
         modules: BTreeMap::new(),
         instances: 0,
+        env_dir: PathBuf::new(),
+        sensitive_read: false,
+        subst_failed: false,
     };
     let env_values = x.environment(root, inputs);
+    if x.out.environment_failed {
+        return x.out;
+    }
     let docs = x.docs(&root_docs);
     let root_inputs = RootInputs {
+        env_dir: x.env_dir.clone(),
         env_file: env_values,
         inputs,
     };
@@ -203,17 +219,31 @@ pub fn expand(root: Option<&Path>, loaded: &mut Loaded, inputs: &Inputs) -> Expa
 }
 
 struct Expander<'l> {
+    /// The desired-state folder's real path.
     root: Option<PathBuf>,
+    /// The desired-state folder as the user named it: module files are shown below it.
+    root_shown: PathBuf,
     loaded: &'l mut Loaded,
     out: Expanded,
     /// Module folders read, by real path: the indices of their documents.
     modules: BTreeMap<PathBuf, Vec<usize>>,
+    /// Resource instances and module instances made so far (bounded by [`MAX_INSTANCES`]).
     instances: usize,
+    /// The folder of the chosen environment's file.
+    env_dir: PathBuf,
+    /// Set when a substitution reads a sensitive module output.
+    sensitive_read: bool,
+    /// Set when a substitution could not be made (reported where it failed, or where the
+    /// variable or module it needs failed).
+    subst_failed: bool,
 }
 
 struct RootInputs<'i> {
     /// `[variables]` of the environment's file.
     env_file: RawTable,
+    /// The folder of the environment's file (relative `{ file = … }` sources in it resolve
+    /// against it).
+    env_dir: PathBuf,
     inputs: &'i Inputs,
 }
 
@@ -242,14 +272,19 @@ impl Context<'_> {
 /// What `${...}` may name inside one module instance, besides resources.
 struct Scope {
     vars: BTreeMap<String, Raw>,
+    /// Variables whose value was missing or refused (already reported).
+    failed_vars: BTreeSet<String>,
     /// `each.key` and `each.value`.
     each: Option<(Raw, Raw)>,
     /// Outputs of the module instances called here, by `NAME` or `NAME["key"]`.
-    module_outputs: BTreeMap<String, BTreeMap<String, Raw>>,
+    module_outputs: BTreeMap<String, BTreeMap<String, (Raw, bool)>>,
     /// Module calls of this module that have `for_each`.
     for_each_calls: BTreeSet<String>,
     /// Module calls of this module that exist at all.
     calls: BTreeSet<String>,
+    /// Module calls one of whose instances could not be expanded (reported): reading their
+    /// outputs says nothing more.
+    failed_calls: BTreeSet<String>,
     prefix: String,
     environment: Option<String>,
 }
@@ -289,13 +324,14 @@ impl Expander<'_> {
                         if name.starts_with('.') {
                             continue;
                         }
+                        // Other files (a README) are not environments, as elsewhere in the
+                        // folder; nor is a folder named `x.toml`.
                         let Some(stem) = name.strip_suffix(".toml") else {
-                            self.push(
-                                Diagnostic::path(&path, "not an environment file: the environments folder holds `NAME.toml` files only")
-                                    .help("move it out of the environments folder"),
-                            );
                             continue;
                         };
+                        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                            continue;
+                        }
                         if !is_name(stem) {
                             self.push(
                                 Diagnostic::path(
@@ -329,6 +365,7 @@ impl Expander<'_> {
                     )
                     .help("pass `-e NAME` or set PROVISIONER_ENVIRONMENT"),
                 );
+                self.out.environment_failed = true;
             }
             return RawTable::new();
         };
@@ -349,8 +386,29 @@ impl Expander<'_> {
                 d = d.help(format!("did you mean `{s}`?"));
             }
             self.push(d);
+            self.out.environment_failed = true;
             return RawTable::new();
         };
+        // A link that leads out of the folder is not read, as in the root module: an error
+        // quotes the lines of the file it is about (a link to ~/.aws/credentials would put
+        // them into a CI log).
+        if let (Some(root), Ok(target)) = (&self.root, path.canonicalize())
+            && !target.starts_with(root)
+        {
+            self.push(
+                Diagnostic::path(
+                    path,
+                    format!(
+                        "links outside the desired-state folder (to {}): not read",
+                        target.display()
+                    ),
+                )
+                .help("copy the file into the folder"),
+            );
+            self.out.environment_failed = true;
+            return RawTable::new();
+        }
+        self.env_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let before = self.loaded.documents.len();
         super::load::load_file(path, self.loaded);
         let mut env = Environment {
@@ -358,6 +416,11 @@ impl Expander<'_> {
             ..Default::default()
         };
         let mut vars = RawTable::new();
+        if self.loaded.documents.len() == before {
+            // Unreadable or not TOML: reported by the loader.
+            self.out.environment_failed = true;
+            return RawTable::new();
+        }
         if let Some((_, doc)) = self.loaded.documents.get(before).cloned() {
             // The environment's file is read here, not as part of the root module.
             self.loaded.documents.truncate(before);
@@ -420,11 +483,12 @@ impl Expander<'_> {
         docs: &[(FileId, Raw)],
         cx: &Context<'_>,
         args: BTreeMap<String, RawEntry>,
-    ) -> BTreeMap<String, Raw> {
+    ) -> BTreeMap<String, (Raw, bool)> {
         let body = self.body(docs, cx);
-        let vars = self.variables(&body, cx, args);
+        let (vars, failed_vars) = self.variables(&body, cx, args);
         let mut scope = Scope {
             vars,
+            failed_vars,
             each: None,
             module_outputs: BTreeMap::new(),
             for_each_calls: body
@@ -434,6 +498,7 @@ impl Expander<'_> {
                 .map(|(n, _, _)| n.clone())
                 .collect(),
             calls: body.calls.iter().map(|(n, _, _)| n.clone()).collect(),
+            failed_calls: BTreeSet::new(),
             prefix: cx.prefix.clone(),
             environment: cx.environment.clone(),
         };
@@ -450,7 +515,7 @@ impl Expander<'_> {
         let mut outputs = BTreeMap::new();
         for (name, entry) in &body.outputs {
             if let Some(decl) = self.output(name, entry, cx, &scope) {
-                outputs.insert(name.clone(), decl.value.clone());
+                outputs.insert(name.clone(), (decl.value.clone(), decl.sensitive));
                 if cx.root.is_some() {
                     self.out.outputs.push(decl);
                 }
@@ -584,6 +649,25 @@ impl Expander<'_> {
         body
     }
 
+    /// Counts one more resource or module instance; false (reported once) past
+    /// [`MAX_INSTANCES`], when nothing more is expanded.
+    fn count_instance(&mut self, span: Span, field: &str) -> bool {
+        self.instances += 1;
+        if self.instances == MAX_INSTANCES + 1 {
+            self.push(
+                Diagnostic::at(
+                    span,
+                    format!(
+                        "the desired state expands to more than {MAX_INSTANCES} resources and module instances"
+                    ),
+                )
+                .field(field.to_string())
+                .help("check the `for_each` lists and module calls"),
+            );
+        }
+        self.instances <= MAX_INSTANCES
+    }
+
     fn table<'e>(&mut self, entry: &'e RawEntry, field: &str) -> Option<&'e RawTable> {
         match &entry.value.value {
             RawValue::Table(t) => Some(t),
@@ -606,8 +690,11 @@ impl Expander<'_> {
         body: &Body,
         cx: &Context<'_>,
         args: BTreeMap<String, RawEntry>,
-    ) -> BTreeMap<String, Raw> {
+    ) -> (BTreeMap<String, Raw>, BTreeSet<String>) {
         let mut out = BTreeMap::new();
+        // Variables whose value is missing or refused (reported): their uses say nothing
+        // more.
+        let mut failed = BTreeSet::new();
         let declared: Vec<&str> = body.variables.iter().map(|(n, _, _)| n.as_str()).collect();
         // Values that name no variable.
         let unknown = |x: &mut Self, name: &str, d: Diagnostic| {
@@ -647,29 +734,63 @@ impl Expander<'_> {
                 }
             }
         }
-        for (name, entry, _) in &body.variables {
+        for (name, entry, declared_file) in &body.variables {
             let field = cx.field(&format!("variable.{name}"));
             let Some(decl) = self.declaration(entry, &field) else {
+                failed.insert(name.clone());
                 continue;
             };
-            // The value, by precedence (the last found wins).
-            let mut value: Option<Raw> = decl.default.clone();
+            // The value, by precedence: the first of `--var` (the last one given), the
+            // environment's file, PROVISIONER_VAR_NAME, the default. Only the one that wins
+            // is read, so a bad value that another overrides is no problem. A relative
+            // `{ file = … }` is relative to where the value is written (the process's
+            // folder for the command line and the environment).
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let declared_in = self
+                .loaded
+                .sources
+                .file(*declared_file)
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let mut from_outside = true;
-            if let Some(root) = cx.root {
-                if let Some(v) = root.inputs.env_vars.get(name) {
-                    value = self.text_value(&format!("{VAR_ENV_PREFIX}{name}"), name, v, &decl);
+            // A value given as text that could not be read (reported).
+            let mut unreadable = false;
+            let value: Option<Raw> = match cx.root {
+                Some(root) => {
+                    if let Some((_, v)) = root.inputs.vars.iter().rev().find(|(n, _)| n == name) {
+                        unreadable = true;
+                        self.text_value("--var", name, v, &decl)
+                            .map(|v| absolutize_files(v, &cwd))
+                    } else if let Some(e) = root.env_file.get(name) {
+                        Some(absolutize_files(e.value.clone(), &root.env_dir))
+                    } else if let Some(v) = root.inputs.env_vars.get(name) {
+                        unreadable = true;
+                        self.text_value(&format!("{VAR_ENV_PREFIX}{name}"), name, v, &decl)
+                            .map(|v| absolutize_files(v, &cwd))
+                    } else {
+                        decl.default
+                            .clone()
+                            .map(|v| absolutize_files(v, &declared_in))
+                    }
                 }
-                if let Some(e) = root.env_file.get(name) {
-                    value = Some(e.value.clone());
-                }
-                if let Some((_, v)) = root.inputs.vars.iter().rev().find(|(n, _)| n == name) {
-                    value = self.text_value("--var", name, v, &decl);
-                }
-            } else if let Some(e) = args.get(name) {
-                value = Some(e.value.clone());
-                from_outside = false;
-            }
+                None => match args.get(name) {
+                    Some(e) => {
+                        from_outside = false;
+                        Some(e.value.clone())
+                    }
+                    None => decl
+                        .default
+                        .clone()
+                        .map(|v| absolutize_files(v, &declared_in)),
+                },
+            };
             let Some(value) = value else {
+                failed.insert(name.clone());
+                if unreadable {
+                    continue;
+                }
                 let d = Diagnostic::at(entry.key_span, format!("variable `{name}` has no value"))
                     .field(field.clone())
                     .help(if cx.root.is_some() {
@@ -685,13 +806,16 @@ impl Expander<'_> {
                     .field(field.clone())
                     .help("pass the resource's attribute where the variable is used instead, or write `$${` for a literal `${`");
                 self.push(d);
+                failed.insert(name.clone());
                 continue;
             }
             if self.check_value(&value, &decl, name, &field, entry.key_span) {
                 out.insert(name.clone(), value);
+            } else {
+                failed.insert(name.clone());
             }
         }
-        out
+        (out, failed)
     }
 
     /// A value given as text (`--var`, `PROVISIONER_VAR_`): a string variable takes it as
@@ -706,15 +830,25 @@ impl Expander<'_> {
         let path = PathBuf::from(format!("({origin} {name})"));
         load_text(path.clone(), format!("{name} = {literal}\n"), &mut scratch);
         if !scratch.diagnostics.is_empty() || scratch.documents.is_empty() {
+            // A secret variable's text is never repeated: it may be the secret itself.
+            let shown = if matches!(decl.ty, VarType::Secret) {
+                "the value".to_string()
+            } else {
+                format!("`{text}`")
+            };
             self.push(
                 Diagnostic::path(
                     &path,
                     format!(
-                        "`{text}` is not a TOML value for variable `{name}` ({})",
+                        "{shown} is not a TOML value for variable `{name}` ({})",
                         decl.ty.describe()
                     ),
                 )
-                .help("write it as in TOML: `3`, `true`, `[\"a\", \"b\"]`, `{ a = 1 }`"),
+                .help(if matches!(decl.ty, VarType::Secret) {
+                    "give a secret source: `{ env = \"NAME\" }` or `{ file = \"path\" }`"
+                } else {
+                    "write it as in TOML: `3`, `true`, `[\"a\", \"b\"]`, `{ a = 1 }`"
+                }),
             );
             return None;
         }
@@ -723,6 +857,7 @@ impl Expander<'_> {
             .loaded
             .sources
             .add(path, format!("{name} = {literal}\n"));
+        self.out.pseudo_files += 1;
         let (_, doc) = scratch.documents.remove(0);
         let RawValue::Table(mut t) = doc.value else {
             return None;
@@ -853,6 +988,7 @@ impl Expander<'_> {
         field: &str,
         decl_span: Span,
     ) -> bool {
+        let secret = matches!(decl.ty, VarType::Secret);
         let fail = |x: &mut Self, span: Span, msg: String| {
             let mut d = Diagnostic::at(span, msg)
                 .field(field.to_string())
@@ -860,15 +996,37 @@ impl Expander<'_> {
             if let Some(m) = &decl.error_message {
                 d = d.help(m.clone());
             }
+            // The line of a secret variable's value is never shown: it may hold the secret.
+            if secret {
+                d = d.redacted();
+            }
             x.push(d);
             false
         };
+        // A value that names a resource's attribute (a module input such as
+        // `"${aws.iam_smtp_user.smtp.smtp_password}"`) is not known before apply: its type
+        // and checks are the field's that finally holds it, where validation checks them.
+        if holds_reference(v) {
+            return true;
+        }
+        if let RawValue::Float(f) = v.value
+            && !f.is_finite()
+        {
+            return fail(
+                self,
+                v.span,
+                format!("variable `{name}` must be a finite number, not {f}"),
+            );
+        }
         if let Err((span, why)) = decl.ty.check(v) {
             return fail(
                 self,
                 span,
                 format!("variable `{name}` is {}, {why}", decl.ty.describe()),
             );
+        }
+        if secret {
+            return true;
         }
         if let Some(allowed) = &decl.allowed
             && !allowed.iter().any(|a| same(a, v))
@@ -1012,7 +1170,13 @@ impl Expander<'_> {
             Some(ids) => ids.clone(),
             None => {
                 let before = self.loaded.documents.len();
-                let mut sub = super::load::load_dir_except(&dir, &[MODULES_DIR]);
+                // Shown as the user knows it (`desired-state/modules/app/main.toml`), not
+                // by its real path.
+                let shown = match &self.root {
+                    Some(root) => self.root_shown.join(dir.strip_prefix(root).unwrap_or(&dir)),
+                    None => dir.clone(),
+                };
+                let mut sub = super::load::load_dir_except(&shown, &[MODULES_DIR]);
                 // Append the module's files to the one set of sources, renumbered.
                 let offset = self.loaded.sources.len() as u32;
                 for i in 0..sub.sources.len() {
@@ -1048,16 +1212,24 @@ impl Expander<'_> {
         let mut chain = cx.chain.clone();
         chain.push(dir);
         for each in instances {
+            if !self.count_instance(entry.key_span, &field) {
+                return;
+            }
             let instance = match &each {
                 None => name.to_string(),
                 Some((k, _)) => format!("{name}[\"{}\"]", key_text(k)),
             };
             let prefix = cx.field(&format!("module.{instance}"));
             scope.each = each.clone();
+            let before = self.loaded.diagnostics.len();
+            self.subst_failed = false;
             let args: BTreeMap<String, RawEntry> = inputs
                 .iter()
                 .map(|(k, e)| {
-                    let value = self.subst(&e.value, scope, &format!("{field}.{k}"));
+                    let value = absolutize_files(
+                        self.subst(&e.value, scope, &format!("{field}.{k}")),
+                        base_dir,
+                    );
                     (
                         k.clone(),
                         RawEntry {
@@ -1068,6 +1240,13 @@ impl Expander<'_> {
                 })
                 .collect();
             scope.each = None;
+            if self.loaded.diagnostics.len() > before || self.subst_failed {
+                // An input could not be made (reported): the instance is not expanded, so
+                // its resources do not add problems of their own about an empty value.
+                scope.module_outputs.insert(instance, BTreeMap::new());
+                scope.failed_calls.insert(name.to_string());
+                continue;
+            }
             self.out.calls.insert(prefix.clone(), entry.key_span);
             let outputs = self.module(
                 &docs,
@@ -1217,20 +1396,7 @@ impl Expander<'_> {
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
         for each in instances {
-            self.instances += 1;
-            if self.instances > MAX_INSTANCES {
-                if self.instances == MAX_INSTANCES + 1 {
-                    self.push(
-                        Diagnostic::at(
-                            entry.key_span,
-                            format!(
-                                "the desired state expands to more than {MAX_INSTANCES} resources"
-                            ),
-                        )
-                        .field(shown.clone())
-                        .help("check the `for_each` lists and module calls"),
-                    );
-                }
+            if !self.count_instance(entry.key_span, &shown) {
                 return;
             }
             let instance_name = match &each {
@@ -1240,6 +1406,7 @@ impl Expander<'_> {
             let address = Address::in_module(&cx.prefix, provider, kind.name(), &instance_name);
             scope.each = each;
             let before = self.loaded.diagnostics.len();
+            self.subst_failed = false;
             let mut raw = self.subst(
                 &Raw {
                     span: entry.value.span,
@@ -1260,7 +1427,7 @@ impl Expander<'_> {
                     }
                 }
             }
-            if self.loaded.diagnostics.len() > before {
+            if self.loaded.diagnostics.len() > before || self.subst_failed {
                 self.out.failed.insert(address.clone());
             }
             self.out.instances.push(Instance {
@@ -1284,6 +1451,7 @@ impl Expander<'_> {
         let RawValue::Table(t) = &entry.value.value else {
             return None;
         };
+        let mut reads_sensitive = false;
         let mut decl = OutputDecl {
             name: name.to_string(),
             value: Raw {
@@ -1298,7 +1466,11 @@ impl Expander<'_> {
         for (k, e) in t {
             let f = format!("{field}.{k}");
             match (k.as_str(), &e.value.value) {
-                ("value", _) => value = Some(self.subst(&e.value, scope, &f)),
+                ("value", _) => {
+                    self.sensitive_read = false;
+                    value = Some(self.subst(&e.value, scope, &f));
+                    reads_sensitive = self.sensitive_read;
+                }
                 ("description", RawValue::String(s)) => decl.description = Some(s.clone()),
                 ("sensitive", RawValue::Bool(b)) => decl.sensitive = *b,
                 ("description", other) => self.push(
@@ -1329,6 +1501,19 @@ impl Expander<'_> {
             );
             return None;
         };
+        // As Terraform: an output that shows a sensitive output of a module must say it is
+        // sensitive too, or `provisioner output` would print it in clear.
+        if reads_sensitive && !decl.sensitive {
+            self.push(
+                Diagnostic::at(
+                    entry.key_span,
+                    format!("output `{name}` reads a module's sensitive output"),
+                )
+                .field(field.clone())
+                .help("mark it `sensitive = true`"),
+            );
+            return None;
+        }
         decl.value = value;
         Some(decl)
     }
@@ -1417,6 +1602,7 @@ impl Expander<'_> {
                 }
                 Lookup::Failed => {
                     failed = true;
+                    self.subst_failed = true;
                     text.push_str(&format!("$${{{body}}}"));
                 }
             }
@@ -1469,6 +1655,16 @@ impl Expander<'_> {
             Lookup::Failed
         };
         if let Some(name) = body.strip_prefix("var.") {
+            if scope.failed_vars.contains(name) {
+                return Lookup::Failed;
+            }
+            if name.contains(['.', '[']) {
+                return fail(
+                    self,
+                    format!("`${{{body}}}`: a variable is used whole, `${{var.NAME}}`"),
+                    Some("for a field of a table, loop over it with `for_each` and read `${each.value.FIELD}`, or declare a variable for the field".into()),
+                );
+            }
             return match scope.vars.get(name) {
                 Some(v) => Lookup::Value(v.clone()),
                 None => {
@@ -1492,6 +1688,15 @@ impl Expander<'_> {
             let Some((key, value)) = &scope.each else {
                 return fail(self, format!("`${{{body}}}` is used outside a `for_each`"), Some("`each.key` and `each.value` exist only in a resource or module call with `for_each`".into()));
             };
+            if body == "each"
+                || !(body == "each.key" || body == "each.value" || body.starts_with("each.value."))
+            {
+                return fail(
+                    self,
+                    format!("`${{{body}}}` is not `each.key`, `each.value` or `each.value.FIELD`"),
+                    None,
+                );
+            }
             return match body {
                 "each.key" => Lookup::Value(Raw {
                     span: key.span,
@@ -1532,7 +1737,15 @@ impl Expander<'_> {
                         Some(format!("write `${{module.{base}[\"KEY\"].{output}}}`")),
                     );
                 }
+                if scope.failed_calls.contains(base) {
+                    return Lookup::Failed;
+                }
                 let Some(outputs) = scope.module_outputs.get(call) else {
+                    if call == base {
+                        // Not expanded: its own problems (a cycle, a bad `source`) are
+                        // reported where they are.
+                        return Lookup::Failed;
+                    }
                     return fail(
                         self,
                         format!(
@@ -1542,7 +1755,10 @@ impl Expander<'_> {
                     );
                 };
                 return match outputs.get(output) {
-                    Some(v) => Lookup::Value(v.clone()),
+                    Some((v, sensitive)) => {
+                        self.sensitive_read |= *sensitive;
+                        Lookup::Value(v.clone())
+                    }
                     None => {
                         let names: Vec<&str> = outputs.keys().map(String::as_str).collect();
                         fail(
@@ -1606,8 +1822,7 @@ enum VarType {
 
 impl VarType {
     fn parse(s: &str) -> Option<VarType> {
-        let s = s.trim();
-        let scalar = |t: &str| match t.trim() {
+        let scalar = |t: &str| match t {
             "string" => Some(VarType::String),
             "number" => Some(VarType::Number),
             "bool" => Some(VarType::Bool),
@@ -1722,6 +1937,11 @@ fn module_uses(raw: &Raw, out: &mut BTreeSet<String>) {
             let mut rest = s.as_str();
             while let Some(i) = rest.find("${module.") {
                 let after = &rest[i + "${module.".len()..];
+                // `$${module.…}` is the escape for literal text, not a use.
+                if rest[..i].ends_with('$') {
+                    rest = after;
+                    continue;
+                }
                 let name: String = after
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
@@ -1734,6 +1954,12 @@ fn module_uses(raw: &Raw, out: &mut BTreeSet<String>) {
         RawValue::Table(t) => t.values().for_each(|e| module_uses(&e.value, out)),
         _ => {}
     }
+}
+
+/// True when `raw` is one string that holds a reference (a `${` that is not `$${`) and
+/// nothing else of another type: a value known only after apply.
+fn holds_reference(raw: &Raw) -> bool {
+    matches!(&raw.value, RawValue::String(_)) && has_unescaped_reference(raw)
 }
 
 /// True when a string in `raw` holds a `${` that is not the escape `$${`.
@@ -1768,6 +1994,32 @@ fn split_outside_keys(text: &str) -> Vec<&str> {
     }
     out.push(&text[start..]);
     out
+}
+
+/// `raw` with every secret source `{ file = "relative/path" }` in it made relative to `base`
+/// (the folder of the file that writes the value, which is not the folder of the resource
+/// that finally reads it).
+fn absolutize_files(mut raw: Raw, base: &Path) -> Raw {
+    fn walk(raw: &mut Raw, base: &Path) {
+        match &mut raw.value {
+            RawValue::Table(t) => {
+                if t.len() == 1
+                    && let Some(e) = t.get_mut("file")
+                    && let RawValue::String(p) = &mut e.value.value
+                    && Path::new(p.as_str()).is_relative()
+                    && !base.as_os_str().is_empty()
+                {
+                    *p = base.join(p.as_str()).display().to_string();
+                    return;
+                }
+                t.values_mut().for_each(|e| walk(&mut e.value, base));
+            }
+            RawValue::Array(items) => items.iter_mut().for_each(|i| walk(i, base)),
+            _ => {}
+        }
+    }
+    walk(&mut raw, base);
+    raw
 }
 
 /// Moves every span of `raw` to the file `to` names for its file (a value read from a

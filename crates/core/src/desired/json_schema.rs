@@ -139,11 +139,11 @@ fn resource(kind: Kind) -> Value {
         .expect("a block has properties");
     props.insert(
         "lifecycle".into(),
-        json!({ "$ref": "#/definitions/lifecycle" }),
+        or_substitution(json!({ "$ref": "#/definitions/lifecycle" })),
     );
     props.insert(
         "depends_on".into(),
-        json!({ "$ref": "#/definitions/depends_on" }),
+        or_substitution(json!({ "$ref": "#/definitions/depends_on" })),
     );
     props.insert("for_each".into(), for_each());
     obj.insert("description".into(), Value::String(kind.doc().into()));

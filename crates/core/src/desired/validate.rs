@@ -91,6 +91,8 @@ fn validate_in(
         environments,
         calls,
         failed,
+        environment_failed: _,
+        pseudo_files,
     } = expanded;
     let moved_raw: Vec<&RawEntry> = moved_entries.iter().collect();
     let mut found: BTreeMap<Address, (Kind, Found)> = BTreeMap::new();
@@ -197,8 +199,13 @@ fn validate_in(
             }
         }
         for (d, span) in explicit.get(address).map(Vec::as_slice).unwrap_or_default() {
+            let every = || instances_of(d, &found);
             if found.contains_key(d) {
                 deps.insert(d.clone());
+            } else if let every @ [_, ..] = every().as_slice() {
+                // A resource with `for_each`, named whole: each of its instances (as
+                // Terraform's `depends_on`).
+                deps.extend(every.iter().cloned());
             } else {
                 let mut diag =
                     Diagnostic::at(*span, format!("`depends_on` names unknown resource `{d}`"))
@@ -222,7 +229,7 @@ fn validate_in(
     let outputs = decode_outputs(output_decls, &found, &known, &sources, &mut diagnostics);
     attach_call_chain(&mut diagnostics, &calls);
 
-    let files = sources.len();
+    let files = sources.len() - pseudo_files;
     match settings {
         Some(settings) if diagnostics.is_empty() => Ok(DesiredState {
             settings,
@@ -561,6 +568,20 @@ fn decode_depends_on(raw: &Raw, cx: &mut Cx<'_>) -> Option<Vec<(Address, Span)>>
     Some(out)
 }
 
+/// The instances of a resource with `for_each` (`kind.name["a"]`, …) when `address` names it
+/// without a key; empty otherwise.
+fn instances_of(address: &Address, found: &BTreeMap<Address, (Kind, Found)>) -> Vec<Address> {
+    if address.name().contains('[') {
+        return Vec::new();
+    }
+    let prefix = format!("{}[\"", address.as_str());
+    found
+        .keys()
+        .filter(|a| a.as_str().starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
 /// Returns true when the reference is sound (so it is a dependency).
 fn check_reference(
     u: &RefUse,
@@ -576,6 +597,15 @@ fn check_reference(
     let Some((kind, _)) = found.get(&target.address) else {
         let mut d = base();
         d.message = format!("reference to unknown resource `{}`", target.address);
+        if let Some(first) = instances_of(&target.address, found).first() {
+            d.message = format!(
+                "`{}` has `for_each`: a reference names one of its instances",
+                target.address
+            );
+            d.help = Some(format!("like `${{{first}.{}}}`", target.attribute));
+            diags.push(d);
+            return false;
+        }
         if Kind::lookup(target.address.provider(), target.address.kind()).is_none() {
             d.message = format!(
                 "reference to unknown kind `{}.{}`",
