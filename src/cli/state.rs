@@ -218,12 +218,18 @@ async fn state(
     command: &StateCommand,
 ) -> anyhow::Result<()> {
     let store = open(ledger_url).await?;
-    // Another environment's ledger is neither shown nor changed as this one's.
-    if let Some(current) = store.read().await? {
+    // Another environment's ledger is neither shown nor changed as this one's. The
+    // commands that repair a ledger (`history`, `rollback`, `unlock`) work whatever it
+    // holds; a ledger that cannot be read is reported by the command itself.
+    let repairs = matches!(
+        command,
+        StateCommand::History { .. } | StateCommand::Rollback { .. } | StateCommand::Unlock { .. }
+    );
+    if !repairs && let Ok(Some(current)) = store.read().await {
         current
             .ledger
             .clone()
-            .claim_environment(inputs.environment.as_deref().filter(|e| !e.is_empty()))
+            .claim_environment(inputs.environment.as_deref())
             .map_err(anyhow::Error::msg)?;
     }
     match command {

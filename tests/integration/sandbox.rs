@@ -6,6 +6,20 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The child's standard output, line by line, as it comes.
+fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 #[test]
 fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -30,15 +44,7 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(&mut child);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(180);
     let wanted = |seen: &[String]| {
@@ -186,15 +192,7 @@ fn the_sandbox_runs_the_staging_environment() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(&mut child);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !seen.iter().any(|l: &String| l.contains("first pass:")) {

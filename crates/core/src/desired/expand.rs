@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use super::kinds::{Kind, PROVIDERS};
 use super::load::{Loaded, Raw, RawEntry, RawTable, RawValue, load_text};
-use super::refs::{Address, is_key, is_name, may_hold_reference};
+use super::refs::{Address, is_key, is_name, may_hold_reference, split_outside_keys};
 use super::schema::suggest;
 use super::source::{Diagnostic, FileId, Span};
 
@@ -1974,26 +1974,6 @@ fn has_unescaped_reference(raw: &Raw) -> bool {
         RawValue::Table(t) => t.values().any(|e| has_unescaped_reference(&e.value)),
         _ => false,
     }
-}
-
-/// Splits at the dots outside `["…"]`.
-fn split_outside_keys(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_key = false;
-    for (i, b) in text.bytes().enumerate() {
-        match b {
-            b'[' => in_key = true,
-            b']' => in_key = false,
-            b'.' if !in_key => {
-                out.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&text[start..]);
-    out
 }
 
 /// `raw` with every secret source `{ file = "relative/path" }` in it made relative to `base`

@@ -47,7 +47,7 @@ fn is_instance_name(s: &str) -> bool {
 }
 
 /// Splits `text` at the dots that are not inside `["..."]`.
-fn split_outside_keys(text: &str) -> Vec<&str> {
+pub(crate) fn split_outside_keys(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut in_key = false;
