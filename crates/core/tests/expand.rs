@@ -194,8 +194,10 @@ error_message = "between 1 and 10 nodes"
 type = "string"
 pattern = "[a-z]+"
 "#;
-    let mut inputs = Inputs::default();
-    inputs.vars = vec![("size".into(), "11".into()), ("name".into(), "Bad".into())];
+    let mut inputs = Inputs {
+        vars: vec![("size".into(), "11".into()), ("name".into(), "Bad".into())],
+        ..Inputs::default()
+    };
     let (_, text) = errors(&[("main.toml", decl)], &inputs);
     assert!(
         text.contains("11 is above the maximum 10 of variable `size`"),
@@ -218,8 +220,10 @@ pattern = "[a-z]+"
 fn missing_unknown_and_unused_values_are_errors() {
     let (_, text) = errors(&[("main.toml", VARS)], &Inputs::default());
     assert!(text.contains("variable `prefix` has no value"), "{text}");
-    let mut inputs = Inputs::default();
-    inputs.vars = vec![("prefix".into(), "x".into()), ("regoin".into(), "x".into())];
+    let inputs = Inputs {
+        vars: vec![("prefix".into(), "x".into()), ("regoin".into(), "x".into())],
+        ..Inputs::default()
+    };
     let (_, text) = errors(&[("main.toml", VARS)], &inputs);
     assert!(
         text.contains("`regoin` is not a variable of the root module"),
