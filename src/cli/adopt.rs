@@ -244,6 +244,31 @@ async fn import(
     ledger_url: &str,
     args: &ImportArgs,
 ) -> anyhow::Result<ExitCode> {
+    // `import` writes root-module TOML. A `for_each` instance or a module's resource is
+    // written by hand and then recorded with `provisioner state import ADDR ID`; a module's
+    // folder and an environment's file are not where root resources go.
+    if let Some(address) = args.object.first()
+        && let Ok(a) = Address::parse(address)
+        && (!a.module().is_empty() || a.name().contains('['))
+    {
+        anyhow::bail!(
+            "{a} is a for_each instance or a module's resource: write its block in the desired state, then record the object with `provisioner state import '{a}' ID`"
+        );
+    }
+    let to = args.to.canonicalize().unwrap_or_else(|_| args.to.clone());
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    for folder in [
+        crate::desired::expand::MODULES_DIR,
+        crate::desired::expand::ENVIRONMENTS_DIR,
+    ] {
+        if to.starts_with(root.join(folder)) {
+            anyhow::bail!(
+                "{} is inside `{folder}/`: import writes root-module resources; choose a file elsewhere in {}",
+                args.to.display(),
+                dir.display()
+            );
+        }
+    }
     let w = observe(dir, inputs, ledger_url).await?;
     let mut taken: BTreeSet<Address> = w.desired.resources.keys().cloned().collect();
     taken.extend(w.ledger.resources.keys().cloned());

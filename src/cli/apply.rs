@@ -113,6 +113,21 @@ async fn apply(
         errln!("warning: {w}");
     }
     if let Some(f) = &saved {
+        let planned_for = f.plan.get("environment").and_then(|e| e.as_str());
+        if planned_for != loaded.desired.environment_name() {
+            anyhow::bail!(
+                "the saved plan was made for {}, not {}: apply it with the same `-e`",
+                planned_for.map_or("no environment".to_string(), |e| format!(
+                    "environment `{e}`"
+                )),
+                loaded
+                    .desired
+                    .environment_name()
+                    .map_or("no environment".to_string(), |e| format!(
+                        "environment `{e}`"
+                    ))
+            );
+        }
         if f.basis.ledger != loaded.ledger_url {
             anyhow::bail!(
                 "the saved plan was made against the ledger {}, not {}: apply it with the same `--ledger`",

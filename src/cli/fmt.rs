@@ -40,6 +40,17 @@ fn run(dir: &Path, args: &FmtArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for root in &roots {
+        // A link named on the command line is not followed to rewrite what it points at
+        // (a file or folder outside the desired state).
+        if !args.paths.is_empty()
+            && std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            problems.push(format!(
+                "error: {} is a symbolic link: not formatted (name the file it points at)",
+                root.display()
+            ));
+            continue;
+        }
         let meta =
             std::fs::metadata(root).with_context(|| format!("reading {}", root.display()))?;
         if meta.is_dir() {

@@ -454,3 +454,91 @@ async fn the_daemon_names_its_environment_on_status_and_on_every_metric() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_saved_for_one_environment_is_not_applied_to_another_and_import_writes_no_instance()
+{
+    let w = World::new().await;
+    let plan = w.dir.path().join("staging.plan");
+    w.run(&["-e", "staging", "diff", "-o", plan.to_str().unwrap()])
+        .expect(0);
+    let refused = w.run(&["-e", "production", "apply", plan.to_str().unwrap()]);
+    refused.expect(1);
+    assert!(
+        refused.err().contains(
+            "the saved plan was made for environment `staging`, not environment `production`"
+        ),
+        "{}",
+        refused.err()
+    );
+    let import = w.run(&[
+        "-e",
+        "staging",
+        "import",
+        "--to",
+        w.desired().join("more.toml").to_str().unwrap(),
+        "module.app.digitalocean.spaces_bucket.data[\"x\"]",
+        "x",
+    ]);
+    import.expect(1);
+    assert!(
+        import
+            .err()
+            .contains("is a for_each instance or a module's resource"),
+        "{}",
+        import.err()
+    );
+    assert!(!w.desired().join("more.toml").exists());
+}
+
+/// A relative `{ file = … }` in an environment's file is relative to that file, with `-d`
+/// relative too (the usual `-d desired-state`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_file_named_in_an_environment_file_is_read_from_beside_it() {
+    let w = World::new().await;
+    std::fs::write(
+        w.desired().join("main.toml"),
+        "[settings]\nledger = \"file://state\"\n\n[variable.pw]\ntype = \"secret\"\n\n[github.actions_secret.relay]\nrepository = \"o/r\"\nname = \"RELAY\"\nvalue = \"${var.pw}\"\n",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(w.desired().join("modules")).unwrap();
+    std::fs::write(
+        w.desired().join("environments/staging.toml"),
+        "[variables]\npw = { file = \"pw.txt\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.desired().join("environments/production.toml"),
+        "[variables]\npw = { env = \"PW\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.desired().join("environments/pw.txt"),
+        "CANARY-env-file-9d1e",
+    )
+    .unwrap();
+    let out = w
+        .command(&["-e", "staging", "diff", "--live-from"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/live/empty.json"
+        ))
+        .env(
+            "PROVISIONER_FINGERPRINT_KEY",
+            "0123456789abcdef0123456789abcdef",
+        )
+        .current_dir(w.dir.path())
+        .arg("-d")
+        .arg("desired")
+        .output()
+        .unwrap();
+    let run = Run(out);
+    assert!(!run.err().contains("No such file"), "{}", run.err());
+    assert!(!run.out().contains("CANARY") && !run.err().contains("CANARY"));
+    assert!(
+        run.out().contains("github.actions_secret.relay"),
+        "{}\n{}",
+        run.out(),
+        run.err()
+    );
+}

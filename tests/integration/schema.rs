@@ -334,3 +334,24 @@ fn fmt_refuses_a_file_that_does_not_parse_and_leaves_it_alone() {
         "[digitalocean.vpc.a]\nname = \n"
     );
 }
+
+/// `fmt` never rewrites what a link points at outside the folder, walked or named.
+#[test]
+fn fmt_does_not_write_through_a_link_to_a_file_outside() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("elsewhere.toml");
+    let messy = "[digitalocean.vpc.a]\nname=\"a\"\n   region =   \"nyc3\"\n";
+    std::fs::write(&target, messy).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("a.toml")).unwrap();
+    let walked = fmt(&[], dir.path());
+    assert!(!walked.status.success());
+    let named = fmt(&[dir.path().join("a.toml").to_str().unwrap()], dir.path());
+    assert!(!named.status.success());
+    assert!(
+        String::from_utf8_lossy(&named.stderr).contains("is a symbolic link: not formatted"),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), messy);
+}

@@ -786,3 +786,91 @@ fn an_unknown_environment_is_one_problem_not_thirty() {
     // A README beside the environments is not one.
     load(&files, &env("staging"));
 }
+
+#[test]
+fn outputs_that_publish_a_secret_source_or_name_nothing_in_a_module_are_refused() {
+    let (_, text) = errors(
+        &[(
+            "main.toml",
+            "[variable.pw]\ntype = \"secret\"\ndefault = { env = \"PW\" }\n\n[output.o]\nvalue = \"${var.pw}\"\n",
+        )],
+        &Inputs::default(),
+    );
+    assert!(
+        text.contains("output `o` would publish a secret source"),
+        "{text}"
+    );
+    // A module's output is checked whether the caller reads it or not, and named as the
+    // module's.
+    let (_, text) = errors(
+        &[
+            (
+                "modules/m/main.toml",
+                "[output.unused]\nvalue = \"${digitalocean.vpc.nothere.id}\"\n",
+            ),
+            ("main.toml", "[module.a]\nsource = \"modules/m\"\n"),
+        ],
+        &Inputs::default(),
+    );
+    assert!(text.contains("module.a.output.unused"), "{text}");
+    assert!(
+        text.contains("in module.a, called at main.toml:1:9"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_move_to_an_instance_this_environment_does_not_have_does_nothing_here() {
+    let files = [
+        (
+            "main.toml",
+            "[variable.keys]\ntype = \"list(string)\"\n\n[digitalocean.vpc.v]\nfor_each = \"${var.keys}\"\nname = \"v-${each.key}\"\nregion = \"nyc3\"\n\n\
+             [[moved]]\nfrom = \"digitalocean.vpc.legacy\"\nto = 'digitalocean.vpc.v[\"c\"]'\n",
+        ),
+        ("environments/staging.toml", "[variables]\nkeys = [\"a\"]\n"),
+        (
+            "environments/production.toml",
+            "[variables]\nkeys = [\"a\", \"c\"]\n",
+        ),
+    ];
+    assert!(load(&files, &env("staging")).moved.is_empty());
+    assert_eq!(load(&files, &env("production")).moved.len(), 1);
+    // A plain address that is nowhere is still a mistake worth naming.
+    expect(
+        &[(
+            "main.toml",
+            "[[moved]]\nfrom = \"digitalocean.vpc.a\"\nto = \"digitalocean.vpc.b\"\n[digitalocean.vpc.c]\nname = \"c\"\nregion = \"nyc3\"\n",
+        )],
+        &Inputs::default(),
+        "main.toml:3:6",
+        "is not in the desired state",
+    );
+}
+
+#[test]
+fn a_module_nested_too_deep_is_one_problem_per_call() {
+    let mut files: Vec<(String, String)> = vec![(
+        "main.toml".into(),
+        "[module.m0]\nsource = \"modules/m1\"\nfor_each = [\"a\", \"b\", \"c\"]\n".into(),
+    )];
+    for i in 1..=10 {
+        files.push((
+            format!("modules/m{i}/main.toml"),
+            format!(
+                "[module.m{i}]\nsource = \"../m{}\"\nfor_each = [\"a\", \"b\", \"c\"]\n",
+                i + 1
+            ),
+        ));
+    }
+    files.push((
+        "modules/m11/main.toml".into(),
+        "[output.x]\nvalue = \"y\"\n".into(),
+    ));
+    let f: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (e, text) = errors(&f, &Inputs::default());
+    assert!(text.contains("nested deeper than 8 levels"), "{text}");
+    assert_eq!(e.diagnostics.len(), 1, "{text}");
+}

@@ -175,6 +175,9 @@ pub struct Expanded {
     /// Sources that are not files (`--var` and `PROVISIONER_VAR_` values, kept to show
     /// them in problems): not counted as files read.
     pub pseudo_files: usize,
+    /// Every module instance's outputs, named `module.NAME.output.OUTPUT`: their
+    /// references are checked as the root's are, whether the caller reads them or not.
+    pub module_outputs: Vec<OutputDecl>,
 }
 
 /// Reads the chosen environment's file and expands the root module (the documents already
@@ -193,6 +196,7 @@ pub fn expand(root: Option<&Path>, loaded: &mut Loaded, inputs: &Inputs) -> Expa
         env_dir: PathBuf::new(),
         sensitive_read: false,
         subst_failed: false,
+        reported: BTreeSet::new(),
     };
     let env_values = x.environment(root, inputs);
     if x.out.environment_failed {
@@ -236,6 +240,8 @@ struct Expander<'l> {
     /// Set when a substitution could not be made (reported where it failed, or where the
     /// variable or module it needs failed).
     subst_failed: bool,
+    /// Call sites whose problem is reported (once, not once per instance).
+    reported: BTreeSet<Span>,
 }
 
 struct RootInputs<'i> {
@@ -518,6 +524,11 @@ impl Expander<'_> {
                 outputs.insert(name.clone(), (decl.value.clone(), decl.sensitive));
                 if cx.root.is_some() {
                     self.out.outputs.push(decl);
+                } else {
+                    self.out.module_outputs.push(OutputDecl {
+                        name: cx.field(&format!("output.{name}")),
+                        ..decl
+                    });
                 }
             }
         }
@@ -1153,17 +1164,22 @@ impl Expander<'_> {
             return;
         };
         if cx.depth + 1 > MAX_MODULE_DEPTH {
-            self.push(
-                Diagnostic::at(
-                    entry.key_span,
-                    format!("modules nested deeper than {MAX_MODULE_DEPTH} levels"),
-                )
-                .field(field),
-            );
+            // Once per call site, not once per instance that reaches it.
+            if self.reported.insert(entry.key_span) {
+                self.push(
+                    Diagnostic::at(
+                        entry.key_span,
+                        format!("modules nested deeper than {MAX_MODULE_DEPTH} levels"),
+                    )
+                    .field(field),
+                );
+            }
             return;
         }
         if cx.chain.contains(&dir) {
-            self.push(Diagnostic::at(source.value.span, format!("module `{name}` calls a module that is already being expanded ({}): a module cannot contain itself", dir.display())).field(format!("{field}.source")));
+            if self.reported.insert(source.value.span) {
+                self.push(Diagnostic::at(source.value.span, format!("module `{name}` calls a module that is already being expanded ({}): a module cannot contain itself", dir.display())).field(format!("{field}.source")));
+            }
             return;
         }
         let ids = match self.modules.get(&dir) {
@@ -1511,6 +1527,20 @@ impl Expander<'_> {
                 )
                 .field(field.clone())
                 .help("mark it `sensitive = true`"),
+            );
+            return None;
+        }
+        // A secret source (a `type = "secret"` variable) is not published: its variable
+        // name or path is not for every reader of the ledger.
+        if holds_secret_source(&value) {
+            self.push(
+                Diagnostic::at(
+                    value.span,
+                    format!("output `{name}` would publish a secret source"),
+                )
+                .field(format!("{field}.value"))
+                .redacted()
+                .help("a secret variable flows only into secret fields; publish something else"),
             );
             return None;
         }
@@ -1956,6 +1986,18 @@ fn module_uses(raw: &Raw, out: &mut BTreeSet<String>) {
     }
 }
 
+/// True when `raw` is, or holds, a secret source table (`{ env = … }`, `{ file = … }`).
+fn holds_secret_source(raw: &Raw) -> bool {
+    match &raw.value {
+        RawValue::Table(t) => {
+            (t.len() == 1 && (t.contains_key("env") || t.contains_key("file")))
+                || t.values().any(|e| holds_secret_source(&e.value))
+        }
+        RawValue::Array(items) => items.iter().any(holds_secret_source),
+        _ => false,
+    }
+}
+
 /// True when `raw` is one string that holds a reference (a `${` that is not `$${`) and
 /// nothing else of another type: a value known only after apply.
 fn holds_reference(raw: &Raw) -> bool {
@@ -1980,6 +2022,10 @@ fn has_unescaped_reference(raw: &Raw) -> bool {
 /// (the folder of the file that writes the value, which is not the folder of the resource
 /// that finally reads it).
 fn absolutize_files(mut raw: Raw, base: &Path) -> Raw {
+    // Absolute, so that the resource's own folder (joined later) does not apply again
+    // when the desired-state folder was named by a relative path.
+    let absolute = std::env::current_dir().unwrap_or_default().join(base);
+    let base = absolute.as_path();
     fn walk(raw: &mut Raw, base: &Path) {
         match &mut raw.value {
             RawValue::Table(t) => {

@@ -93,6 +93,7 @@ fn validate_in(
         failed,
         environment_failed: _,
         pseudo_files,
+        module_outputs,
     } = expanded;
     let moved_raw: Vec<&RawEntry> = moved_entries.iter().collect();
     let mut found: BTreeMap<Address, (Kind, Found)> = BTreeMap::new();
@@ -226,7 +227,24 @@ fn validate_in(
     report_duplicate_identities(&resources, &found, &mut diagnostics);
     report_rrset_ttls(&resources, &found, &mut diagnostics);
 
-    let outputs = decode_outputs(output_decls, &found, &known, &sources, &mut diagnostics);
+    let outputs = decode_outputs(
+        output_decls,
+        true,
+        &found,
+        &known,
+        &sources,
+        &mut diagnostics,
+    );
+    // A module's outputs are checked the same way, read or not (the caller reads them
+    // through `${module.NAME.OUTPUT}`, where a broken one would be blamed on the reader).
+    let _ = decode_outputs(
+        module_outputs,
+        false,
+        &found,
+        &known,
+        &sources,
+        &mut diagnostics,
+    );
     attach_call_chain(&mut diagnostics, &calls);
 
     let files = sources.len() - pseudo_files;
@@ -257,8 +275,11 @@ fn validate_in(
 /// The root module's outputs, their references checked: they must name resources and
 /// attributes that exist, and never a secret output (the ledger, where outputs are kept,
 /// never holds a secret).
+/// `published`: the root's, kept in the ledger (no secret); a module's may hand a secret
+/// output on to its caller, where it can only flow into a secret field.
 fn decode_outputs(
     decls: Vec<super::expand::OutputDecl>,
+    published: bool,
     found: &BTreeMap<Address, (Kind, Found)>,
     known: &[String],
     sources: &Sources,
@@ -266,7 +287,12 @@ fn decode_outputs(
 ) -> BTreeMap<String, Output> {
     let mut out = BTreeMap::new();
     for d in decls {
-        let field = format!("output.{}", d.name);
+        // A module's outputs come named `module.NAME.output.OUTPUT` already.
+        let field = if d.name.starts_with("module.") {
+            d.name.clone()
+        } else {
+            format!("output.{}", d.name)
+        };
         let mut uses = Vec::new();
         output_refs(&d.value, &field, &mut uses, diagnostics);
         for u in &uses {
@@ -275,14 +301,18 @@ fn decode_outputs(
                     .iter()
                     .any(|e| e.name == u.target.attribute && e.secret)
             });
-            if secret {
+            if secret && published {
                 diagnostics.push(
                     Diagnostic::at(u.span, format!("`{}` is a secret output: an output is kept in the ledger, which never holds a secret", u.target))
                         .field(u.field.clone())
                         .help("publish a non-secret attribute (an ARN, a name, an id) instead"),
                 );
             } else {
-                check_reference(u, found, known, diagnostics);
+                let u = RefUse {
+                    in_secret: !published,
+                    ..u.clone()
+                };
+                check_reference(&u, found, known, diagnostics);
             }
         }
         out.insert(
@@ -478,6 +508,12 @@ fn decode_moved(
                 continue;
             }
             if !found.contains_key(&to) {
+                // An instance this environment does not have (its `for_each` lists other
+                // keys, or it does not call the module): the move is another environment's,
+                // and does nothing here.
+                if !to.module().is_empty() || to.name().contains('[') {
+                    continue;
+                }
                 diagnostics.push(
                     Diagnostic::at(
                         to_span,

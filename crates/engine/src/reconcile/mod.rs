@@ -78,6 +78,17 @@ pub enum PassError {
         /// The desired-state folder.
         dir: String,
     },
+    /// A `--target` or `--replace` address that names a resource with `for_each` whole.
+    #[error(
+        "{address} has `for_each`: name each instance to target ({})",
+        .instances.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
+    )]
+    WholeForEach {
+        /// The address given.
+        address: Address,
+        /// Its instances.
+        instances: Vec<Address>,
+    },
     /// The fingerprint key could not be loaded.
     #[error("{0}")]
     Key(String),
@@ -184,6 +195,19 @@ async fn load(
     }
     for a in config.targets.iter().chain(&config.replace) {
         if !desired.resources.contains_key(a) {
+            let prefix = format!("{}[\"", a.as_str());
+            let instances: Vec<Address> = desired
+                .resources
+                .keys()
+                .filter(|r| r.as_str().starts_with(&prefix))
+                .cloned()
+                .collect();
+            if !instances.is_empty() {
+                return Err(PassError::WholeForEach {
+                    address: a.clone(),
+                    instances,
+                });
+            }
             return Err(PassError::UnknownAddress {
                 address: a.clone(),
                 dir: config.desired_dir.display().to_string(),
