@@ -136,22 +136,14 @@ impl World {
         serde_json::from_str(&text).unwrap()
     }
 
-    async fn vpc_names(&self) -> Vec<String> {
-        let v: Value = reqwest::Client::new()
-            .get(format!("{}/v2/vpcs", self.do_sim.url()))
-            .bearer_auth("sim-token")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut names: Vec<String> = v["vpcs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["name"].as_str().unwrap().to_string())
-            .collect();
+    /// The VPCs' names in the DigitalOcean simulator's account.
+    fn vpc_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.do_sim.edit(|s| {
+            s.vpcs
+                .iter()
+                .filter_map(|v| v["name"].as_str().map(str::to_string))
+                .collect()
+        });
         names.sort();
         names
     }
@@ -311,7 +303,7 @@ async fn two_environments_in_one_account_keep_their_own_ledgers_and_never_adopt_
     // Production with its own names converges beside staging.
     w.run(&["-e", "production", "apply", "--auto-approve"])
         .expect(0);
-    assert_eq!(w.vpc_names().await, ["prod-net", "stg-net"]);
+    assert_eq!(w.vpc_names(), ["prod-net", "stg-net"]);
     w.run(&["-e", "staging", "diff", "--detailed-exitcode"])
         .expect(0);
     w.run(&["-e", "production", "diff", "--detailed-exitcode"])

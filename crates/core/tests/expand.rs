@@ -6,16 +6,8 @@ use std::collections::BTreeMap;
 use provisioner_core::desired::refs::Address;
 use provisioner_core::desired::{self, DesiredState, Inputs, ValidationErrors};
 
-/// Writes `files` into a fresh folder.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-    dir
-}
+mod common;
+use common::folder;
 
 fn env(name: &str) -> Inputs {
     Inputs {
