@@ -866,3 +866,22 @@ fn a_module_nested_too_deep_is_one_problem_per_call() {
     assert!(text.contains("nested deeper than 8 levels"), "{text}");
     assert_eq!(e.diagnostics.len(), 1, "{text}");
 }
+
+#[test]
+fn terraform_words_that_are_not_here_are_named_as_such() {
+    for (body, message) in [
+        ("environment.nam", "the environment has only `name`"),
+        ("local.x", "there is no `local` in this language"),
+        ("count.index", "there is no `count` in this language"),
+    ] {
+        expect(
+            &[(
+                "main.toml",
+                &format!("[digitalocean.vpc.v]\nname = \"${{{body}}}\"\nregion = \"nyc3\"\n"),
+            )],
+            &Inputs::default(),
+            "main.toml:2:8",
+            message,
+        );
+    }
+}

@@ -1708,6 +1708,23 @@ impl Expander<'_> {
                 }
             };
         }
+        if body.starts_with("environment.") && body != "environment.name" {
+            return fail(
+                self,
+                format!("`${{{body}}}`: the environment has only `name`"),
+                Some("write `${environment.name}`".into()),
+            );
+        }
+        if let Some(first) = ["local", "count", "terraform", "path", "data"]
+            .into_iter()
+            .find(|w| body.starts_with(&format!("{w}.")))
+        {
+            return fail(
+                self,
+                format!("`${{{body}}}`: there is no `{first}` in this language"),
+                Some("the names are `var.NAME`, `each.key`/`each.value`, `module.NAME.OUTPUT`, `environment.name` and resources' attributes; docs/desired-state.md says where it differs from Terraform".into()),
+            );
+        }
         if body == "environment.name" {
             return match &scope.environment {
                 Some(e) => Lookup::Value(Raw { span, value: RawValue::String(e.clone()) }),
