@@ -385,7 +385,9 @@ async fn two_contenders_never_both_hold_the_lease(place: Place) {
         if round == 1 {
             let store = place.store().await;
             let (info, _) = store.lease().await.unwrap().expect("held");
-            // Let the winner's lease run out (it was taken with a 1-second lifetime).
+            // Let the winner's lease run out (it was taken with a 5-second lifetime: long
+            // enough that, on a loaded machine, it cannot run out while the ten contenders of
+            // one round still race for it, which would make a second winner rightly).
             let expires = humantime::parse_rfc3339(&info.expires_at).unwrap();
             while SystemTime::now() <= expires + Duration::from_millis(50) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -396,7 +398,7 @@ async fn two_contenders_never_both_hold_the_lease(place: Place) {
             let store = place.store().await;
             tasks.push(tokio::spawn(async move {
                 let owner = Owner::current(&format!("contender-{i}"));
-                store.try_acquire(&owner, Duration::from_secs(1)).await
+                store.try_acquire(&owner, Duration::from_secs(5)).await
             }));
         }
         let mut winners = 0;
