@@ -20,6 +20,29 @@ fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Reads lines into `seen` until `done` holds; past `within`, kills the child and fails
+/// with `what` and what was read.
+fn read_until(
+    rx: &mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    child: &mut std::process::Child,
+    within: Duration,
+    done: impl Fn(&[String]) -> bool,
+    what: &str,
+) {
+    let deadline = Instant::now() + within;
+    while !done(seen) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what}:\n{}", seen.join("\n"));
+            }
+        }
+    }
+}
+
 #[test]
 fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -46,26 +69,20 @@ fn the_sandbox_applies_injects_drift_corrects_it_and_stops_on_sigint() {
         .unwrap();
     let rx = lines(&mut child);
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let wanted = |seen: &[String]| {
+    let corrected = |seen: &[String]| {
         seen.iter()
             .filter(|l| l.contains("drift detected and corrected"))
             .count()
             >= 6
     };
-    while !wanted(&seen) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "the sandbox did not correct six drifts in time:\n{}",
-                    seen.join("\n")
-                );
-            }
-        }
-    }
+    read_until(
+        &rx,
+        &mut seen,
+        &mut child,
+        Duration::from_secs(180),
+        corrected,
+        "the sandbox did not correct six drifts in time",
+    );
     let text = seen.join("\n");
     assert!(
         text.contains("Plan: 0 to replace, 0 to delete, 44 to create"),
@@ -194,17 +211,14 @@ fn the_sandbox_runs_the_staging_environment() {
         .unwrap();
     let rx = lines(&mut child);
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !seen.iter().any(|l: &String| l.contains("first pass:")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no first pass in time:\n{}", seen.join("\n"));
-            }
-        }
-    }
+    read_until(
+        &rx,
+        &mut seen,
+        &mut child,
+        Duration::from_secs(120),
+        |seen| seen.iter().any(|l| l.contains("first pass:")),
+        "no first pass in time",
+    );
     let _ = Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())

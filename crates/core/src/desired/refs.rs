@@ -155,6 +155,14 @@ impl Address {
         &self.text
     }
 
+    /// True when this is one `for_each` instance of `whole` (`kind.name["a"]` of
+    /// `kind.name`).
+    pub fn is_instance_of(&self, whole: &Address) -> bool {
+        self.text
+            .strip_prefix(whole.as_str())
+            .is_some_and(|rest| rest.starts_with("[\"") && !whole.name().contains('['))
+    }
+
     fn parts(&self) -> (&str, &str, &str, &str) {
         (self.provider(), self.kind(), self.module(), self.name())
     }

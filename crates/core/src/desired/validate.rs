@@ -607,13 +607,9 @@ fn decode_depends_on(raw: &Raw, cx: &mut Cx<'_>) -> Option<Vec<(Address, Span)>>
 /// The instances of a resource with `for_each` (`kind.name["a"]`, …) when `address` names it
 /// without a key; empty otherwise.
 fn instances_of(address: &Address, found: &BTreeMap<Address, (Kind, Found)>) -> Vec<Address> {
-    if address.name().contains('[') {
-        return Vec::new();
-    }
-    let prefix = format!("{}[\"", address.as_str());
     found
         .keys()
-        .filter(|a| a.as_str().starts_with(&prefix))
+        .filter(|a| a.is_instance_of(address))
         .cloned()
         .collect()
 }

@@ -195,11 +195,10 @@ async fn load(
     }
     for a in config.targets.iter().chain(&config.replace) {
         if !desired.resources.contains_key(a) {
-            let prefix = format!("{}[\"", a.as_str());
             let instances: Vec<Address> = desired
                 .resources
                 .keys()
-                .filter(|r| r.as_str().starts_with(&prefix))
+                .filter(|r| r.is_instance_of(a))
                 .cloned()
                 .collect();
             if !instances.is_empty() {
